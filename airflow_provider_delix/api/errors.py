@@ -1,0 +1,72 @@
+"""Exceptions a DAG author can catch, one class per thing they would do differently.
+
+Plain Python (no Airflow import) so the core and the emulator tests can use them. Every
+message names the connection and says what to do; none ever contains the API key: the key
+only travels in the ``Authorization`` header, and response bodies are reduced to the API's
+``message`` / ``error`` / ``errors`` fields before they reach a message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DelixError(Exception):
+    """Base of every error raised by this provider for a Delix call."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        conn_id: str | None = None,
+        status_code: int | None = None,
+        api_message: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.conn_id = conn_id
+        self.status_code = status_code
+        self.api_message = api_message
+
+
+class DelixResponseError(DelixError):
+    """The server answered something this client cannot read (not JSON, missing fields)."""
+
+
+class DelixAuthError(DelixError):
+    """401/403: the connection's API key was refused. Never retried."""
+
+
+class DelixNotFoundError(DelixError):
+    """404: unknown or expired file or extract."""
+
+
+class DelixValidationError(DelixError):
+    """422 with ``errors``: the request was malformed (a client bug or a bad argument)."""
+
+    def __init__(self, message: str, *, errors: dict[str, list[str]], **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.errors = errors
+
+
+class DelixApiError(DelixError):
+    """422 with ``error``: the API refused the request with an ErrorEnum value (``self.error``)."""
+
+    def __init__(self, message: str, *, error: str, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.error = error
+
+
+class DelixStorageFullError(DelixApiError):
+    """STORAGE_COUNT_EXCEEDED / STORAGE_SIZE_EXCEEDED: the account holds 30 files or 100 MB."""
+
+
+class DelixInsufficientCreditsError(DelixApiError):
+    """NO_SUFFICIENT_CREDITS: top up the account, then re-run (finished pages are kept)."""
+
+
+class DelixTransientError(DelixError):
+    """429, 5xx, dropped connections and timeouts: retried by the hook's policy, raised when it gives up."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after

@@ -1,0 +1,273 @@
+"""Typed resources of the Delix API (``shared/delix-api.md`` section 4).
+
+Frozen dataclasses rather than pydantic or TypedDicts: they cost nothing to build (the
+operator builds one per page, hundreds of thousands per run), mypy checks them strictly, and
+the explicit ``from_api`` parsers are the one place that tolerates what the spec says may vary
+(an upload answer with or without ``data``, ``text`` missing on failed pages, ``pages`` as an
+array or as a URL). Unknown enum values from the server are kept as plain strings instead of
+crashing: the vendor documents its enums loosely.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from airflow_provider_delix.api.errors import DelixResponseError
+
+DEFAULT_BASE_URL = "https://api.delix.ir/v1"
+MAX_FILES_PER_REQUEST = 5
+MAX_STORED_FILES = 30
+MAX_STORED_BYTES = 100 * 1000 * 1000
+MAX_IMAGE_BYTES = 2 * 1000 * 1000
+MAX_PDF_BYTES = 8 * 1000 * 1000
+MAX_PDF_PAGES = 150
+MAX_SYNC_DOCUMENT_PAGES = 5
+
+
+class Engine(StrEnum):
+    """OCR engines (spec section 5)."""
+
+    DANLIN = "danlin"  # dense text
+    TIHO = "tiho"  # sparse text
+    PROBE = "probe"  # reads the embedded text layer of PDFs; takes no options
+
+
+class Language(StrEnum):
+    """Main language of the content (spec section 5)."""
+
+    FA = "fa"
+    EN = "en"
+    AR = "ar"
+    TR = "tr"
+
+
+class ErrorCode(StrEnum):
+    """The ErrorEnum of the API (spec section 6)."""
+
+    MALFORMED_FILE = "MALFORMED_FILE"
+    PAGE_COUNT_LIMIT_EXCEEDED = "PAGE_COUNT_LIMIT_EXCEEDED"
+    DUPLICATED_FILE = "DUPLICATED_FILE"
+    EXCEEDING_FILE_PAGE = "EXCEEDING_FILE_PAGE"
+    BAD_INPUT = "BAD_INPUT"
+    GENERAL_EXCEPTION = "GENERAL_EXCEPTION"
+    INVALID_FILE_PAGE = "INVALID_FILE_PAGE"
+    NO_SUFFICIENT_CREDITS = "NO_SUFFICIENT_CREDITS"
+    STORAGE_COUNT_EXCEEDED = "STORAGE_COUNT_EXCEEDED"
+    STORAGE_SIZE_EXCEEDED = "STORAGE_SIZE_EXCEEDED"
+    UNKNOWN_FIELD = "UNKNOWN_FIELD"
+    WRONG_FILE_TYPE = "WRONG_FILE_TYPE"
+    FILE_UNDER_PROCESSING = "FILE_UNDER_PROCESSING"
+
+
+class ExtractStatus(StrEnum):
+    PROCESSING = "processing"
+    PROCESSED = "processed"
+
+
+class PageStatus(StrEnum):
+    PROCESSED = "processed"
+    FAILED = "failed"
+
+
+def _enum_or_str(enum: type[StrEnum], value: Any) -> Any:
+    """Known values become enum members; unknown ones stay strings rather than failing the run."""
+    try:
+        return enum(value)
+    except ValueError:
+        return str(value)
+
+
+def _require(payload: Mapping[str, Any], key: str, what: str) -> Any:
+    if key not in payload:
+        raise DelixResponseError(f"Delix answered a {what} without '{key}'.")
+    return payload[key]
+
+
+def _as_mapping(payload: Any, what: str) -> Mapping[str, Any]:
+    if not isinstance(payload, Mapping):
+        raise DelixResponseError(f"Delix answered a {what} that is not a JSON object.")
+    return payload
+
+
+def unwrap_data(payload: Any, what: str) -> Any:
+    """Return ``payload["data"]``; every success payload is wrapped in ``data`` (spec section 1)."""
+    if isinstance(payload, Mapping) and "data" in payload:
+        return payload["data"]
+    raise DelixResponseError(f"Delix answered a {what} without the top-level 'data' key.")
+
+
+@dataclass(frozen=True, slots=True)
+class FileIdentifier:
+    """A stored file in an extraction request; ``page`` selects pages of a PDF (``3-16``, ``1,4,15``)."""
+
+    uuid: str
+    page: str | None = None
+
+    def to_api(self) -> dict[str, str]:
+        # Never send keys the API does not know, nor an empty page (the API answers UNKNOWN_FIELD).
+        body = {"uuid": self.uuid}
+        if self.page:
+            body["page"] = self.page
+        return body
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFile:
+    uuid: str
+    extension: str
+    page_count: int
+
+    @property
+    def status(self) -> str:
+        return "stored"
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedFile:
+    reason: ErrorCode | str
+
+    @property
+    def status(self) -> str:
+        return "rejected"
+
+
+UploadResult = StoredFile | RejectedFile
+
+
+def parse_upload_item(item: Any) -> UploadResult:
+    entry = _as_mapping(item, "upload entry")
+    status = entry.get("status")
+    if status == "stored":
+        return StoredFile(
+            uuid=str(_require(entry, "uuid", "stored file")),
+            extension=str(entry.get("extension", "")),
+            page_count=int(entry.get("page_count", 1)),
+        )
+    if status == "rejected":
+        return RejectedFile(reason=_enum_or_str(ErrorCode, entry.get("reason", "UNKNOWN")))
+    raise DelixResponseError(f"Delix answered an upload entry with unknown status {status!r}.")
+
+
+def parse_upload_response(payload: Any, expected: int) -> list[UploadResult]:
+    """Parse a 207 upload answer, with or without the ``data`` wrapper (early drafts had none)."""
+    items = payload["data"] if isinstance(payload, Mapping) and "data" in payload else payload
+    if not isinstance(items, Sequence) or isinstance(items, str | bytes):
+        raise DelixResponseError("Delix answered an upload without a list of files.")
+    if len(items) != expected:
+        raise DelixResponseError(
+            f"Delix answered {len(items)} upload entries for {expected} files; cannot tell which is which."
+        )
+    return [parse_upload_item(item) for item in items]
+
+
+def parse_stored_files(payload: Any) -> list[StoredFile]:
+    items = unwrap_data(payload, "file list")
+    if not isinstance(items, Sequence):
+        raise DelixResponseError("Delix answered a file list that is not a list.")
+    files = []
+    for item in items:
+        parsed = parse_upload_item(item)
+        if isinstance(parsed, StoredFile):
+            files.append(parsed)
+    return files
+
+
+@dataclass(frozen=True, slots=True)
+class ExtractFilePage:
+    number: int
+    status: PageStatus | str
+    text: str | None
+
+    @classmethod
+    def from_api(cls, item: Any) -> ExtractFilePage:
+        entry = _as_mapping(item, "page")
+        text = entry.get("text")
+        return cls(
+            number=int(_require(entry, "number", "page")),
+            status=_enum_or_str(PageStatus, _require(entry, "status", "page")),
+            text=None if text is None else str(text),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ExtractFile:
+    """One file of an extract: ``pages`` when synchronous, ``pages_url`` when asynchronous."""
+
+    uuid: str
+    pages: tuple[ExtractFilePage, ...] | None
+    pages_url: str | None
+
+    @classmethod
+    def from_api(cls, item: Any) -> ExtractFile:
+        entry = _as_mapping(item, "extract file")
+        pages = entry.get("pages")
+        uuid = str(_require(entry, "uuid", "extract file"))
+        if isinstance(pages, str):
+            return cls(uuid=uuid, pages=None, pages_url=pages)
+        if isinstance(pages, Sequence):
+            return cls(uuid=uuid, pages=tuple(ExtractFilePage.from_api(p) for p in pages), pages_url=None)
+        raise DelixResponseError("Delix answered an extract file whose 'pages' is neither a list nor a URL.")
+
+
+@dataclass(frozen=True, slots=True)
+class Extract:
+    uuid: str
+    status: ExtractStatus | str
+    file_type: str
+    engine: str
+    language: str | None
+    total_files: int
+    total_file_pages: int
+    total_processing_pages: int
+    initial_cost: int
+    failed_pages: int | None
+    returned_credits: int | None
+    files: tuple[ExtractFile, ...]
+
+    @property
+    def is_processed(self) -> bool:
+        return self.status == ExtractStatus.PROCESSED
+
+    @classmethod
+    def from_api(cls, payload: Any) -> Extract:
+        """Parse an Extract, wrapped in ``data`` or bare (the docs show both)."""
+        if isinstance(payload, Mapping) and "data" in payload and isinstance(payload["data"], Mapping):
+            payload = payload["data"]
+        entry = _as_mapping(payload, "extract")
+
+        def optional_int(key: str) -> int | None:
+            value = entry.get(key)
+            return None if value is None else int(value)
+
+        language = entry.get("language")
+        return cls(
+            uuid=str(_require(entry, "uuid", "extract")),
+            status=_enum_or_str(ExtractStatus, _require(entry, "status", "extract")),
+            file_type=str(entry.get("file_type", "")),
+            engine=str(entry.get("engine", "")),
+            language=None if language is None else str(language),
+            total_files=int(entry.get("total_files", 0)),
+            total_file_pages=int(entry.get("total_file_pages", 0)),
+            total_processing_pages=int(entry.get("total_processing_pages", 0)),
+            initial_cost=int(entry.get("initial_cost", 0)),
+            failed_pages=optional_int("failed_pages"),
+            returned_credits=optional_int("returned_credits"),
+            files=tuple(ExtractFile.from_api(f) for f in entry.get("files") or ()),
+        )
+
+
+def engine_body(engine: Engine | str, language: Language | str | None) -> dict[str, Any]:
+    """The ``engine`` object of an extraction body; ``probe`` takes no options (spec section 5)."""
+    name = Engine(engine)
+    if name is Engine.PROBE:
+        return {"name": name.value}
+    if language is None:
+        raise ValueError(f"Engine {name.value!r} needs a language: one of fa, en, ar, tr.")
+    try:
+        lang = Language(language)
+    except ValueError:
+        raise ValueError(f"Unknown language {language!r}: use one of fa, en, ar, tr.") from None
+    return {"name": name.value, "options": {"language": lang.value}}
