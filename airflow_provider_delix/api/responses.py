@@ -1,0 +1,154 @@
+"""Turn a Delix HTTP answer into parsed JSON or the right exception.
+
+Kept apart from the hook so the mapping is plain Python, unit-testable, and the single place
+where a response body is read for an error. Only the API's own ``message``/``error``/``errors``
+fields ever reach an exception text, truncated: a raw body is never logged or raised, and the
+request's headers (which carry the key) are never touched here.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import requests
+
+from airflow_provider_delix.api.errors import (
+    DelixApiError,
+    DelixAuthError,
+    DelixError,
+    DelixInsufficientCreditsError,
+    DelixNotFoundError,
+    DelixResponseError,
+    DelixStorageFullError,
+    DelixTransientError,
+    DelixValidationError,
+)
+from airflow_provider_delix.api.models import ErrorCode
+
+_MESSAGE_LIMIT = 300
+
+_ADVICE = {
+    ErrorCode.STORAGE_COUNT_EXCEEDED: "the account already stores 30 files; delete some or wait for "
+    "other uploaders sharing this key to finish",
+    ErrorCode.STORAGE_SIZE_EXCEEDED: "the account's 100 MB of storage is full; delete files or wait",
+    ErrorCode.NO_SUFFICIENT_CREDITS: "the account has run out of credits; top it up on the Delix "
+    "dashboard, then re-run",
+    ErrorCode.UNKNOWN_FIELD: "the request carried a field the API does not know (a client bug: "
+    "please report it)",
+    ErrorCode.WRONG_FILE_TYPE: "this endpoint does not take that file type (PDFs go to document "
+    "extraction, images to image extraction)",
+    ErrorCode.DUPLICATED_FILE: "the same file was named twice in one request",
+    ErrorCode.FILE_UNDER_PROCESSING: "the file is used by a running extraction; delete it once "
+    "the extraction has finished",
+    ErrorCode.INVALID_FILE_PAGE: "the page selection does not fit the file",
+    ErrorCode.EXCEEDING_FILE_PAGE: "more pages were requested than this mode allows",
+}
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    current = time.time() if now is None else now
+    return max(when.timestamp() - current, 0.0)
+
+
+def _clip(text: Any) -> str | None:
+    if text is None:
+        return None
+    clipped: str = str(text)
+    return clipped if len(clipped) <= _MESSAGE_LIMIT else clipped[:_MESSAGE_LIMIT] + "…"
+
+
+def _json_or_none(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def read_json(response: requests.Response, *, conn_id: str, what: str) -> Any:
+    """The parsed body of a successful answer; a body that is not JSON is a DelixResponseError."""
+    payload = _json_or_none(response)
+    if payload is None and response.content.strip():
+        raise DelixResponseError(
+            f"Delix answered {what} with HTTP {response.status_code} but a body that is not JSON "
+            f"(connection '{conn_id}'). Is the connection's host really the Delix API?",
+            conn_id=conn_id,
+            status_code=response.status_code,
+        )
+    return {} if payload is None else payload
+
+
+def raise_for_status(response: requests.Response, *, conn_id: str, what: str) -> None:
+    """Raise the exception class that tells a DAG author what to do; return on 2xx."""
+    status = response.status_code
+    if 200 <= status < 300:
+        return
+    body = _json_or_none(response)
+    fields = body if isinstance(body, Mapping) else {}
+    api_message = _clip(fields.get("message"))
+    suffix = f" Delix said: {api_message}" if api_message else ""
+    common: dict[str, Any] = {"conn_id": conn_id, "status_code": status, "api_message": api_message}
+
+    if status in (401, 403):
+        raise DelixAuthError(
+            f"Delix refused the API key of connection '{conn_id}' (HTTP {status}) for {what}. "
+            "Put a valid key from the Delix dashboard in the connection's password field.",
+            **common,
+        )
+    if status == 404:
+        raise DelixNotFoundError(
+            f"Delix found nothing for {what} (HTTP 404, connection '{conn_id}'): the file or extract "
+            "does not exist, has expired (files live 24 h), or was deleted.",
+            **common,
+        )
+    if status == 422:
+        error = fields.get("error")
+        if error:
+            code = str(error)
+            advice = _ADVICE.get(code, "see the troubleshooting page of the provider's docs")  # type: ignore[call-overload]
+            text = f"Delix rejected {what} with {code} (connection '{conn_id}'): {advice}.{suffix}"
+            cls: type[DelixApiError] = DelixApiError
+            if code in (ErrorCode.STORAGE_COUNT_EXCEEDED, ErrorCode.STORAGE_SIZE_EXCEEDED):
+                cls = DelixStorageFullError
+            elif code == ErrorCode.NO_SUFFICIENT_CREDITS:
+                cls = DelixInsufficientCreditsError
+            raise cls(text, error=code, **common)
+        errors = fields.get("errors")
+        clean: dict[str, list[str]] = {}
+        if isinstance(errors, Mapping):
+            clean = {
+                str(k): [str(_clip(m)) for m in (v if isinstance(v, list) else [v])]
+                for k, v in errors.items()
+            }
+        detail = "; ".join(f"{k}: {', '.join(v)}" for k, v in clean.items()) or "no details"
+        raise DelixValidationError(
+            f"Delix rejected {what} as invalid (HTTP 422, connection '{conn_id}'): {detail}.{suffix}",
+            errors=clean,
+            **common,
+        )
+    if status == 429 or status >= 500:
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        kind = "is throttling requests" if status == 429 else "had a server error"
+        raise DelixTransientError(
+            f"Delix {kind} (HTTP {status}) on {what}, connection '{conn_id}'.",
+            retry_after=retry_after,
+            **common,
+        )
+    raise DelixError(
+        f"Delix answered {what} with unexpected HTTP {status} (connection '{conn_id}').{suffix}",
+        **common,
+    )

@@ -1,0 +1,108 @@
+"""The hook's one retry policy: what is retried, how long to wait, when to give up.
+
+Only :class:`DelixTransientError` is retried (429, 5xx, dropped connections, timeouts).
+401/403, 404 and 422 are answers, not accidents: retrying them wastes time and, for 422,
+can never succeed. The wait is exponential with jitter, except that a ``Retry-After`` sent
+with a 429/503 is honoured: the next attempt waits exactly that long (capped by the
+total-time bound) instead of the computed backoff. Attempts and total time are both bounded.
+Built on tenacity so the policy is a declaration, not a hand-written loop; the sleep
+function is injectable so tests prove the waits without spending wall time.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
+
+from airflow_provider_delix.api.errors import DelixTransientError
+
+log = logging.getLogger(__name__)
+
+# Connection extras (and hook arguments) that tune the policy; never sent as HTTP headers.
+RETRY_EXTRAS = ("max_retries", "retry_wait_initial", "retry_wait_max", "retry_max_elapsed")
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Bounds of the retry loop; ``max_retries`` counts retries: at most ``1 + max_retries`` calls."""
+
+    max_retries: int = 5
+    retry_wait_initial: float = 1.0
+    retry_wait_max: float = 60.0
+    retry_max_elapsed: float = 600.0
+
+    def __post_init__(self) -> None:
+        if self.max_retries < 0:
+            raise ValueError("max_retries must be >= 0")
+        if self.retry_wait_initial < 0 or self.retry_wait_max < 0 or self.retry_max_elapsed < 0:
+            raise ValueError("retry waits and retry_max_elapsed must be >= 0 seconds")
+
+    @classmethod
+    def from_extras(cls, extras: Mapping[str, Any], **overrides: Any) -> RetryPolicy:
+        """Read the policy from connection extras; explicit (non-None) hook arguments win."""
+        values: dict[str, Any] = {}
+        for name in RETRY_EXTRAS:
+            raw = extras.get(name, extras.get(f"extra__delix__{name}"))
+            if raw not in (None, ""):
+                try:
+                    values[name] = int(raw) if name == "max_retries" else float(raw)
+                except (TypeError, ValueError):
+                    raise ValueError(
+                        f"Connection extra {name!r} must be a number, got {raw!r}."
+                    ) from None
+        policy = cls(**values)
+        return replace(policy, **{k: v for k, v in overrides.items() if v is not None})
+
+    def retrying(self, *, sleep: Callable[[float], None] = time.sleep, describe: str = "") -> Retrying:
+        """A tenacity ``Retrying`` that runs one call under this policy."""
+        return Retrying(
+            retry=retry_if_exception_type(DelixTransientError),
+            stop=stop_after_attempt(self.max_retries + 1) | stop_after_delay(self.retry_max_elapsed),
+            wait=_RetryAfterOrBackoff(self),
+            sleep=sleep,
+            reraise=True,
+            before_sleep=lambda state: _log_retry(state, self, describe),
+        )
+
+
+class _RetryAfterOrBackoff(wait_exponential_jitter):
+    """Exponential backoff with jitter, replaced by the server's ``Retry-After`` when it sent one."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        super().__init__(initial=policy.retry_wait_initial, max=policy.retry_wait_max, jitter=1)
+        self._cap = policy.retry_max_elapsed
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        backoff = float(super().__call__(retry_state))
+        outcome = retry_state.outcome
+        error = outcome.exception() if outcome is not None else None
+        retry_after = getattr(error, "retry_after", None)
+        if retry_after is not None:
+            return float(min(max(float(retry_after), 0.0), self._cap))
+        return backoff
+
+
+def _log_retry(state: RetryCallState, policy: RetryPolicy, describe: str) -> None:
+    error = state.outcome.exception() if state.outcome is not None else None
+    wait = state.next_action.sleep if state.next_action is not None else 0.0
+    # Only our own message: it names the status and the connection, never a body or the key.
+    log.warning(
+        "%s failed (%s); retry %d of %d in %.1f s.",
+        describe or "Delix call",
+        error,
+        state.attempt_number,
+        policy.max_retries,
+        wait,
+    )

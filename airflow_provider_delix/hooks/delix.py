@@ -1,0 +1,416 @@
+"""``DelixHook``: the ``delix`` connection and every endpoint of the Delix OCR API.
+
+Built on ``HttpHook`` so the connection behaves like every other HTTP connection (proxies,
+``verify``, ``timeout`` extras), with three changes that the API needs:
+
+* the API key (the connection's password) is sent by :class:`DelixBearerAuth`, never as a header
+  that could be logged, and never appears in a message;
+* one ``requests.Session`` per hook, built once and reused (keep-alive), with a connection pool
+  sized for ``max_connections`` threads: nothing on the session is mutated after it is built,
+  so several worker threads may share one hook (a ``ThreadPoolExecutor`` calling its methods);
+* one explicit retry policy (:mod:`airflow_provider_delix.api.retry`) around every call.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+from airflow.providers.http.hooks.http import HttpHook
+from requests.adapters import HTTPAdapter
+
+from airflow_provider_delix.api.auth import DelixBearerAuth
+from airflow_provider_delix.api.errors import (
+    DelixAuthError,
+    DelixError,
+    DelixNotFoundError,
+    DelixResponseError,
+    DelixTransientError,
+)
+from airflow_provider_delix.api.models import (
+    DEFAULT_BASE_URL,
+    MAX_FILES_PER_REQUEST,
+    Engine,
+    Extract,
+    ExtractFilePage,
+    FileIdentifier,
+    Language,
+    StoredFile,
+    UploadResult,
+    engine_body,
+    parse_stored_files,
+    parse_upload_response,
+)
+from airflow_provider_delix.api.responses import raise_for_status, read_json
+from airflow_provider_delix.api.retry import RETRY_EXTRAS, RetryPolicy
+
+# Our own connection extras. HttpHook sends unknown extras as HTTP headers, so these are
+# removed from the session's headers after HttpHook has built it.
+DELIX_EXTRAS = (*RETRY_EXTRAS, "timeout", "max_connections")
+DEFAULT_TIMEOUT = 120.0
+DEFAULT_MAX_CONNECTIONS = 16
+
+UploadItem = str | os.PathLike[str] | tuple[str, bytes]
+DocumentItem = str | FileIdentifier | tuple[str, str | None]
+
+
+def base_url_from_connection(host: str | None, schema: str | None, port: int | None) -> str:
+    """The API root for a connection: host may be a full URL, or a host name with schema/port.
+
+    ``schema`` follows HttpHook's convention (the protocol, ``http`` or ``https``); any other
+    value is read as the path (a URI ``delix://:KEY@api.delix.ir/v1`` gives schema ``v1``).
+    A URL without a path gets ``/v1``. No host at all means the public API.
+    """
+    host = (host or "").strip()
+    if not host:
+        return DEFAULT_BASE_URL
+    scheme, path = "https", ""
+    if schema and schema.lower() in ("http", "https"):
+        scheme = schema.lower()
+    elif schema:
+        path = "/" + schema.strip("/")
+    url = host if "://" in host else f"{scheme}://{host}"
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if port and parts.port is None:
+        netloc = f"{netloc}:{port}"
+    full_path = (parts.path.rstrip("/") or path) or "/v1"
+    return urlunsplit((parts.scheme, netloc, full_path.rstrip("/"), "", ""))
+
+
+def _extra(extras: Mapping[str, Any], name: str) -> Any:
+    value = extras.get(name, extras.get(f"extra__delix__{name}"))
+    return None if value in (None, "") else value
+
+
+class DelixHook(HttpHook):
+    """
+    Talk to the Delix OCR API through an Airflow ``delix`` connection.
+
+    :param delix_conn_id: the connection; its password is the API key, its host the API root
+        (default ``https://api.delix.ir/v1``).
+    :param timeout: seconds per HTTP request (connection extra ``timeout``; default 120).
+    :param retry_policy: overrides the policy read from the connection extras ``max_retries``,
+        ``retry_wait_initial``, ``retry_wait_max``, ``retry_max_elapsed``.
+    :param max_connections: keep-alive connections kept for concurrent threads (default 16).
+    :param sleep: how the retry loop waits; tests inject a recorder instead of ``time.sleep``.
+    """
+
+    conn_name_attr = "delix_conn_id"
+    default_conn_name = "delix_default"
+    conn_type = "delix"
+    hook_name = "Delix"
+
+    def __init__(
+        self,
+        delix_conn_id: str = default_conn_name,
+        *,
+        timeout: float | None = None,
+        retry_policy: RetryPolicy | None = None,
+        max_connections: int | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(method="GET", http_conn_id=delix_conn_id, **kwargs)
+        self.delix_conn_id = delix_conn_id
+        self._timeout_arg = timeout
+        self._retry_policy_arg = retry_policy
+        self._max_connections_arg = max_connections
+        self._sleep = sleep
+        self._session: requests.Session | None = None
+        self._session_lock = threading.Lock()
+        self._counts_lock = threading.Lock()
+        self.request_counts: Counter[str] = Counter()
+        self.timeout = DEFAULT_TIMEOUT
+        self.retry_policy = retry_policy or RetryPolicy()
+
+    # ------------------------------------------------------------------ connection and session
+
+    def get_conn(
+        self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None
+    ) -> requests.Session:
+        """The hook's session, built once; with headers or extra options, a new unshared one."""
+        if headers or extra_options:
+            return self._build_session(headers, extra_options)
+        with self._session_lock:
+            if self._session is None:
+                self._session = self._build_session(None, None)
+            return self._session
+
+    def _build_session(
+        self, headers: dict[Any, Any] | None, extra_options: dict[str, Any] | None
+    ) -> requests.Session:
+        connection = self.get_connection(self.delix_conn_id)
+        if not connection.password:
+            raise DelixAuthError(
+                f"Connection '{self.delix_conn_id}' has no API key: put the Delix API key in its "
+                "password field.",
+                conn_id=self.delix_conn_id,
+            )
+        session = super().get_conn(headers, extra_options)
+        extras = connection.extra_dejson
+        for name in DELIX_EXTRAS:
+            session.headers.pop(name, None)
+            session.headers.pop(f"extra__delix__{name}", None)
+        session.auth = DelixBearerAuth(connection.password)
+        self.base_url = base_url_from_connection(connection.host, connection.schema, connection.port)
+        timeout = self._timeout_arg if self._timeout_arg is not None else _extra(extras, "timeout")
+        self.timeout = float(timeout) if timeout is not None else DEFAULT_TIMEOUT
+        self.retry_policy = self._retry_policy_arg or RetryPolicy.from_extras(extras)
+        pool = self._max_connections_arg or _extra(extras, "max_connections") or DEFAULT_MAX_CONNECTIONS
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=int(pool))
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        return session
+
+    def close(self) -> None:
+        """Close the pooled connections; the next call builds a new session."""
+        with self._session_lock:
+            if self._session is not None:
+                self._session.close()
+                self._session = None
+
+    # ------------------------------------------------------------------ the one request path
+
+    def _call(
+        self,
+        method: str,
+        endpoint: str,
+        what: str,
+        *,
+        json: Any = None,
+        files: Sequence[tuple[str, bytes]] | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> Any:
+        session = self.get_conn()
+        url = f"{self.base_url}/{endpoint.lstrip('/')}"
+        key = f"{method} /{endpoint.split('/', maxsplit=1)[0]}"
+
+        def attempt() -> Any:
+            with self._counts_lock:
+                self.request_counts[key] += 1
+            # Multipart parts are rebuilt on every attempt so a retry re-sends the whole body.
+            multipart = [("file[]", (name, data, "application/octet-stream")) for name, data in files or ()]
+            try:
+                response = session.request(
+                    method,
+                    url,
+                    json=json,
+                    files=multipart or None,
+                    params=params,
+                    timeout=self.timeout,
+                )
+            except requests.Timeout:
+                raise DelixTransientError(
+                    f"Delix did not answer {what} within {self.timeout:.0f} s "
+                    f"(connection '{self.delix_conn_id}').",
+                    conn_id=self.delix_conn_id,
+                ) from None
+            except requests.ConnectionError as error:
+                raise DelixTransientError(
+                    f"Could not reach Delix at {self.base_url} for {what} (connection "
+                    f"'{self.delix_conn_id}'): {type(error).__name__}. Check the host and the network.",
+                    conn_id=self.delix_conn_id,
+                ) from None
+            raise_for_status(response, conn_id=self.delix_conn_id, what=what)
+            return read_json(response, conn_id=self.delix_conn_id, what=what)
+
+        retrying = self.retry_policy.retrying(sleep=self._sleep, describe=f"Delix {what}")
+        return retrying(attempt)
+
+    # ------------------------------------------------------------------ files
+
+    def upload_files(self, files: Sequence[UploadItem]) -> list[UploadResult]:
+        """Upload 1 to 5 files; one StoredFile or RejectedFile per item, in the same order.
+
+        Each item is a path (read now) or a ``(name, bytes)`` pair. Per-file refusals
+        (damaged file, wrong type, too large) come back as RejectedFile, not as exceptions;
+        a full account raises :class:`DelixStorageFullError`.
+        """
+        if not 1 <= len(files) <= MAX_FILES_PER_REQUEST:
+            raise ValueError(f"upload_files takes 1 to {MAX_FILES_PER_REQUEST} files, got {len(files)}.")
+        parts: list[tuple[str, bytes]] = []
+        for item in files:
+            if isinstance(item, tuple):
+                name, data = item
+                parts.append((str(name), bytes(data)))
+            else:
+                path = Path(item)
+                parts.append((path.name, path.read_bytes()))
+        payload = self._call("POST", "files", f"the upload of {len(parts)} file(s)", files=parts)
+        return parse_upload_response(payload, expected=len(parts))
+
+    def list_files(self) -> list[StoredFile]:
+        """Files stored on the account now (at most 30; shared by everyone using the key)."""
+        return parse_stored_files(self._call("GET", "files", "the file list"))
+
+    def delete_file(self, uuid: str, *, missing_ok: bool = True) -> bool:
+        """Delete a stored file; True if deleted, False if it was already gone (404).
+
+        A 404 means the file is gone either way (expired or deleted), so by default it is not
+        an error; pass ``missing_ok=False`` to raise :class:`DelixNotFoundError` instead.
+        """
+        try:
+            self._call("DELETE", f"files/{uuid}", f"the deletion of file {uuid}")
+        except DelixNotFoundError:
+            if missing_ok:
+                return False
+            raise
+        return True
+
+    # ------------------------------------------------------------------ extraction
+
+    def extract_images(
+        self,
+        file_uuids: Sequence[str],
+        engine: Engine | str = Engine.DANLIN,
+        language: Language | str = Language.FA,
+    ) -> Extract:
+        """OCR 1 to 5 stored images (always synchronous); the Extract carries the pages' text."""
+        uuids = list(file_uuids)
+        if not 1 <= len(uuids) <= MAX_FILES_PER_REQUEST:
+            raise ValueError(f"extract_images takes 1 to {MAX_FILES_PER_REQUEST} files, got {len(uuids)}.")
+        if len(set(uuids)) != len(uuids):
+            raise ValueError("extract_images got the same file uuid twice (the API answers DUPLICATED_FILE).")
+        body = {"engine": engine_body(engine, language), "files": [{"uuid": u} for u in uuids]}
+        what = f"the image extraction of {len(uuids)} file(s)"
+        return Extract.from_api(self._call("POST", "image-extraction", what, json=body))
+
+    def extract_documents(
+        self,
+        files: Sequence[DocumentItem],
+        engine: Engine | str = Engine.DANLIN,
+        language: Language | str | None = None,
+        callback_url: str | None = None,
+    ) -> Extract:
+        """Extract text from 1 to 5 stored PDFs, optionally only some pages of each.
+
+        Each item is a uuid, a :class:`FileIdentifier`, or ``(uuid, pages)`` with pages like
+        ``"3-16"`` or ``"1,4,15"``. The answer is either finished (synchronous) or queued with
+        status ``processing``: then poll :meth:`get_extract` (or :meth:`wait_for_extract`) and
+        read pages with :meth:`iter_extract_pages`. ``callback_url`` only signals completion.
+        """
+        identifiers = [_identifier(item) for item in files]
+        if not 1 <= len(identifiers) <= MAX_FILES_PER_REQUEST:
+            raise ValueError(
+                f"extract_documents takes 1 to {MAX_FILES_PER_REQUEST} files, got {len(identifiers)}."
+            )
+        body: dict[str, Any] = {
+            "engine": engine_body(engine, language),
+            "files": [identifier.to_api() for identifier in identifiers],
+        }
+        if callback_url:
+            body["callback_url"] = callback_url
+        what = f"the document extraction of {len(identifiers)} file(s)"
+        return Extract.from_api(self._call("POST", "document-extraction", what, json=body))
+
+    def get_extract(self, uuid: str) -> Extract:
+        """The extract now: ``processing`` or ``processed``."""
+        return Extract.from_api(self._call("GET", f"extracts/{uuid}", f"extract {uuid}"))
+
+    def wait_for_extract(
+        self, uuid: str, *, poll_interval: float = 60.0, timeout: float = 3600.0
+    ) -> Extract:
+        """Poll until the extract is processed (the vendor suggests about once a minute)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            extract = self.get_extract(uuid)
+            if extract.is_processed:
+                return extract
+            if time.monotonic() + poll_interval > deadline:
+                raise DelixError(
+                    f"Extract {uuid} was still processing after {timeout:.0f} s "
+                    f"(connection '{self.delix_conn_id}'); poll it again later.",
+                    conn_id=self.delix_conn_id,
+                )
+            self._sleep(poll_interval)
+
+    def iter_extract_pages(self, extract_uuid: str, file_uuid: str) -> Iterator[ExtractFilePage]:
+        """All pages of one file of a finished asynchronous extract, following the pagination.
+
+        Pages are fetched by number from this connection's host; the absolute ``next`` links in
+        the answer are not followed, so the key is never sent to a host the answer names.
+        """
+        endpoint = f"extracts/{extract_uuid}/files/{file_uuid}/contents"
+        page = 1
+        while True:
+            what = f"page {page} of the contents of file {file_uuid} in extract {extract_uuid}"
+            payload = self._call("GET", endpoint, what, params={"page": page})
+            if not isinstance(payload, Mapping) or not isinstance(payload.get("data"), list):
+                raise DelixResponseError(f"Delix answered {what} without a 'data' list.")
+            for item in payload["data"]:
+                yield ExtractFilePage.from_api(item)
+            if not _has_next_page(payload, page):
+                return
+            page += 1
+
+    # ------------------------------------------------------------------ Airflow integration
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Called by the UI's Test button: lists files, says in plain words what happened."""
+        try:
+            files = self.list_files()
+        except DelixAuthError:
+            return False, f"Delix refused the API key of connection '{self.delix_conn_id}'."
+        except DelixTransientError as error:
+            return False, f"Delix is unreachable or failing: {error}"
+        except DelixError as error:
+            return False, str(error)
+        except Exception as error:  # the UI needs a sentence, not a traceback
+            return False, f"Could not use connection '{self.delix_conn_id}': {type(error).__name__}: {error}"
+        return True, f"The key works: Delix answered with {len(files)} stored file(s)."
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Connection form on Airflow < 3.2 (3.2+ reads ``ui-field-behaviour`` from provider info)."""
+        from airflow_provider_delix.get_provider_info import UI_FIELD_BEHAVIOUR
+
+        return {
+            "hidden_fields": list(UI_FIELD_BEHAVIOUR["hidden-fields"]),
+            "relabeling": dict(UI_FIELD_BEHAVIOUR["relabeling"]),
+            "placeholders": dict(UI_FIELD_BEHAVIOUR["placeholders"]),
+        }
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """Typed extras on Airflow < 3.2 (3.2+ reads ``conn-fields`` from provider info)."""
+        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+        from flask_babel import lazy_gettext
+        from wtforms import IntegerField
+        from wtforms.validators import NumberRange, Optional
+
+        from airflow_provider_delix.get_provider_info import CONN_FIELDS
+
+        return {
+            name: IntegerField(
+                lazy_gettext(spec["label"]),
+                widget=BS3TextFieldWidget(),
+                validators=[Optional(), NumberRange(min=0)],
+                description=spec["description"],
+            )
+            for name, spec in CONN_FIELDS.items()
+        }
+
+
+def _has_next_page(payload: Mapping[str, Any], page: int) -> bool:
+    """Laravel's paginator: ``meta.last_page`` when present, else a non-null ``links.next``."""
+    meta = payload.get("meta")
+    if isinstance(meta, Mapping) and meta.get("last_page") is not None:
+        return page < int(meta["last_page"])
+    links = payload.get("links")
+    return isinstance(links, Mapping) and links.get("next") is not None
+
+
+def _identifier(item: DocumentItem) -> FileIdentifier:
+    if isinstance(item, FileIdentifier):
+        return item
+    if isinstance(item, tuple):
+        return FileIdentifier(uuid=item[0], page=item[1])
+    return FileIdentifier(uuid=item)
