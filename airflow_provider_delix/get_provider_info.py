@@ -63,9 +63,7 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["service"],
             }
         ],
-        "hooks": [
-            {"integration-name": "Delix", "python-modules": ["airflow_provider_delix.hooks.delix"]}
-        ],
+        "hooks": [{"integration-name": "Delix", "python-modules": ["airflow_provider_delix.hooks.delix"]}],
         "operators": [
             {
                 "integration-name": "Delix",

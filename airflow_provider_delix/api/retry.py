@@ -59,9 +59,7 @@ class RetryPolicy:
                 try:
                     values[name] = int(raw) if name == "max_retries" else float(raw)
                 except (TypeError, ValueError):
-                    raise ValueError(
-                        f"Connection extra {name!r} must be a number, got {raw!r}."
-                    ) from None
+                    raise ValueError(f"Connection extra {name!r} must be a number, got {raw!r}.") from None
         policy = cls(**values)
         return replace(policy, **{k: v for k, v in overrides.items() if v is not None})
 

@@ -315,9 +315,7 @@ class DelixHook(HttpHook):
         """The extract now: ``processing`` or ``processed``."""
         return Extract.from_api(self._call("GET", f"extracts/{uuid}", f"extract {uuid}"))
 
-    def wait_for_extract(
-        self, uuid: str, *, poll_interval: float = 60.0, timeout: float = 3600.0
-    ) -> Extract:
+    def wait_for_extract(self, uuid: str, *, poll_interval: float = 60.0, timeout: float = 3600.0) -> Extract:
         """Poll until the extract is processed (the vendor suggests about once a minute)."""
         deadline = time.monotonic() + timeout
         while True:

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The project's whole check, exactly what CI runs (.ci/run calls this):
+# lint, types, docs, the test suite on Airflow 3, and the hook/emulator/core suite on Airflow 2.11.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+source scripts/bootstrap.sh
+VENV="$ROOT/.venv"
+export OMP_THREAD_LIMIT=1
+
+echo "== ruff"
+"$VENV/bin/ruff" check airflow_provider_delix tests dags bench scripts
+echo "== mypy --strict"
+"$VENV/bin/mypy" airflow_provider_delix
+if [ -f mkdocs.yml ]; then
+  echo "== docs (warnings are errors)"
+  "$VENV/bin/mkdocs" build --strict --quiet --site-dir "$ROOT/build/site"
+fi
+
+echo "== tests on Airflow $("$VENV/bin/python" -c 'import airflow; print(airflow.__version__)')"
+"$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@"
+
+echo "== Airflow 2.11 lane: hook, emulator and core tests"
+make_venv "$ROOT/.venv-af211" "2.11.2" "test"
+"$ROOT/.venv-af211/bin/python" -m pytest -q -p no:cacheprovider -m "not tesseract" tests/hooks tests/core tests/test_provider_info.py

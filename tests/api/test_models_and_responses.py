@@ -1,0 +1,150 @@
+"""Parsing what the spec says may vary, and mapping answers to exceptions (no network)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import requests
+
+from airflow_provider_delix.api.errors import (
+    DelixApiError,
+    DelixError,
+    DelixInsufficientCreditsError,
+    DelixNotFoundError,
+    DelixResponseError,
+    DelixStorageFullError,
+    DelixTransientError,
+    DelixValidationError,
+)
+from airflow_provider_delix.api.models import (
+    Engine,
+    ErrorCode,
+    Extract,
+    FileIdentifier,
+    PageStatus,
+    RejectedFile,
+    StoredFile,
+    engine_body,
+    parse_upload_response,
+)
+from airflow_provider_delix.api.responses import parse_retry_after, raise_for_status, read_json
+from airflow_provider_delix.api.retry import RetryPolicy
+
+STORED = {"uuid": "u1", "status": "stored", "extension": "png", "page_count": 1}
+REJECTED = {"status": "rejected", "reason": "MALFORMED_FILE"}
+
+
+@pytest.mark.parametrize("payload", [{"data": [STORED, REJECTED]}, [STORED, REJECTED]])
+def test_upload_answer_with_or_without_data(payload: Any) -> None:
+    assert parse_upload_response(payload, expected=2) == [
+        StoredFile("u1", "png", 1),
+        RejectedFile(ErrorCode.MALFORMED_FILE),
+    ]
+
+
+def test_upload_answer_with_wrong_length_or_status_is_a_response_error() -> None:
+    with pytest.raises(DelixResponseError, match="2 upload entries for 3"):
+        parse_upload_response({"data": [STORED, REJECTED]}, expected=3)
+    with pytest.raises(DelixResponseError, match="unknown status"):
+        parse_upload_response([{"status": "weird"}], expected=1)
+
+
+def test_unknown_enum_values_are_kept_as_strings() -> None:
+    (rejected,) = parse_upload_response([{"status": "rejected", "reason": "NEW_REASON"}], expected=1)
+    assert rejected == RejectedFile("NEW_REASON")
+
+
+def test_extract_sync_async_and_failed_page_without_text() -> None:
+    extract = Extract.from_api(
+        {
+            "data": {
+                "uuid": "e1",
+                "status": "processed",
+                "file_type": "images",
+                "engine": "danlin",
+                "language": "fa",
+                "total_files": 2,
+                "total_file_pages": 2,
+                "total_processing_pages": 2,
+                "initial_cost": 400,
+                "failed_pages": 1,
+                "returned_credits": 200,
+                "files": [
+                    {"uuid": "f1", "pages": [{"number": 1, "status": "processed", "text": "سلام"}]},
+                    {"uuid": "f2", "pages": [{"number": 1, "status": "failed"}]},
+                ],
+            }
+        }
+    )
+    assert extract.is_processed and extract.files[0].pages and extract.files[0].pages[0].text == "سلام"
+    failed = extract.files[1].pages[0] if extract.files[1].pages else None
+    assert failed is not None and failed.status == PageStatus.FAILED and failed.text is None
+    queued = Extract.from_api({"uuid": "e2", "status": "processing", "file_type": "documents"})
+    assert not queued.is_processed and queued.files == () and queued.failed_pages is None
+    finished = Extract.from_api(
+        {"uuid": "e2", "status": "processed", "files": [{"uuid": "f", "pages": "http://x/contents"}]}
+    )
+    assert finished.files[0].pages is None and finished.files[0].pages_url == "http://x/contents"
+
+
+def test_engine_bodies_never_carry_unknown_fields() -> None:
+    assert engine_body(Engine.PROBE, "fa") == {"name": "probe"}
+    assert engine_body("tiho", "en") == {"name": "tiho", "options": {"language": "en"}}
+    assert FileIdentifier("u").to_api() == {"uuid": "u"}
+    assert FileIdentifier("u", "1-3").to_api() == {"uuid": "u", "page": "1-3"}
+    with pytest.raises(ValueError, match="needs a language"):
+        engine_body("danlin", None)
+
+
+def _response(status: int, body: Any = None, headers: dict[str, str] | None = None) -> requests.Response:
+    response = requests.Response()
+    response.status_code = status
+    response._content = (
+        b"" if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    )
+    response.headers.update(headers or {})
+    return response
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "cls"),
+    [
+        (404, {}, DelixNotFoundError),
+        (422, {"message": "x", "errors": {"engine": ["bad"]}}, DelixValidationError),
+        (422, {"message": "x", "error": "WRONG_FILE_TYPE"}, DelixApiError),
+        (422, {"message": "x", "error": "STORAGE_SIZE_EXCEEDED"}, DelixStorageFullError),
+        (422, {"message": "x", "error": "NO_SUFFICIENT_CREDITS"}, DelixInsufficientCreditsError),
+        (429, {}, DelixTransientError),
+        (502, b"<html>bad gateway</html>", DelixTransientError),
+        (413, {}, DelixError),
+    ],
+)
+def test_status_mapping(status: int, body: Any, cls: type[Exception]) -> None:
+    with pytest.raises(cls) as info:
+        raise_for_status(_response(status, body), conn_id="c", what="a call")
+    assert "connection 'c'" in str(info.value)
+    assert "<html>" not in str(info.value), "raw bodies never reach a message"
+
+
+def test_non_json_success_is_a_response_error() -> None:
+    with pytest.raises(DelixResponseError, match="not JSON"):
+        read_json(_response(200, b"<html>"), conn_id="c", what="a call")
+    assert read_json(_response(200, None), conn_id="c", what="a call") == {}
+
+
+def test_retry_after_seconds_and_http_date() -> None:
+    assert parse_retry_after("5") == 5.0
+    assert parse_retry_after(None) is None and parse_retry_after("soon") is None
+    assert parse_retry_after("Thu, 01 Jan 2026 00:00:10 GMT", now=1767225600.0) == 10.0
+
+
+def test_retry_policy_from_extras_and_overrides() -> None:
+    policy = RetryPolicy.from_extras({"max_retries": "2", "extra__delix__retry_wait_max": 3})
+    assert policy.max_retries == 2 and policy.retry_wait_max == 3.0
+    assert RetryPolicy.from_extras({}, max_retries=9).max_retries == 9
+    with pytest.raises(ValueError, match="must be a number"):
+        RetryPolicy.from_extras({"max_retries": "many"})
+    with pytest.raises(ValueError, match=">= 0"):
+        RetryPolicy(max_retries=-1)
