@@ -1,0 +1,62 @@
+"""Everything the emulator does with PDFs, behind one process-wide lock.
+
+PDFium is not thread-safe (pypdfium2 says so explicitly), and the server is threaded, so
+every call into it goes through ``_PDFIUM``. The work done under the lock is short: opening
+a document is lazy, and rendering one page is tens of milliseconds.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pypdfium2 as pdfium
+
+_PDFIUM = threading.Lock()
+
+
+class PdfError(ValueError):
+    """PDFium could not open the document."""
+
+
+def page_count(data: bytes) -> int:
+    with _PDFIUM:
+        try:
+            doc = pdfium.PdfDocument(data)
+        except pdfium.PdfiumError as exc:
+            raise PdfError(str(exc)) from None
+        try:
+            return len(doc)
+        finally:
+            doc.close()
+
+
+def text_layer(data: bytes, page_number: int) -> str:
+    """The embedded text of one page (1-based), line ends normalised to ``\\n``."""
+    with _PDFIUM:
+        doc = pdfium.PdfDocument(data)
+        try:
+            page = doc[page_number - 1]
+            textpage = page.get_textpage()
+            text = str(textpage.get_text_range())
+            textpage.close()
+            page.close()
+        finally:
+            doc.close()
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def render_page_pgm(data: bytes, page_number: int, dpi: int = 300) -> bytes:
+    """One page as a grayscale PGM image: Tesseract reads it from stdin with no decoding cost."""
+    with _PDFIUM:
+        doc = pdfium.PdfDocument(data)
+        try:
+            page = doc[page_number - 1]
+            bitmap = page.render(scale=dpi / 72, grayscale=True)
+            image = bitmap.to_pil().convert("L")  # copies out of PDFium's buffer while locked
+            bitmap.close()
+            page.close()
+        finally:
+            doc.close()
+    width, height = image.size
+    pixels: bytes = image.tobytes()
+    return b"P5\n%d %d\n255\n" % (width, height) + pixels
