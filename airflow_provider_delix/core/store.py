@@ -1,0 +1,531 @@
+"""OutputStore: streams page rows into Parquet part files and keeps the resume state beside them.
+
+Why it is built this way (details in ``docs/table.md``):
+
+* Credits cost money, so a row must be durable the moment :meth:`OutputStore.append` returns:
+  each chunk is first written as a small Arrow IPC journal file. Part files are large and close
+  only every ``rows_per_file`` rows; when one closes, the journals of its rows are deleted.
+* Readers must never see half a file. A part is written under ``_delix_state/partial/`` and moved to
+  its final name only once complete. This is done on object storage too, although one PUT is
+  atomic there: fsspec files close themselves on garbage collection, so a dying writer could
+  otherwise publish a footer-less object under the final name. The move costs one server-side
+  copy per part file (every 20,000 rows by default), which is cheap.
+* Several writers may share an output path (parallel tasks, a zombie try). Each writer holds a
+  lease file refreshed by a heartbeat thread; recovery adopts the journals, temp files and upload
+  records only of writers whose lease is gone or stopped beating, so it never takes over (or
+  deletes Delix files of) a writer that is still alive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import socket
+import threading
+import time
+import uuid
+import weakref
+from collections import Counter
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from itertools import chain
+from types import TracebackType
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+from fsspec.implementations.local import LocalFileSystem
+
+from airflow_provider_delix.core.table import (
+    SCHEMA,
+    PageRow,
+    RowStatus,
+    iter_batches,
+    open_output,
+    rows_to_record_batch,
+)
+
+log = logging.getLogger(__name__)
+
+STATE_DIR = "_delix_state"
+_SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+Key = tuple[str, int]
+
+
+def _safe_tag(tag: str) -> str:
+    cleaned = re.sub(r"[^A-Za-z0-9_-]+", "_", tag).strip("_-")[:80]
+    return f"{cleaned or 'run'}-{uuid.uuid4().hex[:8]}"
+
+
+def _ipc_bytes(batch: pa.RecordBatch) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, SCHEMA) as writer:
+        writer.write_batch(batch)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def _heartbeat(ref: weakref.ref[OutputStore], stop: threading.Event, interval: float) -> None:
+    # Holds only a weak reference, so a store that is dropped without close() (a simulated crash)
+    # stops beating and its lease goes stale like a killed process's.
+    while not stop.wait(interval):
+        store = ref()
+        if store is None:
+            return
+        try:
+            store._write_lease()
+        except Exception:  # a missed beat is not fatal; the next one may succeed
+            log.warning("Could not refresh the writer lease of %s", store.run_tag, exc_info=True)
+        del store
+
+
+class OutputStore:
+    """The output table plus its resume state, on any fsspec storage.
+
+    ``append`` may be called from several threads. Use as a context manager: a clean exit closes
+    the last part file; an exception calls :meth:`abort`.
+    """
+
+    def __init__(
+        self,
+        output_path: str,
+        *,
+        run_tag: str = "run",
+        storage_options: Mapping[str, Any] | None = None,
+        row_group_rows: int = 1000,
+        rows_per_file: int = 20_000,
+        compression: str = "zstd",
+        heartbeat_seconds: float = 10.0,
+        stale_after_seconds: float = 45.0,
+    ) -> None:
+        if row_group_rows < 1 or rows_per_file < 1:
+            raise ValueError("row_group_rows and rows_per_file must be positive")
+        self.output_path = output_path
+        self.storage_options = dict(storage_options or {})
+        self.fs, self.path = open_output(output_path, self.storage_options)
+        self._local = isinstance(self.fs, LocalFileSystem)
+        # A random suffix makes every attempt's files its own, even when the caller reuses a tag.
+        self.run_tag = _safe_tag(run_tag)
+        self.row_group_rows = row_group_rows
+        self.rows_per_file = rows_per_file
+        self.compression = compression
+        self.stale_after_seconds = stale_after_seconds
+        self._state = f"{self.path}/{STATE_DIR}"
+        self._lock = threading.RLock()
+        self._pending: list[pa.RecordBatch] = []
+        self._pending_rows = 0
+        self._pending_bytes = 0
+        self.max_buffered_bytes = 0
+        self._writer: pq.ParquetWriter | None = None
+        self._file: Any = None
+        self._tmp_path = ""
+        self._file_rows = 0
+        self._file_journals: set[str] = set()
+        self._seq = 0
+        self._uploads: dict[str, list[str]] = {}
+        self._dead: set[str] | None = None
+        self._counts: Counter[str] = Counter()
+        self.recovered_rows = 0
+        self.parts: list[str] = []
+        self._closed = False
+        self._beat = 0
+        self._lease_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._mkdirs(self.path)
+        self._write_lease()
+        self._thread = threading.Thread(
+            target=_heartbeat,
+            args=(weakref.ref(self), self._stop, heartbeat_seconds),
+            name=f"delix-lease-{self.run_tag}",
+            daemon=True,
+        )
+        self._thread.start()
+
+    # ----------------------------------------------------------------- storage primitives
+    def _mkdirs(self, path: str) -> None:
+        if self._local:
+            os.makedirs(path, exist_ok=True)
+
+    def _write_bytes(self, path: str, data: bytes) -> None:
+        """Write a small state file atomically: a reader sees the old content or the new, never half."""
+        if not self._local:
+            self.fs.pipe_file(path, data)  # one PUT: atomic on object storage and in memory://
+            return
+        directory, name = os.path.split(path)
+        os.makedirs(directory, exist_ok=True)
+        tmp = os.path.join(directory, f".{name}.{uuid.uuid4().hex}.tmp")
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+
+    def _rm(self, paths: Iterable[str]) -> None:
+        paths = sorted(paths)
+        if not paths:
+            return
+        try:
+            self.fs.rm(paths)  # one bulk request on object storage
+        except FileNotFoundError:
+            for path in paths:
+                with contextlib.suppress(FileNotFoundError):
+                    self.fs.rm_file(path)
+
+    def _ls(self, path: str) -> list[str]:
+        try:
+            return sorted(str(p).rstrip("/") for p in self.fs.ls(path, detail=False))
+        except FileNotFoundError:
+            return []
+
+    def _tags(self, kind: str) -> set[str]:
+        return {p.rsplit("/", 1)[-1] for p in self._ls(f"{self._state}/{kind}")}
+
+    def _files(self, kind: str, tag: str, suffix: str) -> list[str]:
+        return [p for p in self._ls(f"{self._state}/{kind}/{tag}") if p.endswith(suffix)]
+
+    def _rmdir(self, path: str, *, only_if_empty: bool = False) -> None:
+        # Object stores have no directories; local and memory:// keep empty ones unless removed.
+        if only_if_empty and self._ls(path):
+            return
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm(path, recursive=True)
+
+    # ----------------------------------------------------------------- lease
+    def _lease_path(self, tag: str) -> str:
+        return f"{self._state}/writers/{tag}.json"
+
+    def _write_lease(self) -> None:
+        with self._lease_lock:
+            if self._stop.is_set():  # released: a late beat must not resurrect the lease
+                return
+            self._beat += 1
+            body = {
+                "run_tag": self.run_tag,
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "heartbeat": time.time(),
+                "beat": self._beat,
+            }
+            self._write_bytes(self._lease_path(self.run_tag), json.dumps(body).encode())
+
+    def _read_lease(self, tag: str) -> dict[str, Any] | None:
+        try:
+            lease: dict[str, Any] = json.loads(self.fs.cat_file(self._lease_path(tag)))
+        except (FileNotFoundError, ValueError):
+            return None
+        return lease
+
+    def _dead_writers(self, wait: bool) -> set[str]:
+        """Writers (other than us) whose state we may adopt: lease gone, or not beating any more.
+
+        A lease that looks fresh is watched for ``stale_after_seconds``: if its beat did not
+        change it is dead, whatever the clocks say. That wait happens only at start-up and only
+        when another writer's lease is recent (a crash moments ago, or a live parallel writer).
+        """
+        if self._dead is not None:
+            return self._dead
+        tags = self._tags("journal") | self._tags("uploads") | self._tags("partial")
+        tags |= {p.rsplit("/", 1)[-1].removesuffix(".json") for p in self._ls(f"{self._state}/writers")}
+        tags.discard(self.run_tag)
+        leases = {tag: self._read_lease(tag) for tag in tags}
+        now = time.time()
+        dead = {
+            t
+            for t, lease in leases.items()
+            if lease is None or now - lease["heartbeat"] > self.stale_after_seconds
+        }
+        alive = tags - dead
+        if alive and wait:
+            time.sleep(self.stale_after_seconds)
+            for tag in alive:
+                again = self._read_lease(tag)
+                if again is None or again.get("beat") == (leases[tag] or {}).get("beat"):
+                    dead.add(tag)
+        if alive - dead:
+            log.info("Leaving the state of live writers alone: %s", sorted(alive - dead))
+        self._dead = dead
+        return dead
+
+    # ----------------------------------------------------------------- writing
+    def append(self, chunk_id: str, rows: Sequence[PageRow]) -> None:
+        """Store the rows of one chunk; they are durable (journaled) when this returns."""
+        if not rows:
+            return
+        if not _SAFE.fullmatch(chunk_id):
+            raise ValueError(f"chunk_id must match {_SAFE.pattern}, got {chunk_id!r}")
+        batch = rows_to_record_batch(rows)
+        journal = f"{self._state}/journal/{self.run_tag}/{chunk_id}.arrow"
+        with self._lock:
+            self._check_open()
+            if journal in self._file_journals:
+                raise ValueError(f"chunk_id {chunk_id!r} was already appended to the open part file")
+        self._write_bytes(journal, _ipc_bytes(batch))  # outside the lock: workers journal in parallel
+        with self._lock:
+            self._check_open()
+            self._add(batch, [journal])
+            self._counts.update(batch.column("status").to_pylist())
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError(f"OutputStore for {self.output_path} is closed")
+
+    def _add(self, batch: pa.RecordBatch, journals: list[str]) -> None:
+        self._file_journals.update(journals)
+        if batch.num_rows == 0:  # nothing to write (recovered rows all published already)
+            return
+        self._pending.append(batch)
+        self._pending_rows += batch.num_rows
+        self._pending_bytes += batch.nbytes
+        self.max_buffered_bytes = max(self.max_buffered_bytes, self._pending_bytes)
+        self._file_rows += batch.num_rows
+        if self._pending_rows >= self.row_group_rows:
+            self._flush_row_group()
+        # Rotate at chunk boundaries so that a chunk (one journal) always lives in one part file.
+        if self._file_rows >= self.rows_per_file:
+            self._finish_part()
+
+    def _flush_row_group(self) -> None:
+        if not self._pending:
+            return
+        if self._writer is None:
+            tmp_dir = f"{self._state}/partial/{self.run_tag}"
+            self._mkdirs(tmp_dir)
+            self._tmp_path = f"{tmp_dir}/{self._part_name()}"
+            self._file = open(self._tmp_path, "wb") if self._local else self.fs.open(self._tmp_path, "wb")  # noqa: SIM115
+            self._writer = pq.ParquetWriter(self._file, SCHEMA, compression=self.compression)
+        table = pa.Table.from_batches(self._pending, schema=SCHEMA)
+        self._writer.write_table(table, row_group_size=max(table.num_rows, 1))
+        self._pending, self._pending_rows, self._pending_bytes = [], 0, 0
+
+    def _part_name(self) -> str:
+        return f"part-{self.run_tag}-{self._seq:05d}.parquet"
+
+    def _finish_part(self) -> None:
+        """Close the open part, publish it under its final name, then drop the journals it covers."""
+        self._flush_row_group()
+        if self._writer is None:
+            self._rm(self._file_journals)
+            self._file_journals = set()
+            return
+        self._writer.close()
+        if self._local:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+        self._file.close()
+        final = f"{self.path}/{self._part_name()}"
+        if self._local:
+            os.replace(self._tmp_path, final)  # same file system: atomic rename
+        else:
+            self.fs.mv(self._tmp_path, final)
+        self._rm(self._file_journals)
+        self.parts.append(final)
+        self._writer, self._file, self._tmp_path = None, None, ""
+        self._file_rows, self._file_journals = 0, set()
+        self._seq += 1
+
+    # ----------------------------------------------------------------- closing
+    def close(self) -> None:
+        """Publish the last part file and release the lease. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._finish_part()
+            self._closed = True
+            self._release()
+
+    def abort(self) -> None:
+        """Best-effort close that never raises: what can be published is; journals keep the rest."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                self._finish_part()
+            except Exception:
+                log.warning(
+                    "Could not publish the open part of %s; its journals stay for the next run",
+                    self.run_tag,
+                    exc_info=True,
+                )
+                for closer in (self._writer, self._file):
+                    try:
+                        if closer is not None:
+                            closer.close()
+                    except Exception:
+                        log.debug("ignored while aborting", exc_info=True)
+            try:
+                self._release()
+            except Exception:
+                log.warning("Could not release the lease of %s", self.run_tag, exc_info=True)
+
+    def _release(self) -> None:
+        # Dropping the lease tells the next attempt at once that our leftovers are its to adopt.
+        with self._lease_lock:
+            self._stop.set()
+        self._rm([self._lease_path(self.run_tag)])
+        self._rmdir(f"{self._state}/partial/{self.run_tag}")
+        self._rmdir(f"{self._state}/journal/{self.run_tag}", only_if_empty=True)
+
+    def __enter__(self) -> OutputStore:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    # ----------------------------------------------------------------- counters
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes of rows held in memory waiting for the next row group (bounded by row_group_rows)."""
+        return self._pending_bytes
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Rows appended by this store, by status (every status present, zero included)."""
+        with self._lock:
+            return {status.value: self._counts.get(status.value, 0) for status in RowStatus}
+
+    # ----------------------------------------------------------------- resume
+    def recover(self, *, wait: bool = True) -> int:
+        """Adopt what crashed writers left: publish their journal rows once, delete their temp parts.
+
+        Rows already present in a part file (a crash between publishing a part and deleting its
+        journals) are skipped, keyed by (source_sha256, page_number, source). Returns the number of
+        rows recovered.
+        """
+        recovered = 0
+        for tag in sorted(self._dead_writers(wait)):
+            self._rmdir(f"{self._state}/partial/{tag}")
+            journals = self._files("journal", tag, ".arrow")
+            batches: dict[str, pa.RecordBatch] = {}
+            for path, data in self.fs.cat(journals, on_error="omit").items() if journals else ():
+                try:
+                    batches[str(path)] = pa.ipc.open_stream(data).read_all().combine_chunks().to_batches()[0]
+                except (pa.ArrowInvalid, IndexError):
+                    log.warning("Unreadable journal %s left in place", path)
+            wanted = {k for b in batches.values() for k in _triples(b)}
+            seen = self._stored_triples(wanted)
+            with self._lock:
+                self._check_open()
+                for path in sorted(batches):
+                    batch = batches[path]
+                    keep = []
+                    for i, key in enumerate(_triples(batch)):
+                        if key not in seen:
+                            seen.add(key)
+                            keep.append(i)
+                    self._add(batch.take(pa.array(keep, pa.int64())), [path])
+                    recovered += len(keep)
+                self._finish_part()  # journals of the dead writer are gone once this returns
+            self._rmdir(f"{self._state}/journal/{tag}", only_if_empty=True)
+            self._rm([self._lease_path(tag)])
+        self.recovered_rows += recovered
+        return recovered
+
+    def _stored_triples(self, wanted: set[tuple[str | None, int, str]]) -> set[tuple[str | None, int, str]]:
+        """Which of ``wanted`` are already in published part files (streamed, bounded memory)."""
+        if not wanted:
+            return set()
+        shas = sorted({k[0] for k in wanted if k[0] is not None})
+        where = ds.field("source_sha256").isin(shas) | ds.field("source_sha256").is_null()
+        found: set[tuple[str | None, int, str]] = set()
+        for batch in iter_batches(
+            self.output_path,
+            ["source_sha256", "page_number", "source"],
+            storage_options=self.storage_options,
+            where=where,
+        ):
+            found.update(k for k in _triples(batch) if k in wanted)
+        return found
+
+    def done_keys(self, statuses: Collection[RowStatus | str] | None = None) -> set[Key]:
+        """(source_sha256, page_number) of every page whose row is stored: in a part or a journal.
+
+        Journals of every writer count (also live ones): their rows are durable, so extracting
+        those pages again would only spend credits twice. ``statuses`` narrows the result (for
+        example to retry failed pages); rows without a hash are never "done".
+        """
+        wanted = None if statuses is None else {str(RowStatus(s)) for s in statuses}
+        where = None if wanted is None else ds.field("status").isin(sorted(wanted))
+        keys: set[Key] = set()
+        batches: Iterable[pa.RecordBatch] = iter_batches(
+            self.output_path,
+            ["source_sha256", "page_number", "status"],
+            storage_options=self.storage_options,
+            where=where,
+        )
+        journals = [p for tag in self._tags("journal") for p in self._files("journal", tag, ".arrow")]
+        if journals:
+            blobs = self.fs.cat(journals, on_error="omit").values()
+            batches = chain(batches, (b for d in blobs for b in _try_read(d)))
+        for batch in batches:
+            for sha, page, status in zip(
+                *(batch.column(c).to_pylist() for c in ("source_sha256", "page_number", "status")),
+                strict=True,
+            ):
+                if sha is not None and (wanted is None or status in wanted):
+                    keys.add((sha, page))
+        return keys
+
+    # ----------------------------------------------------------------- uploads journal
+    def record_uploaded(self, chunk_id: str, uuids: Sequence[str]) -> None:
+        """Remember Delix files we stored, before using them, so a crash cannot leak them."""
+        if not _SAFE.fullmatch(chunk_id):
+            raise ValueError(f"chunk_id must match {_SAFE.pattern}, got {chunk_id!r}")
+        with self._lock:
+            merged = self._uploads.setdefault(chunk_id, [])
+            merged.extend(u for u in uuids if u not in merged)
+            body = json.dumps({"run_tag": self.run_tag, "chunk_id": chunk_id, "uuids": merged})
+            self._write_bytes(f"{self._state}/uploads/{self.run_tag}/{chunk_id}.json", body.encode())
+
+    def record_deleted(self, chunk_id: str) -> None:
+        """Every file of the chunk is confirmed deleted on Delix: forget the record."""
+        with self._lock:
+            self._uploads.pop(chunk_id, None)
+            self._rm([f"{self._state}/uploads/{self.run_tag}/{chunk_id}.json"])
+
+    def orphaned_uploads(self, *, wait: bool = True) -> list[str]:
+        """Uuids stored on Delix by crashed writers and never deleted (never a live writer's)."""
+        uuids: set[str] = set()
+        for _path, body in self._upload_records(wait):
+            uuids.update(body.get("uuids", []))
+        return sorted(uuids)
+
+    def forget_uploads(self, uuids: Iterable[str]) -> None:
+        """Drop uuids (deleted through the API, or found gone) from crashed writers' records."""
+        gone = set(uuids)
+        for path, body in self._upload_records(wait=False):
+            left = [u for u in body.get("uuids", []) if u not in gone]
+            if not left:
+                self._rm([path])
+            elif len(left) != len(body.get("uuids", [])):
+                self._write_bytes(path, json.dumps({**body, "uuids": left}).encode())
+
+    def _upload_records(self, wait: bool) -> list[tuple[str, dict[str, Any]]]:
+        records = []
+        for tag in sorted(self._dead_writers(wait)):
+            paths = self._files("uploads", tag, ".json")
+            for path, data in self.fs.cat(paths, on_error="omit").items() if paths else ():
+                try:
+                    records.append((str(path), dict(json.loads(data))))
+                except ValueError:
+                    log.warning("Unreadable upload record %s left in place", path)
+        return records
+
+
+def _triples(batch: pa.RecordBatch) -> list[tuple[str | None, int, str]]:
+    cols = (batch.column(c).to_pylist() for c in ("source_sha256", "page_number", "source"))
+    return list(zip(*cols, strict=True))
+
+
+def _try_read(data: bytes) -> list[pa.RecordBatch]:
+    try:
+        return list(pa.ipc.open_stream(data).read_all().to_batches())
+    except pa.ArrowInvalid:
+        return []
