@@ -55,8 +55,14 @@ def source_text(name: str | bytes) -> str:
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:
-        return name.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="backslashreplace")
-    return name
+        pass
+    else:
+        return name
+    try:  # os.fsdecode's escapes (U+DC80..U+DCFF) go back to the original byte, shown as \xNN
+        raw = name.encode("utf-8", errors="surrogateescape")
+    except UnicodeEncodeError:  # other lone surrogates (e.g. from JSON) are shown as \uXXXX
+        return name.encode("utf-8", errors="backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", errors="backslashreplace")
 
 
 def split_credits(total: int, parts: int) -> list[int]:
