@@ -114,23 +114,16 @@ class OutputStore:
         self.stale_after_seconds = stale_after_seconds
         self._state = f"{self.path}/{STATE_DIR}"
         self._lock = threading.RLock()
-        self._pending: list[pa.RecordBatch] = []
-        self._pending_rows = 0
-        self._pending_bytes = 0
-        self.max_buffered_bytes = 0
+        self._pending: list[pa.RecordBatch] = []  # rows of the next row group: the only buffer
+        self._pending_rows = self._pending_bytes = self.max_buffered_bytes = 0
         self._writer: pq.ParquetWriter | None = None
         self._file: Any = None
-        self._tmp_path = ""
-        self._file_rows = 0
-        self._file_journals: set[str] = set()
-        self._seq = 0
+        self._tmp_path, self._file_rows, self._seq = "", 0, 0
+        self._file_journals: set[str] = set()  # journals whose rows are in the open part
         self._uploads: dict[str, list[str]] = {}
         self._dead: set[str] | None = None
         self._counts: Counter[str] = Counter()
-        self.recovered_rows = 0
-        self.parts: list[str] = []
-        self._closed = False
-        self._beat = 0
+        self.recovered_rows, self.parts, self._closed, self._beat = 0, list[str](), False, 0
         self._lease_lock = threading.Lock()
         self._stop = threading.Event()
         self._mkdirs(self.path)
@@ -201,13 +194,8 @@ class OutputStore:
             if self._stop.is_set():  # released: a late beat must not resurrect the lease
                 return
             self._beat += 1
-            body = {
-                "run_tag": self.run_tag,
-                "host": socket.gethostname(),
-                "pid": os.getpid(),
-                "heartbeat": time.time(),
-                "beat": self._beat,
-            }
+            body = dict(run_tag=self.run_tag, host=socket.gethostname(), pid=os.getpid(), beat=self._beat)
+            body["heartbeat"] = time.time()
             self._write_bytes(self._lease_path(self.run_tag), json.dumps(body).encode())
 
     def _read_lease(self, tag: str) -> dict[str, Any] | None:
@@ -231,11 +219,8 @@ class OutputStore:
         tags.discard(self.run_tag)
         leases = {tag: self._read_lease(tag) for tag in tags}
         now = time.time()
-        dead = {
-            t
-            for t, lease in leases.items()
-            if lease is None or now - lease["heartbeat"] > self.stale_after_seconds
-        }
+        stale = self.stale_after_seconds
+        dead = {t for t, lease in leases.items() if lease is None or now - lease["heartbeat"] > stale}
         alive = tags - dead
         if alive and wait:
             time.sleep(self.stale_after_seconds)
@@ -341,24 +326,13 @@ class OutputStore:
             if self._closed:
                 return
             self._closed = True
-            try:
-                self._finish_part()
-            except Exception:
-                log.warning(
-                    "Could not publish the open part of %s; its journals stay for the next run",
-                    self.run_tag,
-                    exc_info=True,
-                )
-                for closer in (self._writer, self._file):
-                    try:
-                        if closer is not None:
-                            closer.close()
-                    except Exception:
-                        log.debug("ignored while aborting", exc_info=True)
-            try:
-                self._release()
-            except Exception:
-                log.warning("Could not release the lease of %s", self.run_tag, exc_info=True)
+            for step in (self._finish_part, self._release):
+                try:
+                    step()
+                except Exception:  # journals keep every row that could not be published
+                    log.warning(
+                        "OutputStore %s: %s failed while aborting", self.run_tag, step.__name__, exc_info=True
+                    )
 
     def _release(self) -> None:
         # Dropping the lease tells the next attempt at once that our leftovers are its to adopt.
@@ -402,13 +376,7 @@ class OutputStore:
         recovered = 0
         for tag in sorted(self._dead_writers(wait)):
             self._rmdir(f"{self._state}/partial/{tag}")
-            journals = self._files("journal", tag, ".arrow")
-            batches: dict[str, pa.RecordBatch] = {}
-            for path, data in self.fs.cat(journals, on_error="omit").items() if journals else ():
-                try:
-                    batches[str(path)] = pa.ipc.open_stream(data).read_all().combine_chunks().to_batches()[0]
-                except (pa.ArrowInvalid, IndexError):
-                    log.warning("Unreadable journal %s left in place", path)
+            batches = self._read_journals(self._files("journal", tag, ".arrow"))
             wanted = {k for b in batches.values() for k in _triples(b)}
             seen = self._stored_triples(wanted)
             with self._lock:
@@ -461,9 +429,7 @@ class OutputStore:
             where=where,
         )
         journals = [p for tag in self._tags("journal") for p in self._files("journal", tag, ".arrow")]
-        if journals:
-            blobs = self.fs.cat(journals, on_error="omit").values()
-            batches = chain(batches, (b for d in blobs for b in _try_read(d)))
+        batches = chain(batches, self._read_journals(journals).values())
         for batch in batches:
             for sha, page, status in zip(
                 *(batch.column(c).to_pylist() for c in ("source_sha256", "page_number", "status")),
@@ -507,6 +473,15 @@ class OutputStore:
             elif len(left) != len(body.get("uuids", [])):
                 self._write_bytes(path, json.dumps({**body, "uuids": left}).encode())
 
+    def _read_journals(self, paths: list[str]) -> dict[str, pa.RecordBatch]:
+        batches = {}
+        for path, data in self.fs.cat(paths, on_error="omit").items() if paths else ():
+            try:
+                batches[str(path)] = pa.ipc.open_stream(data).read_all().combine_chunks().to_batches()[0]
+            except (pa.ArrowInvalid, IndexError):  # not ours or damaged: never delete it blindly
+                log.warning("Unreadable journal %s left in place", path)
+        return batches
+
     def _upload_records(self, wait: bool) -> list[tuple[str, dict[str, Any]]]:
         records = []
         for tag in sorted(self._dead_writers(wait)):
@@ -522,10 +497,3 @@ class OutputStore:
 def _triples(batch: pa.RecordBatch) -> list[tuple[str | None, int, str]]:
     cols = (batch.column(c).to_pylist() for c in ("source_sha256", "page_number", "source"))
     return list(zip(*cols, strict=True))
-
-
-def _try_read(data: bytes) -> list[pa.RecordBatch]:
-    try:
-        return list(pa.ipc.open_stream(data).read_all().to_batches())
-    except pa.ArrowInvalid:
-        return []
