@@ -107,7 +107,11 @@ class _Handler(BaseHTTPRequestHandler):
             lines.append("Connection: close")
             self.close_connection = True
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        self.wfile.write(head + payload)
+        try:
+            self.wfile.write(head + payload)
+        except OSError:  # the client gave up (e.g. its timeout was shorter than our latency)
+            self.close_connection = True
+            return
         self.log_request(response.status, len(payload))
 
 
@@ -140,7 +144,7 @@ class EmulatorServer:
         return f"http://{host}:{self.port}{API_PREFIX}"
 
     def serve_forever(self) -> None:
-        self._httpd.serve_forever(poll_interval=0.2)
+        self._httpd.serve_forever(poll_interval=0.05)  # also bounds how long stop() waits
 
     def start(self) -> None:
         """Serve on a background daemon thread."""

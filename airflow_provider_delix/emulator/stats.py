@@ -12,7 +12,11 @@ from typing import Any
 
 
 class CallStats:
-    """Thread-safe traffic counters. ``status`` is an HTTP code or ``dropped``."""
+    """Thread-safe traffic counters. ``status`` is an HTTP code or ``dropped``.
+
+    ``calls`` maps an endpoint (``"POST /files"``, ``"GET /extracts/{uuid}"``...) to its total
+    number of requests, faulted ones included; ``calls_by_status`` splits it by status.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -46,12 +50,11 @@ class CallStats:
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
-            calls = {
-                endpoint: {"total": sum(by_status.values()), "by_status": dict(by_status)}
-                for endpoint, by_status in sorted(self._calls.items())
-            }
             return {
-                "calls": calls,
+                "calls": {endpoint: sum(counts.values()) for endpoint, counts in sorted(self._calls.items())},
+                "calls_by_status": {
+                    endpoint: dict(counts) for endpoint, counts in sorted(self._calls.items())
+                },
                 "faults": dict(self._faults),
                 "pages": {"processed": self._pages - self._failed_pages, "failed": self._failed_pages},
                 "callbacks": {"sent": self._callbacks["sent"], "failed": self._callbacks["failed"]},

@@ -1,0 +1,51 @@
+"""Shared pytest fixtures: the Delix emulator on loopback, and the ``tesseract`` marker policy.
+
+* ``emulator``: a fresh in-process emulator (``groundtruth`` OCR, no faults, unlimited
+  credits) per test; see ``airflow_provider_delix.emulator.testing`` for its methods.
+* ``emulator_factory``: ``emulator_factory(**config)`` starts another one with settings
+  (``api_key=...``, ``rate_429=...``, ``ocr="tesseract"``...); all are stopped after the test.
+* Tests marked ``tesseract`` are skipped when the binary or its fas/eng/ara/tur models are
+  missing, except when the ``CI`` environment variable is set: there a missing Tesseract must
+  fail the run, not silently shrink it.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from typing import Any
+
+import pytest
+
+from airflow_provider_delix.emulator.tesseract import tesseract_available
+from airflow_provider_delix.emulator.testing import InProcessEmulator, run_emulator
+
+
+@functools.cache
+def _have_tesseract() -> bool:
+    return tesseract_available()
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("tesseract") is None or _have_tesseract():
+        return
+    if os.environ.get("CI"):
+        pytest.fail("tesseract with fas/eng/ara/tur is required when CI is set (run scripts/bootstrap.sh)")
+    pytest.skip("tesseract with fas/eng/ara/tur data is not installed")
+
+
+@pytest.fixture
+def emulator_factory() -> Iterator[Callable[..., InProcessEmulator]]:
+    with ExitStack() as stack:
+
+        def start(**config: Any) -> InProcessEmulator:
+            return stack.enter_context(run_emulator(**config))
+
+        yield start
+
+
+@pytest.fixture
+def emulator(emulator_factory: Callable[..., InProcessEmulator]) -> InProcessEmulator:
+    return emulator_factory()

@@ -1,0 +1,159 @@
+"""Files and a thin HTTP client for the emulator's conformance tests (``requests`` only).
+
+Built here rather than imported from product helpers so these tests pin the wire format
+(the groundtruth conventions, the multipart field names) independently of other modules.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from typing import Any
+
+import requests
+from PIL import Image, PngImagePlugin
+
+from airflow_provider_delix.emulator.testing import EmulatorHandle
+
+
+def png(text: str | None = None, *, fail: bool = False, itxt: bool = True, pad: int = 0) -> bytes:
+    """A 16x16 PNG; ``text`` in an iTXt (or tEXt) ``delix:text`` chunk; ``pad`` bytes of extra chunk."""
+    info = PngImagePlugin.PngInfo()
+    if text is not None:
+        if itxt:
+            info.add_itxt("delix:text", text)
+        else:
+            info.add_text("delix:text", text)
+    if fail:
+        info.add_text("delix:fail", "1")
+    if pad:
+        info.add_text("pad", "x" * pad)
+    out = io.BytesIO()
+    Image.new("L", (16, 16), 255).save(out, "PNG", pnginfo=info)
+    return out.getvalue()
+
+
+def png_of_size(size: int) -> bytes:
+    """A valid PNG of exactly ``size`` bytes (padding grows the file byte for byte)."""
+    base = len(png(pad=1))
+    data = png(pad=size - base + 1)
+    assert len(data) == size
+    return data
+
+
+def jpeg(text: str | None = None, *, fail: bool = False) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (16, 16), (255, 255, 255)).save(out, "JPEG")
+    data = out.getvalue()
+    comments = [f"delix:text={text}".encode()] if text is not None else []
+    comments += [b"delix:fail=1"] if fail else []
+    segments = b"".join(b"\xff\xfe" + (len(c) + 2).to_bytes(2, "big") + c for c in comments)
+    return data[:2] + segments + data[2:]
+
+
+def image_bytes(fmt: str) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (16, 16), (255, 255, 255)).save(out, fmt)
+    return out.getvalue()
+
+
+def pdf(pages: list[str], *, pad: int = 0) -> bytes:
+    """A PDF with an ASCII text layer per page ("" = a page without text); ``pad`` adds a stream."""
+    count = len(pages)
+    font_id = 3 + 2 * count
+    kids = " ".join(f"{3 + 2 * i} 0 R" for i in range(count))
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        f"<< /Type /Pages /Kids [{kids}] /Count {count} >>".encode(),
+    ]
+    for i, text in enumerate(pages):
+        escaped = text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+        stream = f"BT /F1 24 Tf 72 700 Td ({escaped}) Tj ET".encode("latin-1") if text else b""
+        objects.append(
+            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {4 + 2 * i} 0 R "
+            f"/Resources << /Font << /F1 {font_id} 0 R >> >> >>".encode()
+        )
+        objects.append(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
+    objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
+    if pad:
+        objects.append(b"<< /Length %d >>\nstream\n" % pad + b"\0" * pad + b"\nendstream")
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    for offset in offsets:
+        out += f"{offset:010d} 00000 n \n".encode()
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return bytes(out)
+
+
+def pdf_of_size(pages: list[str], size: int) -> bytes:
+    """A valid PDF of exactly ``size`` bytes."""
+    pad = 10
+    for _ in range(5):
+        data = pdf(pages, pad=pad)
+        if len(data) == size:
+            return data
+        pad += size - len(data)
+    raise AssertionError("could not hit the size")
+
+
+ENGINE_FA = {"name": "danlin", "options": {"language": "fa"}}
+PROBE = {"name": "probe"}
+
+
+class Api:
+    """``requests`` against one emulator with its key; every call returns the raw Response."""
+
+    def __init__(self, emulator: EmulatorHandle, key: str | None = None) -> None:
+        self.emulator = emulator
+        self.url = emulator.base_url
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {key or emulator.api_key}"
+
+    def upload(self, *files: bytes, field: str = "file[]") -> requests.Response:
+        parts = [(field, (f"f{i}.bin", data)) for i, data in enumerate(files)]
+        return self.session.post(f"{self.url}/files", files=parts, timeout=30)
+
+    def store(self, *files: bytes) -> list[str]:
+        """Upload files that must all be stored; their uuids in order."""
+        answer = self.upload(*files)
+        assert answer.status_code == 207, answer.text
+        entries = answer.json()["data"]
+        assert all(e["status"] == "stored" for e in entries), entries
+        return [e["uuid"] for e in entries]
+
+    def files(self) -> requests.Response:
+        return self.session.get(f"{self.url}/files", timeout=30)
+
+    def delete(self, uuid: str) -> requests.Response:
+        return self.session.delete(f"{self.url}/files/{uuid}", timeout=30)
+
+    def images(self, body: Any) -> requests.Response:
+        return self.session.post(f"{self.url}/image-extraction", json=body, timeout=60)
+
+    def documents(self, body: Any) -> requests.Response:
+        return self.session.post(f"{self.url}/document-extraction", json=body, timeout=60)
+
+    def extract(self, uuid: str) -> requests.Response:
+        return self.session.get(f"{self.url}/extracts/{uuid}", timeout=30)
+
+    def contents(self, extract: str, file: str, page: int | None = None) -> requests.Response:
+        params = {} if page is None else {"page": page}
+        return self.session.get(
+            f"{self.url}/extracts/{extract}/files/{file}/contents", params=params, timeout=30
+        )
+
+    def wait_processed(self, uuid: str, timeout: float = 30) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            answer = self.extract(uuid)
+            assert answer.status_code == 200, answer.text
+            data: dict[str, Any] = answer.json()["data"]
+            if data["status"] == "processed":
+                return data
+            time.sleep(0.02)
+        raise AssertionError(f"extract {uuid} still processing after {timeout} s")
