@@ -167,8 +167,10 @@ class OutputStore:
                     self.fs.rm_file(path)
 
     def _ls(self, path: str) -> list[str]:
+        """Entries of a state directory, without the hidden temp files of ``_write_bytes``."""
         try:
-            return sorted(str(p).rstrip("/") for p in self.fs.ls(path, detail=False))
+            found = (str(p).rstrip("/") for p in self.fs.ls(path, detail=False))
+            return sorted(p for p in found if not p.rsplit("/", 1)[-1].startswith("."))
         except FileNotFoundError:
             return []
 

@@ -233,3 +233,13 @@ def test_exception_in_context_aborts_but_keeps_rows(out: str) -> None:
 def test_memory_filesystem_is_shared_by_url() -> None:
     # Guard for the tests above: memory:// must be one process-wide store, as they assume.
     assert fsspec.filesystem("memory") is fsspec.filesystem("memory")
+
+
+def test_crashed_half_written_state_files_are_ignored_and_cleaned(tmp_path: Path) -> None:
+    out = str(tmp_path / "out")
+    put(out, "_delix_state/journal/dead-2/.c0.arrow.1234.tmp", b"half")
+    put(out, "_delix_state/writers/.dead-2.json.99.tmp", b"half")
+    with OutputStore(out, **FAST) as store:
+        assert store.recover() == 0
+        assert store.done_keys() == set()
+    assert files(out, "_delix_state/journal") == []
