@@ -168,6 +168,7 @@ class OutputStore:
 
     def _ls(self, path: str) -> list[str]:
         """Entries of a state directory, without the hidden temp files of ``_write_bytes``."""
+        self.fs.invalidate_cache(path)  # s3fs & co. cache listings; other writers change them
         try:
             found = (str(p).rstrip("/") for p in self.fs.ls(path, detail=False))
             return sorted(p for p in found if not p.rsplit("/", 1)[-1].startswith("."))

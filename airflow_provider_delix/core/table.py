@@ -190,6 +190,7 @@ def dataset(output_path: str, storage_options: Mapping[str, Any] | None = None) 
     component are ignored, which is what hides ``_delix_state/`` and in-progress part files.
     """
     fs, path = open_output(output_path, storage_options)
+    fs.invalidate_cache(path)  # listings are cached per filesystem instance; parts come and go
     if not fs.exists(path):
         return None
     return ds.dataset(path, schema=SCHEMA, format="parquet", filesystem=fs)
