@@ -120,6 +120,7 @@ class OutputStore:
         self._file: Any = None
         self._tmp_path, self._file_rows, self._seq = "", 0, 0
         self._file_journals: set[str] = set()  # journals whose rows are in the open part
+        self._in_flight: set[str] = set()  # journals being written, not yet in a part
         self._uploads: dict[str, list[str]] = {}
         self._dead: set[str] | None = None
         self._counts: Counter[str] = Counter()
@@ -244,16 +245,24 @@ class OutputStore:
         if not _SAFE.fullmatch(chunk_id):
             raise ValueError(f"chunk_id must match {_SAFE.pattern}, got {chunk_id!r}")
         batch = rows_to_record_batch(rows)
-        journal = f"{self._state}/journal/{self.run_tag}/{chunk_id}.arrow"
+        stem = f"{self._state}/journal/{self.run_tag}/{chunk_id}"
         with self._lock:
             self._check_open()
-            if journal in self._file_journals:
-                raise ValueError(f"chunk_id {chunk_id!r} was already appended to the open part file")
-        self._write_bytes(journal, _ipc_bytes(batch))  # outside the lock: workers journal in parallel
-        with self._lock:
-            self._check_open()
-            self._add(batch, [journal])
-            self._counts.update(batch.column("status").to_pylist())
+            # A chunk appended twice gets a second journal instead of overwriting unpublished rows.
+            journal, k = f"{stem}.arrow", 1
+            while journal in self._file_journals or journal in self._in_flight:
+                k += 1
+                journal = f"{stem}.{k}.arrow"
+            self._in_flight.add(journal)
+        try:
+            self._write_bytes(journal, _ipc_bytes(batch))  # outside the lock: workers journal in parallel
+            with self._lock:
+                self._check_open()
+                self._add(batch, [journal])
+                self._counts.update(batch.column("status").to_pylist())
+        finally:
+            with self._lock:
+                self._in_flight.discard(journal)
 
     def _check_open(self) -> None:
         if self._closed:
