@@ -219,13 +219,13 @@ class OutputStore:
         if self._dead is not None:
             return self._dead
         tags = self._tags("journal") | self._tags("uploads") | self._tags("partial")
-        tags |= {p.rsplit("/", 1)[-1].removesuffix(".json") for p in self._ls(f"{self._state}/writers")}
-        tags.discard(self.run_tag)
-        leases = {tag: self._read_lease(tag) for tag in tags}
+        leased = {p.rsplit("/", 1)[-1].removesuffix(".json") for p in self._ls(f"{self._state}/writers")}
+        tags, leased = tags - {self.run_tag}, leased - {self.run_tag}
+        leases = {tag: self._read_lease(tag) for tag in tags | leased}
         now = time.time()
         stale = self.stale_after_seconds
         dead = {t for t, lease in leases.items() if lease is None or now - lease["heartbeat"] > stale}
-        alive = tags - dead
+        alive = tags - dead  # only writers with state are worth waiting for
         if alive and wait:
             time.sleep(self.stale_after_seconds)
             for tag in alive:

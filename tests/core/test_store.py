@@ -244,3 +244,12 @@ def test_crashed_half_written_state_files_are_ignored_and_cleaned(tmp_path: Path
         assert store.recover() == 0
         assert store.done_keys() == set()
     assert files(out, "_delix_state/journal") == []
+
+
+def test_a_live_writer_without_state_costs_no_wait(out: str) -> None:
+    idle = OutputStore(out, heartbeat_seconds=0.05, stale_after_seconds=5)
+    started = time.monotonic()
+    with OutputStore(out, heartbeat_seconds=0.05, stale_after_seconds=5) as store:
+        assert store.recover() == 0 and store.orphaned_uploads() == []
+    assert time.monotonic() - started < 2
+    idle.close()
