@@ -1,0 +1,180 @@
+"""Turn one input into upload-ready pages, or into invalid rows that say why not.
+
+This is what the operator's prefetch workers run, so it never raises for bad content (every
+problem becomes a page with ``error``/``message``) and keeps at most one decoded page in memory
+at a time. Only infrastructure failures propagate: a ``ConnectionError``/``TimeoutError`` while
+reading is not a property of the file, and recording it as an invalid row would silently drop
+the file from the run instead of letting the task retry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from airflow_provider_delix.api.models import MAX_IMAGE_BYTES
+from airflow_provider_delix.core.inputs import InputRef, SourceTooLargeError, read_input
+from airflow_provider_delix.core.normalize import encode_page, needs_rework, to_ocr_mode
+from airflow_provider_delix.core.validation import (
+    ImageKind,
+    InvalidInputError,
+    Reason,
+    check_pixels,
+    check_supported,
+    decode_errors,
+    open_image,
+    short_error,
+)
+
+__all__ = ["PreparedPage", "PreparedSource", "prepare_source"]
+
+# A guard against page chains that loop forever; far above any real scan batch.
+_MAX_PAGES = 100_000
+_MULTI_PAGE_KINDS: frozenset[ImageKind] = frozenset({"tiff", "gif", "webp"})
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedPage:
+    """One page of a source: bytes to upload, or the reason it will not be uploaded."""
+
+    page_number: int  # 1-based within the source
+    data: bytes | None  # upload-ready PNG/JPEG bytes (<= MAX_IMAGE_BYTES), None when invalid
+    filename: str  # ASCII-safe upload file name with the right extension, e.g. "<sha12>-p3.png"
+    normalization: str | None  # what was done, None if uploaded as is
+    error: str | None  # reason code when this page is invalid
+    message: str | None  # human explanation when invalid
+
+    @property
+    def valid(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedSource:
+    """A source and its pages; a source that cannot be read at all has one invalid page."""
+
+    ref: InputRef
+    sha256: str  # of the ORIGINAL bytes (hex); "" if unreadable
+    pages: tuple[PreparedPage, ...]
+
+
+def _filename(sha256: str, page_number: int, extension: str) -> str:
+    # Content-derived and ASCII: the source name may be Persian or not even valid UTF-8, and
+    # the API's multipart parser is not documented to cope with either.
+    return f"{sha256[:12] or 'unreadable'}-p{page_number}.{extension}"
+
+
+def _invalid(sha256: str, page_number: int, error: InvalidInputError) -> PreparedPage:
+    return PreparedPage(
+        page_number=page_number,
+        data=None,
+        filename=_filename(sha256, page_number, "bin"),
+        normalization=None,
+        error=str(error.reason),
+        message=error.message,
+    )
+
+
+def _read(ref: InputRef) -> bytes:
+    """Read the source, mapping I/O failures to reasons (transient network errors propagate)."""
+    try:
+        return read_input(ref)
+    except (ConnectionError, TimeoutError):
+        raise
+    except FileNotFoundError:
+        raise InvalidInputError(Reason.NOT_FOUND, f"no such file: {ref.source}") from None
+    except SourceTooLargeError as exc:
+        raise InvalidInputError(Reason.TOO_LARGE, str(exc)) from None
+    except OSError as exc:  # permission denied, is a directory, ...
+        raise InvalidInputError(Reason.UNREADABLE, short_error(exc)) from None
+
+
+def _single_page(data: bytes, kind: ImageKind, sha256: str) -> PreparedPage:
+    """A PNG or JPEG: pass the original bytes through when the API can take them as they are."""
+    im = open_image(data, kind)
+    try:
+        if len(data) <= MAX_IMAGE_BYTES and not needs_rework(im):
+            with decode_errors(f"the {kind.upper()} does not decode"):
+                if kind == "jpeg":
+                    # Decoding at 1/8 scale still runs the whole entropy-coded stream, so a
+                    # truncated or damaged file fails here, at a fraction of the cost.
+                    im.draft(None, (max(1, im.width // 8), max(1, im.height // 8)))
+                im.load()
+            return PreparedPage(
+                1, data, _filename(sha256, 1, "jpg" if kind == "jpeg" else "png"), None, None, None
+            )
+        with decode_errors(f"the {kind.upper()} does not decode"):
+            im.load()
+            page, steps = to_ocr_mode(im)
+        encoded = encode_page(page, kind, pre_steps=steps, original_size=len(data) if kind == "png" else None)
+        return PreparedPage(
+            1, encoded.data, _filename(sha256, 1, encoded.extension), encoded.normalization, None, None
+        )
+    finally:
+        im.close()
+
+
+def _frames(data: bytes, kind: ImageKind, sha256: str) -> Iterator[PreparedPage]:
+    """Every page of a TIFF / frame of a GIF or WebP, each converted and released in turn.
+
+    A damaged page becomes an invalid row and the pages before it are kept; a page that cannot
+    even be located (broken page chain) ends the source there.
+    """
+    im = open_image(data, kind)
+    try:
+        # Seek page by page instead of asking ``n_frames`` first: counting walks the whole page
+        # chain, so a file truncated after a few good pages would otherwise lose all of them.
+        for index in range(_MAX_PAGES if kind in _MULTI_PAGE_KINDS else 1):
+            number = index + 1
+            try:
+                with decode_errors(f"page {number} cannot be located"):
+                    try:
+                        im.seek(index)
+                    except EOFError:
+                        if index > 0:
+                            return  # the normal end of the page sequence
+                        raise
+            except InvalidInputError as exc:
+                yield _invalid(sha256, number, exc)
+                return
+            try:
+                with decode_errors(f"page {number} does not decode"):
+                    check_pixels(im, f"page {number}")
+                    im.load()
+                    page, steps = to_ocr_mode(im)
+                encoded = encode_page(page, kind, pre_steps=steps)
+                del page
+            except InvalidInputError as exc:
+                yield _invalid(sha256, number, exc)
+                continue
+            yield PreparedPage(
+                number,
+                encoded.data,
+                _filename(sha256, number, encoded.extension),
+                encoded.normalization,
+                None,
+                None,
+            )
+    finally:
+        im.close()
+
+
+def prepare_source(ref: InputRef, data: bytes | None = None) -> PreparedSource:
+    """Validate and normalise one source; reads it when ``data`` is None. Never raises for content."""
+    sha256 = ""
+    try:
+        if data is None:
+            data = _read(ref)
+        sha256 = hashlib.sha256(data).hexdigest()
+        kind = check_supported(data)
+        if kind in ("png", "jpeg"):
+            pages: tuple[PreparedPage, ...] = (_single_page(data, kind, sha256),)
+        else:
+            pages = tuple(_frames(data, kind, sha256))
+    except InvalidInputError as exc:
+        return PreparedSource(ref=ref, sha256=sha256, pages=(_invalid(sha256, 1, exc),))
+    if not pages:  # a multi-page file claiming zero pages
+        empty = InvalidInputError(Reason.CORRUPT_IMAGE, "the file contains no pages")
+        pages = (_invalid(sha256, 1, empty),)
+    return PreparedSource(ref=ref, sha256=sha256, pages=pages)
