@@ -1,0 +1,297 @@
+"""Group prepared pages into chunks: the unit that is uploaded, extracted and deleted together.
+
+A chunk holds at most 5 files (the API's cap for both upload and image extraction) and at most
+``max_chunk_bytes`` (so it can always be served by the storage budget). Planning is
+incremental -- one source in, zero or more finished chunks out -- so millions of inputs never
+sit in memory: only the few open chunks (at most ``open_chunks`` x 5 pages) are held.
+
+Two properties that cost money if got wrong:
+
+* **Identical content is extracted once.** Every page is keyed by the sha256 of the bytes
+  that would be uploaded. A page whose content is already waiting in an open chunk or in
+  flight is attached to that file as one more *target* (one more row to write); a page whose
+  content finished recently reuses the cached outcome. The :class:`ContentIndex` is shared
+  with the workers, which is why it has a lock.
+* **Resumed pages are never sent again.** ``(source_sha256, page_number)`` keys already in
+  the output are skipped before anything else.
+
+Pages of one source are kept together where possible: a source that fits in one chunk goes
+whole into an open chunk with room for it, or into a new one; a longer source is cut into
+full chunks of consecutive pages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Container, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from airflow_provider_delix.api.models import MAX_FILES_PER_REQUEST
+
+# Error value of an ``invalid`` row for a page that can never fit in the storage budget.
+TOO_LARGE_FOR_BUDGET = "too_large"
+
+
+class PageLike(Protocol):
+    """What planning reads from a ``core.prepare.PreparedPage``."""
+
+    @property
+    def page_number(self) -> int: ...
+    @property
+    def data(self) -> bytes | None: ...
+    @property
+    def filename(self) -> str: ...
+    @property
+    def normalization(self) -> str | None: ...
+    @property
+    def error(self) -> str | None: ...
+    @property
+    def message(self) -> str | None: ...
+
+
+class RefLike(Protocol):
+    @property
+    def source(self) -> str: ...
+
+
+class SourceLike(Protocol):
+    """What planning reads from a ``core.prepare.PreparedSource``."""
+
+    @property
+    def ref(self) -> RefLike: ...
+    @property
+    def sha256(self) -> str: ...
+    @property
+    def pages(self) -> Sequence[PageLike]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PageTarget:
+    """One row to write: a page of a source."""
+
+    source: str
+    source_sha256: str
+    page_number: int
+    normalization: str | None
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.source_sha256, self.page_number)
+
+
+@dataclass(slots=True)
+class ChunkFile:
+    """One distinct content to upload; ``targets`` are all the pages that have it.
+
+    ``targets`` grows while the file is live (duplicates attach to it); it is only read through
+    :meth:`ContentIndex.complete`, which freezes it under the index's lock.
+    """
+
+    content_sha256: str
+    filename: str
+    data: bytes
+    targets: list[PageTarget] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+
+@dataclass(slots=True)
+class Chunk:
+    chunk_id: str
+    files: list[ChunkFile]
+
+    @property
+    def nbytes(self) -> int:
+        return sum(f.size for f in self.files)
+
+
+@dataclass(frozen=True, slots=True)
+class FileOutcome:
+    """What became of one uploaded content; reused for later pages with the same content."""
+
+    status: str  # a core.table.RowStatus value
+    text: str | None
+    error: str | None
+    error_message: str | None
+    file_uuid: str | None
+    extract_uuid: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidPage:
+    target: PageTarget
+    error: str
+    message: str | None
+
+
+@dataclass(slots=True)
+class PlanStep:
+    """What one call of :meth:`ChunkPlanner.add` produced."""
+
+    chunks: list[Chunk] = field(default_factory=list)
+    invalid: list[InvalidPage] = field(default_factory=list)
+    reused: list[tuple[PageTarget, FileOutcome]] = field(default_factory=list)
+    resumed: int = 0
+    pages: int = 0  # pages of this run's inputs, resumed ones included
+
+
+class ContentIndex:
+    """Live contents (open or in flight) by sha256, plus a bounded cache of finished outcomes."""
+
+    def __init__(self, cache_size: int = 2048) -> None:
+        self._lock = threading.Lock()
+        self._live: dict[str, ChunkFile] = {}
+        self._done: OrderedDict[str, FileOutcome] = OrderedDict()
+        self._cache_size = cache_size
+
+    def claim(
+        self, content_sha256: str, target: PageTarget, filename: str, data: bytes
+    ) -> ChunkFile | FileOutcome | None:
+        """A new :class:`ChunkFile` to place, a cached outcome to reuse, or None (attached to a live file)."""
+        with self._lock:
+            live = self._live.get(content_sha256)
+            if live is not None:
+                live.targets.append(target)
+                return None
+            cached = self._done.get(content_sha256)
+            if cached is not None:
+                self._done.move_to_end(content_sha256)
+                return cached
+            new = ChunkFile(content_sha256=content_sha256, filename=filename, data=data, targets=[target])
+            self._live[content_sha256] = new
+            return new
+
+    def complete(self, file: ChunkFile, outcome: FileOutcome | None) -> list[PageTarget]:
+        """Retire a live file and return its final targets; cache ``outcome`` unless None.
+
+        None means "no result" (a transient failure): later duplicates must be sent again.
+        """
+        with self._lock:
+            self._live.pop(file.content_sha256, None)
+            if outcome is not None and self._cache_size > 0:
+                self._done[file.content_sha256] = outcome
+                self._done.move_to_end(file.content_sha256)
+                while len(self._done) > self._cache_size:
+                    self._done.popitem(last=False)
+            return list(file.targets)
+
+    def live_count(self) -> int:
+        with self._lock:
+            return len(self._live)
+
+
+class ChunkPlanner:
+    """Incremental grouping of prepared sources into chunks (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        max_chunk_bytes: int,
+        chunk_id: Callable[[], str],
+        index: ContentIndex | None = None,
+        done_keys: Container[tuple[str, int]] = frozenset(),
+        max_files: int = MAX_FILES_PER_REQUEST,
+        open_chunks: int = 2,
+    ) -> None:
+        if not 1 <= max_files <= MAX_FILES_PER_REQUEST:
+            raise ValueError(f"A chunk holds 1 to {MAX_FILES_PER_REQUEST} files, got {max_files}.")
+        if max_chunk_bytes < 1 or open_chunks < 1:
+            raise ValueError("max_chunk_bytes and open_chunks must be positive.")
+        self.max_files = max_files
+        self.max_chunk_bytes = max_chunk_bytes
+        self.index = index if index is not None else ContentIndex()
+        self._done_keys = done_keys
+        self._new_id = chunk_id
+        self._open_limit = open_chunks
+        self._open: list[list[ChunkFile]] = []
+
+    # ------------------------------------------------------------------ public
+
+    def add(self, source: SourceLike) -> PlanStep:
+        step = PlanStep()
+        new_files: list[ChunkFile] = []
+        for page in source.pages:
+            step.pages += 1
+            target = PageTarget(source.ref.source, source.sha256, page.page_number, page.normalization)
+            if target.key in self._done_keys:
+                step.resumed += 1
+                continue
+            if page.error is not None or page.data is None:
+                step.invalid.append(InvalidPage(target, page.error or "NO_DATA", page.message))
+                continue
+            if len(page.data) > self.max_chunk_bytes:
+                step.invalid.append(
+                    InvalidPage(
+                        target,
+                        TOO_LARGE_FOR_BUDGET,
+                        f"{len(page.data)} bytes can never fit in the storage budget of "
+                        f"{self.max_chunk_bytes} bytes per request.",
+                    )
+                )
+                continue
+            sha = hashlib.sha256(page.data).hexdigest()
+            claimed = self.index.claim(sha, target, page.filename, page.data)
+            if isinstance(claimed, ChunkFile):
+                new_files.append(claimed)
+            elif isinstance(claimed, FileOutcome):
+                step.reused.append((target, claimed))
+        self._place(new_files, step.chunks)
+        return step
+
+    def flush(self) -> list[Chunk]:
+        """Emit every open chunk (end of input)."""
+        chunks = [self._emit(files) for files in self._open if files]
+        self._open.clear()
+        return chunks
+
+    def held_files(self) -> list[ChunkFile]:
+        """Files waiting in open chunks (for accounting when a run stops early)."""
+        return [f for files in self._open for f in files]
+
+    # ------------------------------------------------------------------ placement
+
+    def _emit(self, files: list[ChunkFile]) -> Chunk:
+        return Chunk(chunk_id=self._new_id(), files=list(files))
+
+    def _fits(self, files: list[ChunkFile], extra: Sequence[ChunkFile]) -> bool:
+        return (
+            len(files) + len(extra) <= self.max_files
+            and sum(f.size for f in files) + sum(f.size for f in extra) <= self.max_chunk_bytes
+        )
+
+    def _is_full(self, files: list[ChunkFile]) -> bool:
+        return len(files) >= self.max_files
+
+    def _place(self, new_files: list[ChunkFile], out: list[Chunk]) -> None:
+        # Cut a long source into full chunks of consecutive pages; the rest is placed whole.
+        groups: list[list[ChunkFile]] = [[]]
+        for f in new_files:
+            if not self._fits(groups[-1], [f]):
+                groups.append([])
+            groups[-1].append(f)
+        for group in groups:
+            if not group:
+                continue
+            if self._is_full(group) or group is not groups[-1]:
+                out.append(self._emit(group))
+            else:
+                self._place_small(group, out)
+
+    def _place_small(self, group: list[ChunkFile], out: list[Chunk]) -> None:
+        for files in self._open:
+            if self._fits(files, group):
+                files.extend(group)
+                if self._is_full(files):
+                    self._open.remove(files)
+                    out.append(self._emit(files))
+                return
+        if len(self._open) >= self._open_limit:
+            fullest = max(self._open, key=len)
+            self._open.remove(fullest)
+            out.append(self._emit(fullest))
+        self._open.append(list(group))
