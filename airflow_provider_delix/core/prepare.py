@@ -94,20 +94,22 @@ def _single_page(data: bytes, kind: ImageKind, sha256: str) -> PreparedPage:
     """A PNG or JPEG: pass the original bytes through when the API can take them as they are."""
     im = open_image(data, kind)
     try:
-        if len(data) <= MAX_IMAGE_BYTES and not needs_rework(im):
-            with decode_errors(f"the {kind.upper()} does not decode"):
+        with decode_errors(f"the {kind.upper()} does not decode"):
+            # Checking for transparency decodes a PNG; a truncated one must fail in here.
+            if len(data) <= MAX_IMAGE_BYTES and not needs_rework(im):
                 if kind == "jpeg":
                     # Decoding at 1/8 scale still runs the whole entropy-coded stream, so a
                     # truncated or damaged file fails here, at a fraction of the cost.
                     im.draft(None, (max(1, im.width // 8), max(1, im.height // 8)))
                 im.load()
-            return PreparedPage(
-                1, data, _filename(sha256, 1, "jpg" if kind == "jpeg" else "png"), None, None, None
-            )
-        with decode_errors(f"the {kind.upper()} does not decode"):
+                return PreparedPage(
+                    1, data, _filename(sha256, 1, "jpg" if kind == "jpeg" else "png"), None, None, None
+                )
             im.load()
             page, steps = to_ocr_mode(im)
-        encoded = encode_page(page, kind, pre_steps=steps, original_size=len(data) if kind == "png" else None)
+        with decode_errors("re-encoding failed"):
+            original_size = len(data) if kind == "png" else None
+            encoded = encode_page(page, kind, pre_steps=steps, original_size=original_size)
         return PreparedPage(
             1, encoded.data, _filename(sha256, 1, encoded.extension), encoded.normalization, None, None
         )
@@ -143,7 +145,8 @@ def _frames(data: bytes, kind: ImageKind, sha256: str) -> Iterator[PreparedPage]
                     check_pixels(im, f"page {number}")
                     im.load()
                     page, steps = to_ocr_mode(im)
-                encoded = encode_page(page, kind, pre_steps=steps)
+                with decode_errors(f"page {number} could not be re-encoded"):
+                    encoded = encode_page(page, kind, pre_steps=steps)
                 del page
             except InvalidInputError as exc:
                 yield _invalid(sha256, number, exc)

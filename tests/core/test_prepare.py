@@ -170,6 +170,12 @@ def test_truncated_png_and_jpeg_are_corrupt() -> None:
         assert "truncated" in message
 
 
+def test_truncated_png_with_alpha_is_corrupt_not_a_crash() -> None:
+    rgba = Image.frombytes("RGBA", (120, 120), random.Random(2).randbytes(120 * 120 * 4))
+    data = _encode(rgba, "PNG")
+    assert _one_error(_prepared(data[: len(data) // 2]))[0] == "corrupt_image"
+
+
 def test_decompression_bomb_is_too_large(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
     assert _one_error(_prepared(_encode(_page(), "PNG")))[0] == "too_large"
