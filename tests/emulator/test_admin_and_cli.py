@@ -1,0 +1,113 @@
+"""Admin endpoints, reset, the subprocess launcher and the CLI's flags."""
+
+from __future__ import annotations
+
+import signal
+from typing import Any
+
+from airflow_provider_delix.emulator.__main__ import build_parser, config_from_args
+from airflow_provider_delix.emulator.testing import InProcessEmulator, cli_args, start_emulator_process
+
+from .samples import ENGINE_FA, Api, png
+
+
+def test_stats_shape(emulator: InProcessEmulator, api: Api) -> None:
+    (uuid,) = api.store(png("x"))
+    api.images({"engine": ENGINE_FA, "files": [{"uuid": uuid}]})
+    stats = emulator.stats()
+    assert set(stats) >= {
+        "calls",
+        "calls_by_status",
+        "faults",
+        "files",
+        "extracts",
+        "credits",
+        "charges",
+        "refunds",
+        "pages",
+        "callbacks",
+        "clock",
+    }
+    assert stats["calls"] == {"POST /files": 1, "POST /image-extraction": 1}
+    assert stats["calls_by_status"]["POST /files"] == {"207": 1}
+    assert set(stats["files"]) == {"count", "bytes", "max_count", "max_bytes", "expired"}
+    assert stats["extracts"] == {"total": 1, "processing": 0, "processed": 1}
+
+
+def test_reset_forgets_everything_and_restores_settings(emulator_factory: Any) -> None:
+    emulator = emulator_factory(credits=1000)
+    api = Api(emulator)
+    (uuid,) = api.store(png("x"))
+    api.images({"engine": ENGINE_FA, "files": [{"uuid": uuid}]})
+    emulator.configure(per_page=3, rate_429=0.0)
+    before = emulator.advance_clock(100)
+    emulator.reset()
+    stats = emulator.stats()
+    assert stats["files"]["count"] == 0 and stats["calls"] == {} and stats["credits"]["balance"] == 1000
+    assert emulator.config()["per_page"] == 15 and stats["clock"] < before
+    assert api.extract("anything").status_code == 404
+
+
+def test_cli_flags_map_to_settings() -> None:
+    args = build_parser().parse_args(
+        [
+            "--port",
+            "0",
+            "--api-key",
+            "k",
+            "--ocr",
+            "groundtruth",
+            "--credits",
+            "5",
+            "--latency-upload",
+            "0.5",
+            "--latency-extract-base",
+            "1",
+            "--latency-extract-page",
+            "2",
+            "--latency-delete",
+            "3",
+            "--rate-429",
+            "0.1",
+            "--rate-500",
+            "0.1",
+            "--rate-503",
+            "0.1",
+            "--rate-drop",
+            "0.1",
+            "--fail-page-rate",
+            "0.2",
+            "--seed",
+            "9",
+            "--document-mode",
+            "async",
+            "--per-page",
+            "7",
+            "--fallback-text-bytes",
+            "2000",
+        ]
+    )
+    config = config_from_args(args)
+    assert (config.api_key, config.credits, config.latency_extract_page, config.rate_drop) == (
+        "k",
+        5,
+        2.0,
+        0.1,
+    )
+    assert (config.document_mode, config.per_page, config.fallback_text_bytes, config.seed) == (
+        "async",
+        7,
+        2000,
+        9,
+    )
+    assert cli_args({"rate_429": 0.5, "log_requests": True}) == ["--rate-429", "0.5", "--log-requests"]
+
+
+def test_subprocess_emulator_serves_and_stops_on_sigterm() -> None:
+    with start_emulator_process(api_key="sub-key", per_page=4) as emulator:
+        assert emulator.base_url.startswith("http://127.0.0.1:") and emulator.base_url.endswith("/v1")
+        api = Api(emulator)
+        assert api.store(png("x"))
+        assert emulator.stats()["files"]["count"] == 1 and emulator.config()["per_page"] == 4
+        emulator.process.send_signal(signal.SIGTERM)
+        assert emulator.process.wait(10) == 0
