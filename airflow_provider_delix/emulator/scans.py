@@ -1,0 +1,461 @@
+"""Realistic and deliberately broken test scans, made with Pillow alone.
+
+Why this exists: OCR accuracy tests need pages that look like what a scanner produces (off-white
+paper, grey anti-aliased ink, sensor noise, a page that is never quite straight), and protocol
+tests need the expected text of a page without running OCR at all. Both come from here:
+
+* :func:`render_scan` draws a few lines of text like a 300 dpi scan. Persian and Arabic are
+  shaped and laid out right to left by Pillow's raqm engine (HarfBuzz + FriBiDi): without it
+  the letters would be drawn isolated and left to right, which no OCR model was trained on.
+* :func:`embed_ground_truth` / :func:`read_ground_truth` carry the exact expected text inside
+  the PNG, in an ``iTXt`` chunk with keyword ``delix:text`` -- the chunk the emulator's
+  ``groundtruth`` backend returns verbatim, so a test can compare text byte for byte.
+* :func:`make_png`, :func:`make_multipage_tiff`, :func:`make_oversize_png` and
+  :func:`corrupt_png` make the small, fast, and bad inputs other tests need.
+
+Everything is deterministic for a given seed (noise comes from :class:`random.Random`, never
+from Pillow's unseeded ``effect_noise``), so committed sample files can be regenerated. Pixel
+output can still differ across FreeType/HarfBuzz versions; the committed files are the truth.
+
+Fonts are found at run time with fontconfig (``fc-list``), because their paths differ between
+distributions; a missing font is a clear :class:`FontNotFoundError`, not a tofu-filled image.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import math
+import random
+import re
+import shutil
+import struct
+import subprocess
+import unicodedata
+import zlib
+
+from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageFont
+
+__all__ = [
+    "FAIL_KEY",
+    "PNG_SIGNATURE",
+    "RTL_LANGUAGES",
+    "TEXT_KEY",
+    "FontNotFoundError",
+    "corrupt_png",
+    "embed_ground_truth",
+    "find_font",
+    "guess_language",
+    "make_multipage_tiff",
+    "make_oversize_png",
+    "make_png",
+    "read_ground_truth",
+    "render_scan",
+]
+
+TEXT_KEY = "delix:text"
+"""PNG text-chunk keyword holding the page's expected text (read by the ``groundtruth`` backend)."""
+FAIL_KEY = "delix:fail"
+"""PNG text-chunk keyword; value ``1`` makes the ``groundtruth`` backend fail the page."""
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+RTL_LANGUAGES = frozenset({"fa", "ar"})
+"""Delix language codes written right to left."""
+
+# Font families in order of preference. For Persian, the farsiweb text faces come first: they
+# are what fonts-farsiweb installs and look like ordinary Persian print. Homa before Nazli
+# because, on the sample set, Tesseract 5.3's fas model reads Homa at about 2 % CER on every
+# seed tried, while with Nazli it intermittently drops whole lines (12 % CER). Titr is a bold
+# headline face and only a last resort; DejaVu covers Arabic script too, as a fallback.
+_FAMILIES: dict[str, tuple[str, ...]] = {
+    "fa": ("Homa", "Nazli", "DejaVu Sans", "Titr"),
+    "ar": ("Homa", "Nazli", "DejaVu Sans", "Titr"),
+    "en": ("DejaVu Serif", "Liberation Serif", "DejaVu Sans", "Liberation Sans"),
+    "tr": ("DejaVu Serif", "Liberation Serif", "DejaVu Sans", "Liberation Sans"),
+}
+_ARABIC_SCRIPT = re.compile("[\u0600-\u06ff\u0750-\u077f\ufb50-\ufdff\ufe70-\ufeff]")
+
+
+class FontNotFoundError(RuntimeError):
+    """No installed font can render the language (or fontconfig itself is missing)."""
+
+
+def guess_language(text: str) -> str:
+    """``fa`` when the text contains Arabic-script letters, else ``en``.
+
+    Only for the quick helpers (:func:`make_png`...), where the caller usually does not care.
+    """
+    return "fa" if _ARABIC_SCRIPT.search(text) else "en"
+
+
+@functools.cache
+def find_font(language: str, *, bold: bool = False) -> str:
+    """Path of an installed font for a Delix language code (``fa``, ``ar``, ``en``, ``tr``).
+
+    Asks fontconfig for fonts that declare coverage of the language (``fc-list :lang=xx``) and
+    picks the first preferred family present, regular weight unless ``bold``. Cached, because
+    each call runs a subprocess. Raises :class:`FontNotFoundError` with an install hint.
+    """
+    if shutil.which("fc-list") is None:
+        raise FontNotFoundError("fontconfig's fc-list is not installed: apt-get install fontconfig")
+    fc_lang = {"fa": "fa", "ar": "ar", "en": "en", "tr": "tr"}.get(language, language)
+    out = subprocess.run(
+        ["fc-list", f":lang={fc_lang}", "family", "style", "file"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    ).stdout
+    # Lines look like "/path/nazli.ttf: Nazli:style=Regular" (family may list aliases, comma-separated).
+    fonts: list[tuple[str, set[str], str]] = []
+    for line in out.splitlines():
+        path, _, rest = line.partition(": ")
+        family, _, style = rest.partition(":style=")
+        fonts.append((path.strip(), {f.strip() for f in family.split(",")}, style.strip()))
+    for wanted in _FAMILIES.get(language, _FAMILIES["en"]):
+        candidates = [f for f in fonts if wanted in f[1]]
+        candidates.sort(key=lambda f: (("Bold" in f[2]) != bold, "Italic" in f[2] or "Oblique" in f[2], f[0]))
+        if candidates:
+            return candidates[0][0]
+    hint = "fonts-farsiweb" if language in RTL_LANGUAGES else "fonts-dejavu-core"
+    raise FontNotFoundError(
+        f"no font for language {language!r} (wanted one of {', '.join(_FAMILIES.get(language, ()))}); "
+        f"install e.g. apt-get install {hint}"
+    )
+
+
+@functools.cache
+def _font(path: str, size: int) -> ImageFont.FreeTypeFont:
+    """A raqm-layout font: shaping (joined Arabic letters, ligatures) needs HarfBuzz."""
+    return ImageFont.truetype(path, size, layout_engine=ImageFont.Layout.RAQM)
+
+
+def _draw_lines(
+    lines: list[str],
+    language: str,
+    font: ImageFont.FreeTypeFont,
+    *,
+    margin: int,
+    paper: int,
+    ink: int,
+    min_width: int = 0,
+) -> Image.Image:
+    """Clean (noise-free) grayscale page with the lines drawn; RTL lines are right-aligned."""
+    rtl = language in RTL_LANGUAGES
+    direction = "rtl" if rtl else "ltr"
+    ascent, descent = font.getmetrics()
+    line_height = round((ascent + descent) * 1.35)  # roughly single-and-a-third spacing, like print
+    probe = ImageDraw.Draw(Image.new("L", (1, 1)))
+    widths = [probe.textlength(line, font=font, direction=direction, language=language) for line in lines]
+    width = max(min_width, math.ceil(max(widths, default=0)) + 2 * margin)
+    height = line_height * max(len(lines), 1) + 2 * margin
+    page = Image.new("L", (width, height), paper)
+    draw = ImageDraw.Draw(page)
+    for i, line in enumerate(lines):
+        y = margin + i * line_height
+        if rtl:
+            draw.text(
+                (width - margin, y),
+                line,
+                font=font,
+                fill=ink,
+                anchor="ra",
+                direction="rtl",
+                language=language,
+            )
+        else:
+            draw.text((margin, y), line, font=font, fill=ink, anchor="la", direction="ltr", language=language)
+    return page
+
+
+def _gaussian_noise(size: tuple[int, int], sigma: float, rng: random.Random) -> Image.Image:
+    """Zero-mean noise image centred on 128 with standard deviation ``sigma`` grey levels.
+
+    The mean of four uniform byte images is close to gaussian (Irwin-Hall) and costs four
+    ``randbytes`` calls instead of a million ``rng.gauss`` calls.
+    """
+    w, h = size
+    layers = [Image.frombytes("L", size, rng.randbytes(w * h)) for _ in range(4)]
+    mean = ImageChops.add(
+        ImageChops.add(layers[0], layers[1], scale=2), ImageChops.add(layers[2], layers[3], scale=2), scale=2
+    )
+    spread = 255 / math.sqrt(12) / 2  # std of the mean of four uniform(0, 255)
+    factor = sigma / spread
+    return mean.point([max(0, min(255, round(128 + (v - 127.5) * factor))) for v in range(256)])
+
+
+def render_scan(
+    lines: list[str],
+    language: str,
+    *,
+    seed: int,
+    noise: float = 0.03,
+    skew_degrees: float = 0.6,
+    dpi: int = 300,
+    font_pt: float = 12.0,
+    grey_levels: int = 64,
+) -> Image.Image:
+    """Render ``lines`` as a grayscale scan of part of a printed page.
+
+    ``language`` is a Delix code; ``fa``/``ar`` are shaped and laid out right to left with
+    raqm. ``noise`` is the standard deviation of the sensor noise as a fraction of full scale
+    (0.03 is about 8 grey levels, a clean office scanner); ``skew_degrees`` rotates the page
+    counter-clockwise, as a sheet laid slightly crooked on the glass. ``dpi`` scales the
+    rendering and is stored in the image (``info["dpi"]``) so PNGs carry it: Tesseract
+    guesses badly without a resolution. ``font_pt`` is the body size, 12 pt like most
+    letters and forms.
+    ``grey_levels`` quantises the result (64 = 6 significant bits, about what the noise
+    floor of a flatbed leaves): invisible, and it halves the PNG size of noisy paper.
+
+    The image is only as large as the text plus margins (a strip of a page, about 1-2
+    megapixels at 300 dpi), so a PNG of it stays a few hundred kilobytes despite the noise.
+    Same arguments and fonts, same pixels.
+    """
+    rng = random.Random(seed)  # noqa: S311 -- reproducible test pixels, not secrets
+    font = _font(find_font(language), max(6, round(font_pt * dpi / 72)))
+    paper = 236 + rng.randint(0, 12)  # recycled-grey to bright-white office paper
+    ink = 28 + rng.randint(0, 22)  # toner is dark grey, not 0
+    margin = round(0.3 * dpi)
+    page = _draw_lines(lines, language, font, margin=margin, paper=paper, ink=ink)
+
+    # The glass optics and the toner spread soften edges slightly.
+    page = page.filter(ImageFilter.GaussianBlur(radius=0.35 * dpi / 300))
+    if skew_degrees:
+        page = page.rotate(skew_degrees, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=paper)
+
+    # Uneven illumination: a faint shadow towards one side, as from a lid not fully closed.
+    shade = Image.linear_gradient("L").resize(page.size)
+    if rng.random() < 0.5:
+        shade = shade.transpose(Image.Transpose.ROTATE_90).resize(page.size)
+    depth = rng.randint(3, 9)
+    page = ImageChops.subtract(page, shade.point([v * depth // 255 for v in range(256)]))
+
+    # A few specks of dust in the margins, where they do not touch the letters.
+    draw = ImageDraw.Draw(page)
+    w, h = page.size
+    for _ in range(rng.randint(2, 6)):
+        x = rng.randrange(w)
+        y = rng.choice((rng.randrange(max(1, margin // 2)), h - 1 - rng.randrange(max(1, margin // 2))))
+        r = rng.uniform(0.6, 1.8) * dpi / 300
+        draw.ellipse((x - r, y - r, x + r, y + r), fill=ink + rng.randint(40, 120))
+
+    if noise > 0:
+        page = ImageChops.add(page, _gaussian_noise(page.size, noise * 255, rng), scale=1.0, offset=-128)
+    if 2 <= grey_levels < 256:
+        step = 256 / grey_levels
+        page = page.point([min(255, round((v // step) * step + step / 2)) for v in range(256)])
+    page.info["dpi"] = (dpi, dpi)
+    return page
+
+
+# --- PNG chunks ---------------------------------------------------------------------------
+
+
+def _chunk(ctype: bytes, body: bytes) -> bytes:
+    return (
+        struct.pack(">I", len(body)) + ctype + body + struct.pack(">I", zlib.crc32(ctype + body) & 0xFFFFFFFF)
+    )
+
+
+def _chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    """(type, body) of every chunk, up to IEND or the end of the data; ValueError if not a PNG."""
+    if not data.startswith(PNG_SIGNATURE):
+        raise ValueError("not a PNG (bad signature)")
+    out: list[tuple[bytes, bytes]] = []
+    pos = len(PNG_SIGNATURE)
+    while pos + 8 <= len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        ctype = data[pos + 4 : pos + 8]
+        out.append((ctype, data[pos + 8 : pos + 8 + length]))
+        pos += 12 + length
+        if ctype == b"IEND":
+            break
+    return out
+
+
+def _text_of(ctype: bytes, body: bytes) -> tuple[str, str] | None:
+    """(keyword, text) of a tEXt/zTXt/iTXt chunk, or None for other or malformed chunks."""
+    try:
+        key, _, rest = body.partition(b"\0")
+        if ctype == b"tEXt":
+            raw = rest
+        elif ctype == b"zTXt":
+            raw = zlib.decompress(rest[1:])
+        elif ctype == b"iTXt":
+            compressed = rest[0] == 1
+            _lang, _, rest = rest[2:].partition(b"\0")
+            _translated, _, raw = rest.partition(b"\0")
+            raw = zlib.decompress(raw) if compressed else raw
+        else:
+            return None
+        text = raw.decode("utf-8") if ctype == b"iTXt" else raw.decode("latin-1")
+    except (zlib.error, IndexError, UnicodeDecodeError):
+        return None
+    return key.decode("latin-1"), text
+
+
+def _itxt(key: str, text: str) -> bytes:
+    """An uncompressed iTXt chunk: UTF-8 by definition, unlike tEXt (Latin-1)."""
+    return _chunk(b"iTXt", key.encode("latin-1") + b"\0\0\0\0\0" + text.encode("utf-8"))
+
+
+def _png_bytes(image: Image.Image, *, compress_level: int = 9) -> bytes:
+    buf = io.BytesIO()
+    dpi = image.info.get("dpi")
+    if dpi is not None:
+        image.save(buf, "PNG", compress_level=compress_level, dpi=dpi)
+    else:
+        image.save(buf, "PNG", compress_level=compress_level)
+    return buf.getvalue()
+
+
+def _with_text_chunks(data: bytes, extra: list[bytes], drop: set[str]) -> bytes:
+    """The PNG with text chunks keyed in ``drop`` removed and ``extra`` chunks inserted after IHDR.
+
+    Editing chunks, not re-encoding, keeps the pixels and the compressed size exactly as they
+    were (which matters for the oversize PNG). Early placement lets streaming readers see the
+    text before the image data.
+    """
+    chunks = _chunks(data)
+    if not chunks or chunks[0][0] != b"IHDR":
+        raise ValueError("not a PNG (no IHDR chunk first)")
+    out = bytearray(PNG_SIGNATURE)
+    out += _chunk(*chunks[0])
+    out += b"".join(extra)
+    for ctype, body in chunks[1:]:
+        parsed = _text_of(ctype, body)
+        if parsed is not None and parsed[0] in drop:
+            continue
+        out += _chunk(ctype, body)
+    return bytes(out)
+
+
+def embed_ground_truth(png_bytes_or_image: bytes | Image.Image, text: str) -> bytes:
+    """PNG bytes carrying ``text`` (UTF-8) in an iTXt chunk keyed ``delix:text``.
+
+    Accepts PNG bytes (chunks are edited in place, pixels untouched) or a Pillow image (saved
+    as PNG, keeping ``info["dpi"]``). An existing ``delix:text`` chunk is replaced, so the
+    file never holds two contradicting answers.
+    """
+    data = png_bytes_or_image if isinstance(png_bytes_or_image, bytes) else _png_bytes(png_bytes_or_image)
+    return _with_text_chunks(data, [_itxt(TEXT_KEY, text)], {TEXT_KEY})
+
+
+def read_ground_truth(png_bytes: bytes) -> str | None:
+    """The ``delix:text`` of a PNG (from tEXt, zTXt or iTXt), or None if absent or not a PNG."""
+    try:
+        chunks = _chunks(png_bytes)
+    except ValueError:
+        return None
+    for ctype, body in chunks:
+        parsed = _text_of(ctype, body)
+        if parsed is not None and parsed[0] == TEXT_KEY:
+            return parsed[1]
+    return None
+
+
+# --- quick and bad inputs -----------------------------------------------------------------
+
+
+def _quick_page(text: str, language: str | None, size_px: int) -> Image.Image:
+    """A small clean image of the text's first lines; blank paper if no font is installed.
+
+    The quick helpers are for protocol tests, where only the embedded text matters, so they
+    must not fail on a machine without Persian fonts.
+    """
+    lang = language or guess_language(text)
+    lines = [line[:60] for line in text.splitlines() if line.strip()][:3] or [" "]
+    try:
+        font = _font(find_font(lang), size_px)
+    except FontNotFoundError:
+        return Image.new("L", (320, 48 * len(lines)), 250)
+    return _draw_lines(lines, lang, font, margin=size_px // 2, paper=250, ink=20, min_width=64)
+
+
+def make_png(
+    text: str,
+    *,
+    fail: bool = False,
+    language: str | None = None,
+    size_px: int = 24,
+) -> bytes:
+    """A tiny PNG showing (the start of) ``text``, with ``text`` embedded as ground truth.
+
+    Fast (no noise, no skew, milliseconds) for tests that need many valid uploads. With
+    ``fail`` a tEXt chunk ``delix:fail`` = ``1`` is added, which makes the emulator's
+    ``groundtruth`` backend fail the page. ``language`` defaults to :func:`guess_language`.
+    """
+    data = embed_ground_truth(_png_bytes(_quick_page(text, language, size_px), compress_level=6), text)
+    if fail:
+        data = _with_text_chunks(data, [_chunk(b"tEXt", FAIL_KEY.encode("latin-1") + b"\x001")], {FAIL_KEY})
+    return data
+
+
+def make_multipage_tiff(pages: list[str], *, language: str | None = None) -> bytes:
+    """A multi-page TIFF, one small page image per string (deflate-compressed).
+
+    Each page's text is also stored in its ImageDescription tag. For the "TIFF is one file
+    of many pages" paths of the API (page counting, per-page results).
+    """
+    if not pages:
+        raise ValueError("a TIFF needs at least one page")
+    images = [_quick_page(text, language, 24) for text in pages]
+    for image, text in zip(images, pages, strict=True):
+        image.encoderinfo = {"description": unicodedata.normalize("NFC", text)}
+    buf = io.BytesIO()
+    images[0].save(
+        buf,
+        "TIFF",
+        save_all=True,
+        append_images=images[1:],
+        compression="tiff_deflate",
+        description=pages[0],
+    )
+    return buf.getvalue()
+
+
+def make_oversize_png(
+    target_bytes: int = 2_500_000,
+    *,
+    text: str = "این صفحه عمداً از دو مگابایت بزرگ‌تر است.\nمتن آن همچنان خواناست.",
+    language: str = "fa",
+    seed: int = 0,
+) -> bytes:
+    """A PNG larger than ``target_bytes`` that is still a readable page with ground truth.
+
+    The text is rendered like :func:`render_scan`; the paper is then replaced by coarse,
+    incompressible grain (uniform noise between grey levels 205 and 255, lighter than any
+    binarisation threshold, so OCR still sees clean text). The page grows until the file
+    exceeds the target: for upload-size limits (HTTP 413) and their error messages.
+    """
+    rng = random.Random(seed)  # noqa: S311 -- reproducible test pixels, not secrets
+    lines = text.splitlines()
+    base = render_scan(lines, language, seed=seed, noise=0.0, skew_degrees=0.0)
+    width = max(base.width, 2000)
+    grain_lut = [205 + v * 51 // 256 for v in range(256)]
+    # About 5.7 bits per pixel survive compression: start there, grow until big enough.
+    height = max(base.height, math.ceil(target_bytes * 8 / 5.5 / width))
+    while True:
+        grain = Image.frombytes("L", (width, height), rng.randbytes(width * height)).point(grain_lut)
+        page = Image.new("L", (width, height), 255)
+        page.paste(base, ((width - base.width) // 2, 0))
+        page = ImageChops.darker(page, grain)
+        page.info["dpi"] = base.info.get("dpi", (300, 300))
+        data = embed_ground_truth(_png_bytes(page, compress_level=6), text)
+        if len(data) > target_bytes:
+            return data
+        height = math.ceil(height * 1.15)
+
+
+def corrupt_png() -> bytes:
+    """Bytes with a valid PNG signature and IHDR whose image data is cut off mid-stream.
+
+    Decoders accept the header (so type sniffing says PNG) and then fail while loading
+    pixels: the "upload accepted, page unreadable" path.
+    """
+    data = _png_bytes(_quick_page("corrupt", "en", 24))
+    chunks = _chunks(data)
+    idat = b"".join(body for ctype, body in chunks if ctype == b"IDAT")
+    ihdr = chunks[0][1]
+    # Keep the first half of the compressed data in a well-formed IDAT chunk, then stop: no
+    # more IDAT, no IEND. A checksum error would be a different (also useful) failure mode.
+    return PNG_SIGNATURE + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat[: max(1, len(idat) // 2)])
