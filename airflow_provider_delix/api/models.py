@@ -107,7 +107,8 @@ class FileIdentifier:
     page: str | None = None
 
     def to_api(self) -> dict[str, str]:
-        # Never send keys the API does not know, nor an empty page (the API answers UNKNOWN_FIELD).
+        # Only the keys the API knows (extra keys are answered with UNKNOWN_FIELD); an empty or
+        # absent page means every page, so it is simply left out.
         body = {"uuid": self.uuid}
         if self.page:
             body["page"] = self.page
