@@ -1,71 +1,45 @@
-"""RunManifest: small, JSON-serialisable, never carries texts, counts right from several threads."""
+"""The XCom manifest stays small, JSON-serialisable and free of texts."""
 
 from __future__ import annotations
 
 import json
-import threading
 
-from airflow_provider_delix.core.manifest import RunManifest
-from airflow_provider_delix.core.table import SCHEMA_VERSION, PageRow, RowStatus
+from airflow_provider_delix.core.manifest import MAX_LISTED_UUIDS, build_manifest
+from airflow_provider_delix.core.pipeline_state import PipelineSummary
+from airflow_provider_delix.core.table import SCHEMA_VERSION
 
 
-def _row(status: RowStatus, charged: int = 0, refunded: int = 0) -> PageRow:
-    return PageRow(
-        source="a.png",
-        source_sha256="s",
-        page_number=1,
-        status=status,
-        text="متن محرمانه" if status is RowStatus.PROCESSED else None,
-        credits_charged=charged,
-        credits_refunded=refunded,
+def _summary(undeleted: int = 0) -> PipelineSummary:
+    return PipelineSummary(
+        run_id="dag/run/task/try1",
+        rows={"processed": 9, "failed": 1, "rejected": 0, "invalid": 2},
+        pages_total=12,
+        pages_resumed=0,
+        pages_left=0,
+        pages_reused=0,
+        credits_charged=2000,
+        credits_refunded=200,
+        requests={"upload_files": 2, "extract_images": 2, "delete_file": 10},
+        elapsed_seconds=3.25,
+        peak_stored_files=10,
+        peak_stored_bytes=12345,
+        orphans_deleted=0,
+        undeleted_uuids=[f"u{i}" for i in range(undeleted)],
     )
 
 
-def test_to_dict_is_json_and_has_every_key_and_no_text() -> None:
-    manifest = RunManifest(output_uri="s3://bucket/ocr")
-    manifest.add_rows(
-        [_row(RowStatus.PROCESSED, 200), _row(RowStatus.FAILED, 200, 200), _row(RowStatus.INVALID)]
-    )
-    manifest.add_resumed(10)
-    manifest.count_request("POST /files")
-    manifest.count_request("POST /image-extraction", 2)
-    data = json.loads(json.dumps(manifest.finish().to_dict()))
-    assert data == {
-        "output_uri": "s3://bucket/ocr",
-        "counts": {"processed": 1, "failed": 1, "rejected": 0, "invalid": 1},
-        "pages_total": 13,
-        "pages_resumed": 10,
-        "credits_charged": 400,
-        "credits_refunded": 200,
-        "requests": {"POST /files": 1, "POST /image-extraction": 2},
-        "elapsed_seconds": data["elapsed_seconds"],
-        "schema_version": SCHEMA_VERSION,
-    }
-    assert data["elapsed_seconds"] >= 0
-    assert "متن" not in json.dumps(data, ensure_ascii=False)
-    assert manifest.credits_net == 200
+def test_manifest_fields_and_json() -> None:
+    manifest = build_manifest("file:///data/table", _summary())
+    assert manifest["output_uri"] == "file:///data/table"
+    assert manifest["schema_version"] == SCHEMA_VERSION
+    assert manifest["counts"] == {"processed": 9, "failed": 1, "rejected": 0, "invalid": 2}
+    assert manifest["credits_charged"] == 2000 and manifest["credits_refunded"] == 200
+    assert manifest["requests"]["extract_images"] == 2 and manifest["elapsed_seconds"] == 3.25
+    assert json.loads(json.dumps(manifest)) == manifest
 
 
-def test_round_trip_through_dict() -> None:
-    manifest = RunManifest(output_uri="memory://x")
-    manifest.add_rows([_row(RowStatus.REJECTED)])
-    again = RunManifest.from_dict(manifest.to_dict())
-    assert again.to_dict() == manifest.to_dict()
-
-
-def test_counts_from_threads_add_up() -> None:
-    manifest = RunManifest(output_uri="memory://x")
-
-    def work() -> None:
-        for _ in range(500):
-            manifest.add_rows([_row(RowStatus.PROCESSED, 1)])
-            manifest.count_request("POST /files")
-
-    threads = [threading.Thread(target=work) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert (
-        manifest.counts["processed"] == 4000 == manifest.credits_charged == manifest.requests["POST /files"]
-    )
+def test_manifest_stays_small_whatever_is_left_behind() -> None:
+    manifest = build_manifest("memory://t", _summary(undeleted=500))
+    assert manifest["undeleted_files"] == 500
+    assert len(manifest["undeleted_uuids"]) == MAX_LISTED_UUIDS
+    assert len(json.dumps(manifest)) < 4096
