@@ -250,6 +250,13 @@ class ChunkRunner:
             )
             return
         except DelixNotFoundError as exc:
+            if not reupload and len(slots) > 1:
+                # Every file already had its one re-upload; find which of them vanished again.
+                for slot in slots:
+                    if self.ctx.control.aborting():
+                        return
+                    self._extract([slot], reupload=False)
+                return
             if not reupload:
                 for slot in slots:
                     slot.outcome = FileOutcome(

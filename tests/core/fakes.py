@@ -92,7 +92,7 @@ class FakeDelix:
         self.deleted: list[str] = []
         self.extracted: Counter[str] = Counter()  # sha256 of content -> times extracted (charged)
         self.extract_requests: list[list[str]] = []
-        self.expired_once: set[str] = set()
+        self.expired_once: set[bytes] = set()  # contents that already expired once
         self.peak_files = 0
         self.peak_bytes = 0
         self.storage_full_raised = 0
@@ -180,8 +180,9 @@ class FakeDelix:
                 raise DelixNotFoundError("404", status_code=404)
             datas = [self.stored[u] for u in uuids]
             for u, d in zip(uuids, datas, strict=True):
-                if d.startswith(b"EXPIREALL") or (d.startswith(b"EXPIRE") and u not in self.expired_once):
-                    self.expired_once.add(u)
+                once = d.startswith(b"EXPIRE") and d not in self.expired_once
+                if d.startswith(b"EXPIREALL") or once:
+                    self.expired_once.add(d)
                     del self.stored[u]
                     raise DelixNotFoundError("404", status_code=404)
             if any(d.startswith(b"TRANSIENT") for d in datas):

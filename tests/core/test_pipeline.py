@@ -1,0 +1,348 @@
+"""ExtractionPipeline against the fake account and the real OutputStore on memory://.
+
+The fake raises DelixStorageFullError whenever the account's limits would be passed, so every
+test that ends with ``storage_full_raised == 0`` also proves the budget held.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import pandas as pd
+import pytest
+from fakes import PRICE_PER_PAGE, FakeClock, FakeDelix, images, invalid_source, source, text_of
+
+from airflow_provider_delix.api.errors import DelixAuthError
+from airflow_provider_delix.core.pipeline import ExtractionPipeline, default_concurrency
+from airflow_provider_delix.core.pipeline_state import (
+    CreditsExhaustedError,
+    PagesLeftError,
+    PipelineCancelledError,
+    PipelineSummary,
+    Progress,
+    StorageWaitTimeoutError,
+    TooManyFailedPagesError,
+    check_failed_ratio,
+)
+from airflow_provider_delix.core.store import OutputStore
+from airflow_provider_delix.core.table import open_output, read_table
+
+pytestmark = pytest.mark.timeout(60)
+FAST: dict[str, Any] = {"heartbeat_seconds": 0.05, "stale_after_seconds": 0.3}
+
+
+@pytest.fixture
+def out() -> Iterator[str]:
+    url = f"memory://pipeline-{uuid.uuid4().hex}"
+    yield url
+    fs, path = open_output(url)
+    if fs.exists(path):
+        fs.rm(path, recursive=True)
+
+
+def run(
+    fake: FakeDelix, out: str, sources: Any, **kwargs: Any
+) -> tuple[PipelineSummary | None, BaseException | None, ExtractionPipeline]:
+    store = OutputStore(out, **FAST)
+    kwargs.setdefault("sleep", lambda _s: None)
+    pipeline = ExtractionPipeline(fake, store, run_id="run-1", **kwargs)
+    try:
+        return pipeline.run(sources), None, pipeline
+    except BaseException as exc:  # the tests inspect it
+        return pipeline.summary, exc, pipeline
+
+
+def table(out: str) -> pd.DataFrame:
+    return read_table(out)
+
+
+def assert_clean(fake: FakeDelix) -> None:
+    assert fake.ours_left() == set(), "files uploaded by the run are still stored"
+    assert fake.storage_full_raised == 0, "the run asked for more storage than the account holds"
+
+
+def test_success_writes_one_row_per_page_and_deletes_everything(out: str) -> None:
+    fake = FakeDelix()
+    sources = [*images(57), source("multi.tif", b"m1", b"m2", b"m3"), invalid_source("bad.png")]
+    summary, error, _ = run(fake, out, iter(sources))
+    assert error is None and summary is not None
+    frame = table(out)
+    assert len(frame) == 61 and not frame.duplicated(["source", "page_number"]).any()
+    assert summary.rows == {"processed": 60, "failed": 0, "rejected": 0, "invalid": 1}
+    assert summary.pages_total == 61 and summary.pages_left == 0 and summary.input_complete
+    processed = frame[frame.status == "processed"]
+    assert all(processed.text.str.startswith("text-")) and set(processed.run_id) == {"run-1"}
+    assert set(processed.engine) == {"danlin"} and set(processed.language) == {"fa"}
+    assert frame.credits_charged.sum() == summary.credits_charged == 60 * PRICE_PER_PAGE
+    assert summary.requests["upload_files"] == summary.requests["extract_images"] == 12
+    assert summary.requests["delete_file"] == 60 and len(fake.deleted) == 60
+    assert 0 < summary.peak_stored_files <= 30 and fake.peak_files <= 30
+    invalid = frame[frame.status == "invalid"].iloc[0]
+    assert (invalid.source, invalid.error) == ("bad.png", "corrupt_image") and pd.isna(invalid.file_uuid)
+    assert_clean(fake)
+
+
+def test_small_budget_is_never_exceeded_by_files_or_bytes(out: str) -> None:
+    fake = FakeDelix(max_files=7, max_bytes=2_000, upload_latency=0.002, delete_latency=0.002)
+    summary, error, _ = run(
+        fake, out, images(80, size=300), max_stored_files=7, max_stored_bytes=2_000, max_concurrency=6
+    )
+    assert error is None and summary is not None
+    assert summary.rows["processed"] == 80
+    assert summary.peak_stored_files <= 7 and summary.peak_stored_bytes <= 2_000
+    assert fake.peak_bytes <= 2_000 and fake.peak_files <= 7
+    assert_clean(fake)
+
+
+def test_one_bad_file_does_not_sink_the_others(out: str) -> None:
+    fake = FakeDelix()
+    sources = [source("a", b"good-a"), source("b", b"BADINPUT-b"), *images(3), source("r", b"REJECT-r")]
+    summary, error, _ = run(fake, out, sources)
+    assert error is None and summary is not None
+    frame = table(out).set_index("source")
+    assert frame.loc["b", "status"] == "failed" and frame.loc["b", "error"] == "BAD_INPUT"
+    assert frame.loc["b", "error_message"] == "فایل" and frame.loc["b", "credits_charged"] == 0
+    assert frame.loc["r", "status"] == "rejected" and frame.loc["r", "error"] == "MALFORMED_FILE"
+    assert (frame.status == "processed").sum() == 4
+    # the first chunk was refused whole, then its 5 files were tried one by one
+    assert [len(r) for r in fake.extract_requests[:6]] == [5, 1, 1, 1, 1, 1]
+    assert_clean(fake)
+
+
+def test_failed_pages_get_their_refund_and_credit_shares_add_up(out: str) -> None:
+    fake = FakeDelix()
+    summary, error, _ = run(fake, out, [source("ok", b"ok1", b"ok2"), source("f", b"FAILPAGE")])
+    assert error is None and summary is not None
+    frame = table(out).set_index("source")
+    assert frame.loc["f", "status"] == "failed" and frame.loc["f", "error"] == "page_failed"
+    assert frame.loc["f", "credits_refunded"] == PRICE_PER_PAGE
+    assert frame.credits_charged.sum() == 3 * PRICE_PER_PAGE == summary.credits_charged
+    assert summary.credits_refunded == PRICE_PER_PAGE
+
+
+def test_expired_file_is_uploaded_again_once(out: str) -> None:
+    fake = FakeDelix()
+    sources = [source("once", b"EXPIRE-1"), source("always", b"EXPIREALL-2"), source("fine", b"fine")]
+    summary, error, _ = run(fake, out, sources)
+    assert error is None and summary is not None
+    frame = table(out).set_index("source")
+    assert frame.loc["once", "status"] == "processed"
+    assert frame.loc["always", "status"] == "failed" and frame.loc["always", "error"] == "file_expired"
+    assert frame.loc["fine", "status"] == "processed"
+    assert_clean(fake)
+
+
+def test_duplicate_content_is_extracted_once_with_a_row_for_every_source(out: str) -> None:
+    fake = FakeDelix()
+    shared = b"the same page"
+    sources = [source("a.png", shared), *images(12), source("b.pdf", b"x", shared), source("c.png", shared)]
+    summary, error, _ = run(fake, out, sources)
+    assert error is None and summary is not None
+    frame = table(out)
+    rows = frame[frame.text == text_of(shared)]
+    assert sorted(zip(rows.source, rows.page_number, strict=True)) == [
+        ("a.png", 1),
+        ("b.pdf", 2),
+        ("c.png", 1),
+    ]
+    assert sum(fake.extracted.values()) == 14  # 12 images + "x" + the shared page, once
+    assert rows.credits_charged.sum() == PRICE_PER_PAGE  # charged once, on one row
+    assert summary.pages_reused == 2
+
+
+def test_rerun_resumes_without_calling_the_api(out: str) -> None:
+    fake = FakeDelix()
+    sources = images(23)
+    run(fake, out, sources)
+    again = FakeDelix()
+    summary, error, _ = run(again, out, sources + images(2, prefix="new"))
+    assert error is None and summary is not None
+    assert summary.pages_resumed == 23 and summary.rows["processed"] == 2
+    assert again.calls["upload_files"] == 1 and sum(again.extracted.values()) == 2
+    assert len(table(out)) == 25
+
+
+def test_orphaned_uploads_of_a_crashed_attempt_are_deleted_first(out: str) -> None:
+    fake = FakeDelix()
+    orphan = fake.put_foreign(b"left by a crash")
+    foreign = fake.put_foreign(b"someone else's file")
+    crashed = OutputStore(out, **FAST)
+    crashed.record_uploaded("c0000001", [orphan, "already-gone"])
+    del crashed  # a SIGKILL: no close, the lease goes stale
+    order: list[str] = []
+    fake.on_upload = lambda: order.append("upload")
+    original = fake.delete_file
+
+    def delete(uuid: str) -> bool:
+        order.append(f"delete:{uuid}")
+        return original(uuid)
+
+    fake.delete_file = delete  # type: ignore[method-assign]
+    summary, error, pipeline = run(fake, out, images(3))
+    assert error is None and summary is not None
+    assert set(order[:2]) == {f"delete:{orphan}", "delete:already-gone"}  # concurrent: any order
+    assert order[2] == "upload" and summary.orphans_deleted == 2
+    assert orphan not in fake.stored and foreign in fake.stored  # never touches others' files
+    assert pipeline.store.orphaned_uploads() == []
+
+
+def test_credits_running_out_stops_early_and_keeps_finished_rows(out: str) -> None:
+    fake = FakeDelix(credits=12 * PRICE_PER_PAGE, upload_latency=0.002)
+    summary, error, _ = run(fake, out, iter(images(100)), max_concurrency=2)
+    assert isinstance(error, CreditsExhaustedError) and summary is not None
+    assert error.summary is summary
+    done = summary.rows["processed"]
+    assert done == 10 and len(table(out)) == 10  # two chunks of 5 fitted in 12 pages of credits
+    message = str(error)
+    assert f"{done} page(s) are done" in message and f"{summary.pages_left} page(s) remain" in message
+    assert "inputs not read yet" in message and "never pays twice" in message
+    assert summary.requests["upload_files"] < 20  # it stopped sending chunks
+    assert_clean(fake)
+
+
+def test_transient_failure_leaves_pages_for_a_rerun_and_fails_at_the_end(out: str) -> None:
+    fake = FakeDelix()
+    sources = [*images(9), source("flaky", b"TRANSIENT"), *images(5, prefix="tail")]
+    summary, error, _ = run(fake, out, sources)
+    assert isinstance(error, PagesLeftError) and summary is not None
+    assert summary.pages_left == 5  # the whole chunk of the flaky file
+    assert "5 page(s) got no row" in str(error) and "re-run" in str(error)
+    assert len(table(out)) == 10 and "flaky" not in set(table(out).source)
+    assert sum(fake.extracted.values()) == 10  # no second retry layer in the pipeline
+    assert_clean(fake)
+    # A re-run (the service recovered) does exactly the missing pages.
+    # Same source file (same sha256, so the same resume keys); the fake keys its faults on
+    # content, so the healed service is modelled by other page bytes under that sha256.
+    healed = [
+        *images(9),
+        replace(source("flaky", b"healed"), sha256=sources[9].sha256),
+        *images(5, prefix="tail"),
+    ]
+    again = FakeDelix()
+    summary2, error2, _ = run(again, out, healed)
+    assert error2 is None and summary2 is not None
+    assert summary2.pages_resumed == 10 and summary2.rows["processed"] == 5
+    assert len(table(out)) == 15
+
+
+def test_storage_full_from_other_users_is_waited_out_with_backoff(out: str) -> None:
+    clock = FakeClock()
+    fake = FakeDelix(full_for_uploads=4)
+    summary, error, _ = run(fake, out, images(5), clock=clock, sleep=clock.sleep, max_concurrency=1)
+    assert error is None and summary is not None and summary.rows["processed"] == 5
+    assert clock.sleeps == [1.0, 2.0, 4.0, 8.0]
+
+
+def test_storage_full_for_too_long_fails_clearly(out: str) -> None:
+    clock = FakeClock()
+    fake = FakeDelix(full_for_uploads=10**6)
+    summary, error, _ = run(
+        fake, out, images(5), clock=clock, sleep=clock.sleep, storage_wait_timeout=100, max_concurrency=1
+    )
+    assert isinstance(error, StorageWaitTimeoutError) and summary is not None
+    assert "stayed full" in str(error) and "other users" in str(error)
+    assert sum(clock.sleeps) == pytest.approx(100) and max(clock.sleeps) <= 30
+    assert summary.pages_left == 5
+    assert fake.ours_left() == set()
+
+
+def test_auth_error_stops_at_once_and_still_deletes(out: str) -> None:
+    fake = FakeDelix(auth_fail=["extract_images"])
+    summary, error, _ = run(fake, out, iter(images(200)))
+    assert isinstance(error, DelixAuthError) and summary is not None
+    assert fake.calls["extract_images"] <= default_concurrency(30)
+    assert fake.calls["upload_files"] <= default_concurrency(30)
+    assert summary.stop_reason is not None and "DelixAuthError" in summary.stop_reason
+    assert_clean(fake)
+
+
+def test_files_that_cannot_be_deleted_are_left_on_record_for_the_next_run(out: str) -> None:
+    fake = FakeDelix(auth_fail=["extract_images", "delete_file"])
+    summary, error, _ = run(fake, out, images(5))
+    assert isinstance(error, DelixAuthError) and summary is not None
+    assert set(summary.undeleted_uuids) == fake.ours_left() and len(fake.ours_left()) == 5
+    again = OutputStore(out, heartbeat_seconds=0.05, stale_after_seconds=0.01)
+    try:
+        assert set(again.orphaned_uploads()) == fake.ours_left()
+    finally:
+        again.close()
+
+
+def test_cancel_mid_run_deletes_everything_and_keeps_finished_rows(out: str) -> None:
+    fake = FakeDelix(upload_latency=0.005)
+    cancel = threading.Event()
+    uploads = 0
+
+    def count() -> None:
+        nonlocal uploads
+        uploads += 1
+        if uploads == 8:  # upload 7 needed budget freed by a chunk that was extracted
+            cancel.set()
+
+    fake.on_upload = count
+    summary, error, _ = run(fake, out, iter(images(500)), cancel=cancel)
+    assert isinstance(error, PipelineCancelledError) and summary is not None
+    assert fake.calls["upload_files"] <= 8 + default_concurrency(30)
+    assert len(table(out)) == summary.rows["processed"] > 0
+    assert_clean(fake)
+
+
+def test_an_exception_mid_run_still_cleans_up(out: str) -> None:
+    fake = FakeDelix(upload_latency=0.005, extract_latency=(0.01, 0.0))
+
+    def sources() -> Iterator[Any]:
+        yield from images(40)
+        raise OSError("the archive went away")
+
+    _, error, pipeline = run(fake, out, sources())
+    assert isinstance(error, OSError) and "went away" in str(error)
+    assert_clean(fake)
+    assert pipeline.store.orphaned_uploads() == []
+
+
+def test_progress_is_throttled(out: str) -> None:
+    clock = FakeClock()
+    fake = FakeDelix(upload_latency=1.0, sleep=clock.sleep)
+    reports: list[tuple[float, Progress]] = []
+    summary, error, _ = run(
+        fake,
+        out,
+        images(60),
+        clock=clock,
+        progress=lambda p: reports.append((clock(), p)),
+        progress_interval=5.0,
+        max_concurrency=2,
+    )
+    assert error is None and summary is not None
+    times = [t for t, _ in reports]
+    assert len(reports) >= 2
+    assert all(b - a >= 5.0 for a, b in itertools.pairwise(times))
+    last = reports[-1][1]
+    assert last.pages_done <= 60 and last.credits_charged <= summary.credits_charged
+    assert any(p.pages_per_second > 0 for _, p in reports)
+
+
+def test_failed_ratio_is_checked_after_the_run(out: str) -> None:
+    fake = FakeDelix()
+    summary, error, _ = run(fake, out, [*images(3), source("r", b"REJECT"), invalid_source("x")])
+    assert error is None and summary is not None
+    assert summary.failed_ratio == pytest.approx(2 / 5)
+    check_failed_ratio(summary, 0.5)
+    check_failed_ratio(summary, None)
+    with pytest.raises(TooManyFailedPagesError, match="2 of 5 pages were not processed"):
+        check_failed_ratio(summary, 0.3)
+    assert summary.to_dict()["failed_ratio"] == 0.4
+
+
+def test_bad_engine_settings_fail_before_any_upload(out: str) -> None:
+    store = OutputStore(out, **FAST)
+    try:
+        with pytest.raises(ValueError):
+            ExtractionPipeline(FakeDelix(), store, engine="danlin", language="xx")
+    finally:
+        store.close()
