@@ -44,6 +44,8 @@ from airflow_provider_delix.core.pipeline_state import (
     ProgressReporter,
     RunStats,
     StorageWaitTimeoutError,
+    invalid_row,
+    outcome_row,
 )
 from airflow_provider_delix.core.pipeline_worker import ChunkRunner, Control, RunContext
 from airflow_provider_delix.core.planning import Chunk, ChunkPlanner, ContentIndex, PlanStep, SourceLike
@@ -240,40 +242,13 @@ class ExtractionPipeline:
 
     def _settle(self, step: PlanStep, pool: ThreadPoolExecutor, ctx: RunContext) -> None:
         self.stats.add_planned(step.pages, step.resumed)
-        for page in step.invalid:
-            t = page.target
-            self._misc.append(
-                PageRow(
-                    source=t.source,
-                    source_sha256=t.source_sha256,
-                    page_number=t.page_number,
-                    status=RowStatus.INVALID,
-                    error=page.error,
-                    error_message=page.message,
-                    engine=self.engine,
-                    language=self.language,
-                    normalization=t.normalization,
-                    run_id=self.run_id,
-                )
-            )
-        for t, out in step.reused:
-            self._misc.append(
-                PageRow(
-                    source=t.source,
-                    source_sha256=t.source_sha256,
-                    page_number=t.page_number,
-                    status=RowStatus(out.status),
-                    text=out.text,
-                    error=out.error,
-                    error_message=out.error_message,
-                    file_uuid=out.file_uuid,
-                    extract_uuid=out.extract_uuid,
-                    engine=self.engine,
-                    language=self.language,
-                    normalization=t.normalization,
-                    run_id=self.run_id,
-                )
-            )
+        engine, language, run_id = self.engine, self.language, self.run_id
+        self._misc.extend(
+            invalid_row(page, engine=engine, language=language, run_id=run_id) for page in step.invalid
+        )
+        self._misc.extend(
+            outcome_row(t, out, engine=engine, language=language, run_id=run_id) for t, out in step.reused
+        )
         self._misc_reused += len(step.reused)
         self._flush_misc(force=False)
         for i, chunk in enumerate(step.chunks):

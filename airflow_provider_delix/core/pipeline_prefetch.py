@@ -10,7 +10,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Generic, TypeVar
 
@@ -27,7 +27,7 @@ class _Failure:
 
 def prepare_in_parallel(
     refs: Iterable[R], prepare: Callable[[R], T], *, workers: int = 2, window: int | None = None
-) -> Iterator[T]:
+) -> Generator[T, None, None]:
     """``map(prepare, refs)`` on ``workers`` threads, in input order, at most ``window`` ahead.
 
     Decoding and normalising images is the CPU part of a run; a couple of threads keep the

@@ -31,7 +31,7 @@ from airflow_provider_delix.api.errors import (
 )
 from airflow_provider_delix.api.models import ErrorCode, Extract, PageStatus, RejectedFile, StoredFile
 from airflow_provider_delix.core.budget import StorageBudget
-from airflow_provider_delix.core.pipeline_state import CountingClient, ProgressReporter, RunStats
+from airflow_provider_delix.core.pipeline_state import CountingClient, ProgressReporter, RunStats, outcome_row
 from airflow_provider_delix.core.planning import Chunk, ChunkFile, ContentIndex, FileOutcome
 from airflow_provider_delix.core.store import OutputStore
 from airflow_provider_delix.core.table import PageRow, RowStatus, split_credits
@@ -240,35 +240,32 @@ class ChunkRunner:
         except DelixApiError as exc:
             if len(slots) > 1:
                 # One bad file must not sink the others: try each alone (a refusal costs nothing).
-                for slot in slots:
-                    if self.ctx.control.aborting():
-                        return
-                    self._extract([slot], reupload=reupload)
-                return
-            slots[0].outcome = FileOutcome(
-                RowStatus.FAILED, None, exc.error, exc.api_message or str(exc), slots[0].uuid, None
-            )
-            return
+                self._one_by_one(slots, reupload=reupload)
+            else:
+                slots[0].outcome = FileOutcome(
+                    RowStatus.FAILED, None, exc.error, exc.api_message or str(exc), slots[0].uuid, None
+                )
         except DelixNotFoundError as exc:
-            if not reupload and len(slots) > 1:
+            if reupload:
+                self._reupload(slots)
+                again = [s for s in slots if s.uuid is not None]
+                if again and not self.ctx.control.aborting():
+                    self._extract(again, reupload=False)
+            elif len(slots) > 1:
                 # Every file already had its one re-upload; find which of them vanished again.
-                for slot in slots:
-                    if self.ctx.control.aborting():
-                        return
-                    self._extract([slot], reupload=False)
+                self._one_by_one(slots, reupload=False)
+            else:
+                slots[0].outcome = FileOutcome(
+                    RowStatus.FAILED, None, FILE_EXPIRED, str(exc), slots[0].uuid, None
+                )
+        else:
+            self._take_extract(extract, slots)
+
+    def _one_by_one(self, slots: list[Slot], *, reupload: bool) -> None:
+        for slot in slots:
+            if self.ctx.control.aborting():
                 return
-            if not reupload:
-                for slot in slots:
-                    slot.outcome = FileOutcome(
-                        RowStatus.FAILED, None, FILE_EXPIRED, str(exc), slot.uuid, None
-                    )
-                return
-            self._reupload(slots)
-            again = [s for s in slots if s.uuid is not None]
-            if again and not self.ctx.control.aborting():
-                self._extract(again, reupload=False)
-            return
-        self._take_extract(extract, slots)
+            self._extract([slot], reupload=reupload)
 
     def _reupload(self, slots: list[Slot]) -> None:
         """Delete the vanished files (confirming they are gone), then store them again in their slots."""
@@ -374,24 +371,17 @@ class ChunkRunner:
                 left += len(targets)
                 continue
             for i, target in enumerate(targets):
+                # Credits are charged once per content: the first page carries them.
+                first = i == 0
                 rows.append(
-                    PageRow(
-                        source=target.source,
-                        source_sha256=target.source_sha256,
-                        page_number=target.page_number,
-                        status=RowStatus(out.status),
-                        text=out.text,
-                        error=out.error,
-                        error_message=out.error_message,
-                        file_uuid=out.file_uuid,
-                        extract_uuid=out.extract_uuid,
+                    outcome_row(
+                        target,
+                        out,
                         engine=ctx.engine,
                         language=ctx.language,
-                        normalization=target.normalization,
-                        # Credits are charged once per content: the first page carries them.
-                        credits_charged=slot.charged if i == 0 else 0,
-                        credits_refunded=slot.refunded if i == 0 else 0,
                         run_id=ctx.run_id,
+                        charged=slot.charged if first else 0,
+                        refunded=slot.refunded if first else 0,
                     )
                 )
             reused += len(targets) - 1

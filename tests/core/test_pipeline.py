@@ -17,7 +17,8 @@ import pandas as pd
 import pytest
 from fakes import PRICE_PER_PAGE, FakeClock, FakeDelix, images, invalid_source, source, text_of
 
-from airflow_provider_delix.api.errors import DelixAuthError
+from airflow_provider_delix.api.errors import DelixApiError, DelixAuthError
+from airflow_provider_delix.api.models import ErrorCode
 from airflow_provider_delix.core.pipeline import ExtractionPipeline, default_concurrency
 from airflow_provider_delix.core.pipeline_state import (
     CreditsExhaustedError,
@@ -346,3 +347,27 @@ def test_bad_engine_settings_fail_before_any_upload(out: str) -> None:
             ExtractionPipeline(FakeDelix(), store, engine="danlin", language="xx")
     finally:
         store.close()
+
+
+def test_deletes_wait_out_file_under_processing_and_404_frees_the_slot(out: str) -> None:
+    clock = FakeClock()
+    fake = FakeDelix(max_files=5)
+    busy: dict[str, int] = {}
+    original = fake.delete_file
+
+    def delete(uuid: str) -> bool:
+        busy[uuid] = busy.get(uuid, 0) + 1
+        if busy[uuid] <= 2:
+            raise DelixApiError("in use", error=ErrorCode.FILE_UNDER_PROCESSING, status_code=422)
+        if busy[uuid] == 3 and len(busy) % 2:
+            with fake.lock:  # expired meanwhile: the API answers 404, the hook returns False
+                fake.stored.pop(uuid, None)
+            return False
+        return original(uuid)
+
+    fake.delete_file = delete  # type: ignore[method-assign]
+    # With a 5-file budget every chunk needs all five slots back: a lost release would hang.
+    summary, error, _ = run(fake, out, images(20), max_stored_files=5, clock=clock, sleep=clock.sleep)
+    assert error is None and summary is not None and summary.rows["processed"] == 20
+    assert set(busy.values()) == {3} and clock.sleeps.count(1.0) == 20
+    assert_clean(fake)
