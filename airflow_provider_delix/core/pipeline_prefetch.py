@@ -74,8 +74,9 @@ class Prefetcher(Generic[T]):
 
     def _produce(self) -> None:
         item: object = _END
+        iterator = iter(self._source)
         try:
-            for element in self._source:
+            for element in iterator:
                 if self._closed.is_set():
                     return
                 self._queue.put(element)
@@ -83,6 +84,12 @@ class Prefetcher(Generic[T]):
                     return
         except BaseException as exc:
             item = _Failure(exc)
+        finally:
+            # Close a generator here, on the thread running it: its thread pool (see
+            # prepare_in_parallel) shuts down now rather than whenever it is collected.
+            close = getattr(iterator, "close", None)
+            if callable(close):
+                close()
         if not self._closed.is_set():
             self._queue.put(item)
 

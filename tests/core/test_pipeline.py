@@ -214,7 +214,8 @@ def test_transient_failure_leaves_pages_for_a_rerun_and_fails_at_the_end(out: st
     assert summary.pages_left == 5  # the whole chunk of the flaky file
     assert "5 page(s) got no row" in str(error) and "re-run" in str(error)
     assert len(table(out)) == 10 and "flaky" not in set(table(out).source)
-    assert sum(fake.extracted.values()) == 10  # no second retry layer in the pipeline
+    assert sum(fake.extracted.values()) == 10
+    assert fake.calls["extract_images"] == 3  # one call per chunk: no second retry layer here
     assert_clean(fake)
     # A re-run (the service recovered) does exactly the missing pages.
     # Same source file (same sha256, so the same resume keys); the fake keys its faults on

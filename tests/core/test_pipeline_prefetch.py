@@ -75,3 +75,19 @@ def test_prepare_in_parallel_keeps_order_and_a_bounded_window() -> None:
     assert list(prepare_in_parallel(range(7), prepare, workers=3)) == [i * 10 for i in range(7)]
     with pytest.raises(ZeroDivisionError):
         list(prepare_in_parallel([1, 0], lambda i: 1 // i))
+
+
+def test_closing_the_prefetcher_closes_the_input_generator() -> None:
+    closed = threading.Event()
+
+    def source() -> Iterator[int]:
+        try:
+            yield from range(1000)
+        finally:
+            closed.set()
+
+    reader = Prefetcher(source(), depth=2, stopped=lambda: False, check_interval=0.01)
+    reader.start()
+    assert next(iter(reader)) == 0
+    reader.close()
+    assert closed.wait(5)
