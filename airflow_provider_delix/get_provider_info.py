@@ -43,7 +43,7 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     },
     "max_connections": {
         "label": "Max parallel connections",
-        "description": "Keep-alive connections pooled for concurrent workers (default 16).",
+        "description": "Keep-alive connections pooled for concurrent workers (default 32).",
         "schema": {"type": ["integer", "null"], "minimum": 1},
     },
 }

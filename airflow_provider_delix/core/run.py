@@ -131,7 +131,29 @@ def run_extraction(
     recovered = store.recover()
     if recovered:
         log.info("Recovered %d rows journalled by an interrupted earlier attempt.", recovered)
-    pipeline = ExtractionPipeline(
+    try:
+        pipeline = _pipeline(client, store, options, run_id=run_id, cancel=cancel, progress=progress)
+    except BaseException:
+        store.abort()
+        raise
+    if on_pipeline is not None:
+        on_pipeline(pipeline)
+    sources = prepared_sources(images, storage_options=storage_options, workers=options.prepare_workers)
+    summary = pipeline.run(sources)
+    check_failed_ratio(summary, options.max_failed_ratio)
+    return summary
+
+
+def _pipeline(
+    client: DelixClient,
+    store: OutputStore,
+    options: RunOptions,
+    *,
+    run_id: str,
+    cancel: threading.Event | None,
+    progress: Callable[[Progress], None],
+) -> ExtractionPipeline:
+    return ExtractionPipeline(
         client,
         store,
         engine=options.engine,
@@ -145,9 +167,3 @@ def run_extraction(
         storage_wait_timeout=options.storage_wait_timeout,
         cancel=cancel,
     )
-    if on_pipeline is not None:
-        on_pipeline(pipeline)
-    sources = prepared_sources(images, storage_options=storage_options, workers=options.prepare_workers)
-    summary = pipeline.run(sources)
-    check_failed_ratio(summary, options.max_failed_ratio)
-    return summary

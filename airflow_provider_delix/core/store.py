@@ -67,6 +67,25 @@ def _ipc_bytes(batch: pa.RecordBatch) -> bytes:
     return bytes(sink.getvalue().to_pybytes())
 
 
+def _process_gone(lease: Mapping[str, Any]) -> bool:
+    """True when the lease's writer ran on this host and its process no longer exists.
+
+    Lets an immediate re-run on the same worker (a SIGKILL then a clear) adopt the state at
+    once instead of watching the lease go stale; other hosts still wait for staleness.
+    """
+    if lease.get("host") != socket.gethostname() or not isinstance(lease.get("pid"), int):
+        return False
+    if lease["pid"] == os.getpid():
+        return False
+    try:
+        os.kill(lease["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
 def _heartbeat(ref: weakref.ref[OutputStore], stop: threading.Event, interval: float) -> None:
     # Holds only a weak reference, so a store that is dropped without close() (a simulated crash)
     # stops beating and its lease goes stale like a killed process's.
@@ -224,7 +243,11 @@ class OutputStore:
         leases = {tag: self._read_lease(tag) for tag in tags | leased}
         now = time.time()
         stale = self.stale_after_seconds
-        dead = {t for t, lease in leases.items() if lease is None or now - lease["heartbeat"] > stale}
+        dead = {
+            t
+            for t, lease in leases.items()
+            if lease is None or now - lease["heartbeat"] > stale or _process_gone(lease)
+        }
         alive = tags - dead  # only writers with state are worth waiting for
         if alive and wait:
             time.sleep(self.stale_after_seconds)

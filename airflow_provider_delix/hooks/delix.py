@@ -55,7 +55,7 @@ from airflow_provider_delix.api.retry import RETRY_EXTRAS, RetryPolicy
 # removed from the session's headers after HttpHook has built it.
 DELIX_EXTRAS = (*RETRY_EXTRAS, "timeout", "max_connections")
 DEFAULT_TIMEOUT = 120.0
-DEFAULT_MAX_CONNECTIONS = 16
+DEFAULT_MAX_CONNECTIONS = 32
 
 UploadItem = str | os.PathLike[str] | tuple[str, bytes]
 DocumentItem = str | FileIdentifier | tuple[str, str | None]
@@ -99,7 +99,7 @@ class DelixHook(HttpHook):
     :param timeout: seconds per HTTP request (connection extra ``timeout``; default 120).
     :param retry_policy: overrides the policy read from the connection extras ``max_retries``,
         ``retry_wait_initial``, ``retry_wait_max``, ``retry_max_elapsed``.
-    :param max_connections: keep-alive connections kept for concurrent threads (default 16).
+    :param max_connections: keep-alive connections kept for concurrent threads (default 32).
     :param sleep: how the retry loop waits; tests inject a recorder instead of ``time.sleep``.
     """
 

@@ -14,7 +14,13 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, Asset, BaseOperator
+from airflow.providers.common.compat.sdk import (
+    AirflowException,
+    AirflowFailException,
+    AirflowSkipException,
+    Asset,
+    BaseOperator,
+)
 
 from airflow_provider_delix.api.errors import DelixAuthError, DelixError
 from airflow_provider_delix.api.models import MAX_STORED_BYTES, MAX_STORED_FILES
@@ -129,6 +135,9 @@ class ImageExtractionOperator(BaseOperator):
             raise AirflowException(str(error)) from None
         finally:
             hook.close()
+        if summary.pages_total == 0:
+            # Not a failure (a daily prefix can be empty) and not silent: the task shows skipped.
+            raise AirflowSkipException(f"No images found in {self.images!r}; nothing to OCR.")
         manifest = build_manifest(uri, summary)
         self.log.info(
             "Delix OCR done: %s pages (%s), %s resumed, %s credits charged, %s refunded, %.1f s.",

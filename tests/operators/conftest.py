@@ -1,0 +1,13 @@
+"""Fixtures for operator tests: one migrated Airflow home per session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from airflow_runner import AirflowEnv, migrate
+
+
+@pytest.fixture(scope="session")
+def airflow_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowEnv]:
+    yield migrate(tmp_path_factory.mktemp("airflow_home"))
