@@ -1,0 +1,163 @@
+"""Fixtures of the example-DAG tests: a migrated Airflow home, a DAG runner, a real PostgreSQL.
+
+* ``airflow_env`` (session): one ``AIRFLOW_HOME`` with a migrated SQLite DB shared by every DAG
+  run of the session (migrating costs ~8 s). DAGs run in a subprocess (``python <dag file>``,
+  which calls ``dag.test()``) because Airflow 3 reads the DAGs folder and DB settings once, at
+  import, and this process has imported Airflow already.
+* ``postgres`` (session): a throw-away PostgreSQL cluster from the Debian ``postgresql``
+  binaries, on a free loopback port with its socket in a temp dir, stopped at the end. As
+  root it runs as the ``postgres`` OS user (initdb refuses root). Skipped when impossible,
+  failed when the ``CI`` environment variable is set.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+DAGS = REPO / "dags"
+sys.path.insert(0, str(DAGS))  # the helpers are imported as Airflow imports them: delix_etl.*
+
+
+@dataclass(frozen=True)
+class AirflowEnv:
+    home: Path
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "DELIX_"))}
+        env.update(
+            AIRFLOW_HOME=str(self.home),
+            AIRFLOW__CORE__DAGS_FOLDER=str(DAGS),
+            AIRFLOW__CORE__LOAD_EXAMPLES="False",
+            AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{self.home / 'airflow.db'}",
+            AIRFLOW__CORE__UNIT_TEST_MODE="False",
+            OMP_THREAD_LIMIT="1",
+        )
+        env.update(extra)
+        return env
+
+    def run_dag(self, dag_file: str, *args: str, timeout: float = 180, **extra: str) -> str:
+        """Run ``dags/<dag_file>`` once; return its output, fail the test with it if the run failed."""
+        result = subprocess.run(
+            [sys.executable, str(DAGS / dag_file), *args],
+            env=self.env(**extra),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        output = result.stdout + result.stderr
+        if result.returncode != 0 or "DAG_RUN_STATE=success" not in output:
+            pytest.fail(f"{dag_file} {' '.join(args)} failed (exit {result.returncode}):\n{output[-6000:]}")
+        return output
+
+
+@pytest.fixture(scope="session")
+def airflow_env(tmp_path_factory: pytest.TempPathFactory) -> AirflowEnv:
+    env = AirflowEnv(tmp_path_factory.mktemp("airflow_home"))
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        env=env.env(), capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return env
+
+
+# --- PostgreSQL -----------------------------------------------------------------------------
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"PostgreSQL is required when CI is set: {reason} (scripts/bootstrap.sh installs it)")
+    pytest.skip(reason)
+
+
+def _pg_bindir() -> Path | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[4]))
+    if found:
+        return Path(found[-1]).parent
+    initdb = shutil.which("initdb")
+    return Path(initdb).parent if initdb else None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[dict[str, Any]]:
+    """Connection settings (host, port, user, dbname) of a fresh PostgreSQL server."""
+    bindir = _pg_bindir()
+    if bindir is None:
+        _unavailable("PostgreSQL binaries (initdb) are not installed")
+    assert bindir is not None
+    run_as: dict[str, Any] = {}
+    if os.geteuid() == 0:
+        try:
+            owner = pwd.getpwnam("postgres")
+        except KeyError:
+            _unavailable("running as root and there is no 'postgres' OS user to run initdb as")
+        run_as = {"user": owner.pw_uid, "group": owner.pw_gid}
+    root = Path(tempfile.mkdtemp(prefix="delix-pg-"))
+    if run_as:
+        os.chown(root, run_as["user"], run_as["group"])
+    data, port = root / "data", _free_port()
+    try:
+        subprocess.run(
+            [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
+             "--no-locale"],
+            capture_output=True, text=True, check=True, timeout=120, **run_as,
+        )  # fmt: skip
+        options = f"-h 127.0.0.1 -p {port} -k {root} -c fsync=off -c full_page_writes=off"
+        subprocess.run(
+            [str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(root / "log"), "-w", "start"],
+            capture_output=True, text=True, check=True, timeout=120, **run_as,
+        )  # fmt: skip
+    except subprocess.CalledProcessError as error:
+        log = (root / "log").read_text() if (root / "log").exists() else ""
+        shutil.rmtree(root, ignore_errors=True)
+        _unavailable(f"could not start PostgreSQL: {error.stderr or error.stdout}{log}")
+    try:
+        yield {"host": "127.0.0.1", "port": port, "user": "postgres", "dbname": "postgres"}
+    finally:
+        subprocess.run(
+            [str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
+            capture_output=True, check=False, timeout=60, **run_as,
+        )  # fmt: skip
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_conn(postgres: dict[str, Any]) -> Iterator[Any]:
+    """A psycopg2 connection to a fresh database (so tests do not see each other's tables)."""
+    import psycopg2
+
+    name = f"t{time.monotonic_ns()}"
+    admin = psycopg2.connect(**postgres)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {name}")
+    conn = psycopg2.connect(**{**postgres, "dbname": name})
+    try:
+        yield conn
+    finally:
+        conn.close()
+        with admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE {name}")
+        admin.close()
