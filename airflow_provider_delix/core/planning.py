@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from airflow_provider_delix.api.models import MAX_FILES_PER_REQUEST
+from airflow_provider_delix.core.table import resume_key
 
 # Error value of an ``invalid`` row for a page that can never fit in the storage budget.
 TOO_LARGE_FOR_BUDGET = "too_large"
@@ -79,7 +80,7 @@ class PageTarget:
 
     @property
     def key(self) -> tuple[str, int]:
-        return (self.source_sha256, self.page_number)
+        return resume_key(self.source_sha256, self.source, self.page_number)
 
 
 @dataclass(slots=True)

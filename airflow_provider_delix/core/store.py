@@ -45,6 +45,7 @@ from airflow_provider_delix.core.table import (
     RowStatus,
     iter_batches,
     open_output,
+    resume_key,
     rows_to_record_batch,
 )
 
@@ -452,26 +453,26 @@ class OutputStore:
 
         Journals of every writer count (also live ones): their rows are durable, so extracting
         those pages again would only spend credits twice. ``statuses`` narrows the result (for
-        example to retry failed pages); rows without a hash are never "done".
+        example to retry failed pages). Keys come from :func:`resume_key`.
         """
         wanted = None if statuses is None else {str(RowStatus(s)) for s in statuses}
         where = None if wanted is None else ds.field("status").isin(sorted(wanted))
         keys: set[Key] = set()
         batches: Iterable[pa.RecordBatch] = iter_batches(
             self.output_path,
-            ["source_sha256", "page_number", "status"],
+            ["source", "source_sha256", "page_number", "status"],
             storage_options=self.storage_options,
             where=where,
         )
         journals = [p for tag in self._tags("journal") for p in self._files("journal", tag, ".arrow")]
         batches = chain(batches, self._read_journals(journals).values())
         for batch in batches:
-            for sha, page, status in zip(
-                *(batch.column(c).to_pylist() for c in ("source_sha256", "page_number", "status")),
-                strict=True,
+            columns = ("source", "source_sha256", "page_number", "status")
+            for source, sha, page, status in zip(
+                *(batch.column(c).to_pylist() for c in columns), strict=True
             ):
-                if sha is not None and (wanted is None or status in wanted):
-                    keys.add((sha, page))
+                if wanted is None or status in wanted:
+                    keys.add(resume_key(sha, source, page))
         return keys
 
     # ----------------------------------------------------------------- uploads journal

@@ -65,6 +65,15 @@ def source_text(name: str | bytes) -> str:
     return raw.decode("utf-8", errors="backslashreplace")
 
 
+def resume_key(source_sha256: str | None, source: str, page_number: int) -> tuple[str, int]:
+    """The key that says a page's row is stored: its content hash and page number.
+
+    A source that could not be read has no hash; it is keyed by its name instead, so two
+    different missing files never share one key (and a re-run does not repeat their row).
+    """
+    return (source_sha256 or f"source:{source}", page_number)
+
+
 def split_credits(total: int, parts: int) -> list[int]:
     """Split an extraction's ``initial_cost`` over its pages so that the shares sum to ``total``.
 

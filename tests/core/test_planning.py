@@ -158,3 +158,12 @@ def test_configuration_is_checked() -> None:
     with pytest.raises(ValueError):
         planner(max_chunk_bytes=0)
     assert len(plan_all(planner(max_files=2), images(5))) == 3
+
+
+def test_unreadable_sources_are_keyed_by_name_so_two_missing_files_never_share_a_key() -> None:
+    from airflow_provider_delix.core.planning import PageTarget
+
+    a = PageTarget("missing-a.png", "", 1, None)
+    b = PageTarget("missing-b.png", "", 1, None)
+    assert a.key != b.key
+    assert PageTarget("x.png", "abc", 2, None).key == ("abc", 2)
