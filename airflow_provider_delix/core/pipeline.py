@@ -35,6 +35,7 @@ from airflow_provider_delix.core.budget import BudgetInterrupted, StorageBudget
 from airflow_provider_delix.core.client import DelixClient
 from airflow_provider_delix.core.pipeline_prefetch import Prefetcher
 from airflow_provider_delix.core.pipeline_state import (
+    NOT_PROCESSED,
     CountingClient,
     CreditsExhaustedError,
     PagesLeftError,
@@ -182,6 +183,7 @@ class ExtractionPipeline:
                 chunk_id=lambda: f"c{next(self._ids):07d}",
                 index=self.index,
                 done_keys=self.store.done_keys(),
+                unprocessed_keys=self.store.done_keys(statuses=NOT_PROCESSED),
                 max_files=self.files_per_chunk,
             )
             reader.start()
@@ -241,7 +243,7 @@ class ExtractionPipeline:
         log.info("Deleted %d of %d files left on Delix by an earlier attempt", len(gone), len(orphans))
 
     def _settle(self, step: PlanStep, pool: ThreadPoolExecutor, ctx: RunContext) -> None:
-        self.stats.add_planned(step.pages, step.resumed)
+        self.stats.add_planned(step.pages, step.resumed, step.resumed_not_processed)
         engine, language, run_id = self.engine, self.language, self.run_id
         self._misc.extend(
             invalid_row(page, engine=engine, language=language, run_id=run_id) for page in step.invalid
@@ -342,6 +344,7 @@ class ExtractionPipeline:
                 rows=rows,
                 pages_total=self.stats.pages_total,
                 pages_resumed=self.stats.pages_resumed,
+                pages_resumed_not_processed=self.stats.pages_resumed_not_processed,
                 pages_left=self.stats.pages_left,
                 pages_reused=self.stats.pages_reused,
                 credits_charged=self.stats.credits_charged,

@@ -44,17 +44,19 @@ class PipelineSummary:
     undeleted_uuids: list[str] = field(default_factory=list)
     input_complete: bool = True  # False when the run stopped before reading every input
     stop_reason: str | None = None
+    pages_resumed_not_processed: int = 0  # resumed pages whose stored row is not "processed"
 
     @property
     def pages_not_processed(self) -> int:
-        return sum(self.rows.get(s.value, 0) for s in NOT_PROCESSED)
+        return sum(self.rows.get(s.value, 0) for s in NOT_PROCESSED) + self.pages_resumed_not_processed
 
     @property
     def failed_ratio(self) -> float:
-        """Share of this run's input pages that got a failed, rejected or invalid row.
+        """Share of this run's input pages whose row is failed, rejected or invalid.
 
-        The denominator counts every page of the inputs, resumed ones included (they were
-        settled by an earlier attempt), so re-running a mostly finished task does not inflate it.
+        Numerator and denominator both count resumed pages (settled by an earlier attempt), so
+        an Airflow retry judges the whole input, not only what the retry itself did: the pages
+        that failed the first attempt still count against the limit.
         """
         return self.pages_not_processed / self.pages_total if self.pages_total else 0.0
 
@@ -64,6 +66,7 @@ class PipelineSummary:
             "rows": dict(self.rows),
             "pages_total": self.pages_total,
             "pages_resumed": self.pages_resumed,
+            "pages_resumed_not_processed": self.pages_resumed_not_processed,
             "pages_left": self.pages_left,
             "pages_reused": self.pages_reused,
             "failed_ratio": round(self.failed_ratio, 6),
@@ -155,6 +158,8 @@ def check_failed_ratio(summary: PipelineSummary, max_failed_ratio: float | None)
         raise ValueError(f"max_failed_ratio must be between 0 and 1, got {max_failed_ratio}.")
     if summary.failed_ratio > max_failed_ratio:
         counts = ", ".join(f"{summary.rows.get(s.value, 0)} {s.value}" for s in NOT_PROCESSED)
+        if summary.pages_resumed_not_processed:
+            counts += f", {summary.pages_resumed_not_processed} not processed by earlier attempts"
         raise TooManyFailedPagesError(
             f"{summary.pages_not_processed} of {summary.pages_total} pages were not processed "
             f"({counts}; {summary.failed_ratio:.1%} > max_failed_ratio {max_failed_ratio:.1%}). "
@@ -183,6 +188,7 @@ class RunStats:
         self.rows: Counter[str] = Counter()
         self.pages_total = 0
         self.pages_resumed = 0
+        self.pages_resumed_not_processed = 0
         self.pages_left = 0
         self.pages_reused = 0
         self.credits_charged = 0
@@ -201,10 +207,11 @@ class RunStats:
         with self.lock:
             self.pages_left += pages
 
-    def add_planned(self, pages: int, resumed: int) -> None:
+    def add_planned(self, pages: int, resumed: int, resumed_not_processed: int = 0) -> None:
         with self.lock:
             self.pages_total += pages
             self.pages_resumed += resumed
+            self.pages_resumed_not_processed += resumed_not_processed
 
     def written(self) -> int:
         with self.lock:

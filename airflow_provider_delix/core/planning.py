@@ -138,6 +138,7 @@ class PlanStep:
     invalid: list[InvalidPage] = field(default_factory=list)
     reused: list[tuple[PageTarget, FileOutcome]] = field(default_factory=list)
     resumed: int = 0
+    resumed_not_processed: int = 0  # resumed pages whose stored row is failed/rejected/invalid
     pages: int = 0  # pages of this run's inputs, resumed ones included
 
 
@@ -196,6 +197,7 @@ class ChunkPlanner:
         chunk_id: Callable[[], str],
         index: ContentIndex | None = None,
         done_keys: Container[tuple[str, int]] = frozenset(),
+        unprocessed_keys: Container[tuple[str, int]] = frozenset(),
         max_files: int = MAX_FILES_PER_REQUEST,
         open_chunks: int = 2,
     ) -> None:
@@ -207,6 +209,7 @@ class ChunkPlanner:
         self.max_chunk_bytes = max_chunk_bytes
         self.index = index if index is not None else ContentIndex()
         self._done_keys = done_keys
+        self._unprocessed_keys = unprocessed_keys
         self._new_id = chunk_id
         self._open_limit = open_chunks
         self._open: list[list[ChunkFile]] = []
@@ -221,6 +224,7 @@ class ChunkPlanner:
             target = PageTarget(source.ref.source, source.sha256, page.page_number, page.normalization)
             if target.key in self._done_keys:
                 step.resumed += 1
+                step.resumed_not_processed += target.key in self._unprocessed_keys
                 continue
             if page.error is not None or page.data is None:
                 step.invalid.append(InvalidPage(target, page.error or "NO_DATA", page.message))

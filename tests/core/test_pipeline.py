@@ -341,6 +341,19 @@ def test_failed_ratio_is_checked_after_the_run(out: str) -> None:
     assert summary.to_dict()["failed_ratio"] == 0.4
 
 
+def test_a_retry_still_counts_the_pages_an_earlier_attempt_could_not_process(out: str) -> None:
+    inputs = [*images(3), source("r", b"REJECT"), invalid_source("x")]
+    run(FakeDelix(), out, inputs)
+    fake = FakeDelix()
+    summary, error, _ = run(fake, out, inputs)  # an Airflow retry: everything is resumed
+    assert error is None and summary is not None
+    assert summary.pages_resumed == 5 and summary.pages_resumed_not_processed == 2
+    assert summary.failed_ratio == pytest.approx(2 / 5)
+    with pytest.raises(TooManyFailedPagesError, match="2 not processed by earlier attempts"):
+        check_failed_ratio(summary, 0.3)
+    assert sum(fake.calls.values()) == 0, "a resumed run calls nothing"
+
+
 def test_bad_engine_settings_fail_before_any_upload(out: str) -> None:
     store = OutputStore(out, **FAST)
     try:
