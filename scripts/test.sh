@@ -12,6 +12,7 @@ echo "== ruff"
 "$VENV/bin/ruff" check airflow_provider_delix tests dags bench scripts
 echo "== mypy --strict"
 "$VENV/bin/mypy" airflow_provider_delix
+export NO_MKDOCS_2_WARNING=1
 if [ -f mkdocs.yml ]; then
   echo "== docs (warnings are errors)"
   "$VENV/bin/mkdocs" build --strict --quiet --site-dir "$ROOT/build/site"

@@ -28,6 +28,7 @@ from airflow_provider_delix.core.pipeline import ExtractionPipeline
 from airflow_provider_delix.core.pipeline_prefetch import prepare_in_parallel
 from airflow_provider_delix.core.pipeline_state import PipelineSummary, Progress, check_failed_ratio
 from airflow_provider_delix.core.prepare import PreparedSource, prepare_source
+from airflow_provider_delix.core.progress import ArchiveProgress
 from airflow_provider_delix.core.store import OutputStore
 
 log = logging.getLogger(__name__)
@@ -88,28 +89,6 @@ def prepared_sources(
     return prepare_in_parallel(refs, prepare_source, workers=workers)
 
 
-def describe_progress(progress: Progress) -> str:
-    """One human line: pages done/total, pages/s, ETA, credits so far."""
-    total = "?" if progress.pages_total is None else str(progress.pages_total)
-    share = f" ({progress.pages_done / progress.pages_total:.0%})" if progress.pages_total else ""
-    eta = "unknown" if progress.eta_seconds is None else _duration(progress.eta_seconds)
-    return (
-        f"{progress.pages_done}/{total} pages{share}, {progress.pages_per_second:.1f} pages/s, "
-        f"ETA {eta}, credits {progress.credits_charged} charged / {progress.credits_refunded} refunded"
-    )
-
-
-def _duration(seconds: float) -> str:
-    minutes, secs = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
-
-
-def log_progress(progress: Progress) -> None:
-    """The default progress callback (called at most every ``progress_interval`` seconds)."""
-    log.info("Delix OCR progress: %s", describe_progress(progress))
-
-
 def run_extraction(
     images: Any,
     output_path: str,
@@ -118,7 +97,7 @@ def run_extraction(
     *,
     run_id: str,
     cancel: threading.Event | None = None,
-    progress: Callable[[Progress], None] = log_progress,
+    progress: Callable[[Progress], None] | None = None,
     on_pipeline: Callable[[ExtractionPipeline], None] | None = None,
 ) -> PipelineSummary:
     """Run the archive through Delix into ``output_path``; raise a ``PipelineError`` if unfinished.
@@ -127,18 +106,22 @@ def run_extraction(
     failed than ``max_failed_ratio`` allows.
     """
     storage_options = dict(options.storage_options)
+    reporter = progress or ArchiveProgress(images, storage_options=storage_options)
     store = OutputStore(output_path, run_tag=run_tag_for(run_id), storage_options=storage_options)
     recovered = store.recover()
     if recovered:
         log.info("Recovered %d rows journalled by an interrupted earlier attempt.", recovered)
     try:
-        pipeline = _pipeline(client, store, options, run_id=run_id, cancel=cancel, progress=progress)
+        pipeline = _pipeline(client, store, options, run_id=run_id, cancel=cancel, progress=reporter)
     except BaseException:
         store.abort()
         raise
     if on_pipeline is not None:
         on_pipeline(pipeline)
     sources = prepared_sources(images, storage_options=storage_options, workers=options.prepare_workers)
+    if isinstance(reporter, ArchiveProgress):
+        reporter.start()
+        sources = reporter.track(sources)
     summary = pipeline.run(sources)
     check_failed_ratio(summary, options.max_failed_ratio)
     return summary

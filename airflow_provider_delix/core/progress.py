@@ -1,0 +1,81 @@
+"""The progress line of a run: images read of the archive's total, pages/s, ETA, credits.
+
+Inputs are listed lazily (an archive can hold millions of files), so the pipeline only learns
+the total when it has read everything. To give an ETA from the start, a background thread
+counts the archive once more, listing names only (no file is opened); until it finishes the
+line says the total is still being counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, TypeVar
+
+from airflow_provider_delix.core.inputs import resolve_inputs
+from airflow_provider_delix.core.pipeline_state import Progress
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+
+
+class ArchiveProgress:
+    """Counts the archive in the background and formats the pipeline's progress callbacks."""
+
+    def __init__(
+        self,
+        images: Any,
+        *,
+        storage_options: Mapping[str, Any] | None = None,
+        emit: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.images_total: int | None = None
+        self.images_read = 0
+        self._emit = emit or (lambda line: log.info("Delix OCR progress: %s", line))
+        self._clock = clock
+        self._start = clock()
+        self._counter = threading.Thread(
+            target=self._count, args=(images, storage_options), name="delix-count", daemon=True
+        )
+
+    def start(self) -> None:
+        self._counter.start()
+
+    def _count(self, images: Any, storage_options: Mapping[str, Any] | None) -> None:
+        try:
+            self.images_total = sum(1 for _ in resolve_inputs(images, storage_options=storage_options))
+        except Exception as error:  # only the ETA suffers; the run reports real errors itself
+            log.info("Could not count the archive for the ETA: %s", error)
+
+    def track(self, sources: Iterable[T]) -> Iterator[T]:
+        """Pass ``sources`` through, counting the images read."""
+        for source in sources:
+            self.images_read += 1
+            yield source
+
+    def describe(self, progress: Progress) -> str:
+        total = "counting" if self.images_total is None else str(self.images_total)
+        eta = progress.eta_seconds
+        elapsed = self._clock() - self._start
+        if eta is None and self.images_total and self.images_read and elapsed > 0:
+            remaining = max(self.images_total - self.images_read, 0)
+            eta = remaining / (self.images_read / elapsed)
+        pages_total = "" if progress.pages_total is None else f"/{progress.pages_total}"
+        return (
+            f"images {self.images_read}/{total} read, pages {progress.pages_done}{pages_total} done, "
+            f"{progress.pages_per_second:.1f} pages/s, ETA {'unknown' if eta is None else _duration(eta)}, "
+            f"credits {progress.credits_charged} charged / {progress.credits_refunded} refunded"
+        )
+
+    def __call__(self, progress: Progress) -> None:
+        self._emit(self.describe(progress))
