@@ -1,0 +1,51 @@
+"""ImageExtractionOperator at DAG-parse time: argument checks, outlets, templating (Airflow 2.11 and 3)."""
+
+from __future__ import annotations
+
+import pytest
+from airflow.providers.common.compat.sdk import Asset
+
+from airflow_provider_delix.operators.image_extraction import ImageExtractionOperator, output_uri
+
+
+def test_defaults_and_template_fields() -> None:
+    op = ImageExtractionOperator(task_id="ocr", images="scans/*.png", output_path="s3://b/table/")
+    assert op.delix_conn_id == "delix_default"
+    assert op.options.engine == "danlin" and op.options.language == "fa"
+    assert op.options.max_stored_files == 30 and op.options.max_stored_bytes == 100_000_000
+    assert set(op.template_fields) >= {"images", "output_path", "delix_conn_id"}
+
+
+def test_a_static_output_path_is_declared_as_the_outlet() -> None:
+    op = ImageExtractionOperator(task_id="ocr", images=["a.png"], output_path="/data/ocr/table")
+    assert [getattr(o, "uri", None) for o in op.outlets] == ["file:///data/ocr/table"]
+    assert isinstance(op.outlets[0], Asset)
+    templated = ImageExtractionOperator(task_id="t", images="x", output_path="/d/{{ ds }}")
+    assert templated.outlets == []
+    explicit = ImageExtractionOperator(
+        task_id="e", images="x", output_path="/d/{{ ds }}", outlets=[Asset("file:///d")]
+    )
+    assert [o.uri for o in explicit.outlets] == ["file:///d"]
+
+
+def test_output_uri() -> None:
+    assert output_uri("s3://bucket/x/") == "s3://bucket/x"
+    assert output_uri("/tmp/t") == "file:///tmp/t"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"engine": "probe"}, "probe"),
+        ({"engine": "fast"}, "engine must be one of"),
+        ({"language": "de"}, "fa, en, ar, tr"),
+        ({"max_failed_ratio": 1.5}, "max_failed_ratio"),
+        ({"max_stored_files": 31}, "between 1 and 30"),
+        ({"max_stored_files": 0}, "between 1 and 30"),
+        ({"max_stored_bytes": 200_000_000}, "100 MB"),
+        ({"max_concurrency": 0}, "max_concurrency"),
+    ],
+)
+def test_bad_arguments_fail_when_the_dag_is_parsed(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        ImageExtractionOperator(task_id="ocr", images="x", output_path="/t", **kwargs)  # type: ignore[arg-type]
