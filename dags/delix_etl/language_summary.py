@@ -22,7 +22,7 @@ def language_summary(table_root: str, storage_options: Mapping[str, Any] | None 
 
     ``pages`` counts every row in that language (failed ones too), ``processed`` the pages with
     text, ``chars`` their characters (Unicode code points, like SQL ``length``). Rows without a
-    language (invalid files never sent) are under ``"?"``.
+    language are under ``"none"``.
     """
     totals: dict[str, dict[str, int]] = {}
     for batch in iter_batches(table_root, ["language", "status", "text"], storage_options=storage_options):
@@ -30,7 +30,7 @@ def language_summary(table_root: str, storage_options: Mapping[str, Any] | None 
         processed = pc.equal(batch.column(1), "processed").to_pylist()
         lengths = pc.fill_null(pc.utf8_length(batch.column(2)), 0).to_pylist()
         for language, ok, length in zip(languages, processed, lengths, strict=True):
-            entry = totals.setdefault(language or "?", {"pages": 0, "processed": 0, "chars": 0})
+            entry = totals.setdefault(language or "none", {"pages": 0, "processed": 0, "chars": 0})
             entry["pages"] += 1
             entry["processed"] += int(bool(ok))
             entry["chars"] += int(length) if ok else 0

@@ -36,7 +36,7 @@ PROBLEM_FILES = (
     f"GROUP BY source, status, error, error_message ORDER BY source, status, error"
 )
 TEXT_BY_LANGUAGE = (
-    f"SELECT coalesce(language, '?'), count(*), coalesce(sum(length(text)), 0) FROM {TABLE} "
+    f"SELECT coalesce(language, 'none'), count(*), coalesce(sum(length(text)), 0) FROM {TABLE} "
     f"WHERE logical_date = ? AND status = 'processed' GROUP BY 1 ORDER BY 1"
 )
 # One page per language to show what the text looks like: the first by name, preferring pages
@@ -162,7 +162,11 @@ def duckdb_query(con: Any) -> Query:
 
 
 def dbapi_query(conn: Any) -> Query:
-    """A :data:`Query` over a ``%s``-style DB-API connection (psycopg2/psycopg 3)."""
+    """A :data:`Query` over a ``%s``-style DB-API connection (psycopg2/psycopg 3).
+
+    The queries are written with ``?`` placeholders (DuckDB's); none has a ``?`` or ``%`` in a
+    literal, so a plain replace is exact (tested on a real PostgreSQL).
+    """
 
     def run(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         with conn.cursor() as cur:
