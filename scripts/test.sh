@@ -9,7 +9,7 @@ VENV="$ROOT/.venv"
 export OMP_THREAD_LIMIT=1
 
 echo "== ruff"
-"$VENV/bin/ruff" check airflow_provider_delix tests dags bench scripts
+"$VENV/bin/ruff" check --no-cache airflow_provider_delix tests dags bench scripts
 echo "== mypy --strict"
 "$VENV/bin/mypy" airflow_provider_delix
 export NO_MKDOCS_2_WARNING=1

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow_provider_delix.emulator.scans import make_png
 from pdfs import make_pdf
 
 from airflow_provider_delix.api.errors import DelixNotFoundError
@@ -19,6 +18,7 @@ from airflow_provider_delix.api.models import (
     RejectedFile,
     StoredFile,
 )
+from airflow_provider_delix.emulator.scans import make_png
 from airflow_provider_delix.hooks.delix import DelixHook
 
 

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from airflow_provider_delix.emulator.scans import make_png
 from pdfs import make_pdf
 
 from airflow_provider_delix.api.errors import (
@@ -22,6 +21,7 @@ from airflow_provider_delix.api.errors import (
 )
 from airflow_provider_delix.api.models import StoredFile
 from airflow_provider_delix.api.retry import RetryPolicy
+from airflow_provider_delix.emulator.scans import make_png
 from airflow_provider_delix.hooks.delix import DelixHook
 
 SECRET = "sk-live-0123456789abcdef-SECRET"
