@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate-500", type=float, default=0.0)
     p.add_argument("--rate-503", type=float, default=0.0)
     p.add_argument("--rate-drop", type=float, default=0.0, help="close the connection without an answer")
+    p.add_argument(
+        "--rate-general-exception", type=float, default=0.0, help="422 with error GENERAL_EXCEPTION"
+    )
     p.add_argument("--retry-after", type=int, default=1, help="Retry-After seconds sent with 429")
     p.add_argument("--fail-page-rate", type=float, default=0.0, help="share of pages whose OCR fails")
     p.add_argument("--seed", type=int, default=0)

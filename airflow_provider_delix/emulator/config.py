@@ -42,6 +42,7 @@ class EmulatorConfig:
     rate_500: float = 0.0
     rate_503: float = 0.0
     rate_drop: float = 0.0
+    rate_general_exception: float = 0.0
     retry_after: int = 1
     fail_page_rate: float = 0.0
     seed: int = 0
@@ -56,11 +57,11 @@ class EmulatorConfig:
             raise ValueError(f"ocr must be one of {OCR_BACKENDS}, not {self.ocr!r}")
         if self.document_mode not in DOCUMENT_MODES:
             raise ValueError(f"document_mode must be one of {DOCUMENT_MODES}, not {self.document_mode!r}")
-        rates = (self.rate_429, self.rate_500, self.rate_503, self.rate_drop)
+        rates = (self.rate_429, self.rate_500, self.rate_503, self.rate_drop, self.rate_general_exception)
         if any(not 0.0 <= r <= 1.0 for r in (*rates, self.fail_page_rate)):
             raise ValueError("rates must be between 0 and 1")
         if sum(rates) > 1.0 + 1e-9:
-            raise ValueError("rate_429 + rate_500 + rate_503 + rate_drop must not exceed 1")
+            raise ValueError("the fault rates (429, 500, 503, drop, general exception) must add up to <= 1")
         if self.per_page < 1 or self.fallback_text_bytes < 0 or self.async_workers < 1:
             raise ValueError("per_page and async_workers must be >= 1, fallback_text_bytes >= 0")
         if self.credits < 0 or self.retry_after < 0:

@@ -1,4 +1,4 @@
-"""Fault injection for ``/v1`` requests: 429, 500, 503 and dropped connections.
+"""Fault injection for ``/v1`` requests: 429, 500, 503, 422 GENERAL_EXCEPTION, dropped connections.
 
 One seeded RNG draws once per ``/v1`` request, after the body is read and before anything
 else (auth included), so a faulted request never stores, charges or deletes anything and the
@@ -11,10 +11,12 @@ from __future__ import annotations
 import random
 import threading
 
-from airflow_provider_delix.emulator.apierrors import ApiError
+from airflow_provider_delix.api.models import ErrorCode
+from airflow_provider_delix.emulator.apierrors import ApiError, enum_error
 from airflow_provider_delix.emulator.config import EmulatorConfig
 
 DROP = "drop"
+GENERAL = "general_exception"
 
 
 class FaultInjector:
@@ -27,12 +29,13 @@ class FaultInjector:
             self._rng = random.Random(seed)  # noqa: S311
 
     def draw(self, config: EmulatorConfig) -> str | None:
-        """``"429"``, ``"500"``, ``"503"``, ``"drop"`` or None (no fault)."""
+        """``"429"``, ``"500"``, ``"503"``, ``"drop"``, ``"general_exception"`` or None."""
         rates = (
             (DROP, config.rate_drop),
             ("429", config.rate_429),
             ("500", config.rate_500),
             ("503", config.rate_503),
+            (GENERAL, config.rate_general_exception),
         )
         if not any(rate for _, rate in rates):
             return None
@@ -51,4 +54,6 @@ def fault_error(kind: str, config: EmulatorConfig) -> ApiError:
         return ApiError(429, {"message": "Too Many Attempts."}, {"Retry-After": str(config.retry_after)})
     if kind == "500":
         return ApiError(500, {"message": "Server Error"})
+    if kind == GENERAL:
+        return enum_error(ErrorCode.GENERAL_EXCEPTION)
     return ApiError(503, {"message": "Service Unavailable"})

@@ -40,6 +40,18 @@ def test_http_faults_change_no_state(
     assert stats["faults"] == {str(status): 4}
 
 
+def test_general_exception_is_a_422_with_the_enum_and_changes_no_state(
+    emulator: InProcessEmulator, api: Api
+) -> None:
+    (kept,) = api.store(png("kept"))
+    emulator.configure(rate_general_exception=1.0)
+    answer = api.images({"engine": ENGINE_FA, "files": [{"uuid": kept}]})
+    assert answer.status_code == 422 and answer.json()["error"] == "GENERAL_EXCEPTION"
+    assert answer.json()["message"]
+    emulator.configure(rate_general_exception=0.0)
+    assert emulator.stats()["credits"]["charged"] == 0 and emulator.stats()["extracts"]["total"] == 0
+
+
 def test_dropped_connections_close_without_an_answer(emulator: InProcessEmulator, api: Api) -> None:
     (kept,) = api.store(png("kept"))
     emulator.configure(rate_drop=1.0)
