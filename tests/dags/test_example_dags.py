@@ -17,7 +17,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 import pytest
-from conftest import DAGS, AirflowEnv
+from dag_runner import DAGS, AirflowEnv
 from delix_etl import config
 
 from airflow_provider_delix.core.table import read_table

@@ -11,7 +11,7 @@ from delix_etl import report as rep
 from delix_etl import warehouse_duckdb, warehouse_postgres
 from delix_etl.language_summary import language_summary, write_json
 from delix_etl.warehouse import read_pages
-from tables import sample_rows, write_table
+from ocr_tables import sample_rows, write_table
 
 MANIFESTS = [
     {"elapsed_seconds": 12.5, "credits_charged": 600, "credits_refunded": 200, "pages_resumed": 0,

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 from delix_etl import warehouse_duckdb, warehouse_postgres
 from delix_etl.warehouse import COLUMNS, create_table_sql, read_pages
-from tables import T0, sample_rows, write_table
+from ocr_tables import T0, sample_rows, write_table
 
 from airflow_provider_delix.core.table import SCHEMA
 
