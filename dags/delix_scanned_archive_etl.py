@@ -48,6 +48,7 @@ with DAG(
         "warehouse": Param("duckdb", enum=["duckdb", "postgres"], description="Where the rows are loaded."),
         "postgres_conn_id": Param("postgres_default", type="string", description="For warehouse=postgres."),
         "language": Param("auto", enum=[config.AUTO, *config.LANGUAGES], description="auto: per folder."),
+        "delix_conn_id": Param("delix_default", type="string", description="The Delix connection."),
     },
 ) as dag:
 
@@ -63,6 +64,7 @@ with DAG(
     runs = plan()
     ocr = ImageExtractionOperator.partial(
         task_id="ocr",
+        delix_conn_id="{{ params.delix_conn_id }}",
         outlets=[OCR_PAGES],
         max_failed_ratio=0.2,  # fail the task if over 20 % of pages are not processed
         # Parallel language tasks share one account's 30 files / 100 MB: give each half.

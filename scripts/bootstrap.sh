@@ -11,7 +11,8 @@ need_tesseract() {
   command -v tesseract >/dev/null 2>&1 || return 0
   local langs; langs="$(tesseract --list-langs 2>/dev/null || true)"
   for l in fas eng ara tur; do grep -qx "$l" <<<"$langs" || return 0; done
-  command -v pg_ctlcluster >/dev/null 2>&1 || [ -x /usr/lib/postgresql/15/bin/initdb ] || return 0
+  # initdb is what the tests run (any Debian major version: 15 on bookworm, 17 on trixie).
+  compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || command -v initdb >/dev/null 2>&1 || return 0
   return 1
 }
 
