@@ -50,3 +50,21 @@ def test_connection_form_hides_unused_fields_and_labels_the_key() -> None:
     conn = get_provider_info()["connection-types"][0]
     for field in conn["conn-fields"].values():
         assert field["schema"]["type"][0] in {"integer", "number", "string", "boolean"}
+
+
+def test_airflow_providers_list_shows_the_provider(tmp_path: object) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env["AIRFLOW_HOME"] = str(tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow", "providers", "list", "--output", "plain"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    assert "airflow-provider-delix" in result.stdout
