@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 
-def make_pdf(pages: list[str]) -> bytes:
-    """A PDF with one page per string; each page's text layer holds that string."""
-    objects: list[bytes] = []
+def make_pdf(pages: list[str], *, pad: int = 0) -> bytes:
+    """A PDF with an ASCII text layer per page ("" = a page without text); ``pad`` adds a stream."""
     count = len(pages)
-    kids = " ".join(f"{3 + 2 * i} 0 R" for i in range(count))
-    objects.append(b"<< /Type /Catalog /Pages 2 0 R >>")
-    objects.append(f"<< /Type /Pages /Kids [{kids}] /Count {count} >>".encode())
     font_id = 3 + 2 * count
+    kids = " ".join(f"{3 + 2 * i} 0 R" for i in range(count))
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        f"<< /Type /Pages /Kids [{kids}] /Count {count} >>".encode(),
+    ]
     for i, text in enumerate(pages):
         escaped = text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
-        stream = f"BT /F1 24 Tf 72 700 Td ({escaped}) Tj ET".encode("latin-1")
+        stream = f"BT /F1 24 Tf 72 700 Td ({escaped}) Tj ET".encode("latin-1") if text else b""
         objects.append(
             f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {4 + 2 * i} 0 R "
             f"/Resources << /Font << /F1 {font_id} 0 R >> >> >>".encode()
         )
         objects.append(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
     objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
+    if pad:
+        objects.append(b"<< /Length %d >>\nstream\n" % pad + b"\0" * pad + b"\nendstream")
     out = bytearray(b"%PDF-1.4\n")
     offsets = []
     for number, body in enumerate(objects, start=1):
