@@ -70,6 +70,9 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_provider_delix.operators.image_extraction"],
             }
         ],
+        "sensors": [
+            {"integration-name": "Delix", "python-modules": ["airflow_provider_delix.sensors.delix"]}
+        ],
         "connection-types": [
             {
                 "hook-class-name": "airflow_provider_delix.hooks.delix.DelixHook",
