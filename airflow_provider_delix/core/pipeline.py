@@ -61,6 +61,20 @@ def default_concurrency(max_stored_files: int, files_per_chunk: int = MAX_FILES_
     return math.ceil(max_stored_files / files_per_chunk) + 1
 
 
+def chunk_size_for(max_stored_files: int) -> int:
+    """Files per chunk that let whole chunks fill a budget of ``max_stored_files``.
+
+    A chunk takes its slots whole, so with a budget that is not a multiple of 5 fixed chunks
+    of 5 leave slots idle (a share of 7 or 8 of the account's 30 would hold only 5 files).
+    The candidates are 5 and the even split of the budget over the fewest chunks
+    (``max_stored_files // ceil(max_stored_files / 5)``); the one that holds more files wins,
+    5 on a tie (fewer requests). 30 -> 5, 8 -> 4, 7 -> 3, 29 -> 4 (28 files), 3 -> 3.
+    """
+    full = min(MAX_FILES_PER_REQUEST, max_stored_files)
+    even = max_stored_files // math.ceil(max_stored_files / MAX_FILES_PER_REQUEST)
+    return max((full, even), key=lambda k: ((max_stored_files // k) * k, k))
+
+
 class ExtractionPipeline:
     """Runs image extraction over prepared sources into an :class:`OutputStore` (one ``run()``)."""
 
@@ -94,7 +108,7 @@ class ExtractionPipeline:
         self.store = store
         self.engine, self.language = str(Engine(engine)), str(Language(language))
         self.run_id = run_id
-        self.files_per_chunk = min(MAX_FILES_PER_REQUEST, max_stored_files)
+        self.files_per_chunk = chunk_size_for(max_stored_files)
         self.max_concurrency = max_concurrency or default_concurrency(max_stored_files, self.files_per_chunk)
         self.delete_concurrency = delete_concurrency or 2 * MAX_FILES_PER_REQUEST
         if self.max_concurrency < 1 or self.delete_concurrency < 1 or prefetch < 1:

@@ -19,7 +19,7 @@ from fakes import PRICE_PER_PAGE, FakeClock, FakeDelix, images, invalid_source, 
 
 from airflow_provider_delix.api.errors import DelixApiError, DelixAuthError
 from airflow_provider_delix.api.models import ErrorCode
-from airflow_provider_delix.core.pipeline import ExtractionPipeline, default_concurrency
+from airflow_provider_delix.core.pipeline import ExtractionPipeline, chunk_size_for, default_concurrency
 from airflow_provider_delix.core.pipeline_state import (
     CreditsExhaustedError,
     PagesLeftError,
@@ -384,4 +384,21 @@ def test_deletes_wait_out_file_under_processing_and_404_frees_the_slot(out: str)
     summary, error, _ = run(fake, out, images(20), max_stored_files=5, clock=clock, sleep=clock.sleep)
     assert error is None and summary is not None and summary.rows["processed"] == 20
     assert set(busy.values()) == {3} and clock.sleeps.count(1.0) == 20
+    assert_clean(fake)
+
+
+@pytest.mark.parametrize(
+    ("budget", "size"), [(30, 5), (25, 5), (8, 4), (7, 3), (6, 3), (29, 4), (5, 5), (3, 3), (1, 1)]
+)
+def test_chunk_size_lets_whole_chunks_fill_the_budget(budget: int, size: int) -> None:
+    assert chunk_size_for(budget) == size
+
+
+def test_a_share_of_8_files_holds_8_not_5(out: str) -> None:
+    # A pool share of the account (8 of 30) is used whole: two chunks of 4, not one of 5.
+    fake = FakeDelix(max_files=8, upload_latency=0.01, extract_latency=(0.02, 0.0), delete_latency=0.01)
+    summary, error, pipeline = run(fake, out, images(64), max_stored_files=8)
+    assert error is None and summary is not None and summary.rows["processed"] == 64
+    assert pipeline.files_per_chunk == 4 and summary.requests["extract_images"] == 16
+    assert summary.peak_stored_files == fake.peak_files == 8
     assert_clean(fake)
