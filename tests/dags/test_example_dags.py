@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import sqlite3
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -87,6 +88,21 @@ def test_rerun_same_date_costs_nothing_and_keeps_row_count(etl: dict[str, Any]) 
         assert "pages: 35 (invalid 1, processed 34)" in log
         assert "invalid: " in log and "en_damaged_scan.png (1 page(s)): corrupt_image" in log
         assert "text [fa]:" in log and "slowest step: ocr[" in log
+
+
+def test_ocr_tasks_emit_the_stable_table_asset(airflow_env: AirflowEnv, etl: dict[str, Any]) -> None:
+    """At run time too, the events name the table root, never a per-date path (the operator adds
+    its own Asset only for an untemplated output_path and no explicit outlets)."""
+    db = sqlite3.connect(airflow_env.home / "airflow.db")
+    names = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    kind = "asset" if "asset_event" in names else "dataset"  # Airflow 3 / Airflow 2
+    rows = db.execute(
+        f"SELECT a.uri, count(*) FROM {kind}_event e JOIN {kind} a ON a.id = e.{kind}_id "
+        "WHERE e.source_dag_id = 'delix_scanned_archive_etl' GROUP BY a.uri"
+    ).fetchall()
+    db.close()
+    assert [uri for uri, _ in rows] == [f"file://{etl['data'].resolve()}/ocr_pages"]
+    assert rows[0][1] >= 4  # one event per language task per run: 2 x 2 so far
 
 
 def test_etl_into_postgres(airflow_env: AirflowEnv, etl: dict[str, Any], postgres: dict[str, Any]) -> None:
