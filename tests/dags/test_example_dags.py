@@ -95,9 +95,12 @@ def test_ocr_tasks_emit_the_stable_table_asset(airflow_env: AirflowEnv, etl: dic
     its own Asset only for an untemplated output_path and no explicit outlets)."""
     db = sqlite3.connect(airflow_env.home / "airflow.db")
     names = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    kind = "asset" if "asset_event" in names else "dataset"  # Airflow 3 / Airflow 2
+    if "asset_event" not in names:
+        db.close()
+        pytest.skip("Airflow 2's dag.test() does not write the DAG to the DB, so the Dataset has no row and "
+                    "no event is recorded (the outlet itself is checked at parse time)")  # fmt: skip
     rows = db.execute(
-        f"SELECT a.uri, count(*) FROM {kind}_event e JOIN {kind} a ON a.id = e.{kind}_id "
+        "SELECT a.uri, count(*) FROM asset_event e JOIN asset a ON a.id = e.asset_id "
         "WHERE e.source_dag_id = 'delix_scanned_archive_etl' GROUP BY a.uri"
     ).fetchall()
     db.close()
