@@ -21,7 +21,7 @@ fi
 echo "== tests on Airflow $("$VENV/bin/python" -c 'import airflow; print(airflow.__version__)')"
 "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@"
 
-echo "== Airflow 2.11 lane: API, hook, emulator, core and operator (dag.test) tests"
+echo "== Airflow 2.11 lane: API, hook, sensor, emulator, core, operator and example-DAG tests"
 make_venv "$ROOT/.venv-af211" "2.11.2" "test"
 "$ROOT/.venv-af211/bin/python" -m pytest -q -p no:cacheprovider -m "not tesseract" \
-  tests/api tests/hooks tests/sensors tests/emulator tests/core tests/operators tests/test_provider_info.py
+  tests/api tests/hooks tests/sensors tests/emulator tests/core tests/operators tests/dags tests/test_provider_info.py
