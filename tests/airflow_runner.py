@@ -29,7 +29,7 @@ class AirflowEnv:
     dags: Path
 
     def env(self, **extra: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "DELIX_"))}
         env.update(
             AIRFLOW_HOME=str(self.home),
             AIRFLOW__CORE__DAGS_FOLDER=str(self.dags),
@@ -76,8 +76,9 @@ class AirflowEnv:
         return state, output
 
 
-def migrate(home: Path) -> AirflowEnv:
-    dags = home / "dags"
+def migrate(home: Path, dags: Path | None = None) -> AirflowEnv:
+    """Migrate a SQLite metadata DB in ``home``; DAG files go to ``dags`` (default ``home/dags``)."""
+    dags = dags or home / "dags"
     dags.mkdir(parents=True, exist_ok=True)
     airflow_env = AirflowEnv(home=home, dags=dags)
     subprocess.run(

@@ -18,7 +18,6 @@ import pwd
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -26,18 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dag_runner import AirflowEnv
+from dag_runner import AirflowEnv, migrated
 
 
 @pytest.fixture(scope="session")
 def airflow_env(tmp_path_factory: pytest.TempPathFactory) -> AirflowEnv:
-    env = AirflowEnv(tmp_path_factory.mktemp("airflow_home"))
-    result = subprocess.run(
-        [sys.executable, "-m", "airflow", "db", "migrate"],
-        env=env.env(), capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return env
+    return migrated(tmp_path_factory.mktemp("airflow_home"))
 
 
 # --- PostgreSQL -----------------------------------------------------------------------------
