@@ -56,10 +56,10 @@ class AirflowEnv:
             text=True,
         )
 
-    def run(self, dag_file: Path, timeout: float = 300, **extra: str) -> tuple[str, str]:
-        """Run the DAG file; return (final dag run state, combined output)."""
+    def run(self, dag_file: Path, *args: str, timeout: float = 300, **extra: str) -> tuple[str, str]:
+        """Run the DAG file (with ``args``); return (final dag run state, combined output)."""
         process = subprocess.run(
-            [sys.executable, str(dag_file)],
+            [sys.executable, str(dag_file), *args],
             env=self.env(**extra),
             capture_output=True,
             text=True,

@@ -5,7 +5,6 @@ A module of its own (not conftest) so test files can import it by a name no othe
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -23,17 +22,9 @@ class AirflowEnv(BaseAirflowEnv):
 
     def run_dag(self, dag_file: str, *args: str, timeout: float = 180, **extra: str) -> str:
         """Run ``dags/<dag_file>`` once; return its output, fail the test with it if the run failed."""
-        result = subprocess.run(
-            [sys.executable, str(DAGS / dag_file), *args],
-            env=self.env(**extra),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        output = result.stdout + result.stderr
-        if result.returncode != 0 or "DAG_RUN_STATE=success" not in output:
-            pytest.fail(f"{dag_file} {' '.join(args)} failed (exit {result.returncode}):\n{output[-6000:]}")
+        state, output = self.run(DAGS / dag_file, *args, timeout=timeout, **extra)
+        if state != "success":
+            pytest.fail(f"{dag_file} {' '.join(args)} ended {state}:\n{output[-6000:]}")
         return output
 
 
