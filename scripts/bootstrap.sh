@@ -5,7 +5,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PY="${PYTHON:-python3}"
 AIRFLOW_VERSION="${AIRFLOW_VERSION:-3.3.2}"
-TESS_PKGS="tesseract-ocr tesseract-ocr-fas tesseract-ocr-eng tesseract-ocr-ara tesseract-ocr-tur fonts-farsiweb postgresql"
+TESS_PKGS="tesseract-ocr tesseract-ocr-fas tesseract-ocr-eng tesseract-ocr-ara tesseract-ocr-tur fonts-farsiweb fonts-dejavu-core fontconfig postgresql"
 
 need_tesseract() {
   command -v tesseract >/dev/null 2>&1 || return 0
@@ -13,12 +13,16 @@ need_tesseract() {
   for l in fas eng ara tur; do grep -qx "$l" <<<"$langs" || return 0; done
   # initdb is what the tests run (any Debian major version: 15 on bookworm, 17 on trixie).
   compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || command -v initdb >/dev/null 2>&1 || return 0
+  # The scan renderer (tests, sample archive) needs a Persian font and DejaVu for Latin text.
+  command -v fc-list >/dev/null 2>&1 || return 0
+  fc-list | grep -qi "farsiweb" || return 0
+  fc-list | grep -qi "dejavu" || return 0
   return 1
 }
 
 if need_tesseract; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "bootstrap: installing Tesseract (fas, eng, ara, tur) and PostgreSQL with apt-get"
+    echo "bootstrap: installing Tesseract (fas, eng, ara, tur), fonts and PostgreSQL with apt-get"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >/dev/null
     apt-get install -y -qq --no-install-recommends $TESS_PKGS >/dev/null
