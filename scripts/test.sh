@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's whole check, exactly what CI runs (.ci/run calls this):
-# lint, types, docs, the test suite on Airflow 3, and the hook/emulator/core suite on Airflow 2.11.
+# lint, types, docs, the test suite on Airflow 3, most of it again on Airflow 2.11, and the
+# plain-Python core in a venv without Airflow.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -25,3 +26,22 @@ echo "== Airflow 2.11 lane: API, hook, sensor, emulator, core, operator and exam
 make_venv "$ROOT/.venv-af211" "2.11.2" "test"
 "$ROOT/.venv-af211/bin/python" -m pytest -q -p no:cacheprovider -m "not tesseract" \
   tests/api tests/hooks tests/sensors tests/emulator tests/core tests/operators tests/dags tests/test_provider_info.py
+
+echo "== the core without Airflow (chunk planning, budget, validation, table, store, pipeline)"
+CORE="$ROOT/.venv-core"
+[ -x "$CORE/bin/python" ] || "${UV[@]}" venv -q -p "$PY" "$CORE"
+mapfile -t CORE_DEPS < <("$VENV/bin/python" - <<'PYEOF'
+import tomllib
+project = tomllib.load(open("pyproject.toml", "rb"))["project"]
+for dep in project["dependencies"] + project["optional-dependencies"]["emulator"]:
+    if not dep.startswith("apache-airflow"):
+        print(dep)
+PYEOF
+)
+"${UV[@]}" pip install -q -p "$CORE/bin/python" --no-deps -e "$ROOT"
+"${UV[@]}" pip install -q -p "$CORE/bin/python" "${CORE_DEPS[@]}" pytest pytest-timeout
+if "$CORE/bin/python" -c 'import airflow' 2>/dev/null; then
+  echo "test: Airflow is importable in the core venv; the core tests would prove nothing" >&2
+  exit 1
+fi
+"$CORE/bin/python" -m pytest -q -p no:cacheprovider tests/core
