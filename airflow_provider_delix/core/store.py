@@ -10,24 +10,19 @@ Why it is built this way (details in ``docs/table.md``):
   atomic there: fsspec files close themselves on garbage collection, so a dying writer could
   otherwise publish a footer-less object under the final name. The move costs one server-side
   copy per part file (every 20,000 rows by default), which is cheap.
-* Several writers may share an output path (parallel tasks, a zombie try). Each writer holds a
-  lease file refreshed by a heartbeat thread; recovery adopts the journals, temp files and upload
-  records only of writers whose lease is gone or stopped beating, so it never takes over (or
-  deletes Delix files of) a writer that is still alive.
+* Several writers may share an output path (parallel tasks, a zombie try): recovery adopts the
+  state only of writers whose lease is gone or stopped beating (``core/lease.py``), so it never
+  takes over (or deletes Delix files of) a writer that is still alive.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import re
-import socket
 import threading
-import time
 import uuid
-import weakref
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from itertools import chain
@@ -37,8 +32,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
-from fsspec.implementations.local import LocalFileSystem
 
+from airflow_provider_delix.core.lease import WriterLease
+from airflow_provider_delix.core.state_dir import StateDir
 from airflow_provider_delix.core.table import (
     SCHEMA,
     PageRow,
@@ -68,39 +64,6 @@ def _ipc_bytes(batch: pa.RecordBatch) -> bytes:
     return bytes(sink.getvalue().to_pybytes())
 
 
-def _process_gone(lease: Mapping[str, Any]) -> bool:
-    """True when the lease's writer ran on this host and its process no longer exists.
-
-    Lets an immediate re-run on the same worker (a SIGKILL then a clear) adopt the state at
-    once instead of watching the lease go stale; other hosts still wait for staleness.
-    """
-    if lease.get("host") != socket.gethostname() or not isinstance(lease.get("pid"), int):
-        return False
-    if lease["pid"] == os.getpid():
-        return False
-    try:
-        os.kill(lease["pid"], 0)
-    except ProcessLookupError:
-        return True
-    except OSError:
-        return False
-    return False
-
-
-def _heartbeat(ref: weakref.ref[OutputStore], stop: threading.Event, interval: float) -> None:
-    # Holds only a weak reference, so a store that is dropped without close() (a simulated crash)
-    # stops beating and its lease goes stale like a killed process's.
-    while not stop.wait(interval):
-        store = ref()
-        if store is None:
-            return
-        try:
-            store._write_lease()
-        except Exception:  # a missed beat is not fatal; the next one may succeed
-            log.warning("Could not refresh the writer lease of %s", store.run_tag, exc_info=True)
-        del store
-
-
 class OutputStore:
     """The output table plus its resume state, on any fsspec storage.
 
@@ -125,7 +88,6 @@ class OutputStore:
         self.output_path = output_path
         self.storage_options = dict(storage_options or {})
         self.fs, self.path = open_output(output_path, self.storage_options)
-        self._local = isinstance(self.fs, LocalFileSystem)
         # A random suffix makes every attempt's files its own, even when the caller reuses a tag.
         self.run_tag = _safe_tag(run_tag)
         self.row_group_rows = row_group_rows
@@ -142,124 +104,16 @@ class OutputStore:
         self._file_journals: set[str] = set()  # journals whose rows are in the open part
         self._in_flight: set[str] = set()  # journals being written, not yet in a part
         self._uploads: dict[str, list[str]] = {}
-        self._dead: set[str] | None = None
         self._counts: Counter[str] = Counter()
-        self.recovered_rows, self.parts, self._closed, self._beat = 0, list[str](), False, 0
-        self._lease_lock = threading.Lock()
-        self._stop = threading.Event()
-        self._mkdirs(self.path)
-        self._write_lease()
-        self._thread = threading.Thread(
-            target=_heartbeat,
-            args=(weakref.ref(self), self._stop, heartbeat_seconds),
-            name=f"delix-lease-{self.run_tag}",
-            daemon=True,
+        self.recovered_rows, self.parts, self._closed = 0, list[str](), False
+        self._sd = StateDir(self.fs, self._state)
+        self._sd.mkdirs(self.path)
+        self._lease = WriterLease(
+            self._sd,
+            self.run_tag,
+            heartbeat_seconds=heartbeat_seconds,
+            stale_after_seconds=stale_after_seconds,
         )
-        self._thread.start()
-
-    # ----------------------------------------------------------------- storage primitives
-    def _mkdirs(self, path: str) -> None:
-        if self._local:
-            os.makedirs(path, exist_ok=True)
-
-    def _write_bytes(self, path: str, data: bytes) -> None:
-        """Write a small state file atomically: a reader sees the old content or the new, never half."""
-        if not self._local:
-            self.fs.pipe_file(path, data)  # one PUT: atomic on object storage and in memory://
-            return
-        directory, name = os.path.split(path)
-        os.makedirs(directory, exist_ok=True)
-        tmp = os.path.join(directory, f".{name}.{uuid.uuid4().hex}.tmp")
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-
-    def _rm(self, paths: Iterable[str]) -> None:
-        paths = sorted(paths)
-        if not paths:
-            return
-        try:
-            self.fs.rm(paths)  # one bulk request on object storage
-        except FileNotFoundError:
-            for path in paths:
-                with contextlib.suppress(FileNotFoundError):
-                    self.fs.rm_file(path)
-
-    def _ls(self, path: str) -> list[str]:
-        """Entries of a state directory, without the hidden temp files of ``_write_bytes``."""
-        self.fs.invalidate_cache(path)  # s3fs & co. cache listings; other writers change them
-        try:
-            found = (str(p).rstrip("/") for p in self.fs.ls(path, detail=False))
-            return sorted(p for p in found if not p.rsplit("/", 1)[-1].startswith("."))
-        except FileNotFoundError:
-            return []
-
-    def _tags(self, kind: str) -> set[str]:
-        return {p.rsplit("/", 1)[-1] for p in self._ls(f"{self._state}/{kind}")}
-
-    def _files(self, kind: str, tag: str, suffix: str) -> list[str]:
-        return [p for p in self._ls(f"{self._state}/{kind}/{tag}") if p.endswith(suffix)]
-
-    def _rmdir(self, path: str, *, only_if_empty: bool = False) -> None:
-        # Object stores have no directories; local and memory:// keep empty ones unless removed.
-        if only_if_empty and self._ls(path):
-            return
-        with contextlib.suppress(FileNotFoundError):
-            self.fs.rm(path, recursive=True)
-
-    # ----------------------------------------------------------------- lease
-    def _lease_path(self, tag: str) -> str:
-        return f"{self._state}/writers/{tag}.json"
-
-    def _write_lease(self) -> None:
-        with self._lease_lock:
-            if self._stop.is_set():  # released: a late beat must not resurrect the lease
-                return
-            self._beat += 1
-            body = dict(run_tag=self.run_tag, host=socket.gethostname(), pid=os.getpid(), beat=self._beat)
-            body["heartbeat"] = time.time()
-            self._write_bytes(self._lease_path(self.run_tag), json.dumps(body).encode())
-
-    def _read_lease(self, tag: str) -> dict[str, Any] | None:
-        try:
-            lease: dict[str, Any] = json.loads(self.fs.cat_file(self._lease_path(tag)))
-        except (FileNotFoundError, ValueError):
-            return None
-        return lease
-
-    def _dead_writers(self, wait: bool) -> set[str]:
-        """Writers (other than us) whose state we may adopt: lease gone, or not beating any more.
-
-        A lease that looks fresh is watched for ``stale_after_seconds``: if its beat did not
-        change it is dead, whatever the clocks say. That wait happens only at start-up and only
-        when another writer's lease is recent (a crash moments ago, or a live parallel writer).
-        """
-        if self._dead is not None:
-            return self._dead
-        tags = self._tags("journal") | self._tags("uploads") | self._tags("partial")
-        leased = {p.rsplit("/", 1)[-1].removesuffix(".json") for p in self._ls(f"{self._state}/writers")}
-        tags, leased = tags - {self.run_tag}, leased - {self.run_tag}
-        leases = {tag: self._read_lease(tag) for tag in tags | leased}
-        now = time.time()
-        stale = self.stale_after_seconds
-        dead = {
-            t
-            for t, lease in leases.items()
-            if lease is None or now - lease["heartbeat"] > stale or _process_gone(lease)
-        }
-        alive = tags - dead  # only writers with state are worth waiting for
-        if alive and wait:
-            time.sleep(self.stale_after_seconds)
-            for tag in alive:
-                again = self._read_lease(tag)
-                if again is None or again.get("beat") == (leases[tag] or {}).get("beat"):
-                    dead.add(tag)
-        if alive - dead:
-            log.info("Leaving the state of live writers alone: %s", sorted(alive - dead))
-        self._dead = dead
-        return dead
 
     # ----------------------------------------------------------------- writing
     def append(self, chunk_id: str, rows: Sequence[PageRow]) -> None:
@@ -279,7 +133,7 @@ class OutputStore:
                 journal = f"{stem}.{k}.arrow"
             self._in_flight.add(journal)
         try:
-            self._write_bytes(journal, _ipc_bytes(batch))  # outside the lock: workers journal in parallel
+            self._sd.write_bytes(journal, _ipc_bytes(batch))  # outside the lock: workers journal in parallel
             with self._lock:
                 self._check_open()
                 self._add(batch, [journal])
@@ -312,9 +166,9 @@ class OutputStore:
             return
         if self._writer is None:
             tmp_dir = f"{self._state}/partial/{self.run_tag}"
-            self._mkdirs(tmp_dir)
+            self._sd.mkdirs(tmp_dir)
             self._tmp_path = f"{tmp_dir}/{self._part_name()}"
-            self._file = open(self._tmp_path, "wb") if self._local else self.fs.open(self._tmp_path, "wb")  # noqa: SIM115
+            self._file = open(self._tmp_path, "wb") if self._sd.local else self.fs.open(self._tmp_path, "wb")  # noqa: SIM115
             self._writer = pq.ParquetWriter(self._file, SCHEMA, compression=self.compression)
         table = pa.Table.from_batches(self._pending, schema=SCHEMA)
         self._writer.write_table(table, row_group_size=max(table.num_rows, 1))
@@ -327,20 +181,20 @@ class OutputStore:
         """Close the open part, publish it under its final name, then drop the journals it covers."""
         self._flush_row_group()
         if self._writer is None:
-            self._rm(self._file_journals)
+            self._sd.rm(self._file_journals)
             self._file_journals = set()
             return
         self._writer.close()
-        if self._local:
+        if self._sd.local:
             self._file.flush()
             os.fsync(self._file.fileno())
         self._file.close()
         final = f"{self.path}/{self._part_name()}"
-        if self._local:
+        if self._sd.local:
             os.replace(self._tmp_path, final)  # same file system: atomic rename
         else:
             self.fs.mv(self._tmp_path, final)
-        self._rm(self._file_journals)
+        self._sd.rm(self._file_journals)
         self.parts.append(final)
         self._writer, self._file, self._tmp_path = None, None, ""
         self._file_rows, self._file_journals = 0, set()
@@ -371,12 +225,7 @@ class OutputStore:
                     )
 
     def _release(self) -> None:
-        # Dropping the lease tells the next attempt at once that our leftovers are its to adopt.
-        with self._lease_lock:
-            self._stop.set()
-        self._rm([self._lease_path(self.run_tag)])
-        self._rmdir(f"{self._state}/partial/{self.run_tag}")
-        self._rmdir(f"{self._state}/journal/{self.run_tag}", only_if_empty=True)
+        self._lease.release()
 
     def __enter__(self) -> OutputStore:
         return self
@@ -410,9 +259,9 @@ class OutputStore:
         rows recovered.
         """
         recovered = 0
-        for tag in sorted(self._dead_writers(wait)):
-            self._rmdir(f"{self._state}/partial/{tag}")
-            batches = self._read_journals(self._files("journal", tag, ".arrow"))
+        for tag in sorted(self._lease.dead_writers(wait)):
+            self._sd.rmdir(f"{self._state}/partial/{tag}")
+            batches = self._read_journals(self._sd.files("journal", tag, ".arrow"))
             wanted = {k for b in batches.values() for k in _triples(b)}
             seen = self._stored_triples(wanted)
             with self._lock:
@@ -427,8 +276,8 @@ class OutputStore:
                     self._add(batch.take(pa.array(keep, pa.int64())), [path])
                     recovered += len(keep)
                 self._finish_part()  # journals of the dead writer are gone once this returns
-            self._rmdir(f"{self._state}/journal/{tag}", only_if_empty=True)
-            self._rm([self._lease_path(tag)])
+            self._sd.rmdir(f"{self._state}/journal/{tag}", only_if_empty=True)
+            self._lease.forget(tag)
         self.recovered_rows += recovered
         return recovered
 
@@ -464,7 +313,7 @@ class OutputStore:
             storage_options=self.storage_options,
             where=where,
         )
-        journals = [p for tag in self._tags("journal") for p in self._files("journal", tag, ".arrow")]
+        journals = [p for tag in self._sd.tags("journal") for p in self._sd.files("journal", tag, ".arrow")]
         batches = chain(batches, self._read_journals(journals).values())
         for batch in batches:
             columns = ("source", "source_sha256", "page_number", "status")
@@ -484,13 +333,13 @@ class OutputStore:
             merged = self._uploads.setdefault(chunk_id, [])
             merged.extend(u for u in uuids if u not in merged)
             body = json.dumps({"run_tag": self.run_tag, "chunk_id": chunk_id, "uuids": merged})
-            self._write_bytes(f"{self._state}/uploads/{self.run_tag}/{chunk_id}.json", body.encode())
+            self._sd.write_bytes(f"{self._state}/uploads/{self.run_tag}/{chunk_id}.json", body.encode())
 
     def record_deleted(self, chunk_id: str) -> None:
         """Every file of the chunk is confirmed deleted on Delix: forget the record."""
         with self._lock:
             self._uploads.pop(chunk_id, None)
-            self._rm([f"{self._state}/uploads/{self.run_tag}/{chunk_id}.json"])
+            self._sd.rm([f"{self._state}/uploads/{self.run_tag}/{chunk_id}.json"])
 
     def orphaned_uploads(self, *, wait: bool = True) -> list[str]:
         """Uuids stored on Delix by crashed writers and never deleted (never a live writer's)."""
@@ -505,9 +354,9 @@ class OutputStore:
         for path, body in self._upload_records(wait=False):
             left = [u for u in body.get("uuids", []) if u not in gone]
             if not left:
-                self._rm([path])
+                self._sd.rm([path])
             elif len(left) != len(body.get("uuids", [])):
-                self._write_bytes(path, json.dumps({**body, "uuids": left}).encode())
+                self._sd.write_bytes(path, json.dumps({**body, "uuids": left}).encode())
 
     def _read_journals(self, paths: list[str]) -> dict[str, pa.RecordBatch]:
         batches = {}
@@ -520,8 +369,8 @@ class OutputStore:
 
     def _upload_records(self, wait: bool) -> list[tuple[str, dict[str, Any]]]:
         records = []
-        for tag in sorted(self._dead_writers(wait)):
-            paths = self._files("uploads", tag, ".json")
+        for tag in sorted(self._lease.dead_writers(wait)):
+            paths = self._sd.files("uploads", tag, ".json")
             for path, data in self.fs.cat(paths, on_error="omit").items() if paths else ():
                 try:
                     records.append((str(path), dict(json.loads(data))))

@@ -1,0 +1,83 @@
+"""Small-file primitives for the resume state under ``<output>/_delix_state`` on any fsspec storage.
+
+Kept apart from the store so the writer lease can use them without holding the store (a
+store dropped without ``close()`` must stop its heartbeat, as a killed process would).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from fsspec.implementations.local import LocalFileSystem
+
+
+class StateDir:
+    """Atomic small writes, listings that skip temp files, and tolerant deletes under ``root``."""
+
+    def __init__(self, fs: Any, root: str) -> None:
+        self.fs = fs
+        self.root = root
+        self.local = isinstance(fs, LocalFileSystem)
+
+    def mkdirs(self, path: str) -> None:
+        if self.local:
+            os.makedirs(path, exist_ok=True)
+
+    def write_bytes(self, path: str, data: bytes) -> None:
+        """Write a small state file atomically: a reader sees the old content or the new, never half."""
+        if not self.local:
+            self.fs.pipe_file(path, data)  # one PUT: atomic on object storage and in memory://
+            return
+        directory, name = os.path.split(path)
+        os.makedirs(directory, exist_ok=True)
+        tmp = os.path.join(directory, f".{name}.{uuid.uuid4().hex}.tmp")
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+
+    def read_bytes(self, path: str) -> bytes | None:
+        try:
+            data: bytes = self.fs.cat_file(path)
+        except FileNotFoundError:
+            return None
+        return data
+
+    def rm(self, paths: Iterable[str]) -> None:
+        paths = sorted(paths)
+        if not paths:
+            return
+        try:
+            self.fs.rm(paths)  # one bulk request on object storage
+        except FileNotFoundError:
+            for path in paths:
+                with contextlib.suppress(FileNotFoundError):
+                    self.fs.rm_file(path)
+
+    def ls(self, path: str) -> list[str]:
+        """Entries of a state directory, without the hidden temp files of ``write_bytes``."""
+        self.fs.invalidate_cache(path)  # s3fs & co. cache listings; other writers change them
+        try:
+            found = (str(p).rstrip("/") for p in self.fs.ls(path, detail=False))
+            return sorted(p for p in found if not p.rsplit("/", 1)[-1].startswith("."))
+        except FileNotFoundError:
+            return []
+
+    def tags(self, kind: str) -> set[str]:
+        """Run tags that have state of ``kind`` (``journal``, ``uploads``, ``partial``)."""
+        return {p.rsplit("/", 1)[-1] for p in self.ls(f"{self.root}/{kind}")}
+
+    def files(self, kind: str, tag: str, suffix: str) -> list[str]:
+        return [p for p in self.ls(f"{self.root}/{kind}/{tag}") if p.endswith(suffix)]
+
+    def rmdir(self, path: str, *, only_if_empty: bool = False) -> None:
+        # Object stores have no directories; local and memory:// keep empty ones unless removed.
+        if only_if_empty and self.ls(path):
+            return
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm(path, recursive=True)
