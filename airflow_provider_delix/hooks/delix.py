@@ -20,13 +20,13 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from airflow.providers.http.hooks.http import HttpHook
 from requests.adapters import HTTPAdapter
 
 from airflow_provider_delix.api.auth import DelixBearerAuth
+from airflow_provider_delix.api.base_url import base_url_from_connection
 from airflow_provider_delix.api.errors import (
     DelixAuthError,
     DelixError,
@@ -35,7 +35,6 @@ from airflow_provider_delix.api.errors import (
     DelixTransientError,
 )
 from airflow_provider_delix.api.models import (
-    DEFAULT_BASE_URL,
     MAX_FILES_PER_REQUEST,
     Engine,
     Extract,
@@ -59,30 +58,6 @@ DEFAULT_MAX_CONNECTIONS = 32
 
 UploadItem = str | os.PathLike[str] | tuple[str, bytes]
 DocumentItem = str | FileIdentifier | tuple[str, str | None]
-
-
-def base_url_from_connection(host: str | None, schema: str | None, port: int | None) -> str:
-    """The API root for a connection: host may be a full URL, or a host name with schema/port.
-
-    ``schema`` follows HttpHook's convention (the protocol, ``http`` or ``https``); any other
-    value is read as the path (a URI ``delix://:KEY@api.delix.ir/v1`` gives schema ``v1``).
-    A URL without a path gets ``/v1``. No host at all means the public API.
-    """
-    host = (host or "").strip()
-    if not host:
-        return DEFAULT_BASE_URL
-    scheme, path = "https", ""
-    if schema and schema.lower() in ("http", "https"):
-        scheme = schema.lower()
-    elif schema:
-        path = "/" + schema.strip("/")
-    url = host if "://" in host else f"{scheme}://{host}"
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if port and parts.port is None:
-        netloc = f"{netloc}:{port}"
-    full_path = (parts.path.rstrip("/") or path) or "/v1"
-    return urlunsplit((parts.scheme, netloc, full_path.rstrip("/"), "", ""))
 
 
 def _extra(extras: Mapping[str, Any], name: str) -> Any:

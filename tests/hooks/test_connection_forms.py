@@ -7,7 +7,8 @@ from urllib.parse import quote
 
 import pytest
 
-from airflow_provider_delix.hooks.delix import DelixHook, base_url_from_connection
+from airflow_provider_delix.api.base_url import base_url_from_connection
+from airflow_provider_delix.hooks.delix import DelixHook
 
 
 @pytest.mark.parametrize(
