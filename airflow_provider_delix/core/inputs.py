@@ -29,6 +29,8 @@ import fsspec
 from fsspec.core import url_to_fs
 from fsspec.utils import glob_translate
 
+from airflow_provider_delix.core.table import source_text
+
 __all__ = [
     "MAX_SOURCE_BYTES",
     "InputRef",
@@ -64,24 +66,9 @@ class SourceTooLargeError(OSError):
     """The source is over ``MAX_SOURCE_BYTES``; raised instead of reading it into memory."""
 
 
-def display_path(path: str | bytes) -> str:
-    """Make a path printable as valid UTF-8 without losing which file it was.
-
-    Bytes that are not UTF-8 (``b"scan-\\xff.png"``, seen as ``"scan-\\udcff.png"`` after
-    ``os.fsdecode``) are shown as backslash escapes of the raw bytes: ``scan-\\xff.png``.
-    Escaping the bytes, rather than replacing them with U+FFFD, keeps distinct names distinct
-    and matches what ``ls -b`` shows. A name that literally contains ``\\xff`` would display
-    the same; that ambiguity is accepted, ``path`` stays exact.
-    """
-    raw = os.fsencode(path) if isinstance(path, bytes) else _encode_surrogates(path)
-    return raw.decode("utf-8", "backslashreplace")
-
-
-def _encode_surrogates(path: str) -> bytes:
-    try:
-        return path.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:  # lone surrogates that did not come from undecodable bytes
-        return path.encode("utf-8", "backslashreplace")
+# One rule for showing a name as UTF-8, shared with the table's ``source`` column:
+# undecodable bytes become ``\xNN`` escapes (like ``ls -b``), so distinct names stay distinct.
+display_path = source_text
 
 
 def _hidden(name: str) -> bool:
