@@ -9,7 +9,6 @@ its XCom manifest.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -76,11 +75,6 @@ class RunOptions:
             raise ValueError("prepare_workers must be >= 1; intervals and timeouts >= 0 seconds.")
 
 
-def run_tag_for(run_id: str) -> str:
-    """A file-name-safe tag for part files, derived from the Airflow run/try id."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id).strip("_")[:80] or "run"
-
-
 def prepared_sources(
     images: Any, *, storage_options: Mapping[str, Any] | None = None, workers: int = 2
 ) -> Iterator[PreparedSource]:
@@ -107,7 +101,9 @@ def run_extraction(
     """
     storage_options = dict(options.storage_options)
     reporter = progress or ArchiveProgress(images, storage_options=storage_options)
-    store = OutputStore(output_path, run_tag=run_tag_for(run_id), storage_options=storage_options)
+    # The store makes the run id file-name safe and unique per attempt.
+    # The store turns the run id into a file-name-safe tag, unique per attempt.
+    store = OutputStore(output_path, run_tag=run_id, storage_options=storage_options)
     recovered = store.recover()
     if recovered:
         log.info("Recovered %d rows journalled by an interrupted earlier attempt.", recovered)
