@@ -34,6 +34,12 @@ log = logging.getLogger(__name__)
 RETRY_EXTRAS = ("max_retries", "retry_wait_initial", "retry_wait_max", "retry_max_elapsed")
 
 
+def connection_extra(extras: Mapping[str, Any], name: str) -> Any:
+    """An extra by its plain name or the ``extra__delix__`` prefix older UIs store; None if blank."""
+    value = extras.get(name, extras.get(f"extra__delix__{name}"))
+    return None if value in (None, "") else value
+
+
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """Bounds of the retry loop; ``max_retries`` counts retries: at most ``1 + max_retries`` calls."""
@@ -54,8 +60,8 @@ class RetryPolicy:
         """Read the policy from connection extras; explicit (non-None) hook arguments win."""
         values: dict[str, Any] = {}
         for name in RETRY_EXTRAS:
-            raw = extras.get(name, extras.get(f"extra__delix__{name}"))
-            if raw not in (None, ""):
+            raw = connection_extra(extras, name)
+            if raw is not None:
                 try:
                     values[name] = int(raw) if name == "max_retries" else float(raw)
                 except (TypeError, ValueError):

@@ -48,7 +48,7 @@ from airflow_provider_delix.api.models import (
     parse_upload_response,
 )
 from airflow_provider_delix.api.responses import raise_for_status, read_json
-from airflow_provider_delix.api.retry import RETRY_EXTRAS, RetryPolicy
+from airflow_provider_delix.api.retry import RETRY_EXTRAS, RetryPolicy, connection_extra
 
 # Our own connection extras. HttpHook sends unknown extras as HTTP headers, so these are
 # removed from the session's headers after HttpHook has built it.
@@ -58,11 +58,6 @@ DEFAULT_MAX_CONNECTIONS = 32
 
 UploadItem = str | os.PathLike[str] | tuple[str, bytes]
 DocumentItem = str | FileIdentifier | tuple[str, str | None]
-
-
-def _extra(extras: Mapping[str, Any], name: str) -> Any:
-    value = extras.get(name, extras.get(f"extra__delix__{name}"))
-    return None if value in (None, "") else value
 
 
 class DelixHook(HttpHook):
@@ -136,10 +131,14 @@ class DelixHook(HttpHook):
             session.headers.pop(f"extra__delix__{name}", None)
         session.auth = DelixBearerAuth(connection.password)
         self.base_url = base_url_from_connection(connection.host, connection.schema, connection.port)
-        timeout = self._timeout_arg if self._timeout_arg is not None else _extra(extras, "timeout")
+        timeout = self._timeout_arg if self._timeout_arg is not None else connection_extra(extras, "timeout")
         self.timeout = float(timeout) if timeout is not None else DEFAULT_TIMEOUT
         self.retry_policy = self._retry_policy_arg or RetryPolicy.from_extras(extras)
-        pool = self._max_connections_arg or _extra(extras, "max_connections") or DEFAULT_MAX_CONNECTIONS
+        pool = (
+            self._max_connections_arg
+            or connection_extra(extras, "max_connections")
+            or DEFAULT_MAX_CONNECTIONS
+        )
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=int(pool))
         session.mount("https://", adapter)
         session.mount("http://", adapter)
