@@ -51,7 +51,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--fallback-text-bytes", type=int, default=64, help="groundtruth text size without embedded text"
     )
-    p.add_argument("--async-workers", type=int, default=2, help="threads processing async extracts")
+    p.add_argument("--async-workers", type=int, default=2, help="queued extracts processed at once")
+    p.add_argument(
+        "--queue-delay",
+        type=float,
+        default=0.0,
+        help="seconds a queued extract waits before a worker starts it",
+    )
+    p.add_argument(
+        "--async-pages-per-second",
+        type=float,
+        default=0.0,
+        help="pages per second of one async worker (0: --latency-extract-page per page)",
+    )
     p.add_argument("--log-requests", action="store_true", help="log every request to stderr")
     return p
 

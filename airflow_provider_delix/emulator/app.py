@@ -116,22 +116,30 @@ class EmulatorApp:
             if "seed" in changes:
                 self.faults.reseed(new.seed)
                 self.extractor.reseed(new.seed)
+        self.extractor.queue.wake()  # queue_delay / async_workers act on extracts already queued
         return new
 
     def reset(self) -> None:
         """Forget every file, extract, count and credit; settings and clock go back to the start."""
         with self._config_lock:
             self.config = self.initial_config
+            self.extractor.queue.clear()
             self.account = Account(self.config.credits)
             self.stats = CallStats()
             self.extractor._stats = self.stats
             self.faults.reseed(self.config.seed)
             self.extractor.reseed(self.config.seed)
             self.clock.reset()
+        self.extractor.queue.wake()
 
     def snapshot(self) -> dict[str, Any]:
         self.account.purge_expired(self.clock.now())
-        return {**self.stats.snapshot(), **self.account.snapshot(), "clock": self.clock.now()}
+        return {
+            **self.stats.snapshot(),
+            **self.account.snapshot(),
+            "queue": self.extractor.queue.snapshot(),
+            "clock": self.clock.now(),
+        }
 
     def close(self) -> None:
         self.extractor.close()

@@ -50,6 +50,8 @@ class EmulatorConfig:
     per_page: int = 15
     fallback_text_bytes: int = 64
     async_workers: int = 2
+    queue_delay: float = 0.0
+    async_pages_per_second: float = 0.0
     log_requests: bool = False
 
     def __post_init__(self) -> None:
@@ -75,6 +77,8 @@ class EmulatorConfig:
         )
         if any(v < 0 for v in latencies):
             raise ValueError("latencies must be >= 0")
+        if self.queue_delay < 0 or self.async_pages_per_second < 0:
+            raise ValueError("queue_delay and async_pages_per_second must be >= 0")
 
     def replace(self, changes: Mapping[str, Any]) -> EmulatorConfig:
         """A copy with ``changes`` applied; unknown names or wrong types raise ``ValueError``.

@@ -10,10 +10,12 @@ Decisions where the spec is silent (see also ``docs/emulator.md``):
   All of it runs under the account lock, before anything is charged or stored.
 * Prices: 200 credits per image, 100 per PDF page, for every engine including probe.
 * Sync or async (``document_mode=auto``): sync when the request covers at most 5 pages.
-* Latency: ``latency_extract_base`` is spent before the checks; ``latency_extract_page`` per
-  page is the simulated processing time, spent while the extract is ``processing`` (in the
-  request for sync, in the background worker for async), so a file can be seen "under
-  processing" by a concurrent DELETE.
+* Latency: ``latency_extract_base`` is spent before the checks. A sync extract spends
+  ``latency_extract_page`` per page in the request. A queued (async) extract goes through
+  :mod:`~airflow_provider_delix.emulator.async_queue`: it waits ``queue_delay`` seconds, then
+  for one of the ``async_workers``, which spends ``pages / async_pages_per_second`` on it (or
+  ``latency_extract_page`` per page when that speed is 0) before its OCR. It is ``processing``
+  the whole time, so a file can be seen "under processing" by a concurrent DELETE.
 * ``callback_url`` is called only for asynchronous extracts, once, with
   ``{"uuid": ..., "status": "processed"}``, from a separate thread with a 5 s timeout; any
   failure is counted in the stats and otherwise ignored. It is accepted and ignored on sync ones.
@@ -24,7 +26,6 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import random
 import threading
 import time
@@ -36,6 +37,7 @@ from typing import Any
 
 from airflow_provider_delix.api.models import MAX_SYNC_DOCUMENT_PAGES, ErrorCode
 from airflow_provider_delix.emulator.apierrors import enum_error, not_found
+from airflow_provider_delix.emulator.async_queue import AsyncQueue, async_processing_seconds
 from airflow_provider_delix.emulator.clock import Clock
 from airflow_provider_delix.emulator.config import IMAGE_PAGE_COST, PDF_PAGE_COST, EmulatorConfig
 from airflow_provider_delix.emulator.extraction_request import IMAGE, parse_extraction
@@ -63,16 +65,11 @@ class Extractor:
         self._config = config
         self._clock = clock
         self._stats = stats
-        self._queue: queue.Queue[ExtractRecord | None] = queue.Queue()
         self._pool = ThreadPoolExecutor(max_workers=max(2, _cpu_count()), thread_name_prefix="delix-ocr")
         self._rng = random.Random(config().seed + 1)  # noqa: S311 (reproducible test faults)
         self._rng_lock = threading.Lock()
-        self._workers = [
-            threading.Thread(target=self._work, name=f"delix-async-{i}", daemon=True)
-            for i in range(config().async_workers)
-        ]
-        for worker in self._workers:
-            worker.start()
+        self._closed = threading.Event()
+        self.queue = AsyncQueue(config, self._work)
 
     def reseed(self, seed: int) -> None:
         with self._rng_lock:
@@ -127,8 +124,9 @@ class Extractor:
             account.charge(record)
             account.extracts[record.uuid] = record
         if is_async:
-            self._queue.put(record)
+            self.queue.put(account, record)
         else:
+            time.sleep(config.latency_extract_page * record.total_processing_pages)
             self._process(account, record)
         return record
 
@@ -140,8 +138,8 @@ class Extractor:
             return self._rng.random() < rate
 
     def _process(self, account: Account, record: ExtractRecord) -> None:
+        """OCR every page of the extract and finish it (the simulated latency is already spent)."""
         config = self._config()
-        time.sleep(config.latency_extract_page * record.total_processing_pages)
         owners = [blob.uuid for blob, pages in record.files for _ in pages]
         jobs = [
             PageJob(data=blob.data, kind=blob.kind, sha256=blob.sha256, number=n)
@@ -166,23 +164,25 @@ class Extractor:
         with account.lock:
             record.results = results
             account.refund_failed(record)
-            record.status = "processed"
-        self._stats.count_pages(record.total_processing_pages, record.failed_pages)
+            if record.is_async:
+                record.finished_at = time.monotonic()
+            record.status = "processed"  # last: a poll sees "processed" only with the results set
+        if self._account() is account:  # an extract of an account forgotten by a reset counts nowhere
+            self._stats.count_pages(record.total_processing_pages, record.failed_pages)
 
-    def _work(self) -> None:
-        while True:
-            record = self._queue.get()
-            if record is None:
-                return
-            account = self._account()
-            try:
-                self._process(account, record)
-            except Exception:  # never lose the worker: an internal error fails (and refunds) every page
-                self._stats.count_error()
-                failed = {blob.uuid: [PageResult(n, None) for n in pages] for blob, pages in record.files}
-                self._finish(account, record, failed)
-            if record.callback_url and account.extracts.get(record.uuid) is record:
-                threading.Thread(target=self._callback, args=(record,), daemon=True).start()
+    def _work(self, account: Account, record: ExtractRecord) -> None:
+        """One queued extract on a worker of the async queue: processing time, OCR, callback."""
+        seconds = async_processing_seconds(self._config(), record.total_processing_pages)
+        if self._closed.wait(seconds):
+            return  # the emulator is stopping
+        try:
+            self._process(account, record)
+        except Exception:  # never lose the worker: an internal error fails (and refunds) every page
+            self._stats.count_error()
+            failed = {blob.uuid: [PageResult(n, None) for n in pages] for blob, pages in record.files}
+            self._finish(account, record, failed)
+        if record.callback_url and self._account() is account:
+            threading.Thread(target=self._callback, args=(record,), daemon=True).start()
 
     def _callback(self, record: ExtractRecord) -> None:
         assert record.callback_url is not None
@@ -198,8 +198,8 @@ class Extractor:
             self._stats.count_callback(ok=False)
 
     def close(self) -> None:
-        for _ in self._workers:
-            self._queue.put(None)
+        self._closed.set()
+        self.queue.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     # -- rendering -------------------------------------------------------------------------

@@ -67,6 +67,11 @@ class ExtractRecord:
     results: dict[str, list[PageResult]] | None = None
     failed_pages: int = 0
     returned_credits: int = 0
+    # time.monotonic() of the async queue's steps (None for sync extracts): queued, a worker
+    # took it, it became processed. For white-box tests of the queue; never sent by the API.
+    queued_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
 
     @property
     def total_file_pages(self) -> int:

@@ -26,12 +26,14 @@ def test_stats_shape(emulator: InProcessEmulator, api: Api) -> None:
         "refunds",
         "pages",
         "callbacks",
+        "queue",
         "clock",
     }
     assert stats["calls"] == {"POST /files": 1, "POST /image-extraction": 1}
     assert stats["calls_by_status"]["POST /files"] == {"207": 1}
     assert set(stats["files"]) == {"count", "bytes", "max_count", "max_bytes", "expired"}
     assert stats["extracts"] == {"total": 1, "processing": 0, "processed": 1}
+    assert stats["queue"] == {"waiting": 0, "running": 0, "workers": 2}
 
 
 def test_reset_forgets_everything_and_restores_settings(emulator_factory: Any) -> None:
@@ -85,6 +87,12 @@ def test_cli_flags_map_to_settings() -> None:
             "7",
             "--fallback-text-bytes",
             "2000",
+            "--async-workers",
+            "3",
+            "--queue-delay",
+            "0.5",
+            "--async-pages-per-second",
+            "2.5",
         ]
     )
     config = config_from_args(args)
@@ -100,6 +108,7 @@ def test_cli_flags_map_to_settings() -> None:
         2000,
         9,
     )
+    assert (config.async_workers, config.queue_delay, config.async_pages_per_second) == (3, 0.5, 2.5)
     assert cli_args({"rate_429": 0.5, "log_requests": True}) == ["--rate-429", "0.5", "--log-requests"]
 
 

@@ -90,6 +90,9 @@ def test_admin_rejects_bad_settings(emulator: InProcessEmulator) -> None:
         {"rate_500": 0.6, "rate_503": 0.6},
         {"document_mode": "x"},
         {"ocr": "tesseract"},
+        {"queue_delay": -1},
+        {"async_pages_per_second": -0.5},
+        {"async_workers": 0},
     ):
         with pytest.raises(urllib.error.HTTPError, match="400"):
             emulator.configure(**bad)
