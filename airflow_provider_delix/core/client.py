@@ -10,10 +10,17 @@ second retry layer), and must be safe to call from several threads at once.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
-from airflow_provider_delix.api.models import Engine, Extract, Language, RejectedFile, StoredFile
+from airflow_provider_delix.api.models import (
+    Engine,
+    Extract,
+    ExtractFilePage,
+    Language,
+    RejectedFile,
+    StoredFile,
+)
 
 UploadItem = str | os.PathLike[str] | tuple[str, bytes]
 
@@ -36,4 +43,21 @@ class DelixClient(Protocol):
 
     def list_files(self) -> list[StoredFile]:
         """Files stored on the account now (shared by every user of the key)."""
+        ...
+
+    def extract_documents(
+        self,
+        files: Sequence[tuple[str, str | None]],
+        engine: Engine | str,
+        language: Language | str | None,
+    ) -> Extract:
+        """Extraction of 1 to 5 stored PDFs ``(uuid, page selection)``: finished, or queued."""
+        ...
+
+    def get_extract(self, uuid: str) -> Extract:
+        """The extract now (``processing`` or ``processed``); 404: ``DelixNotFoundError``."""
+        ...
+
+    def iter_extract_pages(self, extract_uuid: str, file_uuid: str) -> Iterator[ExtractFilePage]:
+        """Every page of one file of a finished queued extract (the paginated contents)."""
         ...

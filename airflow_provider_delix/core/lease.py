@@ -118,7 +118,7 @@ class WriterLease:
         if self._dead is not None:
             return self._dead
         state = self.state
-        tags = state.tags("journal") | state.tags("uploads") | state.tags("partial")
+        tags = state.tags("journal") | state.tags("uploads") | state.tags("partial") | state.tags("extracts")
         leased = {p.rsplit("/", 1)[-1].removesuffix(".json") for p in state.ls(f"{state.root}/writers")}
         tags, leased = tags - {self.run_tag}, leased - {self.run_tag}
         leases = {tag: self.read(tag) for tag in tags | leased}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_provider_delix.core.pipeline_state import PipelineSummary
+from airflow_provider_delix.core.summary import PipelineSummary
 from airflow_provider_delix.core.table import SCHEMA_VERSION
 
 MAX_LISTED_UUIDS = 20

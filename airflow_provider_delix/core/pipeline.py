@@ -23,35 +23,30 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
-from airflow_provider_delix.api.models import (
-    MAX_FILES_PER_REQUEST,
-    MAX_STORED_BYTES,
-    MAX_STORED_FILES,
-    Engine,
-    Language,
-    engine_body,
-)
+from airflow_provider_delix.api.models import MAX_FILES_PER_REQUEST
+from airflow_provider_delix.core.adopt import Adoption, adopt_extracts
 from airflow_provider_delix.core.budget import BudgetInterrupted, StorageBudget
 from airflow_provider_delix.core.client import DelixClient
+from airflow_provider_delix.core.counting_client import CountingClient
+from airflow_provider_delix.core.jobs import ExtractionJob, job_for
+from airflow_provider_delix.core.options import PipelineTuning, RunOptions
 from airflow_provider_delix.core.pipeline_prefetch import Prefetcher
-from airflow_provider_delix.core.pipeline_state import (
-    NOT_PROCESSED,
-    CountingClient,
+from airflow_provider_delix.core.pipeline_worker import ChunkRunner, Control, RunContext
+from airflow_provider_delix.core.planning import Chunk, ChunkPlanner, ContentIndex, PlanStep, SourceLike
+from airflow_provider_delix.core.resume import ResumeIndex
+from airflow_provider_delix.core.rows import invalid_row, outcome_row
+from airflow_provider_delix.core.run_stats import Progress, ProgressReporter, RunStats
+from airflow_provider_delix.core.store import OutputStore
+from airflow_provider_delix.core.summary import (
     CreditsExhaustedError,
     PagesLeftError,
     PipelineCancelledError,
     PipelineSummary,
-    Progress,
-    ProgressReporter,
-    RunStats,
     StorageWaitTimeoutError,
-    invalid_row,
-    outcome_row,
 )
-from airflow_provider_delix.core.pipeline_worker import ChunkRunner, Control, RunContext
-from airflow_provider_delix.core.planning import Chunk, ChunkPlanner, ContentIndex, PlanStep, SourceLike
-from airflow_provider_delix.core.store import OutputStore
 from airflow_provider_delix.core.table import PageRow, RowStatus
+
+Sources = Iterable[SourceLike] | Callable[[ResumeIndex], Iterable[SourceLike]]
 
 log = logging.getLogger(__name__)
 
@@ -82,52 +77,38 @@ class ExtractionPipeline:
         self,
         client: DelixClient,
         store: OutputStore,
+        options: RunOptions | None = None,
         *,
-        engine: Engine | str = Engine.DANLIN,
-        language: Language | str = Language.FA,
+        job: ExtractionJob | None = None,
         run_id: str = "manual",
-        max_stored_files: int = MAX_STORED_FILES,
-        max_stored_bytes: int = MAX_STORED_BYTES,
-        max_concurrency: int | None = None,
-        delete_concurrency: int | None = None,
-        prefetch: int = 8,
+        tuning: PipelineTuning | None = None,
         progress: Callable[[Progress], None] | None = None,
-        progress_interval: float = 30.0,
-        storage_wait_timeout: float = 600.0,
-        storage_backoff: tuple[float, float] = (1.0, 30.0),
-        under_processing_timeout: float = 60.0,
-        misc_rows_per_append: int = 500,
-        dedup_cache_size: int = 2048,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], object] | None = None,
         cancel: threading.Event | None = None,
-        cancel_check_interval: float = 0.25,
     ) -> None:
-        engine_body(engine, language)  # fail fast on a bad engine/language, before any upload
+        self.options = options = options or RunOptions()
+        self.tuning = tuning = tuning or PipelineTuning()
+        self.job = job or job_for(options)
         self.client = CountingClient(client)
         self.store = store
-        self.engine, self.language = str(Engine(engine)), str(Language(language))
         self.run_id = run_id
-        self.files_per_chunk = chunk_size_for(max_stored_files)
-        self.max_concurrency = max_concurrency or default_concurrency(max_stored_files, self.files_per_chunk)
-        self.delete_concurrency = delete_concurrency or 2 * MAX_FILES_PER_REQUEST
-        if self.max_concurrency < 1 or self.delete_concurrency < 1 or prefetch < 1:
-            raise ValueError("max_concurrency, delete_concurrency and prefetch must be positive.")
+        self.files_per_chunk = chunk_size_for(options.max_stored_files)
+        self.max_concurrency = options.max_concurrency or default_concurrency(
+            options.max_stored_files, self.files_per_chunk
+        )
         self.cancel_event = cancel if cancel is not None else threading.Event()
         self.budget = StorageBudget(
-            max_stored_files, max_stored_bytes, cancel_check_interval=cancel_check_interval, clock=clock
+            options.max_stored_files,
+            options.max_stored_bytes,
+            cancel_check_interval=tuning.cancel_check_interval,
+            clock=clock,
         )
-        self.prefetch = prefetch
         self.clock = clock
         self.sleep: Callable[[float], object] = sleep or self.cancel_event.wait
-        self.storage_wait_timeout = storage_wait_timeout
-        self.storage_backoff = storage_backoff
-        self.under_processing_timeout = under_processing_timeout
-        self.misc_rows_per_append = misc_rows_per_append
-        self.cancel_check_interval = cancel_check_interval
         self.stats = RunStats()
-        self.progress = ProgressReporter(progress, progress_interval, clock, self.stats)
-        self.index = ContentIndex(dedup_cache_size)
+        self.progress = ProgressReporter(progress, options.progress_interval, clock, self.stats)
+        self.index = ContentIndex(tuning.dedup_cache_size)
         self.control = Control(self.cancel_event, self._wake)
         self.summary: PipelineSummary | None = None
         self._cv = threading.Condition()
@@ -136,6 +117,8 @@ class ExtractionPipeline:
         self._misc: list[PageRow] = []
         self._misc_reused = 0  # how many of the rows in _misc are fanned out from cached content
         self._orphans_deleted = 0
+        self._adoption = Adoption()
+        self._defer = False  # deferrable: only parked extracts can free the budget; stop here
         self._started = False
 
     # ------------------------------------------------------------------ control
@@ -152,18 +135,22 @@ class ExtractionPipeline:
 
     # ------------------------------------------------------------------ run
 
-    def run(self, sources: Iterable[SourceLike]) -> PipelineSummary:
+    def run(self, sources: Sources) -> PipelineSummary:
         """Process every page; return the summary or raise (see ``docs/pipeline.md``).
 
-        Whatever happens, files this run uploaded are deleted and the store is closed (on
-        success) or aborted (on an error) before this returns or raises.
+        ``sources`` are prepared sources, or a function that prepares them lazily given the
+        resume index (so a retry skips finished pages before decoding them). Whatever happens,
+        files this run uploaded are deleted (except those of queued extracts parked for the
+        next attempt) and the store is closed (on success) or aborted (on an error) before this
+        returns or raises. A summary with ``waiting_extracts`` asks the caller to come back.
         """
         if self._started:
             raise RuntimeError("An ExtractionPipeline runs once; build a new one for another run.")
         self._started = True
         start = self.clock()
+        tuning = self.tuning
         chunks = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="delix-chunk")
-        deletes = ThreadPoolExecutor(self.delete_concurrency, thread_name_prefix="delix-delete")
+        deletes = ThreadPoolExecutor(tuning.delete_concurrency, thread_name_prefix="delix-delete")
         ctx = RunContext(
             client=self.client,
             store=self.store,
@@ -173,49 +160,57 @@ class ExtractionPipeline:
             progress=self.progress,
             control=self.control,
             deletes=deletes,
-            engine=self.engine,
-            language=self.language,
+            job=self.job,
+            options=self.options,
+            tuning=tuning,
             run_id=self.run_id,
             clock=self.clock,
             sleep=self.sleep,
-            storage_wait_timeout=self.storage_wait_timeout,
-            storage_backoff=self.storage_backoff,
-            under_processing_timeout=self.under_processing_timeout,
         )
-        reader = Prefetcher(
-            sources,
-            depth=self.prefetch,
-            stopped=self.control.stop_new,
-            check_interval=self.cancel_check_interval,
-        )
+        reader: Prefetcher[SourceLike] | None = None
         planner: ChunkPlanner | None = None
         error: BaseException | None = None
         try:
+            resume = ResumeIndex(
+                self.store.resume_rows(), engines=self.options.row_engines(), language=self.options.language
+            )
+            self._adopt(resume)
             self._delete_orphans()
             planner = ChunkPlanner(
                 max_chunk_bytes=self.budget.max_bytes,
                 chunk_id=lambda: f"c{next(self._ids):07d}",
                 index=self.index,
-                done_keys=self.store.done_keys(),
-                unprocessed_keys=self.store.done_keys(statuses=NOT_PROCESSED),
+                done_keys=resume,
+                unprocessed_keys=resume.not_processed,
                 max_files=self.files_per_chunk,
             )
-            reader.start()
-            for source in reader:
-                self._settle(planner.add(source), chunks, ctx)
-                if self.control.stop_new():
-                    break
-            if reader.exhausted and not self.control.stop_new():
-                with self.stats.lock:
-                    self.stats.input_complete = True
-                for chunk in planner.flush():
-                    self._dispatch(chunk, chunks, ctx)
+            if self._adoption.waiting:
+                self._defer = True  # the trigger waits for them first; nothing new is sent
+            else:
+                iterable = sources(resume) if callable(sources) else sources
+                reader = Prefetcher(
+                    iterable,
+                    depth=tuning.prefetch,
+                    stopped=self._stopping,
+                    check_interval=tuning.cancel_check_interval,
+                )
+                reader.start()
+                for source in reader:
+                    self._settle(planner.add(source), chunks, ctx)
+                    if self._stopping():
+                        break
+                if reader.exhausted and not self._stopping():
+                    with self.stats.lock:
+                        self.stats.input_complete = True
+                    for chunk in planner.flush():
+                        self._dispatch(chunk, chunks, ctx)
             self._flush_misc(force=True)
         except BaseException as exc:  # also SIGTERM's exception and KeyboardInterrupt: clean up first
             error = exc
             self.control.fail(exc, abort=True)
         finally:
-            reader.close()
+            if reader is not None:
+                reader.close()
             chunks.shutdown(wait=True)
             if planner is not None:
                 self._abandon(planner.flush())
@@ -234,7 +229,22 @@ class ExtractionPipeline:
             raise failure from self._cause()
         return summary
 
-    # ------------------------------------------------------------------ steps
+    def _stopping(self) -> bool:
+        return self._defer or self.control.stop_new()
+
+    def _adopt(self, resume: ResumeIndex) -> None:
+        self._adoption = adopt_extracts(
+            self.client,
+            self.store,
+            resume,
+            self.options,
+            self.stats,
+            run_id=self.run_id,
+            clock=self.clock,
+            sleep=self.sleep,
+            aborting=self.control.aborting,
+        )
+        self.stats.add_waiting(self._adoption.waiting_pages)
 
     def _delete_orphans(self) -> None:
         """Delete what crashed earlier attempts left on the account, before using any budget."""
@@ -250,7 +260,7 @@ class ExtractionPipeline:
             except Exception as exc:
                 log.warning("Could not delete orphaned Delix file %s (kept for the next run): %s", uuid, exc)
 
-        with ThreadPoolExecutor(self.delete_concurrency, thread_name_prefix="delix-orphans") as pool:
+        with ThreadPoolExecutor(self.tuning.delete_concurrency, thread_name_prefix="delix-orphans") as pool:
             list(pool.map(delete, orphans))
         self.store.forget_uploads(gone)
         self._orphans_deleted = len(gone)
@@ -258,7 +268,7 @@ class ExtractionPipeline:
 
     def _settle(self, step: PlanStep, pool: ThreadPoolExecutor, ctx: RunContext) -> None:
         self.stats.add_planned(step.pages, step.resumed, step.resumed_not_processed)
-        engine, language, run_id = self.engine, self.language, self.run_id
+        engine, language, run_id = self.options.engine, self.options.language, self.run_id
         self._misc.extend(
             invalid_row(page, engine=engine, language=language, run_id=run_id) for page in step.invalid
         )
@@ -276,7 +286,7 @@ class ExtractionPipeline:
 
     def _flush_misc(self, *, force: bool) -> None:
         """Invalid and reused rows cost no request; they are stored in batches, not one file each."""
-        if not self._misc or (not force and len(self._misc) < self.misc_rows_per_append):
+        if not self._misc or (not force and len(self._misc) < self.tuning.misc_rows_per_append):
             return
         rows, self._misc = self._misc, []
         reused, self._misc_reused = self._misc_reused, 0
@@ -286,24 +296,45 @@ class ExtractionPipeline:
 
     def _dispatch(self, chunk: Chunk, pool: ThreadPoolExecutor, ctx: RunContext) -> None:
         """Wait for a free worker and for budget for the whole chunk, then start it."""
+        check = self.tuning.cancel_check_interval
         with self._cv:
-            while self._in_flight >= self.max_concurrency and not self.control.stop_new():
-                self._cv.wait(self.cancel_check_interval)
-            if self.control.stop_new():
+            while self._in_flight >= self.max_concurrency and not self._stopping():
+                self._cv.wait(check)
+            if self._stopping():
                 self._abandon([chunk])
                 return
             self._in_flight += 1
         try:
-            self.budget.acquire(len(chunk.files), chunk.nbytes, cancel=self.cancel_event)
+            if self.options.deferrable:
+                acquired = self._acquire_or_defer(chunk, ctx)
+            else:
+                self.budget.acquire(len(chunk.files), chunk.nbytes, cancel=self.cancel_event)
+                acquired = True
         except BudgetInterrupted:
-            self._abandon([chunk])
-            self._done_one()
-            return
+            acquired = False
         except BaseException:
             self._abandon([chunk])
             self._done_one()
             raise
+        if not acquired:
+            self._abandon([chunk])
+            self._done_one()
+            return
         pool.submit(self._run_chunk, ChunkRunner(ctx, chunk))
+
+    def _acquire_or_defer(self, chunk: Chunk, ctx: RunContext) -> bool:
+        """Budget for the chunk, unless only parked (queued) extracts hold it: then defer."""
+        check = self.tuning.cancel_check_interval
+        while not self.budget.try_acquire(len(chunk.files), chunk.nbytes):
+            with self._cv:
+                others_active = self._in_flight - 1
+                if ctx.parked and others_active == 0:
+                    self._defer = True
+                    return False
+                if self.control.stop_new():
+                    return False
+                self._cv.wait(check)
+        return True
 
     def _run_chunk(self, runner: ChunkRunner) -> None:
         try:
@@ -370,10 +401,14 @@ class ExtractionPipeline:
                 orphans_deleted=self._orphans_deleted,
                 undeleted_uuids=sorted(ctx.undeleted),
                 input_complete=self.stats.input_complete,
-                stop_reason=self._stop_reason(),
+                stop_reason=self._stop_reason(ctx),
+                pages_waiting=self.stats.pages_waiting,
+                waiting_extracts=sorted([*self._adoption.waiting, *ctx.parked]),
+                extracts_adopted=self._adoption.adopted,
+                extracts_lost=self._adoption.lost,
             )
 
-    def _stop_reason(self) -> str | None:
+    def _stop_reason(self, ctx: RunContext) -> str | None:
         c = self.control
         if c.fatal is not None:
             return f"error: {type(c.fatal).__name__}: {c.fatal}"
@@ -383,13 +418,15 @@ class ExtractionPipeline:
             return "storage full"
         if c.credits is not None:
             return "no credits"
+        if ctx.parked or self._adoption.waiting:
+            return "waiting for queued extracts"
         return None
 
     def _cause(self) -> BaseException | None:
         c = self.control
-        return c.credits or c.storage or c.transient
+        return c.credits or c.storage or c.waits or c.transient
 
-    def _failure(self, error: BaseException | None, s: PipelineSummary) -> BaseException | None:
+    def _failure(self, error: BaseException | None, s: PipelineSummary) -> BaseException | None:  # noqa: PLR0911
         c = self.control
         if error is not None or c.fatal is not None:
             return error or c.fatal
@@ -408,6 +445,10 @@ class ExtractionPipeline:
                 "twice for a finished page.",
                 s,
             )
+        if s.waiting:
+            return None  # not a failure: the caller defers (or re-runs) and the next attempt goes on
+        if c.waits is not None:
+            return PagesLeftError(f"{c.waits} {done} page(s) done, {left}.", s)
         if s.pages_left:
             return PagesLeftError(
                 f"{s.pages_left} page(s) got no row because Delix kept failing after the client's "

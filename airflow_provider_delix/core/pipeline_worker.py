@@ -1,10 +1,17 @@
-"""One chunk's life: upload -> record -> extract -> delete (per file, in parallel) -> rows.
+"""One chunk's life: upload -> extract (-> wait while queued) -> delete (per file, in parallel) -> rows.
 
-Runs on a worker thread of :class:`~airflow_provider_delix.core.pipeline.ExtractionPipeline`.
-The chunk's storage budget was acquired by the dispatcher before this starts; every file's
-slot is released exactly once: at once if the file never got stored (upload failed, or
-rejected), else when its delete is confirmed (404 included). Deletes are scheduled *before*
-the rows are written: they do not need the rows, and the budget refills while the store works.
+Runs on a worker thread of :class:`~airflow_provider_delix.core.pipeline.ExtractionPipeline`,
+for any :class:`~airflow_provider_delix.core.jobs.ExtractionJob`. The chunk's storage budget was
+acquired by the dispatcher before this starts; every file's slot is released exactly once: at
+once if the file never got stored (upload failed, or rejected), else when its delete is
+confirmed (404 included). For a queued document extract that is after the extract finished:
+the files are in use until then. Deletes are scheduled *before* the rows are written: they do
+not need the rows, and the budget refills while the store works.
+
+Every extract is journalled in the ledger (:mod:`.ledger`) the moment the API returns its
+uuid, before any waiting; its record goes only once its rows are durable. In deferrable runs a
+chunk whose extract is queued *parks*: it keeps its files and budget and hands its extract to
+the pipeline, which defers the task once nothing else can move.
 
 Error policy (see ``docs/pipeline.md``): per-file API errors on a multi-file extraction are
 isolated by retrying the files one by one (a 422 costs nothing); an expired file is uploaded
@@ -29,18 +36,28 @@ from airflow_provider_delix.api.errors import (
     DelixStorageFullError,
     DelixTransientError,
 )
-from airflow_provider_delix.api.models import ErrorCode, Extract, PageStatus, RejectedFile, StoredFile
+from airflow_provider_delix.api.models import ErrorCode, Extract, RejectedFile, StoredFile
 from airflow_provider_delix.core.budget import StorageBudget
-from airflow_provider_delix.core.pipeline_state import CountingClient, ProgressReporter, RunStats, outcome_row
+from airflow_provider_delix.core.codes import PageError
+from airflow_provider_delix.core.collect import (
+    ExtractWaitTimeout,
+    PageResult,
+    WaitAborted,
+    file_pages,
+    page_results,
+    wait_processed,
+)
+from airflow_provider_delix.core.counting_client import CountingClient
+from airflow_provider_delix.core.jobs import ExtractionJob
+from airflow_provider_delix.core.ledger import ExtractRecord, LedgerFile
+from airflow_provider_delix.core.options import PipelineTuning, RunOptions
 from airflow_provider_delix.core.planning import Chunk, ChunkFile, ContentIndex, FileOutcome
+from airflow_provider_delix.core.rows import outcome_row
+from airflow_provider_delix.core.run_stats import ProgressReporter, RunStats
 from airflow_provider_delix.core.store import OutputStore
-from airflow_provider_delix.core.table import PageRow, RowStatus, split_credits
+from airflow_provider_delix.core.table import PageRow, RowStatus
 
 log = logging.getLogger(__name__)
-
-FILE_EXPIRED = "file_expired"  # our code: the stored file vanished twice (404 on extraction)
-PAGE_FAILED = "page_failed"  # our code: the extraction reported the page as failed
-NO_RESULT = "no_result"  # our code: the extract did not mention the file
 
 
 class StorageWaitTimeout(Exception):
@@ -64,6 +81,7 @@ class Control:
         self.credits: DelixInsufficientCreditsError | None = None
         self.storage: StorageWaitTimeout | None = None
         self.transient: DelixTransientError | None = None
+        self.waits: ExtractWaitTimeout | None = None
 
     def stop_new(self) -> bool:
         """No new chunk may start (in-flight ones finish)."""
@@ -97,6 +115,11 @@ class Control:
                 self.storage = exc
         self._stop(abort=False)
 
+    def extract_timeout(self, exc: ExtractWaitTimeout) -> None:
+        with self._lock:
+            if self.waits is None:
+                self.waits = exc
+
     def transient_error(self, exc: DelixTransientError) -> None:
         with self._lock:
             self.transient = exc
@@ -114,29 +137,31 @@ class RunContext:
     progress: ProgressReporter
     control: Control
     deletes: ThreadPoolExecutor
-    engine: str
-    language: str
+    job: ExtractionJob
+    options: RunOptions
+    tuning: PipelineTuning
     run_id: str
     clock: Callable[[], float]
     sleep: Callable[[float], object]
-    storage_wait_timeout: float
-    storage_backoff: tuple[float, float]  # first and longest wait between upload attempts
-    under_processing_timeout: float
     live_lock: threading.Lock = field(default_factory=threading.Lock)
     live: set[str] = field(default_factory=set)  # uploaded by this run, delete not confirmed
     undeleted: set[str] = field(default_factory=set)
+    parked: list[str] = field(default_factory=list)  # queued extracts left for the next attempt
 
 
 @dataclass(slots=True)
 class Slot:
-    """One file of a chunk: its budget slot, its current uuid and what became of it."""
+    """One file of a chunk: its budget slot, its current uuid and what became of its pages."""
 
     file: ChunkFile
     uuid: str | None = None
     released: bool = False
-    outcome: FileOutcome | None = None
-    charged: int = 0
-    refunded: int = 0
+    outcome: FileOutcome | None = None  # for every page (rejected at upload, refused extraction)
+    pages: dict[int, PageResult] = field(default_factory=dict)  # per stored page, once extracted
+
+    @property
+    def settled(self) -> bool:
+        return self.outcome is not None or bool(self.pages)
 
 
 class ChunkRunner:
@@ -144,6 +169,8 @@ class ChunkRunner:
         self.ctx = ctx
         self.chunk = chunk
         self.slots = [Slot(f) for f in chunk.files]
+        self.parked = False
+        self._journalled: list[str] = []  # ledger record ids of this chunk's extracts
         self._recorded = False
         self._deletes_left = 0
         self._deletes_failed = False
@@ -166,7 +193,10 @@ class ChunkRunner:
             ctrl.transient_error(exc)
         except StorageWaitTimeout as exc:
             ctrl.storage_timeout(exc)
-        except ChunkAborted:
+        except ExtractWaitTimeout as exc:
+            log.warning("Chunk %s: %s", self.chunk.chunk_id, exc)
+            ctrl.extract_timeout(exc)
+        except (ChunkAborted, WaitAborted):
             pass
         except DelixAuthError as exc:
             ctrl.fail(exc, abort=True)
@@ -174,12 +204,32 @@ class ChunkRunner:
             log.exception("Chunk %s failed unexpectedly", self.chunk.chunk_id)
             ctrl.fail(exc, abort=False)
         finally:
-            self._schedule_deletes()
-            try:
-                self._write_rows()
-            except Exception as exc:
-                log.exception("Could not store the rows of chunk %s", self.chunk.chunk_id)
-                ctrl.fail(exc, abort=True)
+            if self.parked:
+                self._park()
+            else:
+                self._finish()
+
+    def _finish(self) -> None:
+        self._schedule_deletes()
+        try:
+            self._write_rows()
+        except Exception as exc:
+            log.exception("Could not store the rows of chunk %s", self.chunk.chunk_id)
+            self.ctx.control.fail(exc, abort=True)
+
+    def _park(self) -> None:
+        """Keep files and budget; the files leave ``live`` (they cannot be deleted while queued)."""
+        ctx = self.ctx
+        uuids = {s.uuid for s in self.slots if s.uuid is not None}
+        with ctx.live_lock:
+            ctx.live -= uuids
+        for slot in self.slots:
+            if slot.uuid is None:
+                self._release(slot)
+        pages = sum(slot.file.page_count for slot in self.slots if slot.uuid is not None)
+        ctx.stats.add_waiting(pages)
+        # Rows of refused files (rejected at upload) are written now; the rest wait.
+        self._write_rows(only_refused=True)
 
     # ------------------------------------------------------------------ upload
 
@@ -207,18 +257,19 @@ class ChunkRunner:
     def _upload_waiting(self, files: list[ChunkFile]) -> list[StoredFile | RejectedFile]:
         """Upload, waiting out a full account (someone else's files) with exponential back-off."""
         ctx = self.ctx
-        first, longest = ctx.storage_backoff
+        first, longest = ctx.tuning.storage_backoff
         delay, since = first, None
+        wait_limit = ctx.options.storage_wait_timeout
         while True:
             try:
                 return list(ctx.client.upload_files([(f.filename, f.data) for f in files]))
             except DelixStorageFullError as exc:
                 now = ctx.clock()
                 since = now if since is None else since
-                left = ctx.storage_wait_timeout - (now - since)
+                left = wait_limit - (now - since)
                 if left <= 0:
                     raise StorageWaitTimeout(
-                        f"The Delix account stayed full ({exc.error}) for {ctx.storage_wait_timeout:.0f} s "
+                        f"The Delix account stayed full ({exc.error}) for {wait_limit:.0f} s "
                         "although this run never holds more than the account's limits: other users of "
                         "the same API key are filling it. Free space or raise storage_wait_timeout, then "
                         "re-run (finished pages are kept)."
@@ -232,9 +283,9 @@ class ChunkRunner:
     # ------------------------------------------------------------------ extraction
 
     def _extract(self, slots: list[Slot], *, reupload: bool) -> None:
-        uuids = [s.uuid for s in slots if s.uuid is not None]
+        files = [(s.uuid, s.file) for s in slots if s.uuid is not None]
         try:
-            extract = self.ctx.client.extract_images(uuids, self.ctx.engine, self.ctx.language)
+            extract = self.ctx.job.submit(self.ctx.client, files)
         except DelixInsufficientCreditsError:
             raise
         except DelixApiError as exc:
@@ -256,10 +307,54 @@ class ChunkRunner:
                 self._one_by_one(slots, reupload=False)
             else:
                 slots[0].outcome = FileOutcome(
-                    RowStatus.FAILED, None, FILE_EXPIRED, str(exc), slots[0].uuid, None
+                    RowStatus.FAILED, None, PageError.FILE_EXPIRED, str(exc), slots[0].uuid, None
                 )
         else:
-            self._take_extract(extract, slots)
+            self._journal(extract, slots)
+            stored = [s for s in self.slots if s.uuid is not None]
+            self._collect(extract, slots, may_park=len(slots) == len(stored))
+
+    def _journal(self, extract: Extract, slots: list[Slot]) -> None:
+        """Write-ahead: the paid extract is on record before anything waits on it."""
+        ctx = self.ctx
+        files = []
+        for slot in slots:
+            assert slot.uuid is not None
+            targets = ctx.index.peek(slot.file)
+            files.append(LedgerFile(slot.uuid, tuple((n, tuple(ts)) for n, ts in slot.file.rows(targets))))
+        record_id = f"{self.chunk.chunk_id}-x{len(self._journalled) + 1}"
+        record = ExtractRecord(
+            chunk_id=record_id,
+            extract_uuid=extract.uuid,
+            kind=ctx.job.kind,
+            engine=ctx.job.row_engine(slots[0].file),
+            language=ctx.options.language,
+            files=tuple(files),
+        )
+        ctx.store.ledger.record(record)
+        self._journalled.append(record_id)
+
+    def _collect(self, extract: Extract, slots: list[Slot], *, may_park: bool) -> None:
+        ctx = self.ctx
+        if not extract.is_processed and ctx.options.deferrable and may_park:
+            self.parked = True
+            with ctx.live_lock:
+                ctx.parked.append(extract.uuid)
+            return
+        extract = wait_processed(
+            ctx.client,
+            extract,
+            poll_interval=ctx.options.poll_interval,
+            timeout=ctx.options.extract_timeout,
+            clock=ctx.clock,
+            sleep=ctx.sleep,
+            aborting=ctx.control.aborting,
+        )
+        pages = file_pages(ctx.client, extract)
+        requested = [(s.uuid or "", s.file.requested_pages, s.file.page_map is None) for s in slots]
+        results = page_results(extract, pages, requested)
+        for slot in slots:
+            slot.pages = {n: results[(slot.uuid or "", n)] for n in slot.file.requested_pages}
 
     def _one_by_one(self, slots: list[Slot], *, reupload: bool) -> None:
         for slot in slots:
@@ -275,37 +370,12 @@ class ChunkRunner:
                 slot.uuid = None
         self._upload(slots)
 
-    def _take_extract(self, extract: Extract, slots: list[Slot]) -> None:
-        by_uuid = {f.uuid: f for f in extract.files}
-        failed: list[Slot] = []
-        for slot, share in zip(slots, split_credits(extract.initial_cost, len(slots)), strict=True):
-            slot.charged = share
-            ext_file = by_uuid.get(slot.uuid or "")
-            page = ext_file.pages[0] if ext_file is not None and ext_file.pages else None
-            if page is not None and page.status == PageStatus.PROCESSED:
-                slot.outcome = FileOutcome(
-                    RowStatus.PROCESSED, page.text, None, None, slot.uuid, extract.uuid
-                )
-                continue
-            error, message = (
-                (NO_RESULT, "Delix returned no result for this file.")
-                if page is None
-                else (PAGE_FAILED, "Delix could not read this page; its credits are refunded.")
-            )
-            text = None if page is None else page.text
-            slot.outcome = FileOutcome(RowStatus.FAILED, text, error, message, slot.uuid, extract.uuid)
-            failed.append(slot)
-        for slot, refund in zip(
-            failed, split_credits(extract.returned_credits or 0, len(failed)), strict=True
-        ):
-            slot.refunded = refund
-
     # ------------------------------------------------------------------ deletion
 
     def _delete_now(self, uuid: str) -> None:
         """Delete and confirm (404 counts as gone); waits while the file is still being processed."""
         ctx = self.ctx
-        first, longest = ctx.storage_backoff
+        first, longest = ctx.tuning.storage_backoff
         delay, start = first, ctx.clock()
         while True:
             try:
@@ -313,7 +383,7 @@ class ChunkRunner:
                 break
             except DelixApiError as exc:
                 busy = exc.error == ErrorCode.FILE_UNDER_PROCESSING
-                if not busy or ctx.clock() - start >= ctx.under_processing_timeout:
+                if not busy or ctx.clock() - start >= ctx.tuning.under_processing_timeout:
                     raise
                 ctx.sleep(delay)
                 delay = min(delay * 2, longest)
@@ -359,35 +429,46 @@ class ChunkRunner:
 
     # ------------------------------------------------------------------ rows
 
-    def _write_rows(self) -> None:
+    def _write_rows(self, *, only_refused: bool = False) -> None:
         ctx = self.ctx
         rows: list[PageRow] = []
         left = 0
         reused = 0
         for slot in self.slots:
-            targets = ctx.index.complete(slot.file, slot.outcome)
-            out = slot.outcome
-            if out is None:
-                left += len(targets)
+            if only_refused and slot.uuid is not None:
                 continue
-            for i, target in enumerate(targets):
-                # Credits are charged once per content: the first page carries them.
-                first = i == 0
-                rows.append(
-                    outcome_row(
-                        target,
-                        out,
-                        engine=ctx.engine,
-                        language=ctx.language,
-                        run_id=ctx.run_id,
-                        charged=slot.charged if first else 0,
-                        refunded=slot.refunded if first else 0,
+            cache = slot.outcome if slot.file.page_map is None else None
+            if cache is None and slot.file.page_map is None and 1 in slot.pages:
+                cache = slot.pages[1].outcome
+            targets = ctx.index.complete(slot.file, cache)
+            engine = ctx.job.row_engine(slot.file)
+            for number, page_targets in slot.file.rows(targets):
+                result = slot.pages.get(number)
+                out = result.outcome if result is not None else slot.outcome
+                if out is None:
+                    left += len(page_targets)
+                    continue
+                for i, target in enumerate(page_targets):
+                    # Credits are charged once per content: the first page carries them.
+                    first = i == 0 and result is not None
+                    rows.append(
+                        outcome_row(
+                            target,
+                            out,
+                            engine=engine,
+                            language=ctx.options.language,
+                            run_id=ctx.run_id,
+                            charged=result.charged if first and result is not None else 0,
+                            refunded=result.refunded if first and result is not None else 0,
+                        )
                     )
-                )
-            reused += len(targets) - 1
+                reused += len(page_targets) - 1
         if left:
             ctx.stats.add_left(left)
         if rows:
             ctx.store.append(self.chunk.chunk_id, rows)
             ctx.stats.add_rows(rows, reused=reused)
+        if not only_refused:
+            for record_id in self._journalled:
+                ctx.store.ledger.forget(record_id)
         ctx.progress.maybe_report()

@@ -29,11 +29,9 @@ from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from airflow_provider_delix.api.models import MAX_FILES_PER_REQUEST
+from airflow_provider_delix.api.models import MAX_FILES_PER_REQUEST, MAX_SYNC_DOCUMENT_PAGES
+from airflow_provider_delix.core.codes import TOO_LARGE_FOR_BUDGET, Reason
 from airflow_provider_delix.core.table import resume_key
-
-# Error value of an ``invalid`` row for a page that can never fit in the storage budget.
-TOO_LARGE_FOR_BUDGET = "too_large"
 
 
 class PageLike(Protocol):
@@ -58,8 +56,29 @@ class RefLike(Protocol):
     def source(self) -> str: ...
 
 
+class PartLike(Protocol):
+    """What planning reads from a ``core.prepare_pdf.PreparedPart``: one uploadable PDF (part)."""
+
+    @property
+    def data(self) -> bytes: ...
+    @property
+    def filename(self) -> str: ...
+    @property
+    def page_map(self) -> Sequence[tuple[int, int]]: ...  # (page in the part, page in the original)
+    @property
+    def selection(self) -> str | None: ...
+    @property
+    def engine(self) -> str: ...
+    @property
+    def normalization(self) -> str | None: ...
+
+
 class SourceLike(Protocol):
-    """What planning reads from a ``core.prepare.PreparedSource``."""
+    """What planning reads from a ``core.prepare.PreparedSource``.
+
+    ``pages`` are single-page uploads (images), invalid pages and resumed pages (``data`` None);
+    documents add ``parts`` (read with ``getattr``, so image sources need not declare it).
+    """
 
     @property
     def ref(self) -> RefLike: ...
@@ -85,20 +104,49 @@ class PageTarget:
 
 @dataclass(slots=True)
 class ChunkFile:
-    """One distinct content to upload; ``targets`` are all the pages that have it.
+    """One file to upload and the rows its pages answer.
 
-    ``targets`` grows while the file is live (duplicates attach to it); it is only read through
-    :meth:`ContentIndex.complete`, which freezes it under the index's lock.
+    An image is one page: ``targets`` are every page of the archive with this content; the list
+    grows while the file is live (duplicates attach to it) and is only read through
+    :meth:`ContentIndex.complete`, which freezes it under the index's lock. A PDF (part) has
+    ``page_map``: for each page to extract, its number in the uploaded file and its row;
+    ``selection`` is the API's page selector for them and ``engine`` the engine of the request
+    it may join. ``sync`` files (<= 5 pages) only share a request with other sync files whose
+    pages add up to at most 5, so the API can answer them at once.
     """
 
     content_sha256: str
     filename: str
     data: bytes
     targets: list[PageTarget] = field(default_factory=list)
+    page_map: tuple[tuple[int, PageTarget], ...] | None = None
+    selection: str | None = None
+    engine: str | None = None
+    sync: bool = True
 
     @property
     def size(self) -> int:
         return len(self.data)
+
+    @property
+    def page_count(self) -> int:
+        """Pages this file asks the API to extract."""
+        return 1 if self.page_map is None else len(self.page_map)
+
+    @property
+    def group(self) -> tuple[str | None, bool]:
+        """Files of one request share an engine and a mode."""
+        return (self.engine, self.sync)
+
+    @property
+    def requested_pages(self) -> tuple[int, ...]:
+        return (1,) if self.page_map is None else tuple(n for n, _ in self.page_map)
+
+    def rows(self, final_targets: Sequence[PageTarget]) -> list[tuple[int, list[PageTarget]]]:
+        """(page in the stored file, rows it answers); ``final_targets`` from ContentIndex.complete."""
+        if self.page_map is None:
+            return [(1, list(final_targets))]
+        return [(n, [t]) for n, t in self.page_map]
 
 
 @dataclass(slots=True)
@@ -182,6 +230,11 @@ class ContentIndex:
                     self._done.popitem(last=False)
             return list(file.targets)
 
+    def peek(self, file: ChunkFile) -> list[PageTarget]:
+        """The file's targets so far (for the ledger); duplicates may still attach later."""
+        with self._lock:
+            return list(file.targets)
+
     def live_count(self) -> int:
         with self._lock:
             return len(self._live)
@@ -227,7 +280,7 @@ class ChunkPlanner:
                 step.resumed_not_processed += target.key in self._unprocessed_keys
                 continue
             if page.error is not None or page.data is None:
-                step.invalid.append(InvalidPage(target, page.error or "NO_DATA", page.message))
+                step.invalid.append(InvalidPage(target, page.error or Reason.NO_DATA, page.message))
                 continue
             if len(page.data) > self.max_chunk_bytes:
                 step.invalid.append(
@@ -245,8 +298,49 @@ class ChunkPlanner:
                 new_files.append(claimed)
             elif isinstance(claimed, FileOutcome):
                 step.reused.append((target, claimed))
+        for part in getattr(source, "parts", ()):
+            new_files.extend(self._part_file(source, part, step))
         self._place(new_files, step.chunks)
         return step
+
+    def _part_file(self, source: SourceLike, part: PartLike, step: PlanStep) -> list[ChunkFile]:
+        """A PDF (part) as one file to upload; its pages already done count as resumed."""
+        page_map: list[tuple[int, PageTarget]] = []
+        for in_part, original in part.page_map:
+            step.pages += 1
+            target = PageTarget(source.ref.source, source.sha256, original, part.normalization)
+            if target.key in self._done_keys:
+                step.resumed += 1
+                step.resumed_not_processed += target.key in self._unprocessed_keys
+                continue
+            page_map.append((in_part, target))
+        if not page_map:
+            return []
+        if len(part.data) > self.max_chunk_bytes:
+            step.invalid.extend(
+                InvalidPage(
+                    t,
+                    TOO_LARGE_FOR_BUDGET,
+                    f"the PDF part of {len(part.data)} bytes can never fit in the storage budget of "
+                    f"{self.max_chunk_bytes} bytes per request.",
+                )
+                for _, t in page_map
+            )
+            return []
+        selection = part.selection
+        if len(page_map) != len(part.page_map):  # some pages are done: ask only for the others
+            selection = ",".join(str(n) for n, _ in page_map)
+        return [
+            ChunkFile(
+                content_sha256=hashlib.sha256(part.data).hexdigest(),
+                filename=part.filename,
+                data=part.data,
+                page_map=tuple(page_map),
+                selection=selection,
+                engine=part.engine,
+                sync=len(page_map) <= MAX_SYNC_DOCUMENT_PAGES,
+            )
+        ]
 
     def flush(self) -> list[Chunk]:
         """Emit every open chunk (end of input)."""
@@ -264,13 +358,19 @@ class ChunkPlanner:
         return Chunk(chunk_id=self._new_id(), files=list(files))
 
     def _fits(self, files: list[ChunkFile], extra: Sequence[ChunkFile]) -> bool:
+        together = [*files, *extra]
+        if len({f.group for f in together}) > 1:
+            return False  # one request has one engine and one mode
+        sync_documents = any(f.page_map is not None and f.sync for f in together)
         return (
-            len(files) + len(extra) <= self.max_files
-            and sum(f.size for f in files) + sum(f.size for f in extra) <= self.max_chunk_bytes
+            len(together) <= self.max_files
+            and sum(f.size for f in together) <= self.max_chunk_bytes
+            and (not sync_documents or sum(f.page_count for f in together) <= MAX_SYNC_DOCUMENT_PAGES)
         )
 
     def _is_full(self, files: list[ChunkFile]) -> bool:
-        return len(files) >= self.max_files
+        sync_pages = sum(f.page_count for f in files if f.page_map is not None and f.sync)
+        return len(files) >= self.max_files or sync_pages >= MAX_SYNC_DOCUMENT_PAGES
 
     def _place(self, new_files: list[ChunkFile], out: list[Chunk]) -> None:
         # Cut a long source into full chunks of consecutive pages; the rest is placed whole.

@@ -10,24 +10,29 @@ the file from the run instead of letting the task retry.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+import io
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from airflow_provider_delix.api.models import MAX_IMAGE_BYTES
+from airflow_provider_delix.core.codes import Reason
 from airflow_provider_delix.core.inputs import InputRef, SourceTooLargeError, read_input
 from airflow_provider_delix.core.normalize import encode_page, needs_rework, to_ocr_mode
 from airflow_provider_delix.core.validation import (
     ImageKind,
     InvalidInputError,
-    Reason,
     check_pixels,
     check_supported,
     decode_errors,
+    detect_kind,
     open_image,
     short_error,
 )
 
-__all__ = ["PreparedPage", "PreparedSource", "prepare_source"]
+__all__ = ["PreparedPage", "PreparedSource", "prepare_source", "read_source", "resumed_page"]
+
+# Whether a page (content hash, source name, page number) already has a row: skip its work.
+SkipCheck = Callable[[str, str, int], bool]
 
 # A guard against page chains that loop forever; far above any real scan batch.
 _MAX_PAGES = 100_000
@@ -76,7 +81,7 @@ def _invalid(sha256: str, page_number: int, error: InvalidInputError) -> Prepare
     )
 
 
-def _read(ref: InputRef) -> bytes:
+def read_source(ref: InputRef) -> bytes:
     """Read the source, mapping I/O failures to reasons (transient network errors propagate)."""
     try:
         return read_input(ref)
@@ -117,7 +122,32 @@ def _single_page(data: bytes, kind: ImageKind, sha256: str) -> PreparedPage:
         im.close()
 
 
-def _frames(data: bytes, kind: ImageKind, sha256: str) -> Iterator[PreparedPage]:
+def _pdf_pages(data: bytes, sha256: str) -> tuple[PreparedPage, ...]:
+    """A PDF given to image extraction: an invalid row for each of its real pages.
+
+    Counted (cheaply, without rendering) so the counts and ``max_failed_ratio`` see every page
+    of work not done, not one row for a 137-page document.
+    """
+    import pypdf
+
+    try:
+        count = len(pypdf.PdfReader(io.BytesIO(data), strict=False).pages)
+    except Exception:  # damaged or encrypted: the document operator says which; one row here
+        count = 1
+    error = InvalidInputError(
+        Reason.PDF_NOT_SUPPORTED,
+        f"a PDF of {count} page(s): use DocumentExtractionOperator for PDFs (image extraction "
+        "answers WRONG_FILE_TYPE)",
+    )
+    return tuple(_invalid(sha256, n, error) for n in range(1, max(count, 1) + 1))
+
+
+def resumed_page(sha256: str, page_number: int) -> PreparedPage:
+    """A page that already has a row: no bytes, no reason; the planner counts it as resumed."""
+    return PreparedPage(page_number, None, _filename(sha256, page_number, "bin"), None, None, None)
+
+
+def _frames(data: bytes, kind: ImageKind, sha256: str, done: Callable[[int], bool]) -> Iterator[PreparedPage]:
     """Every page of a TIFF / frame of a GIF or WebP, each converted and released in turn.
 
     A damaged page becomes an invalid row and the pages before it are kept; a page that cannot
@@ -140,6 +170,9 @@ def _frames(data: bytes, kind: ImageKind, sha256: str) -> Iterator[PreparedPage]
             except InvalidInputError as exc:
                 yield _invalid(sha256, number, exc)
                 return
+            if done(number):
+                yield resumed_page(sha256, number)
+                continue
             try:
                 with decode_errors(f"page {number} does not decode"):
                     check_pixels(im, f"page {number}")
@@ -163,18 +196,32 @@ def _frames(data: bytes, kind: ImageKind, sha256: str) -> Iterator[PreparedPage]
         im.close()
 
 
-def prepare_source(ref: InputRef, data: bytes | None = None) -> PreparedSource:
-    """Validate and normalise one source; reads it when ``data`` is None. Never raises for content."""
+def prepare_source(
+    ref: InputRef, data: bytes | None = None, *, skip: SkipCheck | None = None
+) -> PreparedSource:
+    """Validate and normalise one source; reads it when ``data`` is None. Never raises for content.
+
+    ``skip(sha256, source, page)`` says a page already has a row: it is neither decoded nor
+    re-encoded (a retry of a finished archive only reads and hashes it).
+    """
     sha256 = ""
+
+    def done(page_number: int) -> bool:
+        return skip is not None and skip(sha256, ref.source, page_number)
+
     try:
         if data is None:
-            data = _read(ref)
+            data = read_source(ref)
         sha256 = hashlib.sha256(data).hexdigest()
+        if detect_kind(data) == "pdf":
+            return PreparedSource(ref=ref, sha256=sha256, pages=_pdf_pages(data, sha256))
         kind = check_supported(data)
-        if kind in ("png", "jpeg"):
-            pages: tuple[PreparedPage, ...] = (_single_page(data, kind, sha256),)
+        if kind in ("png", "jpeg") and done(1):
+            pages: tuple[PreparedPage, ...] = (resumed_page(sha256, 1),)
+        elif kind in ("png", "jpeg"):
+            pages = (_single_page(data, kind, sha256),)
         else:
-            pages = tuple(_frames(data, kind, sha256))
+            pages = tuple(_frames(data, kind, sha256, done))
     except InvalidInputError as exc:
         return PreparedSource(ref=ref, sha256=sha256, pages=(_invalid(sha256, 1, exc),))
     if not pages:  # a multi-page file claiming zero pages

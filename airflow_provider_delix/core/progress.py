@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
 from airflow_provider_delix.core.inputs import resolve_inputs
-from airflow_provider_delix.core.pipeline_state import Progress
+from airflow_provider_delix.core.run_stats import Progress
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,9 @@ class ArchiveProgress:
         storage_options: Mapping[str, Any] | None = None,
         emit: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        noun: str = "images",
     ) -> None:
+        self.noun = noun
         self.images_total: int | None = None
         self.images_read = 0
         self._emit = emit or (lambda line: log.info("Delix OCR progress: %s", line))
@@ -72,7 +74,7 @@ class ArchiveProgress:
             eta = remaining / (self.images_read / elapsed)
         pages_total = "" if progress.pages_total is None else f"/{progress.pages_total}"
         return (
-            f"images {self.images_read}/{total} read, pages {progress.pages_done}{pages_total} done, "
+            f"{self.noun} {self.images_read}/{total} read, pages {progress.pages_done}{pages_total} done, "
             f"{progress.pages_per_second:.1f} pages/s, ETA {'unknown' if eta is None else _duration(eta)}, "
             f"credits {progress.credits_charged} charged / {progress.credits_refunded} refunded"
         )

@@ -15,6 +15,10 @@ from typing import Any
 from fsspec.implementations.local import LocalFileSystem
 
 
+class StateUnreadableError(RuntimeError):
+    """A state file exists but cannot be read: never treated as "no state" (that could pay twice)."""
+
+
 class StateDir:
     """Atomic small writes, listings that skip temp files, and tolerant deletes under ``root``."""
 
@@ -47,6 +51,26 @@ class StateDir:
         except FileNotFoundError:
             return None
         return data
+
+    def read_many(self, paths: list[str], *, missing_ok: bool) -> dict[str, bytes]:
+        """Read several state files in one bulk call; a missing one is skipped only if ``missing_ok``.
+
+        Any other failure (permissions, a network error after fsspec's retries) raises
+        :class:`StateUnreadableError` instead of pretending the file was not there.
+        """
+        if not paths:
+            return {}
+        found = self.fs.cat(paths, on_error="return")
+        out: dict[str, bytes] = {}
+        for path, value in found.items():
+            if isinstance(value, FileNotFoundError) and missing_ok:
+                continue
+            if isinstance(value, BaseException):
+                raise StateUnreadableError(
+                    f"Could not read the state file {path}: {type(value).__name__}: {value}"
+                ) from value
+            out[str(path)] = bytes(value)
+        return out
 
     def rm(self, paths: Iterable[str]) -> None:
         paths = sorted(paths)

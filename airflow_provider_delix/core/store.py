@@ -24,7 +24,7 @@ import re
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from itertools import chain
 from types import TracebackType
 from typing import Any
@@ -34,7 +34,8 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from airflow_provider_delix.core.lease import WriterLease
-from airflow_provider_delix.core.state_dir import StateDir
+from airflow_provider_delix.core.ledger import ExtractLedger
+from airflow_provider_delix.core.state_dir import StateDir, StateUnreadableError
 from airflow_provider_delix.core.table import (
     SCHEMA,
     PageRow,
@@ -114,6 +115,7 @@ class OutputStore:
             heartbeat_seconds=heartbeat_seconds,
             stale_after_seconds=stale_after_seconds,
         )
+        self.ledger = ExtractLedger(self._sd, self.run_tag, self._lease)
 
     # ----------------------------------------------------------------- writing
     def append(self, chunk_id: str, rows: Sequence[PageRow]) -> None:
@@ -261,7 +263,7 @@ class OutputStore:
         recovered = 0
         for tag in sorted(self._lease.dead_writers(wait)):
             self._sd.rmdir(f"{self._state}/partial/{tag}")
-            batches = self._read_journals(self._sd.files("journal", tag, ".arrow"))
+            batches = self._read_journals(self._sd.files("journal", tag, ".arrow"), missing_ok=True)
             wanted = {k for b in batches.values() for k in _triples(b)}
             seen = self._stored_triples(wanted)
             with self._lock:
@@ -297,32 +299,34 @@ class OutputStore:
             found.update(k for k in _triples(batch) if k in wanted)
         return found
 
-    def done_keys(self, statuses: Collection[RowStatus | str] | None = None) -> set[Key]:
-        """(source_sha256, page_number) of every page whose row is stored: in a part or a journal.
+    def resume_rows(self) -> Iterator[tuple[str, str | None, int, str, str | None, str | None]]:
+        """(source, sha256, page, status, engine, language) of every stored row: parts and journals.
 
         Journals of every writer count (also live ones): their rows are durable, so extracting
-        those pages again would only spend credits twice. ``statuses`` narrows the result (for
-        example to retry failed pages). Keys come from :func:`resume_key`.
+        those pages again would only spend credits twice. Journals are read *before* the parts:
+        a journal that vanishes in between was published into a part that is then read, so no
+        row can slip between the two reads. A state file that exists but cannot be read raises
+        :class:`StateUnreadableError`: treating it as "no state" would pay again for its pages.
+        """
+        journals = [p for tag in self._sd.tags("journal") for p in self._sd.files("journal", tag, ".arrow")]
+        batches: list[pa.RecordBatch] = list(self._read_journals(journals, missing_ok=True).values())
+        columns = ("source", "source_sha256", "page_number", "status", "engine", "language")
+        parts = iter_batches(self.output_path, columns, storage_options=self.storage_options)
+        for batch in chain(batches, parts):
+            yield from zip(*(batch.column(c).to_pylist() for c in columns), strict=True)
+
+    def done_keys(self, statuses: Collection[RowStatus | str] | None = None) -> set[Key]:
+        """(source_sha256, page_number) of every stored row, whatever its engine and language.
+
+        ``statuses`` narrows the result. Runs use :meth:`resume_rows` through
+        :class:`~airflow_provider_delix.core.resume.ResumeIndex`, which also matches the settings.
         """
         wanted = None if statuses is None else {str(RowStatus(s)) for s in statuses}
-        where = None if wanted is None else ds.field("status").isin(sorted(wanted))
-        keys: set[Key] = set()
-        batches: Iterable[pa.RecordBatch] = iter_batches(
-            self.output_path,
-            ["source", "source_sha256", "page_number", "status"],
-            storage_options=self.storage_options,
-            where=where,
-        )
-        journals = [p for tag in self._sd.tags("journal") for p in self._sd.files("journal", tag, ".arrow")]
-        batches = chain(batches, self._read_journals(journals).values())
-        for batch in batches:
-            columns = ("source", "source_sha256", "page_number", "status")
-            for source, sha, page, status in zip(
-                *(batch.column(c).to_pylist() for c in columns), strict=True
-            ):
-                if wanted is None or status in wanted:
-                    keys.add(resume_key(sha, source, page))
-        return keys
+        return {
+            resume_key(sha, source, page)
+            for source, sha, page, status, _engine, _language in self.resume_rows()
+            if wanted is None or status in wanted
+        }
 
     # ----------------------------------------------------------------- uploads journal
     def record_uploaded(self, chunk_id: str, uuids: Sequence[str]) -> None:
@@ -358,24 +362,30 @@ class OutputStore:
             elif len(left) != len(body.get("uuids", [])):
                 self._sd.write_bytes(path, json.dumps({**body, "uuids": left}).encode())
 
-    def _read_journals(self, paths: list[str]) -> dict[str, pa.RecordBatch]:
+    def _read_journals(self, paths: list[str], *, missing_ok: bool = False) -> dict[str, pa.RecordBatch]:
         batches = {}
-        for path, data in self.fs.cat(paths, on_error="omit").items() if paths else ():
+        for path, data in self._sd.read_many(paths, missing_ok=missing_ok).items():
             try:
-                batches[str(path)] = pa.ipc.open_stream(data).read_all().combine_chunks().to_batches()[0]
-            except (pa.ArrowInvalid, IndexError):  # not ours or damaged: never delete it blindly
-                log.warning("Unreadable journal %s left in place", path)
+                batches[path] = pa.ipc.open_stream(data).read_all().combine_chunks().to_batches()[0]
+            except (pa.ArrowInvalid, IndexError) as exc:
+                raise StateUnreadableError(
+                    f"The journal {path} of the output table cannot be read ({type(exc).__name__}): "
+                    "resuming without it could pay again for its pages. Restore or remove it by hand."
+                ) from None
         return batches
 
     def _upload_records(self, wait: bool) -> list[tuple[str, dict[str, Any]]]:
         records = []
         for tag in sorted(self._lease.dead_writers(wait)):
             paths = self._sd.files("uploads", tag, ".json")
-            for path, data in self.fs.cat(paths, on_error="omit").items() if paths else ():
+            for path, data in self._sd.read_many(paths, missing_ok=True).items():
                 try:
-                    records.append((str(path), dict(json.loads(data))))
+                    records.append((path, dict(json.loads(data))))
                 except ValueError:
-                    log.warning("Unreadable upload record %s left in place", path)
+                    raise StateUnreadableError(
+                        f"The upload record {path} cannot be read: the Delix files it lists could not "
+                        "be deleted. Restore or remove it by hand."
+                    ) from None
         return records
 
 

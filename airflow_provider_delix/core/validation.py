@@ -12,12 +12,12 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from contextlib import contextmanager
-from enum import StrEnum
 from typing import Literal
 
 from PIL import Image
 
 from airflow_provider_delix.api.models import MAX_IMAGE_BYTES
+from airflow_provider_delix.core.codes import Reason
 
 __all__ = [
     "ImageKind",
@@ -26,6 +26,7 @@ __all__ = [
     "check_pixels",
     "check_supported",
     "decode_errors",
+    "describe_non_image",
     "detect_kind",
     "open_image",
     "short_error",
@@ -44,18 +45,6 @@ PIL_FORMATS: dict[ImageKind, str] = {
     "gif": "GIF",
     "pdf": "PDF",
 }
-
-
-class Reason(StrEnum):
-    """Reason codes of invalid rows; values are part of the output contract, never rename them."""
-
-    EMPTY_FILE = "empty_file"
-    UNSUPPORTED_TYPE = "unsupported_type"
-    CORRUPT_IMAGE = "corrupt_image"
-    NOT_FOUND = "not_found"
-    PDF_NOT_SUPPORTED = "pdf_not_supported"
-    TOO_LARGE = "too_large"
-    UNREADABLE = "unreadable"
 
 
 class InvalidInputError(Exception):
@@ -130,6 +119,11 @@ def _preview(data: bytes) -> str:
     """The first bytes as printable text (escapes for the rest), safe for a one-line message."""
     text = data[:24].decode("utf-8", "backslashreplace")
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def describe_non_image(data: bytes) -> str:
+    """What a file that is not one of our kinds looks like, for a one-line message."""
+    return f'{_guess_other_type(data)}, starts with "{_preview(data)}"'
 
 
 def check_supported(data: bytes) -> ImageKind:

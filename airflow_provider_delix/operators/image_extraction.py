@@ -25,9 +25,10 @@ from airflow.providers.common.compat.sdk import (
 from airflow_provider_delix.api.errors import DelixAuthError, DelixError
 from airflow_provider_delix.api.models import MAX_STORED_BYTES, MAX_STORED_FILES
 from airflow_provider_delix.core.manifest import build_manifest
+from airflow_provider_delix.core.options import RunOptions
 from airflow_provider_delix.core.pipeline import ExtractionPipeline
-from airflow_provider_delix.core.pipeline_state import PipelineError
-from airflow_provider_delix.core.run import RunOptions, run_extraction
+from airflow_provider_delix.core.run import run_extraction
+from airflow_provider_delix.core.summary import PipelineError
 from airflow_provider_delix.hooks.delix import DelixHook
 
 if TYPE_CHECKING:

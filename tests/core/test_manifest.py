@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from airflow_provider_delix.core.manifest import MAX_LISTED_UUIDS, build_manifest
-from airflow_provider_delix.core.pipeline_state import PipelineSummary
+from airflow_provider_delix.core.summary import PipelineSummary
 from airflow_provider_delix.core.table import SCHEMA_VERSION
 
 

@@ -19,18 +19,19 @@ from fakes import PRICE_PER_PAGE, FakeClock, FakeDelix, images, invalid_source, 
 
 from airflow_provider_delix.api.errors import DelixApiError, DelixAuthError
 from airflow_provider_delix.api.models import ErrorCode
+from airflow_provider_delix.core.options import PipelineTuning, RunOptions
 from airflow_provider_delix.core.pipeline import ExtractionPipeline, chunk_size_for, default_concurrency
-from airflow_provider_delix.core.pipeline_state import (
+from airflow_provider_delix.core.run_stats import Progress
+from airflow_provider_delix.core.store import OutputStore
+from airflow_provider_delix.core.summary import (
     CreditsExhaustedError,
     PagesLeftError,
     PipelineCancelledError,
     PipelineSummary,
-    Progress,
     StorageWaitTimeoutError,
     TooManyFailedPagesError,
     check_failed_ratio,
 )
-from airflow_provider_delix.core.store import OutputStore
 from airflow_provider_delix.core.table import open_output, read_table
 
 pytestmark = pytest.mark.timeout(60)
@@ -51,11 +52,21 @@ def run(
 ) -> tuple[PipelineSummary | None, BaseException | None, ExtractionPipeline]:
     store = OutputStore(out, **FAST)
     kwargs.setdefault("sleep", lambda _s: None)
-    pipeline = ExtractionPipeline(fake, store, run_id="run-1", **kwargs)
+    pipeline = build(fake, store, **kwargs)
     try:
         return pipeline.run(sources), None, pipeline
     except BaseException as exc:  # the tests inspect it
         return pipeline.summary, exc, pipeline
+
+
+def build(fake: Any, store: OutputStore, **kwargs: Any) -> ExtractionPipeline:
+    """An ExtractionPipeline from flat keyword arguments: options, tuning and the rest."""
+    option_names = set(RunOptions.__dataclass_fields__)
+    tuning_names = set(PipelineTuning.__dataclass_fields__)
+    options = RunOptions(**{k: kwargs.pop(k) for k in list(kwargs) if k in option_names})
+    tuning = PipelineTuning(**{k: kwargs.pop(k) for k in list(kwargs) if k in tuning_names})
+    kwargs.setdefault("run_id", "run-1")
+    return ExtractionPipeline(fake, store, options, tuning=tuning, **kwargs)
 
 
 def table(out: str) -> pd.DataFrame:
@@ -358,7 +369,7 @@ def test_bad_engine_settings_fail_before_any_upload(out: str) -> None:
     store = OutputStore(out, **FAST)
     try:
         with pytest.raises(ValueError):
-            ExtractionPipeline(FakeDelix(), store, engine="danlin", language="xx")
+            build(FakeDelix(), store, engine="danlin", language="xx")
     finally:
         store.close()
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from airflow_provider_delix.core.pipeline_state import Progress
 from airflow_provider_delix.core.progress import ArchiveProgress
+from airflow_provider_delix.core.run_stats import Progress
 
 
 def test_counts_the_archive_and_estimates_eta_before_the_pipeline_can(tmp_path: Path) -> None:

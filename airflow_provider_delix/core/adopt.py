@@ -1,0 +1,141 @@
+"""Re-attach to extracts that earlier attempts paid for: collect their pages instead of paying again.
+
+The ledger (:mod:`.ledger`) of a writer that is gone -- crashed, killed, or deferred to the
+triggerer -- lists its extracts and, for each stored file, the rows its pages answer. For each:
+
+* ``GET /extracts/{uuid}``: still ``processing`` -> wait for it (or, in a deferrable run, leave
+  it for the trigger and defer again); ``processed`` -> read every page (inline or paginated),
+  write the rows that are not in the table yet, delete the files, drop the record;
+* 404: Delix no longer has it. Its pages get no row here and the planner sends them again:
+  the one case where a page can be paid twice, counted as ``extracts_lost`` and logged.
+
+Runs before any new chunk is planned, so the planner sees every adopted page as done.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from airflow_provider_delix.api.errors import DelixApiError, DelixNotFoundError
+from airflow_provider_delix.core.client import DelixClient
+from airflow_provider_delix.core.collect import PageResult, file_pages, page_results, wait_processed
+from airflow_provider_delix.core.ledger import ExtractRecord
+from airflow_provider_delix.core.options import RunOptions
+from airflow_provider_delix.core.resume import ResumeIndex
+from airflow_provider_delix.core.rows import outcome_row
+from airflow_provider_delix.core.run_stats import RunStats
+from airflow_provider_delix.core.store import OutputStore
+from airflow_provider_delix.core.table import PageRow, RowStatus
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Adoption:
+    adopted: int = 0
+    lost: int = 0
+    waiting: list[str] = field(default_factory=list)  # still processing (deferrable runs only)
+    waiting_pages: int = 0
+
+
+def adopt_extracts(
+    client: DelixClient,
+    store: OutputStore,
+    index: ResumeIndex,
+    options: RunOptions,
+    stats: RunStats,
+    *,
+    run_id: str,
+    clock: Callable[[], float],
+    sleep: Callable[[float], object],
+    aborting: Callable[[], bool],
+) -> Adoption:
+    result = Adoption()
+    for record in store.ledger.orphaned(wait=True):
+        if aborting():
+            break
+        try:
+            extract = client.get_extract(record.extract_uuid)
+        except DelixNotFoundError:
+            log.warning(
+                "Delix no longer has extract %s paid for by an earlier attempt: its pages are sent "
+                "again (paid twice).",
+                record.extract_uuid,
+            )
+            result.lost += 1
+            _drop(client, store, record)
+            continue
+        if not extract.is_processed and options.deferrable:
+            result.waiting.append(record.extract_uuid)
+            result.waiting_pages += sum(len(f.pages) for f in record.files)
+            continue
+        extract = wait_processed(
+            client,
+            extract,
+            poll_interval=options.poll_interval,
+            timeout=options.extract_timeout,
+            clock=clock,
+            sleep=sleep,
+            aborting=aborting,
+        )
+        rows = _rows(
+            record, page_results(extract, file_pages(client, extract), _requested(record)), index, run_id
+        )
+        if rows:
+            store.append(f"adopt-{record.chunk_id}", rows)
+            stats.add_rows(rows)
+        _drop(client, store, record)
+        result.adopted += 1
+        log.info(
+            "Collected %d page(s) of extract %s paid for by an earlier attempt.", len(rows), extract.uuid
+        )
+    return result
+
+
+def _requested(record: ExtractRecord) -> list[tuple[str, list[int], bool]]:
+    single = record.kind == "images"
+    return [(f.uuid, [n for n, _ in f.pages], single) for f in record.files]
+
+
+def _rows(
+    record: ExtractRecord, results: dict[tuple[str, int], PageResult], index: ResumeIndex, run_id: str
+) -> list[PageRow]:
+    rows: list[PageRow] = []
+    for f in record.files:
+        for number, targets in f.pages:
+            page = results[(f.uuid, number)]
+            for i, target in enumerate(targets):
+                if target.key in index:
+                    continue  # the earlier attempt stored it before it stopped
+                first = i == 0
+                rows.append(
+                    outcome_row(
+                        target,
+                        page.outcome,
+                        engine=record.engine,
+                        language=record.language or "",
+                        run_id=run_id,
+                        charged=page.charged if first else 0,
+                        refunded=page.refunded if first else 0,
+                    )
+                )
+                index.add(target.key, processed=page.outcome.status == RowStatus.PROCESSED)
+    return rows
+
+
+def _drop(client: DelixClient, store: OutputStore, record: ExtractRecord) -> None:
+    """Delete the extract's files (gone already is fine), then forget them and the record."""
+    gone = []
+    for uuid in record.file_uuids:
+        try:
+            client.delete_file(uuid)
+            gone.append(uuid)
+        except DelixApiError as exc:
+            log.warning(
+                "Could not delete Delix file %s of an adopted extract (kept on record): %s", uuid, exc
+            )
+    store.forget_uploads(gone)
+    if len(gone) == len(record.file_uuids):
+        store.ledger.forget_record(record)

@@ -1,0 +1,44 @@
+"""Every error code a row of the table can carry: one home, so a code is never spelled twice.
+
+The values are part of the output contract (dashboards filter on them): never rename one.
+Three families share the ``error`` column:
+
+* our own validation refused the input before any call (status ``invalid``);
+* the pipeline's own codes for what the API did to a page it accepted (status ``failed``);
+* the API's ErrorEnum values, passed through as they come (``rejected``/``failed`` rows), see
+  :class:`airflow_provider_delix.api.models.ErrorCode` -- those are not repeated here.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Reason(StrEnum):
+    """Why our own checks refused an input or a page (rows with status ``invalid``)."""
+
+    EMPTY_FILE = "empty_file"
+    UNSUPPORTED_TYPE = "unsupported_type"
+    CORRUPT_IMAGE = "corrupt_image"
+    NOT_FOUND = "not_found"
+    PDF_NOT_SUPPORTED = "pdf_not_supported"  # a PDF given to the image operator
+    TOO_LARGE = "too_large"  # over a size or pixel limit, or over the storage budget
+    UNREADABLE = "unreadable"
+    CORRUPT_PDF = "corrupt_pdf"  # damaged beyond what pypdf can repair
+    ENCRYPTED_PDF = "encrypted_pdf"  # needs a password we do not have
+    NOT_A_PDF = "not_a_pdf"  # given to the document operator but not a PDF
+    PAGE_NOT_IN_DOCUMENT = "page_not_in_document"  # the page selection names a page past the end
+    NO_DATA = "no_data"  # a prepared page without bytes and without a reason (a bug guard)
+
+
+class PageError(StrEnum):
+    """The pipeline's codes for pages the API accepted but did not answer with text (``failed``)."""
+
+    FILE_EXPIRED = "file_expired"  # the stored file vanished twice (404 on extraction)
+    PAGE_FAILED = "page_failed"  # the extraction reported the page as failed (refunded)
+    NO_RESULT = "no_result"  # the extract did not mention the file or the page
+    EXTRACT_LOST = "extract_lost"  # a queued extract this run paid for is gone from Delix (404)
+
+
+# Kept under its historical name: planning refuses a page that can never fit in the budget.
+TOO_LARGE_FOR_BUDGET = Reason.TOO_LARGE.value

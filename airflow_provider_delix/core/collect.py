@@ -1,0 +1,123 @@
+"""From a paid extract to per-page outcomes: wait while it is queued, read every page, split credits.
+
+Shared by the chunk workers and by re-attachment (:mod:`.adopt`), so a page's outcome and its
+credits are computed one way whether the run that paid for the extract is still alive or not.
+
+Credits: the API charges ``initial_cost`` per request and refunds ``returned_credits`` for
+failed pages; the table is per page, so the charge is split over the requested pages and the
+refund over the failed ones, and summing the columns gives back exactly what was spent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from airflow_provider_delix.api.models import Extract, ExtractFilePage, PageStatus
+from airflow_provider_delix.core.client import DelixClient
+from airflow_provider_delix.core.codes import PageError
+from airflow_provider_delix.core.planning import FileOutcome
+from airflow_provider_delix.core.table import RowStatus, split_credits
+
+
+class ExtractWaitTimeout(Exception):
+    """A queued extract was still processing after the configured time."""
+
+
+class WaitAborted(Exception):
+    """The run is stopping while an extract is queued; the ledger keeps it for the next attempt."""
+
+
+@dataclass(slots=True)
+class PageResult:
+    """What became of one requested page of one stored file."""
+
+    outcome: FileOutcome
+    charged: int = 0
+    refunded: int = 0
+
+
+def wait_processed(
+    client: DelixClient,
+    extract: Extract,
+    *,
+    poll_interval: float,
+    timeout: float,
+    clock: Callable[[], float],
+    sleep: Callable[[float], object],
+    aborting: Callable[[], bool],
+) -> Extract:
+    """Poll ``GET /extracts/{uuid}`` until processed (the vendor suggests about once a minute)."""
+    start = clock()
+    while not extract.is_processed:
+        if aborting():
+            raise WaitAborted(extract.uuid)
+        if clock() - start > timeout:
+            raise ExtractWaitTimeout(
+                f"Delix extract {extract.uuid} was still processing after {timeout:.0f} s; it stays on "
+                "record and a re-run collects it without paying again."
+            )
+        sleep(poll_interval)
+        if aborting():
+            raise WaitAborted(extract.uuid)
+        extract = client.get_extract(extract.uuid)
+    return extract
+
+
+def file_pages(client: DelixClient, extract: Extract) -> dict[str, list[ExtractFilePage]]:
+    """Every page of every file: inline (synchronous answer) or through the paginated contents."""
+    pages: dict[str, list[ExtractFilePage]] = {}
+    for f in extract.files:
+        if f.pages is not None:
+            pages[f.uuid] = list(f.pages)
+        else:
+            pages[f.uuid] = list(client.iter_extract_pages(extract.uuid, f.uuid))
+    return pages
+
+
+def page_results(
+    extract: Extract,
+    pages: dict[str, list[ExtractFilePage]],
+    requested: Sequence[tuple[str, Sequence[int], bool]],
+) -> dict[tuple[str, int], PageResult]:
+    """Outcome and credit shares of each requested ``(file uuid, page)``.
+
+    ``requested`` lists ``(file uuid, pages asked for, single_page)`` in request order; for a
+    single-page file (an image) the answer's one page is taken whatever number it carries.
+    """
+    wanted = [(uuid, n, single) for uuid, numbers, single in requested for n in numbers]
+    results: dict[tuple[str, int], PageResult] = {}
+    failed: list[PageResult] = []
+    for (uuid, number, single), share in zip(
+        wanted, split_credits(extract.initial_cost, len(wanted)), strict=True
+    ):
+        answered = pages.get(uuid, [])
+        by_number = {p.number: p for p in answered}
+        page = by_number.get(number) or (answered[0] if single and answered else None)
+        if page is not None and page.status == PageStatus.PROCESSED:
+            out = FileOutcome(RowStatus.PROCESSED, page.text, None, None, uuid, extract.uuid)
+        elif page is None:
+            out = FileOutcome(
+                RowStatus.FAILED,
+                None,
+                PageError.NO_RESULT,
+                "Delix returned no result for this page.",
+                uuid,
+                extract.uuid,
+            )
+        else:
+            out = FileOutcome(
+                RowStatus.FAILED,
+                page.text,
+                PageError.PAGE_FAILED,
+                "Delix could not read this page; its credits are refunded.",
+                uuid,
+                extract.uuid,
+            )
+        result = PageResult(out, charged=share)
+        results[(uuid, number)] = result
+        if out.status != RowStatus.PROCESSED:
+            failed.append(result)
+    for result, refund in zip(failed, split_credits(extract.returned_credits or 0, len(failed)), strict=True):
+        result.refunded = refund
+    return results

@@ -1,0 +1,144 @@
+"""The write-ahead ledger of extracts: every extract uuid is on record before anything waits on it.
+
+An extraction is paid the moment Delix answers ``POST /*-extraction``. If the process dies
+before the pages are in the table -- a crash, a SIGKILL, a deferral that hands the task to the
+triggerer -- the extract is still on Delix (a queued one keeps working), and paying for it again
+would be the one expensive mistake. So the answer's uuid is journalled at once, with what is
+needed to turn its pages into rows without the original inputs: each stored file's uuid and,
+per page of that file, the table rows it answers (source, content hash, page number). The
+record is removed only after those rows are durable in the table.
+
+A later attempt (any writer of the same output path, once this writer's lease is gone)
+re-attaches to the recorded extracts: see :mod:`airflow_provider_delix.core.adopt`.
+Records live under ``_delix_state/extracts/<run tag>/<chunk id>.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from airflow_provider_delix.core.lease import WriterLease
+from airflow_provider_delix.core.planning import PageTarget
+from airflow_provider_delix.core.state_dir import StateDir, StateUnreadableError
+
+LEDGER_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerFile:
+    """One stored file of an extract: its uuid, and the rows each of its pages answers."""
+
+    uuid: str
+    pages: tuple[tuple[int, tuple[PageTarget, ...]], ...]  # (page in the stored file, targets)
+
+
+@dataclass(frozen=True, slots=True)
+class ExtractRecord:
+    """What a re-attaching run needs to finish a paid extract without its inputs."""
+
+    chunk_id: str
+    extract_uuid: str
+    kind: str  # images | documents
+    engine: str
+    language: str | None
+    files: tuple[LedgerFile, ...]
+    path: str = ""  # where the record lives (filled when read)
+
+    def to_json(self) -> bytes:
+        return json.dumps(
+            {
+                "version": LEDGER_VERSION,
+                "chunk_id": self.chunk_id,
+                "extract_uuid": self.extract_uuid,
+                "kind": self.kind,
+                "engine": self.engine,
+                "language": self.language,
+                "files": [
+                    {
+                        "uuid": f.uuid,
+                        "pages": [
+                            [
+                                number,
+                                [[t.source, t.source_sha256, t.page_number, t.normalization] for t in ts],
+                            ]
+                            for number, ts in f.pages
+                        ],
+                    }
+                    for f in self.files
+                ],
+            },
+            ensure_ascii=False,
+        ).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes, path: str) -> ExtractRecord:
+        body = json.loads(data)
+        files = tuple(
+            LedgerFile(
+                uuid=str(f["uuid"]),
+                pages=tuple(
+                    (int(number), tuple(PageTarget(str(s), str(h), int(p), n) for s, h, p, n in targets))
+                    for number, targets in f["pages"]
+                ),
+            )
+            for f in body["files"]
+        )
+        return cls(
+            chunk_id=str(body["chunk_id"]),
+            extract_uuid=str(body["extract_uuid"]),
+            kind=str(body["kind"]),
+            engine=str(body["engine"]),
+            language=None if body.get("language") is None else str(body["language"]),
+            files=files,
+            path=path,
+        )
+
+    @property
+    def file_uuids(self) -> list[str]:
+        return [f.uuid for f in self.files]
+
+
+class ExtractLedger:
+    """This writer's extract records, and the records of dead writers to re-attach to."""
+
+    def __init__(self, state: StateDir, run_tag: str, lease: WriterLease) -> None:
+        self._state = state
+        self._run_tag = run_tag
+        self._lease = lease
+
+    def _path(self, tag: str, chunk_id: str) -> str:
+        return f"{self._state.root}/extracts/{tag}/{chunk_id}.json"
+
+    def record(self, record: ExtractRecord) -> None:
+        """Journal a paid extract; durable when this returns (one atomic write)."""
+        self._state.write_bytes(self._path(self._run_tag, record.chunk_id), record.to_json())
+
+    def forget(self, chunk_id: str) -> None:
+        """The extract's rows are in the table: drop its record."""
+        self._state.rm([self._path(self._run_tag, chunk_id)])
+
+    def forget_record(self, record: ExtractRecord) -> None:
+        self._state.rm([record.path])
+
+    def orphaned(self, *, wait: bool = True) -> list[ExtractRecord]:
+        """Extracts recorded by writers that are gone (crashed, killed, deferred), oldest tag first."""
+        records: list[ExtractRecord] = []
+        for tag in sorted(self._lease.dead_writers(wait)):
+            paths = self._state.files("extracts", tag, ".json")
+            for path, data in self._state.read_many(paths, missing_ok=True).items():
+                try:
+                    records.append(ExtractRecord.from_json(data, path))
+                except (ValueError, KeyError, TypeError) as exc:
+                    raise StateUnreadableError(
+                        f"The extract record {path} cannot be read ({type(exc).__name__}): the pages of "
+                        "that paid extract could not be collected. Restore or remove it by hand."
+                    ) from None
+        return records
+
+
+def ledger_files(
+    pairs: Sequence[tuple[str, Sequence[tuple[int, Sequence[PageTarget]]]]],
+) -> tuple[LedgerFile, ...]:
+    return tuple(LedgerFile(uuid, tuple((n, tuple(ts)) for n, ts in pages)) for uuid, pages in pairs)

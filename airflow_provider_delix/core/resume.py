@@ -1,0 +1,69 @@
+"""Which pages already have a row for *these* settings, so a re-run never pays for them again.
+
+A page is done when the table (or a journal of any writer) holds a row for the same content
+(``source_sha256``; the name for an unreadable source), page number, language and engine. The
+engine and language are part of the key because they change the answer: re-running an output
+path with another language must extract again, while the same settings must send nothing.
+Rows of an ``auto`` document run carry the engine actually used (probe or danlin), so such a
+run accepts rows of either.
+
+Checked before the expensive preparation (decoding, re-encoding, splitting) and again by the
+planner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from airflow_provider_delix.core.table import RowStatus, resume_key
+
+Key = tuple[str, int]
+_NOT_PROCESSED = {RowStatus.FAILED.value, RowStatus.REJECTED.value, RowStatus.INVALID.value}
+
+# One stored row as the index reads it: source, source_sha256, page_number, status, engine, language.
+RowKey = tuple[str, str | None, int, str, str | None, str | None]
+
+
+class ResumeIndex:
+    """The done pages of one run's settings; ``key in index`` uses :func:`resume_key` keys."""
+
+    def __init__(self, rows: Iterable[RowKey], *, engines: Iterable[str], language: str | None) -> None:
+        self.engines = frozenset(engines)
+        self.language = language
+        self._done: set[Key] = set()
+        self._not_processed: set[Key] = set()
+        for source, sha, page, status, engine, row_language in rows:
+            if not self.matches(engine, row_language):
+                continue
+            key = resume_key(sha, source, page)
+            self._done.add(key)
+            if status in _NOT_PROCESSED:
+                self._not_processed.add(key)
+
+    def matches(self, engine: str | None, language: str | None) -> bool:
+        """Whether a row made with ``engine``/``language`` answers this run's settings."""
+        return engine in self.engines and (language == self.language)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._done
+
+    def __len__(self) -> int:
+        return len(self._done)
+
+    def done(self, sha256: str | None, source: str, page_number: int) -> bool:
+        return resume_key(sha256, source, page_number) in self._done
+
+    def add(self, key: Key, *, processed: bool = True) -> None:
+        """Pages settled during this run (adopted extracts) count as done for the planner."""
+        self._done.add(key)
+        if not processed:
+            self._not_processed.add(key)
+
+    @property
+    def not_processed(self) -> set[Key]:
+        """Done keys whose row is failed, rejected or invalid (they count against the ratio)."""
+        return self._not_processed
+
+
+def empty_index(engines: Iterable[str] = ("danlin",), language: str | None = "fa") -> ResumeIndex:
+    return ResumeIndex((), engines=engines, language=language)

@@ -1,0 +1,114 @@
+"""Counters every worker updates, and the throttled progress callback that reads them."""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from airflow_provider_delix.core.table import PageRow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """Passed to the progress callback."""
+
+    pages_done: int  # resumed + rows written
+    pages_total: int | None  # known once every input has been read
+    pages_per_second: float  # rows written by this run per second
+    eta_seconds: float | None
+    credits_charged: int
+    credits_refunded: int
+
+
+class RunStats:
+    """Counters updated by every worker; one lock, short critical sections."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.rows: Counter[str] = Counter()
+        self.pages_total = 0
+        self.pages_resumed = 0
+        self.pages_resumed_not_processed = 0
+        self.pages_left = 0
+        self.pages_waiting = 0  # in queued extracts handed to the next attempt (deferral)
+        self.pages_reused = 0
+        self.credits_charged = 0
+        self.credits_refunded = 0
+        self.input_complete = False
+
+    def add_rows(self, rows: Sequence[PageRow], *, reused: int = 0) -> None:
+        with self.lock:
+            for row in rows:
+                self.rows[str(row.status)] += 1
+                self.credits_charged += row.credits_charged
+                self.credits_refunded += row.credits_refunded
+            self.pages_reused += reused
+
+    def add_left(self, pages: int) -> None:
+        with self.lock:
+            self.pages_left += pages
+
+    def add_waiting(self, pages: int) -> None:
+        with self.lock:
+            self.pages_waiting += pages
+
+    def add_planned(self, pages: int, resumed: int, resumed_not_processed: int = 0) -> None:
+        with self.lock:
+            self.pages_total += pages
+            self.pages_resumed += resumed
+            self.pages_resumed_not_processed += resumed_not_processed
+
+    def written(self) -> int:
+        with self.lock:
+            return sum(self.rows.values())
+
+
+class ProgressReporter:
+    """Calls ``callback`` at most once per ``interval`` seconds of ``clock``; never raises."""
+
+    def __init__(
+        self,
+        callback: Callable[[Progress], None] | None,
+        interval: float,
+        clock: Callable[[], float],
+        stats: RunStats,
+    ) -> None:
+        self._callback = callback
+        self._interval = interval
+        self._clock = clock
+        self._stats = stats
+        self._lock = threading.Lock()
+        self._start = clock()
+        self._last: float | None = None
+
+    def maybe_report(self) -> None:
+        if self._callback is None:
+            return
+        with self._lock:
+            now = self._clock()
+            if self._last is not None and now - self._last < self._interval:
+                return
+            self._last = now
+        with self._stats.lock:
+            written = sum(self._stats.rows.values())
+            done = written + self._stats.pages_resumed
+            total = self._stats.pages_total if self._stats.input_complete else None
+            charged, refunded = self._stats.credits_charged, self._stats.credits_refunded
+        elapsed = max(now - self._start, 1e-9)
+        rate = written / elapsed
+        eta = None
+        if total is not None:
+            left = max(total - done, 0)
+            eta = 0.0 if left == 0 else (left / rate if rate > 0 else math.inf)
+        try:
+            self._callback(Progress(done, total, rate, eta, charged, refunded))
+        except Exception:
+            log.warning("The progress callback failed; the run goes on", exc_info=True)
+
+
