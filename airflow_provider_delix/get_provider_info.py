@@ -73,6 +73,9 @@ def get_provider_info() -> dict[str, Any]:
         "sensors": [
             {"integration-name": "Delix", "python-modules": ["airflow_provider_delix.sensors.delix"]}
         ],
+        "triggers": [
+            {"integration-name": "Delix", "python-modules": ["airflow_provider_delix.triggers.delix"]}
+        ],
         "connection-types": [
             {
                 "hook-class-name": "airflow_provider_delix.hooks.delix.DelixHook",

@@ -9,6 +9,7 @@ request's headers (which carry the key) are never touched here.
 from __future__ import annotations
 
 import email.utils
+import json
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -79,25 +80,59 @@ def _json_or_none(response: requests.Response) -> Any:
         return None
 
 
+def _not_json(status: int, *, conn_id: str, what: str) -> DelixResponseError:
+    return DelixResponseError(
+        f"Delix answered {what} with HTTP {status} but a body that is not JSON "
+        f"(connection '{conn_id}'). Is the connection's host really the Delix API?",
+        conn_id=conn_id,
+        status_code=status,
+    )
+
+
 def read_json(response: requests.Response, *, conn_id: str, what: str) -> Any:
     """The parsed body of a successful answer; a body that is not JSON is a DelixResponseError."""
     payload = _json_or_none(response)
     if payload is None and response.content.strip():
-        raise DelixResponseError(
-            f"Delix answered {what} with HTTP {response.status_code} but a body that is not JSON "
-            f"(connection '{conn_id}'). Is the connection's host really the Delix API?",
-            conn_id=conn_id,
-            status_code=response.status_code,
-        )
+        raise _not_json(response.status_code, conn_id=conn_id, what=what)
+    return {} if payload is None else payload
+
+
+def json_or_none(content: bytes) -> Any:
+    """``content`` parsed as JSON, or None when it is empty or not JSON (for any HTTP client)."""
+    try:
+        return json.loads(content) if content.strip() else None
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def read_json_bytes(content: bytes, status: int, *, conn_id: str, what: str) -> Any:
+    """:func:`read_json` for a client that is not ``requests`` (the async hook): raw body bytes."""
+    payload = json_or_none(content)
+    if payload is None and content.strip():
+        raise _not_json(status, conn_id=conn_id, what=what)
     return {} if payload is None else payload
 
 
 def raise_for_status(response: requests.Response, *, conn_id: str, what: str) -> None:
     """Raise the exception class that tells a DAG author what to do; return on 2xx."""
-    status = response.status_code
+    if 200 <= response.status_code < 300:
+        return
+    raise_for_answer(
+        response.status_code,
+        _json_or_none(response),
+        response.headers.get("Retry-After"),
+        conn_id=conn_id,
+        what=what,
+    )
+
+
+def raise_for_answer(
+    status: int, body: Any, retry_after_header: str | None, *, conn_id: str, what: str
+) -> None:
+    """:func:`raise_for_status` from the parts of an answer: status, parsed JSON body (or None)
+    and the ``Retry-After`` header, so every HTTP client maps errors the same way."""
     if 200 <= status < 300:
         return
-    body = _json_or_none(response)
     fields = body if isinstance(body, Mapping) else {}
     api_message = _clip(fields.get("message"))
     suffix = f" Delix said: {api_message}" if api_message else ""
@@ -141,7 +176,7 @@ def raise_for_status(response: requests.Response, *, conn_id: str, what: str) ->
             **common,
         )
     if status == 429 or status >= 500:
-        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        retry_after = parse_retry_after(retry_after_header)
         kind = "is throttling requests" if status == 429 else "had a server error"
         raise DelixTransientError(
             f"Delix {kind} (HTTP {status}) on {what}, connection '{conn_id}'.",

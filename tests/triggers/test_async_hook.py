@@ -1,0 +1,124 @@
+"""DelixAsyncHook against the emulator: parsing, typed errors, what is retried and how long it waits."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from trigger_support import SECRET_KEY, queue_extract
+
+from airflow_provider_delix.api.errors import DelixAuthError, DelixNotFoundError, DelixTransientError
+from airflow_provider_delix.api.models import Extract
+from airflow_provider_delix.hooks.delix_async import DelixAsyncHook
+
+
+class AsyncSleepRecorder:
+    """Stands in for ``asyncio.sleep`` in the retry loop: records the waits, spends none."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+def test_get_extract_while_processing_and_once_processed(emulator: Any, connect: Any) -> None:
+    conn_id = connect(emulator)
+    emulator.configure(queue_delay=0.3)
+    uuid = queue_extract(conn_id)
+
+    async def poll() -> tuple[Extract, Extract]:
+        async with DelixAsyncHook(conn_id) as hook:
+            first = await hook.get_extract(uuid)
+            while not (last := await hook.get_extract(uuid)).is_processed:
+                await asyncio.sleep(0.02)
+            assert hook.request_counts["GET /extracts"] >= 2
+            return first, last
+
+    first, last = asyncio.run(poll())
+    assert first.uuid == uuid and first.status == "processing" and first.files == ()
+    assert last.is_processed and last.failed_pages == 0 and last.total_processing_pages == 8
+    assert last.files[0].pages is None and last.files[0].pages_url is not None
+
+
+def test_without_async_with_each_call_has_its_own_session(emulator: Any, connect: Any) -> None:
+    conn_id = connect(emulator)
+    uuid = queue_extract(conn_id)
+    hook = DelixAsyncHook(conn_id)
+    assert asyncio.run(hook.get_extract(uuid)).uuid == uuid
+    assert hook._session is None
+
+
+def test_missing_extract_is_not_found_and_not_retried(emulator: Any, connect: Any) -> None:
+    hook = DelixAsyncHook(connect(emulator))
+    with pytest.raises(DelixNotFoundError, match="extract nope"):
+        asyncio.run(hook.get_extract("nope"))
+    assert hook.request_counts["GET /extracts"] == 1
+
+
+def test_refused_key_is_never_retried_and_never_shown(emulator_factory: Any, connect: Any) -> None:
+    emulator = emulator_factory(api_key=SECRET_KEY)
+    wrong = "wrong-" + SECRET_KEY
+    hook = DelixAsyncHook(connect(emulator, api_key=wrong))
+    with pytest.raises(DelixAuthError) as caught:
+        asyncio.run(hook.get_extract("any"))
+    assert hook.request_counts["GET /extracts"] == 1
+    assert "delix_trigger_test" in str(caught.value) and wrong not in str(caught.value)
+    settings = asyncio.run(hook.settings())
+    assert settings.api_key == wrong and wrong not in repr(settings) and wrong not in repr(hook)
+
+
+def test_a_connection_without_a_key_is_refused_before_any_request(emulator: Any, connect: Any) -> None:
+    hook = DelixAsyncHook(connect(emulator, api_key=""))
+    with pytest.raises(DelixAuthError, match="has no API key"):
+        asyncio.run(hook.get_extract("any"))
+    assert emulator.stats()["calls"] == {}
+
+
+def test_429_waits_exactly_retry_after_then_gives_up(emulator: Any, connect: Any) -> None:
+    conn_id = connect(emulator, max_retries=2)
+    emulator.configure(rate_429=1.0, retry_after=3)
+    sleeps = AsyncSleepRecorder()
+    hook = DelixAsyncHook(conn_id, sleep=sleeps)
+    with pytest.raises(DelixTransientError, match="throttling") as caught:
+        asyncio.run(hook.get_extract("any"))
+    assert caught.value.status_code == 429 and caught.value.retry_after == 3.0
+    assert sleeps.waits == [3.0, 3.0] and hook.request_counts["GET /extracts"] == 3
+
+
+def test_server_errors_and_drops_are_retried_with_backoff(emulator: Any, connect: Any) -> None:
+    conn_id = connect(emulator, max_retries=30, retry_wait_initial=0.5, retry_wait_max=4)
+    uuid = queue_extract(conn_id)
+    emulator.configure(rate_500=0.3, rate_503=0.2, rate_drop=0.2, seed=51)  # 500, 503, drop, then OK
+    sleeps = AsyncSleepRecorder()
+    hook = DelixAsyncHook(conn_id, sleep=sleeps)
+    assert asyncio.run(hook.get_extract(uuid)).uuid == uuid
+    # aiohttp itself re-sends an idempotent GET once when a kept-alive connection was dropped,
+    # so the drop may cost no attempt of the policy's.
+    assert hook.request_counts["GET /extracts"] in (3, 4)
+    assert len(sleeps.waits) == hook.request_counts["GET /extracts"] - 1
+    assert emulator.stats()["calls_by_status"]["GET /extracts/{uuid}"] == {
+        "500": 1,
+        "503": 1,
+        "dropped": 1,
+        "200": 1,
+    }
+    assert all(0.5 <= wait <= 4 + 1 for wait in sleeps.waits)  # backoff with up to 1 s of jitter
+
+
+def test_timeout_extra_bounds_each_request(emulator: Any, connect: Any) -> None:
+    conn_id = connect(emulator, timeout=0.2, max_retries=1)
+    emulator.configure(latency_other=1.0)
+    hook = DelixAsyncHook(conn_id, sleep=AsyncSleepRecorder())
+    with pytest.raises(DelixTransientError, match="did not answer"):
+        asyncio.run(hook.get_extract("any"))
+    assert hook.request_counts["GET /extracts"] == 2
+
+
+def test_settings_read_the_connection_like_the_sync_hook(emulator: Any, connect: Any) -> None:
+    conn_id = connect(emulator, timeout=7, max_retries=3, **{"X-Trace": "abc", "verify": False})
+    settings = asyncio.run(DelixAsyncHook(conn_id).settings())
+    assert settings.base_url == emulator.base_url and settings.timeout == 7.0
+    assert settings.retry_policy.max_retries == 3 and settings.verify is False
+    assert dict(settings.headers) == {"X-Trace": "abc"}  # own extras and request options are no headers
