@@ -63,8 +63,8 @@ _REQUEST_OPTION_EXTRAS = (
 
 
 @dataclass(frozen=True)
-class _Settings:
-    """What one connection resolves to; read once per hook."""
+class AsyncConnectionSettings:
+    """What a ``delix`` connection resolves to for :class:`DelixAsyncHook`; read once per hook."""
 
     base_url: str
     api_key: str = field(repr=False)
@@ -107,7 +107,7 @@ class DelixAsyncHook(BaseHook):
         self._timeout_arg = timeout
         self._retry_policy_arg = retry_policy
         self._sleep = sleep
-        self._settings: _Settings | None = None
+        self._settings: AsyncConnectionSettings | None = None
         self._session: aiohttp.ClientSession | None = None
         self.request_counts: Counter[str] = Counter()
 
@@ -137,7 +137,7 @@ class DelixAsyncHook(BaseHook):
             return extras
         return await get_async_extra_dejson(connection)
 
-    async def settings(self) -> _Settings:
+    async def settings(self) -> AsyncConnectionSettings:
         """The connection's base URL, timeout, retry policy and headers, read on the first call."""
         if self._settings is not None:
             return self._settings
@@ -157,7 +157,7 @@ class DelixAsyncHook(BaseHook):
         base_url = base_url_from_connection(connection.host, connection.schema, connection.port)
         if isinstance(proxies, Mapping):
             proxies = proxies.get(base_url.split(":", 1)[0])
-        self._settings = _Settings(
+        self._settings = AsyncConnectionSettings(
             base_url=base_url,
             api_key=connection.password,
             headers=headers,

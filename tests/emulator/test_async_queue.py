@@ -24,14 +24,22 @@ from .samples import PROBE, Api, pdf
 TRANSIENT = (429, 500, 503)
 
 
-def queue_one(api: Api, pages: int = 8) -> str:
-    """Store a PDF of ``pages`` text pages and queue its extraction (more than 5 pages: async)."""
+def store_pdf(api: Api, pages: int = 8) -> str:
     (uuid,) = api.store(pdf([f"page {n}" for n in range(1, pages + 1)]))
-    answer = api.documents({"engine": PROBE, "files": [{"uuid": uuid}]})
+    return uuid
+
+
+def queue(api: Api, file_uuid: str) -> str:
+    """Queue the extraction of a stored PDF (more than 5 pages: async); the extract's uuid."""
+    answer = api.documents({"engine": PROBE, "files": [{"uuid": file_uuid}]})
     assert answer.status_code == 201, answer.text
     data = answer.json()["data"]
     assert data["status"] == "processing"
     return str(data["uuid"])
+
+
+def queue_one(api: Api, pages: int = 8) -> str:
+    return queue(api, store_pdf(api, pages))
 
 
 def record(emulator: InProcessEmulator, extract_uuid: str) -> ExtractRecord:
@@ -52,19 +60,20 @@ def test_processing_time_rule() -> None:
 
 
 def test_queue_delay_keeps_an_extract_processing(emulator_factory: Any) -> None:
-    emulator = emulator_factory(queue_delay=0.3)
+    emulator = emulator_factory(queue_delay=0.5)
     api = Api(emulator)
+    file_uuid = store_pdf(api)
     started = time.monotonic()
-    uuid = queue_one(api)
+    uuid = queue(api, file_uuid)
     time.sleep(max(0.0, started + 0.1 - time.monotonic()))
     assert api.extract(uuid).json()["data"]["status"] == "processing"
     assert emulator.stats()["queue"] == {"waiting": 1, "running": 0, "workers": 2}
     done = api.wait_processed(uuid)
-    assert time.monotonic() - started >= 0.3
+    assert time.monotonic() - started >= 0.5
     assert done["failed_pages"] == 0 and isinstance(done["files"][0]["pages"], str)
     rec = record(emulator, uuid)
     assert rec.queued_at is not None and rec.started_at is not None and rec.finished_at is not None
-    assert rec.started_at - rec.queued_at >= 0.3
+    assert rec.started_at - rec.queued_at >= 0.5
     assert emulator.stats()["queue"] == {"waiting": 0, "running": 0, "workers": 2}
 
 
@@ -87,7 +96,8 @@ def test_one_worker_processes_queued_extracts_one_after_the_other(emulator_facto
 def test_two_workers_process_two_extracts_at_once(emulator_factory: Any) -> None:
     emulator = emulator_factory(async_workers=2, async_pages_per_second=10)  # 8 pages: 0.8 s each
     api = Api(emulator)
-    first, second = queue_one(api), queue_one(api)
+    a_pdf, b_pdf = store_pdf(api), store_pdf(api)
+    first, second = queue(api, a_pdf), queue(api, b_pdf)
     api.wait_processed(first)
     api.wait_processed(second)
     a, b = record(emulator, first), record(emulator, second)
@@ -101,9 +111,12 @@ def test_settings_act_on_extracts_already_queued(emulator_factory: Any) -> None:
     uuids = [queue_one(api, pages=6) for _ in range(3)]
     time.sleep(0.05)
     assert emulator.stats()["queue"] == {"waiting": 3, "running": 0, "workers": 1}
-    emulator.configure(queue_delay=0, async_workers=3)  # releases them, three at a time
+    emulator.configure(queue_delay=0, async_workers=3, async_pages_per_second=10)  # releases them
     for uuid in uuids:
         assert api.wait_processed(uuid)["status"] == "processed"
+    records = [record(emulator, uuid) for uuid in uuids]
+    first_done = min(r.finished_at or 0.0 for r in records)
+    assert all(r.started_at is not None and r.started_at < first_done for r in records)  # all at once
     assert emulator.stats()["queue"] == {"waiting": 0, "running": 0, "workers": 3}
 
 
