@@ -19,6 +19,7 @@ import hashlib
 import io
 import logging
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -118,7 +119,7 @@ def _prepare(
         reader = pypdf.PdfReader(io.BytesIO(data), strict=False)
         encrypted = reader.is_encrypted
         if encrypted and not reader.decrypt(""):
-            count = _page_count(reader)
+            count = _page_count(reader, data)
             message = "the PDF is encrypted with a password; decrypt it before OCR"
             numbers = list(range(1, count + 1)) if count else [1]
             return PreparedDocument(ref, sha256, _invalid(sha256, numbers, Reason.ENCRYPTED_PDF, message), ())
@@ -196,11 +197,22 @@ def _plan_parts(
                 )
 
 
-def _page_count(reader: object) -> int:
+_PAGES_COUNT = re.compile(rb"/Type\s*/Pages\b[^>]*?/Count\s+(\d+)|/Count\s+(\d+)[^>]*?/Type\s*/Pages\b")
+
+
+def _page_count(reader: object, data: bytes) -> int:
+    """Pages of an encrypted PDF: pypdf refuses to walk its page tree without the password.
+
+    The page tree's ``/Count`` is a number, and PDF encryption covers only strings and
+    streams, so it can be read from the file; the largest ``/Pages`` count is the root's.
+    Only used to give such a document one row per page; 0 when it cannot be found.
+    """
     try:
         return len(reader.pages)  # type: ignore[attr-defined]
     except Exception:
-        return 0
+        pass
+    counts = [int(a or b) for a, b in _PAGES_COUNT.findall(data)]
+    return max(counts, default=0)
 
 
 def _engines(reader: object, numbers: Sequence[int], engine: str) -> dict[str, list[int]]:

@@ -1,0 +1,160 @@
+"""What the image and document operators share: one thin ``execute`` over the core run.
+
+The operator only orchestrates: it builds the hook, hands the run to
+:func:`airflow_provider_delix.core.run.run_extraction` (plain Python), turns the summary into
+a small XCom manifest, and -- when a deferrable run left queued extracts waiting -- defers to
+:class:`~airflow_provider_delix.triggers.delix.DelixExtractTrigger`. On resumption it simply
+runs again: the run re-attaches to the extracts it journalled (nothing is paid twice) and goes
+on with the rest of the archive. Heavy modules (pandas, pyarrow, requests) load in ``execute``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import (
+    AirflowException,
+    AirflowFailException,
+    AirflowSkipException,
+    Asset,
+    BaseOperator,
+)
+
+from airflow_provider_delix.core.options import RunOptions
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Context
+
+    from airflow_provider_delix.core.pipeline import ExtractionPipeline
+
+
+def output_uri(output_path: str) -> str:
+    """A URI for the table: object-storage URIs as given, local paths as absolute ``file://``."""
+    text = os.fspath(output_path)
+    if "://" in text:
+        return text.rstrip("/")
+    return "file://" + os.path.abspath(text).rstrip("/")
+
+
+def default_deferrable() -> bool:
+    """Airflow's ``[operators] default_deferrable`` (False when it cannot be read)."""
+    try:
+        from airflow.providers.common.compat.sdk import conf
+
+        return bool(conf.getboolean("operators", "default_deferrable", fallback=False))
+    except Exception:
+        return False
+
+
+class BaseExtractionOperator(BaseOperator):
+    """Shared by :class:`ImageExtractionOperator` and :class:`DocumentExtractionOperator`."""
+
+    ui_color = "#e8f4ea"
+    inputs_field = "images"
+
+    def __init__(self, *, output_path: str, delix_conn_id: str, options: RunOptions, **kwargs: Any) -> None:
+        if "outlets" not in kwargs and isinstance(output_path, str) and "{{" not in output_path:
+            kwargs["outlets"] = [Asset(output_uri(output_path))]
+        super().__init__(**kwargs)
+        self.options = options
+        self.output_path = output_path
+        self.delix_conn_id = delix_conn_id
+        self._cancel = threading.Event()
+        self._pipeline: ExtractionPipeline | None = None
+
+    @property
+    def inputs(self) -> Any:
+        return getattr(self, self.inputs_field)
+
+    def execute(self, context: Context) -> dict[str, Any] | None:
+        from airflow_provider_delix.api.errors import DelixAuthError, DelixError
+        from airflow_provider_delix.core.manifest import build_manifest
+        from airflow_provider_delix.core.run import run_extraction
+        from airflow_provider_delix.core.summary import PipelineError
+        from airflow_provider_delix.hooks.delix import DelixHook
+
+        ti = context["ti"]
+        map_index = getattr(ti, "map_index", -1)
+        run_id = f"{ti.dag_id}/{ti.run_id}/{ti.task_id}/{map_index}/try{ti.try_number}"
+        uri = output_uri(self.output_path)
+        hook = DelixHook(self.delix_conn_id)
+        options = self._run_options()
+        self.log.info("OCR of %s into %s with %s/%s.", self.inputs, uri, options.engine, options.language)
+        try:
+            summary = run_extraction(
+                self.inputs,
+                self.output_path,
+                hook,
+                options,
+                run_id=run_id,
+                cancel=self._cancel,
+                on_pipeline=self._remember,
+            )
+        except PipelineError as error:
+            ti.xcom_push(key="manifest", value=build_manifest(uri, error.summary))
+            raise AirflowException(str(error)) from None
+        except DelixAuthError as error:
+            raise AirflowFailException(str(error)) from None  # a new try cannot fix the key
+        except DelixError as error:
+            raise AirflowException(str(error)) from None
+        finally:
+            hook.close()
+        manifest = build_manifest(uri, summary)
+        if summary.waiting:
+            self._defer_for(summary.waiting_extracts, manifest)
+        if summary.pages_total == 0 and not summary.extracts_adopted:
+            # Not a failure (a daily prefix can be empty) and not silent: the task shows skipped.
+            raise AirflowSkipException(f"No {options.kind} found in {self.inputs!r}; nothing to OCR.")
+        self.log.info(
+            "Delix OCR done: %s pages (%s), %s resumed, %s credits charged, %s refunded, %.1f s.",
+            manifest["pages_total"],
+            ", ".join(f"{n} {status}" for status, n in manifest["counts"].items()),
+            manifest["pages_resumed"],
+            manifest["credits_charged"],
+            manifest["credits_refunded"],
+            manifest["elapsed_seconds"],
+        )
+        return manifest
+
+    def _run_options(self) -> RunOptions:
+        """The options of this try: templated fields rendered, the rest as validated at parse time."""
+        return self.options
+
+    def _defer_for(self, extract_uuids: list[str], manifest: dict[str, Any]) -> None:
+        from airflow_provider_delix.triggers.delix import DelixExtractTrigger
+
+        self.log.info(
+            "%d queued extract(s) are processing on Delix (%d page(s)); deferring until they finish.",
+            len(extract_uuids),
+            manifest.get("pages_waiting", 0),
+        )
+        self.defer(
+            trigger=DelixExtractTrigger(
+                extract_uuids=list(extract_uuids),
+                delix_conn_id=self.delix_conn_id,
+                poll_interval=self.options.poll_interval,
+                timeout=self.options.extract_timeout,
+            ),
+            method_name="execute_complete",
+        )
+
+    def execute_complete(
+        self, context: Context, event: dict[str, Any] | None = None
+    ) -> dict[str, Any] | None:
+        """Back from the triggerer: run again; it collects the journalled extracts first."""
+        status = (event or {}).get("status")
+        if status not in (None, "success"):
+            # Not fatal: the run asks Delix itself; a lost extract's pages are sent again.
+            self.log.warning("The trigger ended with %s: %s", status, (event or {}).get("message", ""))
+        return self.execute(context)
+
+    def _remember(self, pipeline: ExtractionPipeline) -> None:
+        self._pipeline = pipeline
+
+    def on_kill(self) -> None:
+        """Stop sending; the run deletes what it uploaded before the task ends."""
+        self._cancel.set()
+        if self._pipeline is not None:
+            self._pipeline.cancel()

@@ -1,0 +1,199 @@
+"""DocumentExtractionOperator end to end through ``dag.test()`` against the emulator.
+
+The documents issue's "must show" list: a PDF archive of every kind under 10 % faults, a
+SIGKILL while extracts are queued then a re-run that re-attaches, ``deferrable=True`` seen in
+the ``deferred`` state, and the resume key's engine/language.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from airflow_runner import AirflowEnv, connection_json
+from documents import write_pdf_archive
+
+from airflow_provider_delix.core.table import read_table
+
+pytestmark = pytest.mark.timeout(600)
+
+DAG = """
+import pendulum
+from airflow.providers.common.compat.sdk import DAG
+from airflow_provider_delix.operators.document_extraction import DocumentExtractionOperator
+
+with DAG("{dag_id}", schedule=None, start_date=pendulum.datetime(2026, 1, 1), catchup=False) as dag:
+    DocumentExtractionOperator(
+        task_id="ocr_pdfs",
+        documents={documents!r},
+        output_path={output!r},
+        engine={engine!r},
+        language={language!r},
+        deferrable={deferrable!r},
+        poll_interval=0.2,
+        max_failed_ratio=None,
+        max_stored_files={max_files},
+        progress_interval=1,
+        retries=0,
+    )
+"""
+
+FAST_RETRIES = {"retry_wait_initial": 0.05, "retry_wait_max": 0.3, "max_retries": 10}
+
+
+def _dag(
+    env: AirflowEnv,
+    dag_id: str,
+    documents: Path,
+    output: Path,
+    *,
+    engine: str = "danlin",
+    language: str = "fa",
+    deferrable: bool = False,
+    max_files: int = 30,
+) -> Path:
+    source = DAG.format(
+        dag_id=dag_id,
+        documents=str(documents),
+        output=str(output),
+        engine=engine,
+        language=language,
+        deferrable=deferrable,
+        max_files=max_files,
+    )
+    return env.write_dag(dag_id, source)
+
+
+def _assert_charged_once(stats: dict[str, Any], pages: int) -> None:
+    charges = stats["charges"]
+    assert sum(charges.values()) == pages, f"{sum(charges.values())} page charges, expected {pages}"
+    assert set(charges.values()) == {1}, f"pages charged more than once: {Counter(charges.values())}"
+
+
+def test_pdf_archive_under_faults_one_row_per_original_page(
+    airflow_env: AirflowEnv, emulator_factory: Any, tmp_path: Path
+) -> None:
+    emulator = emulator_factory(
+        rate_429=0.025, rate_500=0.025, rate_503=0.025, rate_drop=0.025, retry_after=0, seed=5
+    )
+    truth, invalid = write_pdf_archive(tmp_path / "pdfs")
+    output = tmp_path / "table"
+    dag_file = _dag(airflow_env, "pdf_faults", tmp_path / "pdfs", output, max_files=20)
+    state, log = airflow_env.run(
+        dag_file, AIRFLOW_CONN_DELIX_DEFAULT=connection_json(emulator, **FAST_RETRIES)
+    )
+    assert state == "success", log[-6000:]
+    stats = emulator.stats()
+    assert sum(stats["faults"].values()) > 0, "faults must actually have been injected"
+
+    table = read_table(str(output))
+    assert not table.duplicated(["source", "page_number"]).any()
+    good = table[table["status"] == "processed"]
+    got = {(s, int(p)): t for s, p, t in zip(good["source"], good["page_number"], good["text"], strict=True)}
+    assert got == truth, "every page of every good document, with its own text"
+    for source, (error, pages) in invalid.items():
+        rows = table[table["source"] == source]
+        assert len(rows) == pages and set(rows["status"]) == {"invalid"} and set(rows["error"]) == {error}
+        assert rows["error_message"].str.len().gt(0).all()
+        assert not rows["error_message"].str.contains("Traceback").any()
+    assert len(table) == len(truth) + sum(p for _, p in invalid.values())
+    split = table[table["source"].str.endswith("long160.pdf")]
+    assert sorted(split["page_number"]) == list(range(1, 161))
+    assert table["credits_charged"].sum() == sum(stats["charges"].values()) * 100
+    _assert_charged_once(stats, len(truth))
+    assert stats["files"]["count"] == 0, "every uploaded file is deleted"
+    assert 0 < stats["files"]["max_count"] <= 20
+
+
+def test_sigkill_while_extracts_are_queued_then_rerun_reattaches(
+    airflow_env: AirflowEnv, emulator_factory: Any, tmp_path: Path
+) -> None:
+    emulator = emulator_factory(queue_delay=2.0)
+    truth, _ = write_pdf_archive(tmp_path / "pdfs")
+    for name in ("encrypted.pdf", "damaged.pdf", "notes.pdf", "big.pdf"):
+        (tmp_path / "pdfs" / name).unlink()
+    truth = {k: v for k, v in truth.items() if not k[0].endswith("big.pdf")}
+    output = tmp_path / "table"
+    dag_file = _dag(airflow_env, "pdf_kill", tmp_path / "pdfs", output)
+    conn = connection_json(emulator, **FAST_RETRIES)
+
+    process = airflow_env.popen(dag_file, AIRFLOW_CONN_DELIX_DEFAULT=conn)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if emulator.stats()["extracts"]["processing"] >= 2:
+            break
+        time.sleep(0.05)
+    else:
+        process.kill()
+        pytest.fail("the run never had two queued extracts")
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    assert emulator.stats()["charges"], "the killed attempt paid for queued extracts"
+
+    state, log = airflow_env.run(dag_file, AIRFLOW_CONN_DELIX_DEFAULT=conn)
+    assert state == "success", log[-6000:]
+    table = read_table(str(output))
+    assert not table.duplicated(["source", "page_number"]).any()
+    got = {
+        (s, int(p)): t for s, p, t in zip(table["source"], table["page_number"], table["text"], strict=True)
+    }
+    assert got == truth
+    stats = emulator.stats()
+    _assert_charged_once(stats, len(truth))
+    assert stats["files"]["count"] == 0
+
+
+def test_deferrable_run_is_deferred_while_delix_works(
+    airflow_env: AirflowEnv, emulator_factory: Any, tmp_path: Path
+) -> None:
+    emulator = emulator_factory(queue_delay=3.0)
+    truth, _ = write_pdf_archive(tmp_path / "pdfs")
+    for name in ("encrypted.pdf", "damaged.pdf", "notes.pdf", "big.pdf", "long160.pdf"):
+        (tmp_path / "pdfs" / name).unlink()
+    truth = {
+        k: v
+        for k, v in truth.items()
+        if Path(k[0]).name in {"one.pdf", "five.pdf", "twelve.pdf", "forty.pdf", "textlayer.pdf"}
+    }
+    output = tmp_path / "table"
+    dag_file = _dag(airflow_env, "pdf_deferred", tmp_path / "pdfs", output, deferrable=True)
+    state, log = airflow_env.run(
+        dag_file, AIRFLOW_CONN_DELIX_DEFAULT=connection_json(emulator, **FAST_RETRIES)
+    )
+    assert state == "success", log[-6000:]
+    # dag.test() runs the trigger in line only for a task instance that ended in DEFERRED.
+    assert "deferring until they finish" in log, log[-6000:]
+    assert "running trigger in line" in log, log[-6000:]
+    table = read_table(str(output))
+    got = {
+        (s, int(p)): t for s, p, t in zip(table["source"], table["page_number"], table["text"], strict=True)
+    }
+    assert got == truth
+    _assert_charged_once(emulator.stats(), len(truth))
+    assert emulator.stats()["files"]["count"] == 0
+
+
+def test_another_language_extracts_again_the_same_settings_send_nothing(
+    airflow_env: AirflowEnv, emulator: Any, tmp_path: Path
+) -> None:
+    truth, _ = write_pdf_archive(tmp_path / "pdfs")
+    for name in ("encrypted.pdf", "damaged.pdf", "notes.pdf", "big.pdf", "long160.pdf", "forty.pdf"):
+        (tmp_path / "pdfs" / name).unlink()
+    pages = sum(1 for k in truth if Path(k[0]).name in {"one.pdf", "five.pdf", "twelve.pdf", "textlayer.pdf"})
+    output = tmp_path / "table"
+    conn = connection_json(emulator)
+    fa = _dag(airflow_env, "pdf_lang_fa", tmp_path / "pdfs", output, language="fa")
+    en = _dag(airflow_env, "pdf_lang_en", tmp_path / "pdfs", output, language="en")
+    assert airflow_env.run(fa, AIRFLOW_CONN_DELIX_DEFAULT=conn)[0] == "success"
+    assert sum(emulator.stats()["charges"].values()) == pages
+    assert airflow_env.run(en, AIRFLOW_CONN_DELIX_DEFAULT=conn)[0] == "success"
+    assert sum(emulator.stats()["charges"].values()) == 2 * pages, "another language is extracted again"
+    calls = sum(emulator.stats()["calls"].values())
+    assert airflow_env.run(en, AIRFLOW_CONN_DELIX_DEFAULT=conn)[0] == "success"
+    assert sum(emulator.stats()["calls"].values()) == calls, "the same settings send nothing"
+    table = read_table(str(output))
+    assert sorted(set(table["language"])) == ["en", "fa"] and len(table) == 2 * pages
