@@ -67,7 +67,10 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": "Delix",
-                "python-modules": ["airflow_provider_delix.operators.image_extraction"],
+                "python-modules": [
+                    "airflow_provider_delix.operators.image_extraction",
+                    "airflow_provider_delix.operators.document_extraction",
+                ],
             }
         ],
         "sensors": [

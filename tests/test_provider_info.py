@@ -29,7 +29,7 @@ def test_every_declared_module_and_hook_class_imports() -> None:
     import importlib
 
     info = get_provider_info()
-    for section in ("hooks", "operators", "sensors"):
+    for section in ("hooks", "operators", "sensors", "triggers"):
         for entry in info[section]:
             for module in entry["python-modules"]:
                 importlib.import_module(module)
