@@ -209,8 +209,8 @@ def _page_count(reader: object, data: bytes) -> int:
     """
     try:
         return len(reader.pages)  # type: ignore[attr-defined]
-    except Exception:
-        pass
+    except Exception as exc:  # expected for an encrypted document: read the count from the bytes
+        log.debug("pypdf cannot count the pages (%s); reading the page tree's /Count", type(exc).__name__)
     counts = [int(a or b) for a, b in _PAGES_COUNT.findall(data)]
     return max(counts, default=0)
 
