@@ -124,12 +124,12 @@ def test_sigkill_while_extracts_are_queued_then_rerun_reattaches(
     process = airflow_env.popen(dag_file, AIRFLOW_CONN_DELIX_DEFAULT=conn)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        if emulator.stats()["extracts"]["processing"] >= 2:
+        if emulator.stats()["extracts"]["processing"] >= 1:
             break
         time.sleep(0.05)
     else:
         process.kill()
-        pytest.fail("the run never had two queued extracts")
+        pytest.fail("the run never had a queued extract")
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
     assert emulator.stats()["charges"], "the killed attempt paid for queued extracts"
