@@ -73,13 +73,6 @@ def _clip(text: Any) -> str | None:
     return clipped if len(clipped) <= _MESSAGE_LIMIT else clipped[:_MESSAGE_LIMIT] + "…"
 
 
-def _json_or_none(response: requests.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
-
-
 def _not_json(status: int, *, conn_id: str, what: str) -> DelixResponseError:
     return DelixResponseError(
         f"Delix answered {what} with HTTP {status} but a body that is not JSON "
@@ -91,10 +84,7 @@ def _not_json(status: int, *, conn_id: str, what: str) -> DelixResponseError:
 
 def read_json(response: requests.Response, *, conn_id: str, what: str) -> Any:
     """The parsed body of a successful answer; a body that is not JSON is a DelixResponseError."""
-    payload = _json_or_none(response)
-    if payload is None and response.content.strip():
-        raise _not_json(response.status_code, conn_id=conn_id, what=what)
-    return {} if payload is None else payload
+    return read_json_bytes(response.content, response.status_code, conn_id=conn_id, what=what)
 
 
 def json_or_none(content: bytes) -> Any:
@@ -106,11 +96,27 @@ def json_or_none(content: bytes) -> Any:
 
 
 def read_json_bytes(content: bytes, status: int, *, conn_id: str, what: str) -> Any:
-    """:func:`read_json` for a client that is not ``requests`` (the async hook): raw body bytes."""
+    """The parsed body of a successful answer from its bytes (any HTTP client); ``{}`` when empty."""
     payload = json_or_none(content)
     if payload is None and content.strip():
         raise _not_json(status, conn_id=conn_id, what=what)
     return {} if payload is None else payload
+
+
+def timeout_error(what: str, seconds: float, *, conn_id: str) -> DelixTransientError:
+    """No answer within the connection's timeout (retried: the request may never have arrived)."""
+    return DelixTransientError(
+        f"Delix did not answer {what} within {seconds:.0f} s (connection '{conn_id}').", conn_id=conn_id
+    )
+
+
+def unreachable_error(base_url: str, what: str, error: BaseException, *, conn_id: str) -> DelixTransientError:
+    """The connection failed (refused, reset, DNS); only the error's type is shown, never its text."""
+    return DelixTransientError(
+        f"Could not reach Delix at {base_url} for {what} (connection '{conn_id}'): "
+        f"{type(error).__name__}. Check the host and the network.",
+        conn_id=conn_id,
+    )
 
 
 def raise_for_status(response: requests.Response, *, conn_id: str, what: str) -> None:
@@ -119,7 +125,7 @@ def raise_for_status(response: requests.Response, *, conn_id: str, what: str) ->
         return
     raise_for_answer(
         response.status_code,
-        _json_or_none(response),
+        json_or_none(response.content),
         response.headers.get("Retry-After"),
         conn_id=conn_id,
         what=what,

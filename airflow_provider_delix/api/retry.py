@@ -11,13 +11,15 @@ function is injectable so tests prove the waits without spending wall time.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 from tenacity import (
+    AsyncRetrying,
     RetryCallState,
     Retrying,
     retry_if_exception_type,
@@ -71,14 +73,23 @@ class RetryPolicy:
 
     def retrying(self, *, sleep: Callable[[float], None] = time.sleep, describe: str = "") -> Retrying:
         """A tenacity ``Retrying`` that runs one call under this policy."""
-        return Retrying(
-            retry=retry_if_exception_type(DelixTransientError),
-            stop=stop_after_attempt(self.max_retries + 1) | stop_after_delay(self.retry_max_elapsed),
-            wait=_RetryAfterOrBackoff(self),
-            sleep=sleep,
-            reraise=True,
-            before_sleep=lambda state: _log_retry(state, self, describe),
-        )
+        return Retrying(sleep=sleep, **self._rules(describe))
+
+    def async_retrying(
+        self, *, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, describe: str = ""
+    ) -> AsyncRetrying:
+        """The same policy for a coroutine (the async hook), waiting on the event loop."""
+        return AsyncRetrying(sleep=sleep, **self._rules(describe))
+
+    def _rules(self, describe: str) -> dict[str, Any]:
+        """What is retried, when to stop, how long to wait, what is logged: one set of rules."""
+        return {
+            "retry": retry_if_exception_type(DelixTransientError),
+            "stop": stop_after_attempt(self.max_retries + 1) | stop_after_delay(self.retry_max_elapsed),
+            "wait": _RetryAfterOrBackoff(self),
+            "reraise": True,
+            "before_sleep": lambda state: _log_retry(state, self, describe),
+        }
 
 
 class _RetryAfterOrBackoff(wait_exponential_jitter):

@@ -47,7 +47,12 @@ from airflow_provider_delix.api.models import (
     parse_stored_files,
     parse_upload_response,
 )
-from airflow_provider_delix.api.responses import raise_for_status, read_json
+from airflow_provider_delix.api.responses import (
+    raise_for_status,
+    read_json,
+    timeout_error,
+    unreachable_error,
+)
 from airflow_provider_delix.api.retry import RETRY_EXTRAS, RetryPolicy, connection_extra
 
 # Our own connection extras. HttpHook sends unknown extras as HTTP headers, so these are
@@ -182,17 +187,9 @@ class DelixHook(HttpHook):
                     timeout=self.timeout,
                 )
             except requests.Timeout:
-                raise DelixTransientError(
-                    f"Delix did not answer {what} within {self.timeout:.0f} s "
-                    f"(connection '{self.delix_conn_id}').",
-                    conn_id=self.delix_conn_id,
-                ) from None
+                raise timeout_error(what, self.timeout, conn_id=self.delix_conn_id) from None
             except requests.ConnectionError as error:
-                raise DelixTransientError(
-                    f"Could not reach Delix at {self.base_url} for {what} (connection "
-                    f"'{self.delix_conn_id}'): {type(error).__name__}. Check the host and the network.",
-                    conn_id=self.delix_conn_id,
-                ) from None
+                raise unreachable_error(self.base_url, what, error, conn_id=self.delix_conn_id) from None
             raise_for_status(response, conn_id=self.delix_conn_id, what=what)
             return read_json(response, conn_id=self.delix_conn_id, what=what)
 

@@ -33,12 +33,17 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from airflow.providers.common.compat.sdk import BaseHook
-from tenacity import AsyncRetrying
 
 from airflow_provider_delix.api.base_url import base_url_from_connection
-from airflow_provider_delix.api.errors import DelixAuthError, DelixTransientError
+from airflow_provider_delix.api.errors import DelixAuthError
 from airflow_provider_delix.api.models import Extract
-from airflow_provider_delix.api.responses import json_or_none, raise_for_answer, read_json_bytes
+from airflow_provider_delix.api.responses import (
+    json_or_none,
+    raise_for_answer,
+    read_json_bytes,
+    timeout_error,
+    unreachable_error,
+)
 from airflow_provider_delix.api.retry import RetryPolicy, connection_extra
 from airflow_provider_delix.hooks.delix import DEFAULT_TIMEOUT, DELIX_EXTRAS
 
@@ -220,30 +225,14 @@ class DelixAsyncHook(BaseHook):
                     retry_after = response.headers.get("Retry-After")
                     content = await response.read()
             except TimeoutError:
-                raise DelixTransientError(
-                    f"Delix did not answer {what} within {settings.timeout:.0f} s (connection '{conn_id}').",
-                    conn_id=conn_id,
-                ) from None
+                raise timeout_error(what, settings.timeout, conn_id=conn_id) from None
             except aiohttp.ClientError as error:
-                raise DelixTransientError(
-                    f"Could not reach Delix at {settings.base_url} for {what} (connection "
-                    f"'{conn_id}'): {type(error).__name__}. Check the host and the network.",
-                    conn_id=conn_id,
-                ) from None
+                raise unreachable_error(settings.base_url, what, error, conn_id=conn_id) from None
             if not 200 <= status < 300:
                 raise_for_answer(status, json_or_none(content), retry_after, conn_id=conn_id, what=what)
             return read_json_bytes(content, status, conn_id=conn_id, what=what)
 
-        # The sync policy's stop/wait/retry/logging rules, on the event loop's sleep.
-        rules = settings.retry_policy.retrying(describe=f"Delix {what}")
-        retrying = AsyncRetrying(
-            retry=rules.retry,
-            stop=rules.stop,
-            wait=rules.wait,
-            before_sleep=rules.before_sleep,
-            reraise=True,
-            sleep=self._sleep,
-        )
+        retrying = settings.retry_policy.async_retrying(sleep=self._sleep, describe=f"Delix {what}")
         async with self._session_for_call() as session:
             return await retrying(attempt, session)
 
