@@ -9,7 +9,7 @@ lives in :class:`PipelineTuning`, which tests and benchmarks override.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -50,6 +50,22 @@ def parse_page_selection(selection: str | None) -> tuple[int, ...] | None:
     if len(set(pages)) != len(pages):
         raise ValueError(f"pages {selection!r} names a page twice.")
     return tuple(sorted(pages))
+
+
+def page_selector(pages: Sequence[int]) -> str:
+    """Page numbers as the API's selector, runs folded: [1, 2, 3, 7] -> "1-3,7".
+
+    The inverse of :func:`parse_page_selection`."""
+    out: list[str] = []
+    start = prev = pages[0]
+    for n in [*pages[1:], None]:
+        if n is not None and n == prev + 1:
+            prev = n
+            continue
+        out.append(str(start) if start == prev else f"{start}-{prev}")
+        if n is not None:
+            start = prev = n
+    return ",".join(out)
 
 
 @dataclass(frozen=True, slots=True)

@@ -159,10 +159,6 @@ class Slot:
     outcome: FileOutcome | None = None  # for every page (rejected at upload, refused extraction)
     pages: dict[int, PageResult] = field(default_factory=dict)  # per stored page, once extracted
 
-    @property
-    def settled(self) -> bool:
-        return self.outcome is not None or bool(self.pages)
-
 
 class ChunkRunner:
     def __init__(self, ctx: RunContext, chunk: Chunk) -> None:
@@ -437,9 +433,10 @@ class ChunkRunner:
         for slot in self.slots:
             if only_refused and slot.uuid is not None:
                 continue
-            cache = slot.outcome if slot.file.page_map is None else None
-            if cache is None and slot.file.page_map is None and 1 in slot.pages:
-                cache = slot.pages[1].outcome
+            # An image's outcome is cached for later pages with the same content; documents aren't.
+            cache = None
+            if slot.file.page_map is None:
+                cache = slot.outcome or (slot.pages[1].outcome if 1 in slot.pages else None)
             targets = ctx.index.complete(slot.file, cache)
             engine = ctx.job.row_engine(slot.file)
             for number, page_targets in slot.file.rows(targets):
@@ -448,9 +445,9 @@ class ChunkRunner:
                 if out is None:
                     left += len(page_targets)
                     continue
+                # Credits are charged once per content: the first row of an extracted page carries them.
+                charged, refunded = (result.charged, result.refunded) if result is not None else (0, 0)
                 for i, target in enumerate(page_targets):
-                    # Credits are charged once per content: the first page carries them.
-                    first = i == 0 and result is not None
                     rows.append(
                         outcome_row(
                             target,
@@ -458,8 +455,8 @@ class ChunkRunner:
                             engine=engine,
                             language=ctx.options.language,
                             run_id=ctx.run_id,
-                            charged=result.charged if first and result is not None else 0,
-                            refunded=result.refunded if first and result is not None else 0,
+                            charged=charged if i == 0 else 0,
+                            refunded=refunded if i == 0 else 0,
                         )
                     )
                 reused += len(page_targets) - 1

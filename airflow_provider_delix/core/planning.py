@@ -31,6 +31,7 @@ from typing import Protocol
 
 from airflow_provider_delix.api.models import MAX_FILES_PER_REQUEST, MAX_SYNC_DOCUMENT_PAGES
 from airflow_provider_delix.core.codes import TOO_LARGE_FOR_BUDGET, Reason
+from airflow_provider_delix.core.options import page_selector
 from airflow_provider_delix.core.table import resume_key
 
 
@@ -132,6 +133,11 @@ class ChunkFile:
     def page_count(self) -> int:
         """Pages this file asks the API to extract."""
         return 1 if self.page_map is None else len(self.page_map)
+
+    @property
+    def sync_pages(self) -> int:
+        """Pages that count against the 5 of a synchronous document request (0 for images)."""
+        return self.page_count if self.page_map is not None and self.sync else 0
 
     @property
     def group(self) -> tuple[str | None, bool]:
@@ -329,7 +335,7 @@ class ChunkPlanner:
             return []
         selection = part.selection
         if len(page_map) != len(part.page_map):  # some pages are done: ask only for the others
-            selection = ",".join(str(n) for n, _ in page_map)
+            selection = page_selector([n for n, _ in page_map])
         return [
             ChunkFile(
                 content_sha256=hashlib.sha256(part.data).hexdigest(),
@@ -361,16 +367,14 @@ class ChunkPlanner:
         together = [*files, *extra]
         if len({f.group for f in together}) > 1:
             return False  # one request has one engine and one mode
-        sync_documents = any(f.page_map is not None and f.sync for f in together)
         return (
             len(together) <= self.max_files
             and sum(f.size for f in together) <= self.max_chunk_bytes
-            and (not sync_documents or sum(f.page_count for f in together) <= MAX_SYNC_DOCUMENT_PAGES)
+            and sum(f.sync_pages for f in together) <= MAX_SYNC_DOCUMENT_PAGES
         )
 
     def _is_full(self, files: list[ChunkFile]) -> bool:
-        sync_pages = sum(f.page_count for f in files if f.page_map is not None and f.sync)
-        return len(files) >= self.max_files or sync_pages >= MAX_SYNC_DOCUMENT_PAGES
+        return len(files) >= self.max_files or sum(f.sync_pages for f in files) >= MAX_SYNC_DOCUMENT_PAGES
 
     def _place(self, new_files: list[ChunkFile], out: list[Chunk]) -> None:
         # Cut a long source into full chunks of consecutive pages; the rest is placed whole.

@@ -10,7 +10,6 @@ the file from the run instead of letting the task retry.
 from __future__ import annotations
 
 import hashlib
-import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -128,18 +127,15 @@ def _pdf_pages(data: bytes, sha256: str) -> tuple[PreparedPage, ...]:
     Counted (cheaply, without rendering) so the counts and ``max_failed_ratio`` see every page
     of work not done, not one row for a 137-page document.
     """
-    import pypdf
+    from airflow_provider_delix.core.prepare_pdf import count_pdf_pages  # it imports this module
 
-    try:
-        count = len(pypdf.PdfReader(io.BytesIO(data), strict=False).pages)
-    except Exception:  # damaged or encrypted: the document operator says which; one row here
-        count = 1
+    count = count_pdf_pages(data) or 1  # damaged: the document operator says how; one row here
     error = InvalidInputError(
         Reason.PDF_NOT_SUPPORTED,
         f"a PDF of {count} page(s): use DocumentExtractionOperator for PDFs (image extraction "
         "answers WRONG_FILE_TYPE)",
     )
-    return tuple(_invalid(sha256, n, error) for n in range(1, max(count, 1) + 1))
+    return tuple(_invalid(sha256, n, error) for n in range(1, count + 1))
 
 
 def resumed_page(sha256: str, page_number: int) -> PreparedPage:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from airflow_provider_delix.api.models import MAX_PDF_BYTES, MAX_PDF_PAGES, Engine
 from airflow_provider_delix.core.codes import Reason
 from airflow_provider_delix.core.inputs import InputRef
-from airflow_provider_delix.core.options import AUTO_ENGINE, RunOptions
+from airflow_provider_delix.core.options import AUTO_ENGINE, RunOptions, page_selector
 from airflow_provider_delix.core.prepare import PreparedPage, read_source, resumed_page
 from airflow_provider_delix.core.validation import (
     InvalidInputError,
@@ -61,20 +61,6 @@ class PreparedDocument:
     sha256: str
     pages: tuple[PreparedPage, ...]
     parts: tuple[PreparedPart, ...]
-
-
-def selector(pages: Sequence[int]) -> str:
-    """Page numbers as the API's selector, runs folded: [1, 2, 3, 7] -> "1-3,7"."""
-    out: list[str] = []
-    start = prev = pages[0]
-    for n in [*pages[1:], None]:
-        if n is not None and n == prev + 1:
-            prev = n
-            continue
-        out.append(str(start) if start == prev else f"{start}-{prev}")
-        if n is not None:
-            start = prev = n
-    return ",".join(out)
 
 
 def _invalid(sha256: str, numbers: Sequence[int], reason: Reason, message: str) -> tuple[PreparedPage, ...]:
@@ -179,7 +165,7 @@ def _plan_parts(
         fits = count <= MAX_PDF_PAGES and len(data) <= MAX_PDF_BYTES and not encrypted
         for engine, numbers in by_engine.items():
             if fits:
-                select = None if len(numbers) == count else selector(numbers)
+                select = None if len(numbers) == count else page_selector(numbers)
                 parts.append(
                     PreparedPart(
                         data, f"{sha256[:12]}.pdf", tuple((n, n) for n in numbers), select, engine, None
@@ -198,6 +184,17 @@ def _plan_parts(
 
 
 _PAGES_COUNT = re.compile(rb"/Type\s*/Pages\b[^>]*?/Count\s+(\d+)|/Count\s+(\d+)[^>]*?/Type\s*/Pages\b")
+
+
+def count_pdf_pages(data: bytes) -> int:
+    """Pages of a PDF without rendering it (also encrypted ones); 0 when they cannot be counted."""
+    import pypdf
+
+    try:
+        reader = pypdf.PdfReader(io.BytesIO(data), strict=False)
+    except Exception:  # damaged: the document operator says how
+        return 0
+    return _page_count(reader, data)
 
 
 def _page_count(reader: object, data: bytes) -> int:

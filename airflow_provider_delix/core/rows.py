@@ -40,5 +40,3 @@ def invalid_row(page: InvalidPage, *, engine: str, language: str, run_id: str) -
     """The row of a page our validation refused: no call was made, nothing was charged."""
     out = FileOutcome(RowStatus.INVALID, None, page.error, page.message, None, None)
     return outcome_row(page.target, out, engine=engine, language=language, run_id=run_id)
-
-

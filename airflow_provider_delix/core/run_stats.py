@@ -110,5 +110,3 @@ class ProgressReporter:
             self._callback(Progress(done, total, rate, eta, charged, refunded))
         except Exception:
             log.warning("The progress callback failed; the run goes on", exc_info=True)
-
-

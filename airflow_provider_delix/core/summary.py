@@ -133,5 +133,3 @@ def check_failed_ratio(summary: PipelineSummary, max_failed_ratio: float | None)
             "The table is written: look at the 'error' and 'error_message' columns.",
             summary,
         )
-
-
