@@ -24,7 +24,7 @@ from airflow_provider_delix.core.collect import PageResult, file_pages, page_res
 from airflow_provider_delix.core.ledger import ExtractRecord
 from airflow_provider_delix.core.options import RunOptions
 from airflow_provider_delix.core.resume import ResumeIndex
-from airflow_provider_delix.core.rows import outcome_row
+from airflow_provider_delix.core.rows import page_rows
 from airflow_provider_delix.core.run_stats import RunStats
 from airflow_provider_delix.core.store import OutputStore
 from airflow_provider_delix.core.table import PageRow, RowStatus
@@ -106,21 +106,19 @@ def _rows(
     for f in record.files:
         for number, targets in f.pages:
             page = results[(f.uuid, number)]
-            for i, target in enumerate(targets):
+            built = page_rows(
+                targets,
+                page.outcome,
+                engine=record.engine,
+                language=record.language or "",
+                run_id=run_id,
+                charged=page.charged,
+                refunded=page.refunded,
+            )
+            for target, row in zip(targets, built, strict=True):
                 if target.key in index:
-                    continue  # the earlier attempt stored it before it stopped
-                first = i == 0
-                rows.append(
-                    outcome_row(
-                        target,
-                        page.outcome,
-                        engine=record.engine,
-                        language=record.language or "",
-                        run_id=run_id,
-                        charged=page.charged if first else 0,
-                        refunded=page.refunded if first else 0,
-                    )
-                )
+                    continue  # the earlier attempt stored it before it stopped (with its credits)
+                rows.append(row)
                 index.add(target.key, processed=page.outcome.status == RowStatus.PROCESSED)
     return rows
 

@@ -52,7 +52,7 @@ from airflow_provider_delix.core.jobs import ExtractionJob
 from airflow_provider_delix.core.ledger import ExtractRecord, LedgerFile
 from airflow_provider_delix.core.options import PipelineTuning, RunOptions
 from airflow_provider_delix.core.planning import Chunk, ChunkFile, ContentIndex, FileOutcome
-from airflow_provider_delix.core.rows import outcome_row
+from airflow_provider_delix.core.rows import page_rows
 from airflow_provider_delix.core.run_stats import ProgressReporter, RunStats
 from airflow_provider_delix.core.store import OutputStore
 from airflow_provider_delix.core.table import PageRow, RowStatus
@@ -445,20 +445,18 @@ class ChunkRunner:
                 if out is None:
                     left += len(page_targets)
                     continue
-                # Credits are charged once per content: the first row of an extracted page carries them.
                 charged, refunded = (result.charged, result.refunded) if result is not None else (0, 0)
-                for i, target in enumerate(page_targets):
-                    rows.append(
-                        outcome_row(
-                            target,
-                            out,
-                            engine=engine,
-                            language=ctx.options.language,
-                            run_id=ctx.run_id,
-                            charged=charged if i == 0 else 0,
-                            refunded=refunded if i == 0 else 0,
-                        )
+                rows.extend(
+                    page_rows(
+                        page_targets,
+                        out,
+                        engine=engine,
+                        language=ctx.options.language,
+                        run_id=ctx.run_id,
+                        charged=charged,
+                        refunded=refunded,
                     )
+                )
                 reused += len(page_targets) - 1
         if left:
             ctx.stats.add_left(left)

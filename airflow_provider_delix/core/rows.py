@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from airflow_provider_delix.core.planning import FileOutcome, InvalidPage, PageTarget
 from airflow_provider_delix.core.table import PageRow, RowStatus
 
@@ -34,6 +36,35 @@ def outcome_row(
         credits_refunded=refunded,
         run_id=run_id,
     )
+
+
+def page_rows(
+    targets: Sequence[PageTarget],
+    out: FileOutcome,
+    *,
+    engine: str,
+    language: str,
+    run_id: str,
+    charged: int = 0,
+    refunded: int = 0,
+) -> list[PageRow]:
+    """The rows of one answered page: one per target with its content; the first carries the credits.
+
+    Credits are charged once per content, so summing the table's credit columns gives back
+    exactly what the extraction cost, however many sources share the content.
+    """
+    return [
+        outcome_row(
+            target,
+            out,
+            engine=engine,
+            language=language,
+            run_id=run_id,
+            charged=charged if i == 0 else 0,
+            refunded=refunded if i == 0 else 0,
+        )
+        for i, target in enumerate(targets)
+    ]
 
 
 def invalid_row(page: InvalidPage, *, engine: str, language: str, run_id: str) -> PageRow:
