@@ -91,8 +91,7 @@ def migrate(home: Path, dags: Path | None = None) -> AirflowEnv:
     return airflow_env
 
 
-def connection_json(emulator: Any, **extra: Any) -> str:
-    """``AIRFLOW_CONN_DELIX_DEFAULT`` for an emulator (the JSON env-var form)."""
-    return json.dumps(
-        {"conn_type": "delix", "host": emulator.base_url, "password": emulator.api_key, "extra": extra}
-    )
+def connection_json(emulator: Any, *, api_key: str | None = None, **extra: Any) -> str:
+    """A ``delix`` connection for an emulator in the JSON env-var form (``AIRFLOW_CONN_<ID>``)."""
+    password = emulator.api_key if api_key is None else api_key
+    return json.dumps({"conn_type": "delix", "host": emulator.base_url, "password": password, "extra": extra})

@@ -30,6 +30,9 @@ if TYPE_CHECKING:
     from airflow_provider_delix.core.pipeline import ExtractionPipeline
 
 
+DEFAULT_CONN_ID = "delix_default"  # DelixHook.default_conn_name, without importing the hook (requests)
+
+
 def output_uri(output_path: str) -> str:
     """A URI for the table: object-storage URIs as given, local paths as absolute ``file://``."""
     text = os.fspath(output_path)

@@ -14,9 +14,11 @@ from typing import Any
 
 from airflow_provider_delix.api.models import MAX_STORED_BYTES, MAX_STORED_FILES
 from airflow_provider_delix.core.options import RunOptions
-from airflow_provider_delix.operators._extraction import BaseExtractionOperator, default_deferrable
-
-DEFAULT_CONN_ID = "delix_default"
+from airflow_provider_delix.operators._extraction import (
+    DEFAULT_CONN_ID,
+    BaseExtractionOperator,
+    default_deferrable,
+)
 
 
 class DocumentExtractionOperator(BaseExtractionOperator):

@@ -14,11 +14,13 @@ from typing import Any
 
 from airflow_provider_delix.api.models import MAX_STORED_BYTES, MAX_STORED_FILES
 from airflow_provider_delix.core.options import RunOptions
-from airflow_provider_delix.operators._extraction import BaseExtractionOperator, output_uri
+from airflow_provider_delix.operators._extraction import (
+    DEFAULT_CONN_ID,
+    BaseExtractionOperator,
+    output_uri,
+)
 
 __all__ = ["ImageExtractionOperator", "output_uri"]
-
-DEFAULT_CONN_ID = "delix_default"
 
 
 class ImageExtractionOperator(BaseExtractionOperator):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from airflow_runner import connection_json
 
 from airflow_provider_delix.hooks.delix import DelixHook
 
@@ -18,13 +18,9 @@ def connect(monkeypatch: pytest.MonkeyPatch) -> Callable[..., str]:
     """Point connection ``delix_test`` (JSON env var form) at an emulator; returns the conn id."""
 
     def _connect(emulator: Any, *, api_key: str | None = None, **extra: Any) -> str:
-        value = {
-            "conn_type": "delix",
-            "host": emulator.base_url,
-            "password": emulator.api_key if api_key is None else api_key,
-            "extra": extra,
-        }
-        monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(value))
+        monkeypatch.setenv(
+            f"AIRFLOW_CONN_{CONN_ID.upper()}", connection_json(emulator, api_key=api_key, **extra)
+        )
         return CONN_ID
 
     return _connect

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import signal
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 from airflow_runner import AirflowEnv, connection_json
 from documents import write_pdf_archive
+from emulator_checks import FAST_RETRIES, assert_charged_once
 
 from airflow_provider_delix.core.table import read_table
 
@@ -42,9 +42,6 @@ with DAG("{dag_id}", schedule=None, start_date=pendulum.datetime(2026, 1, 1), ca
     )
 """
 
-FAST_RETRIES = {"retry_wait_initial": 0.05, "retry_wait_max": 0.3, "max_retries": 10}
-
-
 def _dag(
     env: AirflowEnv,
     dag_id: str,
@@ -66,12 +63,6 @@ def _dag(
         max_files=max_files,
     )
     return env.write_dag(dag_id, source)
-
-
-def _assert_charged_once(stats: dict[str, Any], pages: int) -> None:
-    charges = stats["charges"]
-    assert sum(charges.values()) == pages, f"{sum(charges.values())} page charges, expected {pages}"
-    assert set(charges.values()) == {1}, f"pages charged more than once: {Counter(charges.values())}"
 
 
 def test_pdf_archive_under_faults_one_row_per_original_page(
@@ -104,7 +95,7 @@ def test_pdf_archive_under_faults_one_row_per_original_page(
     split = table[table["source"].str.endswith("long160.pdf")]
     assert sorted(split["page_number"]) == list(range(1, 161))
     assert table["credits_charged"].sum() == sum(stats["charges"].values()) * 100
-    _assert_charged_once(stats, len(truth))
+    assert_charged_once(stats, len(truth))
     assert stats["files"]["count"] == 0, "every uploaded file is deleted"
     assert 0 < stats["files"]["max_count"] <= 20
 
@@ -143,7 +134,7 @@ def test_sigkill_while_extracts_are_queued_then_rerun_reattaches(
     }
     assert got == truth
     stats = emulator.stats()
-    _assert_charged_once(stats, len(truth))
+    assert_charged_once(stats, len(truth))
     assert stats["files"]["count"] == 0
 
 
@@ -173,7 +164,7 @@ def test_deferrable_run_is_deferred_while_delix_works(
         (s, int(p)): t for s, p, t in zip(table["source"], table["page_number"], table["text"], strict=True)
     }
     assert got == truth
-    _assert_charged_once(emulator.stats(), len(truth))
+    assert_charged_once(emulator.stats(), len(truth))
     assert emulator.stats()["files"]["count"] == 0
 
 

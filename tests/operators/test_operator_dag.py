@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import signal
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ import pandas as pd
 import pytest
 from airflow_runner import AirflowEnv, connection_json
 from archives import write_bad_inputs, write_good_scans
+from emulator_checks import FAST_RETRIES, assert_charged_once
 
 from airflow_provider_delix.core.table import read_table
 
@@ -42,9 +42,6 @@ with DAG("{dag_id}", schedule=None, start_date=pendulum.datetime(2026, 1, 1), ca
     )
 """
 
-FAST_RETRIES = {"retry_wait_initial": 0.05, "retry_wait_max": 0.3, "max_retries": 10}
-
-
 def _dag(
     env: AirflowEnv,
     dag_id: str,
@@ -57,12 +54,6 @@ def _dag(
         dag_id=dag_id, images=images, output=str(output), max_files=max_files, concurrency=concurrency
     )
     return env.write_dag(dag_id, source)
-
-
-def _assert_charged_once(stats: dict[str, Any], pages: int) -> None:
-    charges = stats["charges"]
-    assert len(charges) == pages, f"{len(charges)} distinct pages charged, expected {pages}"
-    assert set(charges.values()) == {1}, f"pages charged more than once: {Counter(charges.values())}"
 
 
 def _assert_storage_empty(stats: dict[str, Any], limit: int) -> None:
@@ -112,7 +103,7 @@ def test_faults_and_bad_inputs_every_input_has_its_rows(
     assert (table["processed_at"].dt.tz is not None) and table["run_id"].str.contains("ocr_faults").all()
 
     processed_pages = int((table["status"] == "processed").sum())
-    _assert_charged_once(stats, processed_pages)
+    assert_charged_once(stats, processed_pages)
     _assert_storage_empty(stats, 12)
 
 
@@ -141,7 +132,7 @@ def test_credits_run_out_then_a_rerun_resumes_without_paying_twice(
     table = read_table(str(output))
     assert len(table) == 30 and not table.duplicated(["source", "page_number"]).any()
     assert dict(zip(table["source"], table["text"], strict=True)) == truth
-    _assert_charged_once(emulator.stats(), 30)
+    assert_charged_once(emulator.stats(), 30)
     _assert_storage_empty(emulator.stats(), 10)
 
 
