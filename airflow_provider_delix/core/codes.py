@@ -37,7 +37,6 @@ class PageError(StrEnum):
     FILE_EXPIRED = "file_expired"  # the stored file vanished twice (404 on extraction)
     PAGE_FAILED = "page_failed"  # the extraction reported the page as failed (refunded)
     NO_RESULT = "no_result"  # the extract did not mention the file or the page
-    EXTRACT_LOST = "extract_lost"  # a queued extract this run paid for is gone from Delix (404)
 
 
 # Kept under its historical name: planning refuses a page that can never fit in the budget.
