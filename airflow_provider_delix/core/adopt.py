@@ -7,7 +7,11 @@ triggerer -- lists its extracts and, for each stored file, the rows its pages an
   it for the trigger and defer again); ``processed`` -> read every page (inline or paginated),
   write the rows that are not in the table yet, delete the files, drop the record;
 * 404: Delix no longer has it. Its pages get no row here and the planner sends them again:
-  the one case where a page can be paid twice, counted as ``extracts_lost`` and logged.
+  paid twice, counted as ``extracts_lost`` and logged;
+* an *intent* without an extract uuid: the writer died while the request was on the wire.
+  Delix may have charged it and cannot be asked (no extract can be found by its files), so its
+  pages are sent again, counted as ``pages_in_doubt`` (possibly paid twice) and logged. Its
+  files are in the uploads journal and deleted with the other orphans.
 
 Runs before any new chunk is planned, so the planner sees every adopted page as done.
 """
@@ -38,6 +42,7 @@ class Adoption:
     lost: int = 0
     waiting: list[str] = field(default_factory=list)  # still processing (deferrable runs only)
     waiting_pages: int = 0
+    in_doubt_pages: int = 0  # in requests sent by a dead writer that never saw the answer
 
 
 def adopt_extracts(
@@ -56,6 +61,16 @@ def adopt_extracts(
     for record in store.ledger.orphaned(wait=True):
         if aborting():
             break
+        if record.extract_uuid is None:
+            log.warning(
+                "An earlier attempt stopped while its extraction of %d page(s) was on the wire: Delix "
+                "may have charged for it, and there is no way to find that extract. The pages are "
+                "sent again and may be paid twice (counted as pages_in_doubt).",
+                record.page_count,
+            )
+            result.in_doubt_pages += record.page_count
+            store.ledger.forget_record(record)
+            continue
         try:
             extract = client.get_extract(record.extract_uuid)
         except DelixNotFoundError:

@@ -1,12 +1,19 @@
 """The write-ahead ledger of extracts: every extract uuid is on record before anything waits on it.
 
-An extraction is paid the moment Delix answers ``POST /*-extraction``. If the process dies
+An extraction is paid the moment Delix accepts ``POST /*-extraction``. If the process dies
 before the pages are in the table -- a crash, a SIGKILL, a deferral that hands the task to the
 triggerer -- the extract is still on Delix (a queued one keeps working), and paying for it again
-would be the one expensive mistake. So the answer's uuid is journalled at once, with what is
-needed to turn its pages into rows without the original inputs: each stored file's uuid and,
-per page of that file, the table rows it answers (source, content hash, page number). The
-record is removed only after those rows are durable in the table.
+would be the one expensive mistake. So every request is journalled in two phases:
+
+1. *intent*, before the request is sent: what is needed to turn its pages into rows without
+   the original inputs -- each stored file's uuid and, per page of that file, the table rows
+   it answers (source, content hash, page number) -- with no extract uuid yet;
+2. *answered*, the moment Delix answers: the same record with the extract uuid.
+
+The record is removed once the rows are durable in the table, or at once when Delix refused
+the request (a refusal costs nothing). An intent found without a uuid means its writer died
+while the request was on the wire: Delix may have charged it, and the API has no way to find
+an extract by its files, so its pages are sent again and reported as possibly paid twice.
 
 A later attempt (any writer of the same output path, once this writer's lease is gone)
 re-attaches to the recorded extracts: see :mod:`airflow_provider_delix.core.adopt`.
@@ -15,6 +22,7 @@ Records live under ``_delix_state/extracts/<run tag>/<chunk id>.json``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,7 +47,7 @@ class ExtractRecord:
     """What a re-attaching run needs to finish a paid extract without its inputs."""
 
     chunk_id: str
-    extract_uuid: str
+    extract_uuid: str | None  # None: an intent, sent but not answered (yet)
     kind: str  # images | documents
     engine: str
     language: str | None
@@ -87,7 +95,7 @@ class ExtractRecord:
         )
         return cls(
             chunk_id=str(body["chunk_id"]),
-            extract_uuid=str(body["extract_uuid"]),
+            extract_uuid=None if body.get("extract_uuid") is None else str(body["extract_uuid"]),
             kind=str(body["kind"]),
             engine=str(body["engine"]),
             language=None if body.get("language") is None else str(body["language"]),
@@ -98,6 +106,15 @@ class ExtractRecord:
     @property
     def file_uuids(self) -> list[str]:
         return [f.uuid for f in self.files]
+
+    @property
+    def page_count(self) -> int:
+        """Pages the request covers: what Delix charges for it."""
+        return sum(len(f.pages) for f in self.files)
+
+    def answered(self, extract_uuid: str) -> ExtractRecord:
+        """Phase two: the intent with the uuid Delix answered."""
+        return dataclasses.replace(self, extract_uuid=extract_uuid)
 
 
 class ExtractLedger:
@@ -112,7 +129,7 @@ class ExtractLedger:
         return f"{self._state.root}/extracts/{tag}/{chunk_id}.json"
 
     def record(self, record: ExtractRecord) -> None:
-        """Journal a paid extract; durable when this returns (one atomic write)."""
+        """Journal an intent or a paid extract; durable when this returns (one atomic write)."""
         self._state.write_bytes(self._path(self._run_tag, record.chunk_id), record.to_json())
 
     def forget(self, chunk_id: str) -> None:

@@ -245,6 +245,7 @@ class ExtractionPipeline:
             aborting=self.control.aborting,
         )
         self.stats.add_waiting(self._adoption.waiting_pages)
+        self.stats.add_in_doubt(self._adoption.in_doubt_pages)
 
     def _delete_orphans(self) -> None:
         """Delete what crashed earlier attempts left on the account, before using any budget."""
@@ -406,6 +407,7 @@ class ExtractionPipeline:
                 waiting_extracts=sorted([*self._adoption.waiting, *ctx.parked]),
                 extracts_adopted=self._adoption.adopted,
                 extracts_lost=self._adoption.lost,
+                pages_in_doubt=self.stats.pages_in_doubt,
             )
 
     def _stop_reason(self, ctx: RunContext) -> str | None:

@@ -8,8 +8,9 @@ confirmed (404 included). For a queued document extract that is after the extrac
 the files are in use until then. Deletes are scheduled *before* the rows are written: they do
 not need the rows, and the budget refills while the store works.
 
-Every extract is journalled in the ledger (:mod:`.ledger`) the moment the API returns its
-uuid, before any waiting; its record goes only once its rows are durable. In deferrable runs a
+Every extraction request is journalled in the ledger (:mod:`.ledger`) before it is sent, and
+its extract uuid the moment the API returns it, before any waiting; the record goes only once
+its rows are durable (or at once when the request was refused, which costs nothing). In deferrable runs a
 chunk whose extract is queued *parks*: it keeps its files and budget and hands its extract to
 the pipeline, which defers the task once nothing else can move.
 
@@ -31,6 +32,7 @@ from dataclasses import dataclass, field
 from airflow_provider_delix.api.errors import (
     DelixApiError,
     DelixAuthError,
+    DelixError,
     DelixInsufficientCreditsError,
     DelixNotFoundError,
     DelixStorageFullError,
@@ -280,11 +282,27 @@ class ChunkRunner:
 
     def _extract(self, slots: list[Slot], *, reupload: bool) -> None:
         files = [(s.uuid, s.file) for s in slots if s.uuid is not None]
+        intent = self._intend(slots)
         try:
             extract = self.ctx.job.submit(self.ctx.client, files)
-        except DelixInsufficientCreditsError:
+        except DelixTransientError:
+            # No answer after the hook's retries: Delix may have charged for it, or not.
+            self.ctx.stats.add_in_doubt(intent.page_count)
             raise
-        except DelixApiError as exc:
+        except (DelixApiError, DelixNotFoundError, DelixAuthError) as exc:
+            self._journalled.remove(intent.chunk_id)
+            self.ctx.store.ledger.forget(intent.chunk_id)  # refused: nothing was charged
+            self._refused(exc, slots, reupload=reupload)
+        else:
+            self.ctx.store.ledger.record(intent.answered(extract.uuid))
+            stored = [s for s in self.slots if s.uuid is not None]
+            self._collect(extract, slots, may_park=len(slots) == len(stored))
+
+    def _refused(self, exc: DelixError, slots: list[Slot], *, reupload: bool) -> None:
+        """An extraction request was refused (nothing charged): settle, retry or re-upload its files."""
+        if isinstance(exc, DelixInsufficientCreditsError | DelixAuthError):
+            raise exc
+        if isinstance(exc, DelixApiError):
             if len(slots) > 1:
                 # One bad file must not sink the others: try each alone (a refusal costs nothing).
                 self._one_by_one(slots, reupload=reupload)
@@ -292,43 +310,43 @@ class ChunkRunner:
                 slots[0].outcome = FileOutcome(
                     RowStatus.FAILED, None, exc.error, exc.api_message or str(exc), slots[0].uuid, None
                 )
-        except DelixNotFoundError as exc:
-            if reupload:
-                self._reupload(slots)
-                again = [s for s in slots if s.uuid is not None]
-                if again and not self.ctx.control.aborting():
-                    self._extract(again, reupload=False)
-            elif len(slots) > 1:
-                # Every file already had its one re-upload; find which of them vanished again.
-                self._one_by_one(slots, reupload=False)
-            else:
-                slots[0].outcome = FileOutcome(
-                    RowStatus.FAILED, None, PageError.FILE_EXPIRED, str(exc), slots[0].uuid, None
-                )
+        elif reupload:
+            self._reupload(slots)
+            again = [s for s in slots if s.uuid is not None]
+            if again and not self.ctx.control.aborting():
+                self._extract(again, reupload=False)
+        elif len(slots) > 1:
+            # Every file already had its one re-upload; find which of them vanished again.
+            self._one_by_one(slots, reupload=False)
         else:
-            self._journal(extract, slots)
-            stored = [s for s in self.slots if s.uuid is not None]
-            self._collect(extract, slots, may_park=len(slots) == len(stored))
+            slots[0].outcome = FileOutcome(
+                RowStatus.FAILED, None, PageError.FILE_EXPIRED, str(exc), slots[0].uuid, None
+            )
 
-    def _journal(self, extract: Extract, slots: list[Slot]) -> None:
-        """Write-ahead: the paid extract is on record before anything waits on it."""
+    def _intend(self, slots: list[Slot]) -> ExtractRecord:
+        """Write-ahead, phase one: the request is on record before it is sent.
+
+        Phase two (:meth:`ExtractRecord.answered`) adds the extract uuid the moment Delix
+        answers, before anything waits on it. A writer that dies between the two leaves an
+        intent without a uuid: the next attempt reports those pages as possibly paid twice.
+        """
         ctx = self.ctx
         files = []
         for slot in slots:
             assert slot.uuid is not None
             targets = ctx.index.peek(slot.file)
             files.append(LedgerFile(slot.uuid, tuple((n, tuple(ts)) for n, ts in slot.file.rows(targets))))
-        record_id = f"{self.chunk.chunk_id}-x{len(self._journalled) + 1}"
         record = ExtractRecord(
-            chunk_id=record_id,
-            extract_uuid=extract.uuid,
+            chunk_id=f"{self.chunk.chunk_id}-x{len(self._journalled) + 1}",
+            extract_uuid=None,
             kind=ctx.job.kind,
             engine=ctx.job.row_engine(slots[0].file),
             language=ctx.options.language,
             files=tuple(files),
         )
         ctx.store.ledger.record(record)
-        self._journalled.append(record_id)
+        self._journalled.append(record.chunk_id)
+        return record
 
     def _collect(self, extract: Extract, slots: list[Slot], *, may_park: bool) -> None:
         ctx = self.ctx

@@ -38,6 +38,7 @@ class RunStats:
         self.pages_left = 0
         self.pages_waiting = 0  # in queued extracts handed to the next attempt (deferral)
         self.pages_reused = 0
+        self.pages_in_doubt = 0  # sent without an answer: Delix may have charged for them
         self.credits_charged = 0
         self.credits_refunded = 0
         self.input_complete = False
@@ -53,6 +54,10 @@ class RunStats:
     def add_left(self, pages: int) -> None:
         with self.lock:
             self.pages_left += pages
+
+    def add_in_doubt(self, pages: int) -> None:
+        with self.lock:
+            self.pages_in_doubt += pages
 
     def add_waiting(self, pages: int) -> None:
         with self.lock:

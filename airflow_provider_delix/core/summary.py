@@ -39,6 +39,7 @@ class PipelineSummary:
     waiting_extracts: list[str] = field(default_factory=list)  # their uuids: the trigger polls them
     extracts_adopted: int = 0  # paid extracts of earlier attempts whose pages this run collected
     extracts_lost: int = 0  # paid extracts of earlier attempts that Delix no longer has
+    pages_in_doubt: int = 0  # sent without an answer (here or by a dead attempt): maybe paid twice
 
     @property
     def waiting(self) -> bool:
@@ -83,6 +84,7 @@ class PipelineSummary:
             "waiting_extracts": list(self.waiting_extracts),
             "extracts_adopted": self.extracts_adopted,
             "extracts_lost": self.extracts_lost,
+            "pages_in_doubt": self.pages_in_doubt,
         }
 
 

@@ -119,6 +119,14 @@ class BaseExtractionOperator(BaseOperator):
             manifest["credits_refunded"],
             manifest["elapsed_seconds"],
         )
+        if summary.extracts_adopted or summary.extracts_lost or summary.pages_in_doubt:
+            self.log.warning(
+                "Earlier attempts: %d paid extract(s) collected, %d lost by Delix; %d page(s) were "
+                "sent without an answer and may have been paid twice (pages_in_doubt).",
+                summary.extracts_adopted,
+                summary.extracts_lost,
+                summary.pages_in_doubt,
+            )
         return manifest
 
     def _run_options(self) -> RunOptions:
