@@ -14,6 +14,15 @@ real archive is often sorted by language, plus the awkward files every real arch
 three-page TIFF, a page over the API's 2 MB limit and a damaged PNG. The expected texts go to
 ``_ground_truth.json`` (the leading ``_`` keeps it out of the operator's folder listing).
 
+The archive also holds PDFs, in the same language folders as the images (the DAG plans one
+OCR task per language folder): two scanned PDFs (3 Persian pages, 12 English pages; grey pages
+rendered like the images, embedded losslessly with img2pdf, no text layer), a born-digital
+2-page English PDF with a text layer (for the ``probe`` engine), and a 160-page scanned Persian
+register (bilevel CCITT G4 index cards of four short lines, about 2.4 KB a page) that the client must
+split because the API takes at most 150 pages per PDF. Their page texts go to
+``_ground_truth.json`` as lists, one string per page, like the TIFF's. Writing the PDFs needs
+``img2pdf`` (in the ``test`` extra).
+
 Usage: python scripts/make_sample_scans.py [--out DIR] [--archive]
 """
 
@@ -24,6 +33,7 @@ import io
 import json
 import sys
 from pathlib import Path
+from types import ModuleType
 
 from airflow_provider_delix.emulator.scans import (
     corrupt_png,
@@ -199,6 +209,268 @@ TIFF_PAGES: list[list[str]] = [
 ]
 
 
+# --- PDFs of the sample archive ------------------------------------------------------------
+# Scanned pages avoid dates and long numbers: with --psm 3 (the emulator's danlin engine)
+# Tesseract mangles Persian dates like ۱۴۰۲/۰۵/۱۲ on small pages, which would measure the
+# page segmentation, not the reading.
+
+# A building manager's notice, scanned as one three-page Persian PDF.
+NOTICE_FA_PAGES: list[list[str]] = [
+    [
+        "اطلاعیه مدیریت ساختمان",
+        "به اطلاع ساکنان محترم می‌رساند که نمای ساختمان از هفته آینده تعمیر می‌شود.",
+        "کار از ضلع شمالی شروع می‌شود و حدود یک ماه طول می‌کشد.",
+    ],
+    [
+        "در این مدت لطفاً پنجره‌های رو به حیاط را بسته نگه دارید.",
+        "خودروها را در پارکینگ زیرزمین بگذارید و کنار دیوار توقف نکنید.",
+        "رفت و آمد کارگران فقط از در پشتی ساختمان انجام می‌شود.",
+    ],
+    [
+        "هزینه تعمیرات از صندوق ساختمان پرداخت می‌شود.",
+        "برای پرسش‌های خود با دفتر مدیریت تماس بگیرید.",
+        "با سپاس از همکاری شما، مدیریت ساختمان",
+    ],
+]
+
+# The minutes of a residents' meeting, scanned as one twelve-page English PDF.
+MINUTES_EN_PAGES: list[list[str]] = [
+    [
+        "Elm Street Residents' Association",
+        "Minutes of the annual general meeting,",
+        "held in the community hall on a Thursday evening.",
+    ],
+    [
+        "Present: forty-two members and the committee.",
+        "The chair welcomed everyone and thanked the hosts.",
+        "Apologies were received from six members.",
+    ],
+    [
+        "The minutes of the last meeting were approved.",
+        "There were no matters arising from them.",
+        "The treasurer then presented the accounts.",
+    ],
+    [
+        "Income from membership fees rose this year.",
+        "The largest cost was the repair of the fence.",
+        "The accounts were approved without changes.",
+    ],
+    [
+        "The garden group reported a good season.",
+        "Volunteers planted thirty new trees in the park.",
+        "More help is needed with watering in summer.",
+    ],
+    [
+        "The safety officer spoke about street lighting.",
+        "Two lamps near the school are still broken.",
+        "The council has promised to fix them soon.",
+    ],
+    [
+        "Members raised concerns about parking.",
+        "Delivery vans often block the narrow lane.",
+        "The committee will write to the local shops.",
+    ],
+    [
+        "A proposal to hold a summer fair was discussed.",
+        "It would raise money for the new playground.",
+        "The proposal was carried by a large majority.",
+    ],
+    [
+        "The recycling scheme will change next month.",
+        "Glass will be collected every other week.",
+        "Leaflets will be delivered to every house.",
+    ],
+    [
+        "Elections were held for the new committee.",
+        "The chair and the treasurer were elected again.",
+        "Maria Lopez was elected as the new secretary.",
+    ],
+    [
+        "Under any other business, a member asked whether",
+        "the hall could be used for a youth club.",
+        "The committee agreed to look into this.",
+    ],
+    [
+        "The chair thanked everyone for attending.",
+        "The next meeting will be held in the autumn.",
+        "The meeting closed at nine o'clock.",
+    ],
+]
+
+# A born-digital newsletter (text layer, no images): what the probe engine is for.
+NEWSLETTER_EN_PAGES: list[list[str]] = [
+    [
+        "Elm Street Residents' Association - Spring Newsletter",
+        "Welcome to the spring newsletter. This issue covers the summer fair,",
+        "the new recycling collections and the results of the committee elections.",
+        "The summer fair will be held on the green on the last Saturday of June.",
+        "Stalls cost 15 pounds; all money raised goes to the new playground.",
+        "Volunteers for the cake stall and the raffle can sign up at the hall.",
+    ],
+    [
+        "Recycling: from next month glass is collected every other week, on Tuesdays.",
+        "Paper and cans are still collected every week. Please rinse bottles and jars.",
+        "Committee: the chair and the treasurer were elected again at the annual",
+        "general meeting, and Maria Lopez is our new secretary (secretary@elmstreet.example).",
+        "The next meeting is in the autumn; the date will be posted on the hall notice board.",
+        "Thank you to everyone who helped plant thirty new trees in the park this year.",
+    ],
+]
+
+# The 160-page register: one scanned index card per incoming letter, every (subject,
+# outcome) pair once, between the register's heading and the clerk's line. 160 pages is over
+# the API's 150-page PDF limit on purpose. Four short lines, not two: with only two, Tesseract's
+# automatic layout analysis (--psm 3, the danlin engine) took word gaps that happen to line up
+# for column gutters and split or repeated words on about a fifth of the pages (6.5 % CER); with
+# the heading and the clerk's line it reads all 160 pages at about 1 % CER.
+REGISTER_HEADING = "دفتر ثبت نامه‌های رسیده"
+REGISTER_CLERK = "مسئول دفتر"
+REGISTER_SUBJECTS: list[str] = [
+    "نامه اداره آب درباره قبض",
+    "درخواست مرخصی کارمند",
+    "صورت‌حساب خرید کاغذ",
+    "گزارش بازدید از انبار",
+    "قرارداد تعمیر آسانسور",
+    "شکایت همسایه از صدای موتورخانه",
+    "دعوت‌نامه جلسه هیئت مدیره",
+    "رسید پرداخت هزینه شارژ",
+    "نامه بیمه درباره خسارت",
+    "فهرست اموال دفتر",
+    "درخواست نصب دوربین",
+    "گواهی پایان کار نقاشی",
+    "پیشنهاد قیمت شرکت نظافت",
+    "نامه شهرداری درباره پارکینگ",
+    "برنامه نگهبانی شبانه",
+    "گزارش مصرف برق ساختمان",
+]
+REGISTER_OUTCOMES: list[str] = [
+    "بررسی شد و در پرونده قرار گرفت.",
+    "برای امضا به مدیر داده شد.",
+    "به واحد مالی ارسال شد.",
+    "پاسخ آن هفته آینده فرستاده می‌شود.",
+    "نیاز به مدارک بیشتر دارد.",
+    "در جلسه بعد مطرح می‌شود.",
+    "رونوشت آن به نگهبانی داده شد.",
+    "پس از امضا بایگانی شد.",
+    "منتظر پاسخ اداره مربوط است.",
+    "نسخه اصلی نزد حسابدار است.",
+]
+
+
+def register_pages() -> list[list[str]]:
+    """The 160 pages of the register: subject i % 16 with outcome i // 16 (page i + 1)."""
+    n = len(REGISTER_SUBJECTS)
+    return [
+        [REGISTER_HEADING, REGISTER_SUBJECTS[i % n], REGISTER_OUTCOMES[i // n], REGISTER_CLERK]
+        for i in range(n * len(REGISTER_OUTCOMES))
+    ]
+
+
+# Archive path -> (language, pages, first seed, bilevel); scans only (no text layer).
+SCANNED_PDFS: dict[str, tuple[str, list[list[str]], int, bool]] = {
+    "fa/fa_notice_3_pages.pdf": ("fa", NOTICE_FA_PAGES, 300, False),
+    "en/en_minutes_12_pages.pdf": ("en", MINUTES_EN_PAGES, 400, False),
+    "fa/fa_letters_register_160_pages.pdf": ("fa", register_pages(), 1000, True),
+}
+TEXT_PDF = "en/en_newsletter_text_2_pages.pdf"
+BILEVEL_THRESHOLD = 140  # between paper (>= 227 after shading) and blurred toner (28-50)
+
+
+def pdf_ground_truth() -> dict[str, list[str]]:
+    """Archive path of every PDF -> its pages' texts (lines joined by newlines), in page order."""
+    truth = {path: ["\n".join(lines) for lines in pages] for path, (_, pages, _, _) in SCANNED_PDFS.items()}
+    truth[TEXT_PDF] = ["\n".join(lines) for lines in NEWSLETTER_EN_PAGES]
+    return truth
+
+
+def _import_img2pdf() -> ModuleType:
+    try:
+        import img2pdf
+    except ImportError:
+        raise SystemExit(
+            'writing the archive\'s PDFs needs img2pdf: pip install img2pdf (or pip install -e ".[test]")'
+        ) from None
+    module: ModuleType = img2pdf
+    return module
+
+
+def scanned_pdf(language: str, pages: list[list[str]], *, first_seed: int, bilevel: bool) -> bytes:
+    """A scanned PDF: one rendered page image per page, embedded losslessly, no text layer.
+
+    Grey pages are the archive's PNG renders (16 grey levels, 300 dpi) embedded as they are
+    (img2pdf copies the PNG's compressed data; the page size follows the image and its dpi).
+    ``bilevel`` pages are thresholded to black and white and stored as CCITT Group 4, as
+    high-volume archive scanners do: a few kilobytes a page. Same arguments, same bytes
+    (img2pdf's own writer, no dates).
+    """
+    img2pdf = _import_img2pdf()
+    images: list[bytes] = []
+    for seed, lines in enumerate(pages, start=first_seed):
+        skew = ((seed * 37) % 25 - 12) / 10  # -1.2..+1.2 degrees, as for the image scans
+        image = render_scan(lines, language, seed=seed, noise=0.015, skew_degrees=skew, grey_levels=16)
+        buf = io.BytesIO()
+        if bilevel:
+            page = image.point([255 if v > BILEVEL_THRESHOLD else 0 for v in range(256)]).convert("1")
+            page.save(buf, "TIFF", compression="group4", dpi=(300, 300))
+        else:
+            image.save(buf, "PNG", compress_level=9, dpi=(300, 300))
+        images.append(buf.getvalue())
+    data: bytes = img2pdf.convert(images, engine=img2pdf.Engine.internal, nodate=True)
+    return data
+
+
+def _pdf_string(text: str) -> str:
+    return "(" + text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)") + ")"
+
+
+def text_layer_pdf(pages: list[list[str]], *, font_size: int = 11, leading: int = 16) -> bytes:
+    """A born-digital PDF: US Letter pages of Helvetica text lines (ASCII), no images.
+
+    Written by hand like tests/pdfs.py (no PDF library needed); PDFium's text extraction
+    (the probe engine) returns each page's lines joined by newlines.
+    """
+    count = len(pages)
+    font_id = 3 + 2 * count
+    kids = " ".join(f"{3 + 2 * i} 0 R" for i in range(count))
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        f"<< /Type /Pages /Kids [{kids}] /Count {count} >>".encode(),
+    ]
+    for i, lines in enumerate(pages):
+        ops = [f"BT /F1 {font_size} Tf {leading} TL 72 720 Td"]
+        ops += [("T* " if j else "") + _pdf_string(line) + " Tj" for j, line in enumerate(lines)]
+        stream = "\n".join([*ops, "ET"]).encode("ascii")
+        objects.append(
+            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {4 + 2 * i} 0 R "
+            f"/Resources << /Font << /F1 {font_id} 0 R >> >> >>".encode()
+        )
+        objects.append(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
+    objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>")
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += b"".join(f"{offset:010d} 00000 n \n".encode() for offset in offsets)
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return bytes(out)
+
+
+def write_pdfs(out: Path) -> int:
+    """Write the archive's PDFs (see the module doc); returns the bytes written."""
+    total = 0
+    for path, (language, pages, first_seed, bilevel) in SCANNED_PDFS.items():
+        data = scanned_pdf(language, pages, first_seed=first_seed, bilevel=bilevel)
+        total += _write(out / path, data)
+        print(f"{path}: {len(pages)} pages, {len(data) / 1024:.0f} KiB")
+    data = text_layer_pdf(NEWSLETTER_EN_PAGES)
+    total += _write(out / TEXT_PDF, data)
+    print(f"{TEXT_PDF}: {len(NEWSLETTER_EN_PAGES)} pages, {len(data) / 1024:.0f} KiB")
+    return total
+
+
 def write_archive(out: Path) -> int:
     """Write the sample archive for ``dags/delix_scanned_archive_etl.py`` (see the module doc)."""
     pages = [(lang, lines) for lang, lines, _, _ in SAMPLES] + ARCHIVE_EXTRA
@@ -228,11 +500,14 @@ def write_archive(out: Path) -> int:
     total += _write(out / "fa/fa_oversize_scan.png", make_oversize_png(2_050_000, text=oversize_text))
     truth["fa/fa_oversize_scan.png"] = oversize_text
     total += _write(out / "en/en_damaged_scan.png", corrupt_png())
+    total += write_pdfs(out)
+    truth.update(pdf_ground_truth())
 
     (out / "_ground_truth.json").write_text(
         json.dumps(truth, ensure_ascii=False, indent=2, sort_keys=True) + "\n", encoding="utf-8"
     )
-    print(f"{len(pages)} scans + TIFF + oversize + damaged, {total / 1024 / 1024:.2f} MiB, in {out}")
+    files = f"{len(pages)} scans + TIFF + oversize + damaged + {len(pdf_ground_truth())} PDFs"
+    print(f"{files}, {total / 1024 / 1024:.2f} MiB, in {out}")
     return 0
 
 
