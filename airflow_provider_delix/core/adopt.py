@@ -31,7 +31,7 @@ from airflow_provider_delix.core.resume import ResumeIndex
 from airflow_provider_delix.core.rows import page_rows
 from airflow_provider_delix.core.run_stats import RunStats
 from airflow_provider_delix.core.store import OutputStore
-from airflow_provider_delix.core.table import PageRow, RowStatus
+from airflow_provider_delix.core.table import PageRow
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,7 @@ class Adoption:
     adopted: int = 0
     lost: int = 0
     waiting: list[str] = field(default_factory=list)  # still processing (deferrable runs only)
+    waiting_files: set[str] = field(default_factory=set)  # theirs: in use, never deleted as orphans
     waiting_pages: int = 0
     in_doubt_pages: int = 0  # in requests sent by a dead writer that never saw the answer
 
@@ -84,6 +85,7 @@ def adopt_extracts(
             continue
         if not extract.is_processed and options.deferrable:
             result.waiting.append(record.extract_uuid)
+            result.waiting_files.update(record.file_uuids)
             result.waiting_pages += sum(len(f.pages) for f in record.files)
             continue
         extract = wait_processed(
@@ -134,7 +136,7 @@ def _rows(
                 if target.key in index:
                     continue  # the earlier attempt stored it before it stopped (with its credits)
                 rows.append(row)
-                index.add(target.key, processed=page.outcome.status == RowStatus.PROCESSED)
+                index.add(target.key)
     return rows
 
 

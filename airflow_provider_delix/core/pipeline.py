@@ -182,6 +182,7 @@ class ExtractionPipeline:
                 index=self.index,
                 done_keys=resume,
                 unprocessed_keys=resume.not_processed,
+                settled_keys=resume.settled,
                 max_files=self.files_per_chunk,
             )
             if self._adoption.waiting:
@@ -248,8 +249,13 @@ class ExtractionPipeline:
         self.stats.add_in_doubt(self._adoption.in_doubt_pages)
 
     def _delete_orphans(self) -> None:
-        """Delete what crashed earlier attempts left on the account, before using any budget."""
-        orphans = self.store.orphaned_uploads()
+        """Delete what crashed earlier attempts left on the account, before using any budget.
+
+        Files of extracts still processing are not orphans: Delix is using them (a delete would
+        answer FILE_UNDER_PROCESSING), and the attempt that collects the extract deletes them.
+        """
+        waiting = self._adoption.waiting_files
+        orphans = [uuid for uuid in self.store.orphaned_uploads() if uuid not in waiting]
         if not orphans:
             return
         gone: list[str] = []

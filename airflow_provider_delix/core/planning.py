@@ -257,6 +257,7 @@ class ChunkPlanner:
         index: ContentIndex | None = None,
         done_keys: Container[tuple[str, int]] = frozenset(),
         unprocessed_keys: Container[tuple[str, int]] = frozenset(),
+        settled_keys: Container[tuple[str, int]] = frozenset(),
         max_files: int = MAX_FILES_PER_REQUEST,
         open_chunks: int = 2,
     ) -> None:
@@ -269,6 +270,7 @@ class ChunkPlanner:
         self.index = index if index is not None else ContentIndex()
         self._done_keys = done_keys
         self._unprocessed_keys = unprocessed_keys
+        self._settled_keys = settled_keys
         self._new_id = chunk_id
         self._open_limit = open_chunks
         self._open: list[list[ChunkFile]] = []
@@ -281,9 +283,7 @@ class ChunkPlanner:
         for page in source.pages:
             step.pages += 1
             target = PageTarget(source.ref.source, source.sha256, page.page_number, page.normalization)
-            if target.key in self._done_keys:
-                step.resumed += 1
-                step.resumed_not_processed += target.key in self._unprocessed_keys
+            if self._has_row(target, step):
                 continue
             if page.error is not None or page.data is None:
                 step.invalid.append(InvalidPage(target, page.error or Reason.NO_DATA, page.message))
@@ -309,15 +309,23 @@ class ChunkPlanner:
         self._place(new_files, step.chunks)
         return step
 
+    def _has_row(self, target: PageTarget, step: PlanStep) -> bool:
+        """Whether the page has a row already: stored before this run (counted as resumed), or
+        written by this run while collecting an earlier attempt's extract (counted in its rows)."""
+        if target.key not in self._done_keys:
+            return False
+        if target.key not in self._settled_keys:
+            step.resumed += 1
+            step.resumed_not_processed += target.key in self._unprocessed_keys
+        return True
+
     def _part_file(self, source: SourceLike, part: PartLike, step: PlanStep) -> list[ChunkFile]:
         """A PDF (part) as one file to upload; its pages already done count as resumed."""
         page_map: list[tuple[int, PageTarget]] = []
         for in_part, original in part.page_map:
             step.pages += 1
             target = PageTarget(source.ref.source, source.sha256, original, part.normalization)
-            if target.key in self._done_keys:
-                step.resumed += 1
-                step.resumed_not_processed += target.key in self._unprocessed_keys
+            if self._has_row(target, step):
                 continue
             page_map.append((in_part, target))
         if not page_map:

@@ -104,26 +104,30 @@ def _prepare(
     try:
         reader = pypdf.PdfReader(io.BytesIO(data), strict=False)
         encrypted = reader.is_encrypted
-        if encrypted and not reader.decrypt(""):
-            count = _page_count(reader, data)
-            message = "the PDF is encrypted with a password; decrypt it before OCR"
-            numbers = list(range(1, count + 1)) if count else [1]
-            return PreparedDocument(ref, sha256, _invalid(sha256, numbers, Reason.ENCRYPTED_PDF, message), ())
-        count = len(reader.pages)
+        locked = encrypted and not reader.decrypt("")
+        # A locked page tree cannot be walked: its /Count is read from the bytes (0: unknown).
+        count = _page_count(reader, data) if locked else len(reader.pages)
     except FileNotDecryptedError as exc:
         raise InvalidInputError(Reason.ENCRYPTED_PDF, short_error(exc)) from None
     except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError) as exc:
         raise InvalidInputError(Reason.CORRUPT_PDF, f"the PDF cannot be read: {short_error(exc)}") from None
-    if count == 0:
+    if count == 0 and not locked:
         raise InvalidInputError(Reason.CORRUPT_PDF, "the PDF has no pages")
-    wanted = options.page_numbers or tuple(range(1, count + 1))
-    past = [n for n in wanted if n > count]
+    # The selection applies to a locked document too: a row per selected page, not per page it has.
+    wanted = options.page_numbers or tuple(range(1, count + 1)) or (1,)
+    past = [n for n in wanted if count and n > count]
     invalid = _invalid(
         sha256,
         past,
         Reason.PAGE_NOT_IN_DOCUMENT,
         f"the document has {count} page(s); pages={options.pages!r}",
     )
+    if locked:
+        message = "the PDF is encrypted with a password; decrypt it before OCR"
+        inside = [n for n in wanted if not count or n <= count]
+        return PreparedDocument(
+            ref, sha256, (*invalid, *_invalid(sha256, inside, Reason.ENCRYPTED_PDF, message)), ()
+        )
     resumed = tuple(
         resumed_page(sha256, n) for n in wanted if n <= count and skip and skip(sha256, ref.source, n)
     )

@@ -32,6 +32,7 @@ class ResumeIndex:
         self.language = language
         self._done: set[Key] = set()
         self._not_processed: set[Key] = set()
+        self._settled: set[Key] = set()
         for source, sha, page, status, engine, row_language in rows:
             if not self.matches(engine, row_language):
                 continue
@@ -53,11 +54,19 @@ class ResumeIndex:
     def done(self, sha256: str | None, source: str, page_number: int) -> bool:
         return resume_key(sha256, source, page_number) in self._done
 
-    def add(self, key: Key, *, processed: bool = True) -> None:
-        """Pages settled during this run (adopted extracts) count as done for the planner."""
+    def add(self, key: Key) -> None:
+        """Pages settled during this run (adopted extracts) count as done for the planner.
+
+        Their rows are this run's (counted in its rows), so the planner does not count them as
+        resumed as well: see :attr:`settled`.
+        """
         self._done.add(key)
-        if not processed:
-            self._not_processed.add(key)
+        self._settled.add(key)
+
+    @property
+    def settled(self) -> set[Key]:
+        """Done keys whose row this run wrote (adopted extracts), not an earlier one."""
+        return self._settled
 
     @property
     def not_processed(self) -> set[Key]:

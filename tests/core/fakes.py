@@ -15,6 +15,15 @@ the content of a file (a marker at the start of its bytes) so tests choose which
 plus account-wide switches: ``credits`` (NO_SUFFICIENT_CREDITS when an extraction costs more
 than is left), ``full_for_uploads`` (the next N uploads see someone else's full account),
 ``auth_fail`` (methods that answer 401), and latencies for the benchmark.
+
+PDFs (``/document-extraction``, as the emulator models it): an upload is checked like the API
+does (over 8 MB: BAD_INPUT, over 150 pages: PAGE_COUNT_LIMIT_EXCEEDED); a request of at most 5
+pages is answered at once with the pages inline, a larger one is *queued*: ``processing``
+until ``queue_polls`` calls of ``get_extract`` saw it and ``queue_seconds`` passed on
+``clock``, then its pages come through ``iter_extract_pages``; deleting a file of a queued
+extract before that answers FILE_UNDER_PROCESSING. A page's text is its text layer (the
+emulator's groundtruth OCR), ``ocr-<sha12>-p<n>`` for a scan (empty for ``probe``); a page
+whose text says ``FAILPAGE`` fails (refunded). ``charged_pages`` counts each page paid for.
 """
 
 from __future__ import annotations
@@ -24,7 +33,7 @@ import threading
 import time
 import uuid as uuidlib
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,8 +47,11 @@ from airflow_provider_delix.api.errors import (
 )
 from airflow_provider_delix.api.models import (
     MAX_FILES_PER_REQUEST,
+    MAX_PDF_BYTES,
+    MAX_PDF_PAGES,
     MAX_STORED_BYTES,
     MAX_STORED_FILES,
+    MAX_SYNC_DOCUMENT_PAGES,
     ErrorCode,
     Extract,
     ExtractFile,
@@ -48,9 +60,12 @@ from airflow_provider_delix.api.models import (
     PageStatus,
     RejectedFile,
     StoredFile,
+    engine_body,
 )
+from airflow_provider_delix.core.options import parse_page_selection
 
 PRICE_PER_PAGE = 200
+PRICE_PER_PDF_PAGE = 100
 
 
 def text_of(data: bytes) -> str:
@@ -73,6 +88,9 @@ class FakeDelix:
         extract_latency: tuple[float, float] = (0.0, 0.0),
         delete_latency: float = 0.0,
         sleep: Callable[[float], None] = time.sleep,
+        queue_polls: int = 2,
+        queue_seconds: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.max_files, self.max_bytes = max_files, max_bytes
         self.credits = credits
@@ -97,6 +115,11 @@ class FakeDelix:
         self.peak_bytes = 0
         self.storage_full_raised = 0
         self.on_upload: Callable[[], None] | None = None  # hook for tests (e.g. cancel mid-run)
+        self.queue_polls, self.queue_seconds, self.clock = queue_polls, queue_seconds, clock
+        self.pdf_pages: dict[str, int] = {}  # stored PDF uuid -> its page count
+        self.extracts: dict[str, _FakeExtract] = {}
+        self.document_requests: list[tuple[str, list[tuple[str, str | None]]]] = []  # (engine, files)
+        self.charged_pages: Counter[str] = Counter()  # page text -> times paid for
 
     # ------------------------------------------------------------------ helpers
 
@@ -144,10 +167,19 @@ class FakeDelix:
                 if data.startswith(b"REJECT"):
                     out.append(RejectedFile(reason=ErrorCode.MALFORMED_FILE))
                     continue
+                pages = _pdf_page_count(data) if data.startswith(b"%PDF-") else None
+                refusal = _pdf_refusal(data, pages)
+                if refusal is not None:
+                    out.append(RejectedFile(reason=refusal))
+                    continue
                 uuid = uuidlib.uuid4().hex
                 self.stored[uuid] = data
                 self.uploaded.append(uuid)
-                out.append(StoredFile(uuid=uuid, extension="png", page_count=1))
+                if pages is None:
+                    out.append(StoredFile(uuid=uuid, extension="png", page_count=1))
+                else:
+                    self.pdf_pages[uuid] = pages
+                    out.append(StoredFile(uuid=uuid, extension="pdf", page_count=pages))
             self.peak_files = max(self.peak_files, len(self.stored))
             self.peak_bytes = max(self.peak_bytes, self._bytes())
             return out
@@ -158,6 +190,10 @@ class FakeDelix:
         with self.lock:
             if uuid not in self.stored:
                 return False
+            if any(uuid in ex.file_uuids and not self._ready(ex) for ex in self.extracts.values()):
+                raise DelixApiError(
+                    "in use by a queued extract", error=ErrorCode.FILE_UNDER_PROCESSING, status_code=422
+                )
             del self.stored[uuid]
             self.deleted.append(uuid)
             return True
@@ -165,7 +201,14 @@ class FakeDelix:
     def list_files(self) -> list[StoredFile]:
         self._enter("list_files")
         with self.lock:
-            return [StoredFile(uuid=u, extension="png", page_count=1) for u in self.stored]
+            return [
+                StoredFile(
+                    uuid=u,
+                    extension="pdf" if u in self.pdf_pages else "png",
+                    page_count=self.pdf_pages.get(u, 1),
+                )
+                for u in self.stored
+            ]
 
     def extract_images(self, file_uuids: Sequence[str], engine: Any, language: Any) -> Extract:
         uuids = list(file_uuids)
@@ -225,10 +268,182 @@ class FakeDelix:
                 files=tuple(files),
             )
 
+    # ------------------------------------------------------------------ documents
+
+    def extract_documents(
+        self, files: Sequence[tuple[str, str | None]], engine: Any, language: Any
+    ) -> Extract:
+        items = [(str(u), sel) for u, sel in files]
+        uuids = [u for u, _ in items]
+        if not 1 <= len(items) <= MAX_FILES_PER_REQUEST or len(set(uuids)) != len(uuids):
+            raise ValueError(f"bad extraction request {items}")
+        engine_body(engine, language)  # what the hook sends: probe takes no language, the others need one
+        self._enter("extract_documents")
+        with self.lock:
+            self.document_requests.append((str(engine), items))
+            if any(u not in self.stored for u in uuids):
+                raise DelixNotFoundError("404", status_code=404)
+            if any(u not in self.pdf_pages for u in uuids):
+                raise DelixApiError("not a PDF", error=ErrorCode.WRONG_FILE_TYPE, status_code=422)
+            selected: list[tuple[str, list[int]]] = []
+            for u, selection in items:
+                count = self.pdf_pages[u]
+                numbers = list(parse_page_selection(selection) or range(1, count + 1))
+                if numbers[-1] > count:
+                    raise DelixApiError(
+                        f"page {numbers[-1]} of {count}", error=ErrorCode.INVALID_FILE_PAGE, status_code=422
+                    )
+                selected.append((u, numbers))
+            total = sum(len(n) for _, n in selected)
+            cost = PRICE_PER_PDF_PAGE * total
+            if self.credits is not None:
+                if self.credits < cost:
+                    raise DelixInsufficientCreditsError("no credits", error=ErrorCode.NO_SUFFICIENT_CREDITS)
+                self.credits -= cost
+            pages: dict[str, tuple[ExtractFilePage, ...]] = {}
+            for u, numbers in selected:
+                pages[u] = _read_pages(self.stored[u], numbers, str(engine))
+                for page in pages[u]:
+                    self.charged_pages[page.text or f"{u}#{page.number}"] += 1
+            failed = sum(p.status == PageStatus.FAILED for ps in pages.values() for p in ps)
+            refund = PRICE_PER_PDF_PAGE * failed
+            if self.credits is not None:
+                self.credits += refund
+            extract = _FakeExtract(
+                uuid=uuidlib.uuid4().hex,
+                engine=str(engine),
+                language=None if language is None else str(language),
+                pages=pages,
+                cost=cost,
+                failed=failed,
+                refund=refund,
+                queued=total > MAX_SYNC_DOCUMENT_PAGES,
+                created=self.clock(),
+            )
+            self.extracts[extract.uuid] = extract
+            return self._answer(extract)
+
+    def get_extract(self, uuid: str) -> Extract:
+        self._enter("get_extract")
+        with self.lock:
+            extract = self.extracts.get(uuid)
+            if extract is None:
+                raise DelixNotFoundError("404", status_code=404)
+            extract.polls += 1
+            return self._answer(extract)
+
+    def iter_extract_pages(self, extract_uuid: str, file_uuid: str) -> Iterator[ExtractFilePage]:
+        """The paginated contents, only of a finished queued extract (404 otherwise, as the emulator)."""
+        self._enter("iter_extract_pages")
+        with self.lock:
+            extract = self.extracts.get(extract_uuid)
+            if extract is None or not extract.queued or not self._ready(extract):
+                raise DelixNotFoundError("404", status_code=404)
+            if file_uuid not in extract.pages:
+                raise DelixNotFoundError("404", status_code=404)
+            return iter(list(extract.pages[file_uuid]))
+
+    def forget_extract(self, uuid: str) -> None:
+        """Delix no longer has the extract: ``get_extract`` answers 404."""
+        with self.lock:
+            del self.extracts[uuid]
+
+    def _ready(self, extract: _FakeExtract) -> bool:
+        if not extract.queued:
+            return True
+        return extract.polls >= self.queue_polls and self.clock() - extract.created >= self.queue_seconds
+
+    def _answer(self, extract: _FakeExtract) -> Extract:
+        done = self._ready(extract)
+        files: tuple[ExtractFile, ...] = ()
+        if done:
+            files = tuple(
+                ExtractFile(uuid=u, pages=None, pages_url=f"https://fake/extracts/{extract.uuid}/files/{u}")
+                if extract.queued
+                else ExtractFile(uuid=u, pages=ps, pages_url=None)
+                for u, ps in extract.pages.items()
+            )
+        total = sum(len(ps) for ps in extract.pages.values())
+        return Extract(
+            uuid=extract.uuid,
+            status=ExtractStatus.PROCESSED if done else ExtractStatus.PROCESSING,
+            file_type="documents",
+            engine=extract.engine,
+            language=extract.language,
+            total_files=len(extract.pages),
+            total_file_pages=total,
+            total_processing_pages=total,
+            initial_cost=extract.cost,
+            failed_pages=extract.failed if done else None,
+            returned_credits=extract.refund if done else None,
+            files=files,
+        )
+
     def ours_left(self) -> set[str]:
         """Files still stored that were not there before the test."""
         with self.lock:
             return set(self.stored) - self.preexisting
+
+
+@dataclass(slots=True)
+class _FakeExtract:
+    uuid: str
+    engine: str
+    language: str | None
+    pages: dict[str, tuple[ExtractFilePage, ...]]  # file uuid -> requested pages, answered
+    cost: int
+    failed: int
+    refund: int
+    queued: bool
+    created: float
+    polls: int = 0
+
+    @property
+    def file_uuids(self) -> list[str]:
+        return list(self.pages)
+
+
+def _pdf_page_count(data: bytes) -> int:
+    import io
+
+    import pypdf
+
+    try:
+        return len(pypdf.PdfReader(io.BytesIO(data)).pages)
+    except Exception:
+        return 0
+
+
+def _pdf_refusal(data: bytes, pages: int | None) -> ErrorCode | None:
+    """The emulator's upload checks of a PDF (``emulator/filetypes.py``)."""
+    if pages is None:
+        return None
+    if len(data) > MAX_PDF_BYTES:
+        return ErrorCode.BAD_INPUT
+    if pages < 1:
+        return ErrorCode.MALFORMED_FILE
+    if pages > MAX_PDF_PAGES:
+        return ErrorCode.PAGE_COUNT_LIMIT_EXCEEDED
+    return None
+
+
+def _read_pages(data: bytes, numbers: Sequence[int], engine: str) -> tuple[ExtractFilePage, ...]:
+    """Pages of a stored PDF as Delix answers them (text layer, or a label for a scan)."""
+    import io
+
+    import pypdf
+
+    reader = pypdf.PdfReader(io.BytesIO(data))
+    out = []
+    for number in numbers:
+        layer = (reader.pages[number - 1].extract_text() or "").strip()
+        if "FAILPAGE" in layer:
+            out.append(ExtractFilePage(number=number, status=PageStatus.FAILED, text=None))
+            continue
+        if not layer and engine != "probe":
+            layer = f"ocr-{hashlib.sha256(data).hexdigest()[:12]}-p{number}"
+        out.append(ExtractFilePage(number=number, status=PageStatus.PROCESSED, text=layer))
+    return tuple(out)
 
 
 # ---------------------------------------------------------------------- prepared sources

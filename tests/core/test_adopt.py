@@ -1,0 +1,255 @@
+"""adopt_extracts: a later attempt collects the extracts a dead writer paid for, never paying again.
+
+The dead writer is a store that journalled its records and uploads, then closed (its lease
+is released, so it is dead at once). Its extracts live on the fake account: synchronous ones
+(<= 5 pages) answered at once, queued ones processed after some polls or some (fake) time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from core_pdfs import document, page_text, text_pdf
+from fakes import PRICE_PER_PDF_PAGE, FakeClock, FakeDelix
+
+from airflow_provider_delix.core.adopt import Adoption, adopt_extracts
+from airflow_provider_delix.core.collect import ExtractWaitTimeout
+from airflow_provider_delix.core.ledger import ExtractRecord, ledger_files
+from airflow_provider_delix.core.options import RunOptions
+from airflow_provider_delix.core.planning import PageTarget
+from airflow_provider_delix.core.resume import ResumeIndex, empty_index
+from airflow_provider_delix.core.run_stats import RunStats
+from airflow_provider_delix.core.store import OutputStore
+from airflow_provider_delix.core.table import open_output, read_table
+
+pytestmark = pytest.mark.timeout(60)
+FAST: dict[str, Any] = {"heartbeat_seconds": 0.05, "stale_after_seconds": 0.3}
+DOCS = RunOptions(kind="documents", poll_interval=60.0)
+
+
+@pytest.fixture
+def out() -> Iterator[str]:
+    url = f"memory://adopt-{uuid.uuid4().hex}"
+    yield url
+    fs, path = open_output(url)
+    if fs.exists(path):
+        fs.rm(path, recursive=True)
+
+
+def targets(name: str, data: bytes, pages: range) -> list[tuple[int, list[PageTarget]]]:
+    sha = hashlib.sha256(data).hexdigest()
+    return [(n, [PageTarget(f"{name}.pdf", sha, n, None)]) for n in pages]
+
+
+def paid(fake: FakeDelix, name: str, pages: int, *, send: bool = True) -> ExtractRecord:
+    """A document uploaded and (unless ``send`` is False: an intent) sent for extraction."""
+    data = document(name, pages)
+    (stored,) = fake.upload_files([(f"{name}.pdf", data)])
+    file_uuid = stored.uuid  # type: ignore[union-attr]
+    extract_uuid = fake.extract_documents([(file_uuid, None)], "danlin", "fa").uuid if send else None
+    return ExtractRecord(
+        chunk_id=f"c-{name}-x1",
+        extract_uuid=extract_uuid,
+        kind="documents",
+        engine="danlin",
+        language="fa",
+        files=ledger_files([(file_uuid, targets(name, data, range(1, pages + 1)))]),
+    )
+
+
+def dead_writer(out: str, *records: ExtractRecord) -> None:
+    """A writer that journalled its uploads and extracts, then went away."""
+    store = OutputStore(out, run_tag="dead", **FAST)
+    for record in records:
+        store.record_uploaded(record.chunk_id, record.file_uuids)
+        store.ledger.record(record)
+    store.close()
+
+
+def adopt(
+    fake: FakeDelix,
+    out: str,
+    *,
+    options: RunOptions = DOCS,
+    index: ResumeIndex | None = None,
+    clock: FakeClock | None = None,
+) -> tuple[Adoption, RunStats]:
+    clock = clock or FakeClock()
+    stats = RunStats()
+    with OutputStore(out, run_tag="again", **FAST) as store:
+        adoption = adopt_extracts(
+            fake,
+            store,
+            index if index is not None else empty_index(),
+            options,
+            stats,
+            run_id="run-2",
+            clock=clock,
+            sleep=clock.sleep,
+            aborting=lambda: False,
+        )
+    return adoption, stats
+
+
+def records_left(out: str) -> list[str]:
+    fs, path = open_output(out)
+    base = f"{path}/_delix_state/extracts"
+    return sorted(p.rsplit("/", 1)[-1] for p in fs.find(base)) if fs.exists(base) else []
+
+
+def orphaned_uploads(out: str) -> list[str]:
+    with OutputStore(out, **FAST) as store:
+        return store.orphaned_uploads(wait=False)
+
+
+def rows_by_page(out: str) -> dict[tuple[str, int], str]:
+    frame = read_table(out)
+    assert not frame.duplicated(["source", "page_number"]).any(), "a page got two rows"
+    return {(s, int(p)): t for s, p, t in zip(frame.source, frame.page_number, frame.text, strict=True)}
+
+
+def test_answered_extracts_of_a_dead_writer_are_collected_once(out: str) -> None:
+    fake = FakeDelix(queue_polls=3)
+    sync, queued = paid(fake, "three", 3), paid(fake, "twelve", 12)
+    assert fake.get_extract(queued.extract_uuid or "").status == "processing"  # poll 1 of 3
+    dead_writer(out, sync, queued)
+    before = fake.calls.copy()
+
+    adoption, stats = adopt(fake, out)
+
+    assert (adoption.adopted, adoption.lost, adoption.waiting, adoption.in_doubt_pages) == (2, 0, [], 0)
+    expected = {
+        (f"{n}.pdf", p): page_text(n, p) for n, k in (("three", 3), ("twelve", 12)) for p in range(1, k + 1)
+    }
+    assert rows_by_page(out) == expected
+    frame = read_table(out)
+    assert set(frame.status) == {"processed"} and set(frame.run_id) == {"run-2"}
+    assert set(frame.extract_uuid) == {sync.extract_uuid, queued.extract_uuid}
+    assert frame.credits_charged.sum() == 15 * PRICE_PER_PDF_PAGE == stats.credits_charged
+    assert stats.rows["processed"] == 15
+    calls = fake.calls - before
+    assert calls["extract_documents"] == 0, "nothing is paid again"
+    assert calls["get_extract"] == 1 + 2  # the sync one once; the queued one polled until processed
+    assert calls["iter_extract_pages"] == 1  # the queued one's pages are paginated, the sync ones inline
+    assert fake.ours_left() == set(), "the files of collected extracts are deleted"
+    assert records_left(out) == [] and orphaned_uploads(out) == []
+
+    # A third attempt finds nothing left to collect: the rows are not written twice.
+    calls_before = fake.calls.copy()
+    again, _ = adopt(fake, out)
+    assert (again.adopted, again.lost) == (0, 0) and fake.calls == calls_before
+    assert len(read_table(out)) == 15
+
+
+def test_a_queued_extract_is_waited_for_on_the_clock(out: str) -> None:
+    clock = FakeClock()
+    fake = FakeDelix(queue_polls=0, queue_seconds=290, clock=clock)
+    record = paid(fake, "seven", 7)
+    dead_writer(out, record)
+    adoption, _ = adopt(fake, out, clock=clock)
+    assert adoption.adopted == 1
+    assert clock.sleeps == [60.0] * 5  # polled every poll_interval until Delix finished it
+    assert len(rows_by_page(out)) == 7 and fake.ours_left() == set()
+
+
+def test_a_queued_extract_past_the_timeout_stays_on_record(out: str) -> None:
+    clock = FakeClock()
+    fake = FakeDelix(queue_polls=0, queue_seconds=10_000, clock=clock)
+    record = paid(fake, "seven", 7)
+    dead_writer(out, record)
+    options = RunOptions(kind="documents", poll_interval=60.0, extract_timeout=300.0)
+    with pytest.raises(ExtractWaitTimeout, match="re-run collects it"):
+        adopt(fake, out, options=options, clock=clock)
+    assert records_left(out) == ["c-seven-x1.json"] and len(fake.ours_left()) == 1
+    clock.advance(10_000)  # Delix finished it meanwhile: the next attempt collects it
+    adoption, _ = adopt(fake, out, options=options, clock=clock)
+    assert adoption.adopted == 1 and len(rows_by_page(out)) == 7 and records_left(out) == []
+
+
+def test_an_extract_delix_no_longer_has_is_counted_lost(out: str) -> None:
+    fake = FakeDelix()
+    lost, kept = paid(fake, "lost", 2), paid(fake, "kept", 1)
+    fake.forget_extract(lost.extract_uuid or "")
+    dead_writer(out, lost, kept)
+    before = fake.calls.copy()
+    adoption, stats = adopt(fake, out)
+    assert (adoption.adopted, adoption.lost) == (1, 1)
+    assert set(rows_by_page(out)) == {("kept.pdf", 1)}  # the lost pages get no row: sent again
+    assert stats.rows["processed"] == 1
+    calls = fake.calls - before
+    assert calls["get_extract"] == 2 and calls["iter_extract_pages"] == 0
+    assert calls["delete_file"] == 2 and fake.ours_left() == set()  # its files are deleted too
+    assert records_left(out) == [] and orphaned_uploads(out) == []
+
+
+def test_an_intent_without_uuid_is_in_doubt_and_dropped_without_a_call(out: str) -> None:
+    fake = FakeDelix()
+    intent = paid(fake, "wire", 4, send=False)
+    dead_writer(out, intent)
+    before = fake.calls.copy()
+    adoption, stats = adopt(fake, out)
+    assert adoption.in_doubt_pages == intent.page_count == 4
+    assert (adoption.adopted, adoption.lost, adoption.waiting) == (0, 0, [])
+    assert fake.calls == before, "no API call: there is no way to find that extract"
+    assert records_left(out) == [] and sum(stats.rows.values()) == 0
+    assert read_table(out).empty
+    # Its file stays on the uploads journal: the pipeline deletes it with the other orphans.
+    assert orphaned_uploads(out) == intent.file_uuids
+
+
+def test_a_deferrable_run_leaves_a_processing_extract_waiting(out: str) -> None:
+    fake = FakeDelix(queue_polls=10)
+    queued, sync = paid(fake, "twelve", 12), paid(fake, "two", 2)
+    dead_writer(out, queued, sync)
+    before = fake.calls.copy()
+    options = RunOptions(kind="documents", deferrable=True)
+    adoption, _ = adopt(fake, out, options=options)
+    assert adoption.waiting == [queued.extract_uuid] and adoption.waiting_pages == 12
+    assert adoption.adopted == 1  # the finished one is collected all the same
+    assert set(rows_by_page(out)) == {("two.pdf", 1), ("two.pdf", 2)}
+    calls = fake.calls - before
+    assert calls["get_extract"] == 2 and calls["iter_extract_pages"] == 0  # one look, no polling
+    assert fake.ours_left() == set(queued.file_uuids)  # in use by Delix: kept
+    assert records_left(out) == ["c-twelve-x1.json"]  # for the attempt after the deferral
+
+
+def test_rows_already_in_the_resume_index_are_not_written_twice(out: str) -> None:
+    fake = FakeDelix()
+    record = paid(fake, "five", 5)
+    dead_writer(out, record)
+    (ledger_file,) = record.files
+    stored = [ts[0] for n, ts in ledger_file.pages if n <= 3]  # the dead writer stored these rows
+    index = ResumeIndex(
+        ((t.source, t.source_sha256, t.page_number, "processed", "danlin", "fa") for t in stored),
+        engines=["danlin"],
+        language="fa",
+    )
+    adoption, stats = adopt(fake, out, index=index)
+    assert adoption.adopted == 1
+    assert set(rows_by_page(out)) == {("five.pdf", 4), ("five.pdf", 5)}
+    assert stats.rows["processed"] == 2
+    assert all(t.key in index for _, ts in ledger_file.pages for t in ts)  # the planner sees all 5 done
+    assert fake.ours_left() == set() and records_left(out) == []
+
+
+def test_failed_pages_get_their_refund_share(out: str) -> None:
+    fake = FakeDelix()
+    data = text_pdf([page_text("mixed", 1), "FAILPAGE the scanner jammed", page_text("mixed", 3)])
+    (stored,) = fake.upload_files([("mixed.pdf", data)])
+    file_uuid = stored.uuid  # type: ignore[union-attr]
+    extract = fake.extract_documents([(file_uuid, None)], "danlin", "fa")
+    files = ledger_files([(file_uuid, targets("mixed", data, range(1, 4)))])
+    record = ExtractRecord("c-mixed-x1", extract.uuid, "documents", "danlin", "fa", files)
+    dead_writer(out, record)
+    index = empty_index()
+    adoption, stats = adopt(fake, out, index=index)
+    assert adoption.adopted == 1
+    frame = read_table(out).set_index("page_number")
+    assert frame.loc[2, "status"] == "failed" and frame.loc[2, "error"] == "page_failed"
+    assert frame.loc[2, "credits_refunded"] == PRICE_PER_PDF_PAGE
+    assert frame.credits_charged.sum() == 3 * PRICE_PER_PDF_PAGE
+    assert stats.credits_refunded == PRICE_PER_PDF_PAGE and stats.rows["failed"] == 1

@@ -1,0 +1,244 @@
+"""DocumentJob through ExtractionPipeline: PDFs in, one row per original page out.
+
+Against the fake account (documents of at most 5 pages answered at once, larger requests
+queued) and the real OutputStore on memory://, as ``test_pipeline.py`` drives the image path.
+Each page's text names its document and page, so a row in the wrong place shows.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import fsspec
+import pytest
+from core_pdfs import document, image_pdf, merged, page_text, text_pdf
+from fakes import PRICE_PER_PDF_PAGE, FakeClock, FakeDelix
+
+from airflow_provider_delix.core.inputs import InputRef
+from airflow_provider_delix.core.jobs import DocumentJob
+from airflow_provider_delix.core.options import PipelineTuning, RunOptions
+from airflow_provider_delix.core.pipeline import ExtractionPipeline
+from airflow_provider_delix.core.planning import SourceLike
+from airflow_provider_delix.core.resume import ResumeIndex
+from airflow_provider_delix.core.store import OutputStore
+from airflow_provider_delix.core.summary import PipelineSummary
+from airflow_provider_delix.core.table import open_output, read_table
+
+pytestmark = pytest.mark.timeout(120)
+FAST: dict[str, Any] = {"heartbeat_seconds": 0.05, "stale_after_seconds": 0.3}
+Truth = dict[tuple[str, int], str]
+
+
+@pytest.fixture
+def out() -> Iterator[str]:
+    url = f"memory://documents-{uuid.uuid4().hex}"
+    yield url
+    fs, path = open_output(url)
+    if fs.exists(path):
+        fs.rm(path, recursive=True)
+
+
+def archive(root: Path, **docs: int | bytes) -> tuple[list[InputRef], Truth]:
+    """PDFs on disk (name -> page count, or bytes); the expected text of every text-layer page."""
+    root.mkdir(parents=True, exist_ok=True)
+    refs, truth = [], {}
+    for name, spec in docs.items():
+        path = root / f"{name}.pdf"
+        path.write_bytes(document(name, spec) if isinstance(spec, int) else spec)
+        refs.append(InputRef(source=str(path), fs=fsspec.filesystem("file"), path=str(path)))
+        if isinstance(spec, int):
+            truth.update({(str(path), n): page_text(name, n) for n in range(1, spec + 1)})
+    return refs, truth
+
+
+def run(fake: FakeDelix, out: str, refs: list[InputRef], **kwargs: Any) -> PipelineSummary:
+    """One pipeline run of the document job over ``refs``; settings as flat keyword arguments."""
+    options = RunOptions(
+        kind="documents", **{k: kwargs.pop(k) for k in list(kwargs) if k in RunOptions.__dataclass_fields__}
+    )
+    tuning = PipelineTuning(
+        **{k: kwargs.pop(k) for k in list(kwargs) if k in PipelineTuning.__dataclass_fields__}
+    )
+    job = DocumentJob(options)
+    kwargs.setdefault("sleep", lambda _s: None)
+
+    def sources(resume: ResumeIndex) -> Iterable[SourceLike]:
+        return (job.prepare(ref, resume) for ref in refs)
+
+    store = OutputStore(out, **FAST)
+    pipeline = ExtractionPipeline(fake, store, options, job=job, tuning=tuning, run_id="run-1", **kwargs)
+    return pipeline.run(sources)
+
+
+def texts(out: str) -> Truth:
+    frame = read_table(out)
+    assert not frame.duplicated(["source", "page_number"]).any(), "a page got two rows"
+    return {(s, int(p)): t for s, p, t in zip(frame.source, frame.page_number, frame.text, strict=True)}
+
+
+def state_left(out: str) -> list[str]:
+    fs, path = open_output(out)
+    base = f"{path}/_delix_state"
+    found = fs.find(base) if fs.exists(base) else []
+    return [p for p in found if "/extracts/" in p or "/uploads/" in p]
+
+
+def assert_clean(fake: FakeDelix, out: str) -> None:
+    assert fake.ours_left() == set(), "files uploaded by the run are still stored"
+    assert fake.storage_full_raised == 0, "the run asked for more storage than the account holds"
+    assert state_left(out) == [], "extract or upload records left behind"
+
+
+def charged_once(fake: FakeDelix, pages: int) -> None:
+    assert len(fake.charged_pages) == pages and set(fake.charged_pages.values()) == {1}, fake.charged_pages
+
+
+def test_an_archive_gives_one_row_per_original_page(out: str, tmp_path: Path) -> None:
+    fake = FakeDelix(queue_polls=3)
+    refs, truth = archive(tmp_path / "pdfs", one=1, five=5, twelve=12, three=3)
+    summary = run(fake, out, refs)
+
+    assert texts(out) == truth
+    frame = read_table(out)
+    assert set(frame.status) == {"processed"} and set(frame.engine) == {"danlin"}
+    assert (
+        set(frame.language) == {"fa"} and frame.file_uuid.notna().all() and frame.extract_uuid.notna().all()
+    )
+    # credits: each request's cost split over its pages, adding up to what was charged
+    assert set(frame.credits_charged) == {PRICE_PER_PDF_PAGE}
+    assert frame.credits_charged.sum() == summary.credits_charged == 21 * PRICE_PER_PDF_PAGE
+    assert summary.rows["processed"] == summary.pages_total == 21 and summary.pages_left == 0
+    charged_once(fake, 21)
+    # the 1- and 3-page documents share one synchronous request (4 pages <= 5); 5 pages alone;
+    # the 12-page one is queued, polled until processed, and read through the paginated contents
+    requested = sorted(sorted(fake.pdf_pages[u] for u, _ in files) for _, files in fake.document_requests)
+    assert requested == [[1, 3], [5], [12]]
+    queued = [e for e in fake.extracts.values() if e.queued]
+    assert len(queued) == 1 and queued[0].polls == 3
+    assert summary.requests["iter_extract_pages"] == 1 and summary.requests["extract_documents"] == 3
+    assert summary.requests["delete_file"] == 4
+    assert_clean(fake, out)
+
+
+def test_long_and_big_documents_are_split_and_reassembled(out: str, tmp_path: Path) -> None:
+    fake = FakeDelix()  # rejects a PDF over 150 pages or 8 MB, as Delix does
+    big = document("big", 3, pad=8_100_000)
+    refs, truth = archive(tmp_path / "pdfs", long=160, big=big)
+    truth.update({(str(tmp_path / "pdfs" / "big.pdf"), n): page_text("big", n) for n in (1, 2, 3)})
+    summary = run(fake, out, refs)
+    assert texts(out) == truth and summary.rows["processed"] == 163
+    frame = read_table(out)
+    assert set(frame.normalization) == {"split"}
+    assert sorted(frame[frame.source.str.endswith("long.pdf")].page_number) == list(range(1, 161))
+    assert all(n <= 150 for n in fake.pdf_pages.values())
+    charged_once(fake, 163)
+    assert_clean(fake, out)
+
+
+def test_a_rerun_pays_only_for_the_pages_still_to_do(out: str, tmp_path: Path) -> None:
+    refs, truth = archive(tmp_path / "pdfs", twelve=12, six=6)
+    first = FakeDelix()
+    run(first, out, refs, pages="1-6")
+    assert len(texts(out)) == 12
+    again = FakeDelix()
+    summary = run(again, out, refs)
+    assert texts(out) == truth
+    assert summary.pages_resumed == 12 and summary.rows["processed"] == 6
+    # the original bytes again, asked only for the other half
+    ((_, files),) = again.document_requests
+    assert [selection for _, selection in files] == ["7-12"] and again.pdf_pages[files[0][0]] == 12
+    charged_once(again, 6)
+    third = FakeDelix()
+    run(third, out, refs)
+    assert sum(third.calls.values()) == 0, "a finished archive calls nothing"
+
+
+def test_auto_sends_typed_pages_to_probe_and_scans_to_ocr(out: str, tmp_path: Path) -> None:
+    fake = FakeDelix()
+    mixed = merged(document("mixed", 2), image_pdf(2))
+    refs, _ = archive(tmp_path / "pdfs", mixed=mixed, typed=3)
+    summary = run(fake, out, refs, engine="auto")
+    frame = read_table(out).set_index(["source", "page_number"])
+    source = str(tmp_path / "pdfs" / "mixed.pdf")
+    engines = {n: frame.loc[(source, n), "engine"] for n in (1, 2, 3, 4)}
+    assert engines == {1: "probe", 2: "probe", 3: "danlin", 4: "danlin"}
+    assert frame.loc[(source, 1), "text"] == page_text("mixed", 1)
+    assert frame.loc[(source, 3), "text"].startswith("ocr-")
+    assert summary.rows["processed"] == 7
+    # probe takes no language (the fake refuses what the API would), danlin needs one
+    assert sorted(engine for engine, _ in fake.document_requests) == ["danlin", "probe", "probe"]
+    assert_clean(fake, out)
+
+
+def test_invalid_documents_get_rows_without_a_call(out: str, tmp_path: Path) -> None:
+    fake = FakeDelix()
+    refs, _ = archive(tmp_path / "pdfs", notes=b"my notes, not a PDF", damaged=b"%PDF-1.4\n" + bytes(200))
+    summary = run(fake, out, refs, max_failed_ratio=None)
+    frame = read_table(out)
+    assert sorted(frame.error) == ["corrupt_pdf", "not_a_pdf"] and set(frame.status) == {"invalid"}
+    assert summary.rows["invalid"] == 2 and sum(fake.calls.values()) == 0
+
+
+def park_then_resume(
+    out: str, refs: list[InputRef], fake: FakeDelix
+) -> tuple[PipelineSummary, PipelineSummary]:
+    """A deferrable run parks its queued extract; Delix finishes it; the resumed run collects it."""
+    parked = run(fake, out, refs, deferrable=True)
+    assert parked.waiting and parked.stop_reason == "waiting for queued extracts"
+    fake.queue_polls = 0  # Delix is done (the trigger saw it)
+    resumed = run(fake, out, refs, deferrable=True)
+    return parked, resumed
+
+
+def test_a_deferrable_run_parks_a_queued_extract_and_the_next_one_collects_it(
+    out: str, tmp_path: Path
+) -> None:
+    fake = FakeDelix(queue_polls=10**6)
+    refs, truth = archive(tmp_path / "pdfs", twelve=12, two=2)
+    parked, resumed = park_then_resume(out, refs, fake)
+    assert parked.pages_waiting == 12 and parked.rows["processed"] == 2
+    assert len(parked.waiting_extracts) == 1 and parked.requests["get_extract"] == 0
+    assert resumed.extracts_adopted == 1 and resumed.waiting_extracts == []
+    assert resumed.rows["processed"] == 12 and resumed.requests["extract_documents"] == 0
+    assert resumed.pages_total == 14 and resumed.pages_resumed == 2  # the 2-page one was stored before
+    assert texts(out) == truth
+    charged_once(fake, 14)
+    assert_clean(fake, out)
+
+
+def test_a_rerun_while_delix_still_works_leaves_the_parked_files_alone(out: str, tmp_path: Path) -> None:
+    fake = FakeDelix(queue_polls=10**6)
+    refs, _ = archive(tmp_path / "pdfs", twelve=12)
+    parked = run(fake, out, refs, deferrable=True)
+    kept = fake.ours_left()
+    again = run(fake, out, refs, deferrable=True)  # re-run before the extract is processed
+    assert again.waiting_extracts == parked.waiting_extracts and again.pages_waiting == 12
+    # Delix answers FILE_UNDER_PROCESSING to a delete of them: the run must not even try
+    assert again.requests["delete_file"] == 0 and again.orphans_deleted == 0
+    assert fake.ours_left() == kept
+
+
+def test_adopted_pages_are_counted_once(out: str, tmp_path: Path) -> None:
+    fake = FakeDelix(queue_polls=10**6)
+    jam = text_pdf([page_text("jam", n) if n != 2 else "FAILPAGE the scanner jammed" for n in range(1, 9)])
+    refs, _ = archive(tmp_path / "pdfs", jam=jam)
+    _, resumed = park_then_resume(out, refs, fake)
+    assert resumed.rows == {"processed": 7, "failed": 1, "rejected": 0, "invalid": 0}
+    assert resumed.pages_total == 8
+    # written by this run (adopted), so not also "resumed": each page counts once
+    assert resumed.pages_resumed == 0 and resumed.pages_resumed_not_processed == 0
+    assert resumed.failed_ratio == pytest.approx(1 / 8)
+    assert read_table(out).credits_refunded.sum() == resumed.credits_refunded == PRICE_PER_PDF_PAGE
+
+
+def test_a_queued_extract_is_polled_on_the_clock(out: str, tmp_path: Path) -> None:
+    clock = FakeClock()
+    fake = FakeDelix(queue_polls=0, queue_seconds=150, clock=clock)
+    refs, truth = archive(tmp_path / "pdfs", twelve=12)
+    summary = run(fake, out, refs, clock=clock, sleep=clock.sleep, poll_interval=60.0)
+    assert texts(out) == truth and summary.rows["processed"] == 12
+    assert clock.sleeps == [60.0, 60.0, 60.0] and summary.requests["get_extract"] == 3
+    assert_clean(fake, out)

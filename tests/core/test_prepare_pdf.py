@@ -1,0 +1,227 @@
+"""prepare_document: validation codes, page selection, splitting past 150 pages / 8 MB, auto engine.
+
+Every part is read back with pypdf: it must be a valid PDF within the API's limits, and its
+page i must be the original page its page map names (each page's text says which it is).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Sequence
+from pathlib import Path
+
+import fsspec
+import pypdf
+import pytest
+from core_pdfs import document, encrypted, image_pdf, merged, page_text, page_texts, text_pdf
+from PIL import Image
+
+from airflow_provider_delix.api.models import MAX_PDF_BYTES, MAX_PDF_PAGES
+from airflow_provider_delix.core.inputs import InputRef
+from airflow_provider_delix.core.options import RunOptions
+from airflow_provider_delix.core.prepare_pdf import (
+    PreparedDocument,
+    PreparedPart,
+    count_pdf_pages,
+    prepare_document,
+)
+
+DOCS = RunOptions(kind="documents")
+
+
+def prepared(tmp_path: Path, data: bytes, options: RunOptions = DOCS, **kwargs: object) -> PreparedDocument:
+    path = tmp_path / "input.pdf"
+    path.write_bytes(data)
+    ref = InputRef(source=str(path), fs=fsspec.filesystem("file"), path=str(path))
+    doc = prepare_document(ref, options, **kwargs)  # type: ignore[arg-type]
+    assert doc.sha256 == hashlib.sha256(data).hexdigest()
+    return doc
+
+
+def invalid(doc: PreparedDocument) -> list[tuple[int, str | None]]:
+    return [(p.page_number, p.error) for p in doc.pages if p.error is not None]
+
+
+def reassembled(parts: Sequence[PreparedPart], name: str) -> list[int]:
+    """Check every part against the API's limits and its page map; the original page numbers."""
+    numbers: list[int] = []
+    for part in parts:
+        assert len(part.data) <= MAX_PDF_BYTES and len(part.page_map) <= MAX_PDF_PAGES
+        reader = pypdf.PdfReader(io.BytesIO(part.data))
+        assert not reader.is_encrypted
+        if part.selection is None:
+            assert [n for n, _ in part.page_map] == list(range(1, len(reader.pages) + 1))
+        texts = page_texts(part.data)
+        for in_part, original in part.page_map:
+            assert texts[in_part - 1] == page_text(name, original), (part.filename, in_part, original)
+            numbers.append(original)
+    return numbers
+
+
+# ---------------------------------------------------------------------- validation
+
+
+@pytest.mark.parametrize(
+    ("data", "reason", "says"),
+    [
+        (b"", "empty_file", "0 bytes"),
+        (b"these are my notes, not a PDF\n", "not_a_pdf", "text/plain"),
+        (b"PK\x03\x04 a zip archive", "not_a_pdf", "application/zip"),
+        (b"%PDF-1.4\n" + bytes(range(256)) * 40, "corrupt_pdf", "cannot be read"),
+        (text_pdf([]), "corrupt_pdf", "no pages"),
+    ],
+    ids=["empty", "text", "zip", "damaged", "no-pages"],
+)
+def test_documents_that_cannot_be_sent_get_one_invalid_row(
+    tmp_path: Path, data: bytes, reason: str, says: str
+) -> None:
+    doc = prepared(tmp_path, data)
+    assert doc.parts == () and invalid(doc) == [(1, reason)]
+    (page,) = doc.pages
+    assert page.data is None and says in (page.message or "") and "Traceback" not in (page.message or "")
+
+
+def test_an_image_given_as_a_document_says_which_operator_to_use(tmp_path: Path) -> None:
+    sink = io.BytesIO()
+    Image.new("L", (20, 20), 255).save(sink, "PNG")
+    doc = prepared(tmp_path, sink.getvalue())
+    assert invalid(doc) == [(1, "not_a_pdf")] and "ImageExtractionOperator" in (doc.pages[0].message or "")
+
+
+def test_an_encrypted_document_gets_a_row_per_page_counted_from_its_page_tree(tmp_path: Path) -> None:
+    data = encrypted(document("secret", 3))
+    assert count_pdf_pages(data) == 3  # pypdf cannot walk the tree without the password
+    doc = prepared(tmp_path, data)
+    assert doc.parts == ()
+    assert invalid(doc) == [(1, "encrypted_pdf"), (2, "encrypted_pdf"), (3, "encrypted_pdf")]
+    assert all("password" in (p.message or "") for p in doc.pages)
+
+
+def test_an_encrypted_document_honours_the_page_selection(tmp_path: Path) -> None:
+    # pages= applies to every document: an encrypted one must not report pages nobody asked for.
+    doc = prepared(tmp_path, encrypted(document("secret", 3)), RunOptions(kind="documents", pages="2-4"))
+    assert doc.parts == ()
+    assert sorted(invalid(doc)) == [(2, "encrypted_pdf"), (3, "encrypted_pdf"), (4, "page_not_in_document")]
+
+
+def test_a_document_with_an_empty_user_password_is_decrypted_and_split(tmp_path: Path) -> None:
+    doc = prepared(tmp_path, encrypted(document("open", 4), user_password=""))
+    assert invalid(doc) == []
+    assert reassembled(doc.parts, "open") == [1, 2, 3, 4]  # written out decrypted: Delix can read it
+    assert {p.normalization for p in doc.parts} == {"split, decrypted"}
+
+
+def test_a_selection_past_the_end_names_the_missing_pages(tmp_path: Path) -> None:
+    data = document("five", 5)
+    doc = prepared(tmp_path, data, RunOptions(kind="documents", pages="4-7"))
+    assert invalid(doc) == [(6, "page_not_in_document"), (7, "page_not_in_document")]
+    assert "5 page(s)" in (doc.pages[0].message or "")
+    (part,) = doc.parts
+    assert part.data == data and part.selection == "4-5" and part.page_map == ((4, 4), (5, 5))
+    assert part.engine == "danlin" and part.normalization is None
+
+
+def test_a_document_that_fits_is_sent_as_it_is(tmp_path: Path) -> None:
+    data = document("twelve", 12)
+    (whole,) = prepared(tmp_path, data).parts
+    assert whole.data == data and whole.selection is None and whole.filename.endswith(".pdf")
+    assert reassembled([whole], "twelve") == list(range(1, 13))
+    (some,) = prepared(tmp_path, data, RunOptions(kind="documents", pages="1,3-4,12")).parts
+    assert some.data == data and some.selection == "1,3-4,12"
+    assert some.page_map == ((1, 1), (3, 3), (4, 4), (12, 12))
+
+
+def test_resumed_pages_are_skipped_before_anything_is_written(tmp_path: Path) -> None:
+    data = document("twelve", 12)
+    sha = hashlib.sha256(data).hexdigest()
+    done = {(sha, n) for n in (1, 2, 3, 7)}
+    doc = prepared(tmp_path, data, skip=lambda s, _source, n: (s, n) in done)
+    assert sorted(p.page_number for p in doc.pages if p.error is None and p.data is None) == [1, 2, 3, 7]
+    (part,) = doc.parts
+    assert part.selection == "4-6,8-12" and [o for _, o in part.page_map] == [4, 5, 6, 8, 9, 10, 11, 12]
+
+
+# ---------------------------------------------------------------------- splitting
+
+
+def test_a_document_over_150_pages_is_split_into_parts_that_reassemble_it(tmp_path: Path) -> None:
+    doc = prepared(tmp_path, document("long", 160))
+    assert invalid(doc) == [] and len(doc.parts) == 2
+    assert [len(p.page_map) for p in doc.parts] == [150, 10]
+    assert reassembled(doc.parts, "long") == list(range(1, 161))
+    assert all(p.selection is None and p.normalization == "split" for p in doc.parts)
+    assert doc.parts[1].page_map[0] == (1, 151)
+
+
+def test_a_resumed_long_document_splits_only_the_pages_still_to_do(tmp_path: Path) -> None:
+    data = document("long", 160)
+    doc = prepared(tmp_path, data, skip=lambda _sha, _source, n: n <= 100)
+    (part,) = doc.parts
+    assert reassembled(doc.parts, "long") == list(range(101, 161))
+    assert len(pypdf.PdfReader(io.BytesIO(part.data)).pages) == 60
+
+
+def test_a_document_over_8_mb_is_split_even_with_few_pages(tmp_path: Path) -> None:
+    data = document("big", 3, pad=8_100_000)  # bytes no page uses: the parts are small
+    assert len(data) > MAX_PDF_BYTES
+    doc = prepared(tmp_path, data)
+    assert invalid(doc) == [] and len(doc.parts) >= 2
+    assert reassembled(doc.parts, "big") == [1, 2, 3]
+
+
+def test_heavy_pages_are_split_by_bytes_halving_a_part_that_is_still_too_big(tmp_path: Path) -> None:
+    # 10 light pages and 3 of 3 MB: the average suggests parts of 10 pages, but the last 3 pages
+    # together are 9 MB and must be halved.
+    names = [page_text("heavy", n) for n in range(1, 14)]
+    data = text_pdf(names, page_pad=[0] * 10 + [3_000_000] * 3)
+    doc = prepared(tmp_path, data)
+    assert invalid(doc) == []
+    assert reassembled(doc.parts, "heavy") == list(range(1, 14))
+    assert [[o for _, o in p.page_map] for p in doc.parts] == [list(range(1, 11)), [11], [12, 13]]
+
+
+def test_a_page_over_8_mb_on_its_own_is_too_large(tmp_path: Path) -> None:
+    data = text_pdf([page_text("huge", 1), page_text("huge", 2)], page_pad=[0, 8_100_000])
+    doc = prepared(tmp_path, data)
+    assert invalid(doc) == [(2, "too_large")]
+    assert reassembled(doc.parts, "huge") == [1]
+
+
+# ---------------------------------------------------------------------- engine="auto"
+
+AUTO = RunOptions(kind="documents", engine="auto")
+
+
+def test_auto_probes_a_text_layer_pdf(tmp_path: Path) -> None:
+    data = document("typed", 4)
+    (part,) = prepared(tmp_path, data, AUTO).parts
+    assert (part.engine, part.selection, part.data) == ("probe", None, data)
+
+
+def test_auto_sends_an_image_only_pdf_to_ocr(tmp_path: Path) -> None:
+    data = image_pdf(3)
+    assert page_texts(data) == ["", "", ""]
+    (part,) = prepared(tmp_path, data, AUTO).parts
+    assert (part.engine, part.selection, part.data) == ("danlin", None, data)
+    assert [o for _, o in part.page_map] == [1, 2, 3]
+
+
+def test_auto_splits_a_mixed_document_by_engine_on_the_same_bytes(tmp_path: Path) -> None:
+    # pages 1-2 typed, 3-4 scans, 5 a page whose only text is a page number (noise: a scan)
+    data = merged(document("mixed", 2), image_pdf(2), text_pdf(["p. 5"]))
+    doc = prepared(tmp_path, data, AUTO)
+    by_engine = {p.engine: p for p in doc.parts}
+    assert set(by_engine) == {"probe", "danlin"} and all(p.data == data for p in doc.parts)
+    assert by_engine["probe"].selection == "1-2" and by_engine["danlin"].selection == "3-5"
+    assert [o for _, o in by_engine["danlin"].page_map] == [3, 4, 5]
+
+
+def test_auto_with_a_long_mixed_document_splits_each_engine_apart(tmp_path: Path) -> None:
+    data = merged(document("longmix", 152), image_pdf(2))
+    doc = prepared(tmp_path, data, AUTO)
+    probe = [p for p in doc.parts if p.engine == "probe"]
+    (danlin,) = [p for p in doc.parts if p.engine == "danlin"]
+    assert reassembled(probe, "longmix") == list(range(1, 153))
+    assert [o for _, o in danlin.page_map] == [153, 154]
+    assert len(pypdf.PdfReader(io.BytesIO(danlin.data)).pages) == 2
