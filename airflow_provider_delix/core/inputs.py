@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +36,7 @@ __all__ = [
     "InputRef",
     "SourceTooLargeError",
     "display_path",
+    "is_pdf_name",
     "read_input",
     "resolve_inputs",
 ]
@@ -45,6 +46,11 @@ __all__ = [
 MAX_SOURCE_BYTES = 512 * 1024 * 1024
 
 _MAGIC = re.compile(r"[*?\[]")
+
+
+def is_pdf_name(path: str) -> bool:
+    """A file named like a PDF (``.pdf`` in any case): how a mixed archive is routed."""
+    return path.lower().endswith(".pdf")
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +145,9 @@ def _to_fs(item: Any, storage_options: Mapping[str, Any]) -> tuple[Any, str, str
     return fs, path, display_path(item), "://" in item
 
 
-def _expand(item: Any, storage_options: Mapping[str, Any]) -> Iterator[InputRef]:
+def _expand(
+    item: Any, storage_options: Mapping[str, Any], keep: Callable[[str], bool] | None
+) -> Iterator[InputRef]:
     """Expand one item: an existing file, a folder/prefix, a glob, or a missing path."""
     fs, path, source, remote_style = _to_fs(item, storage_options)
 
@@ -147,16 +155,19 @@ def _expand(item: Any, storage_options: Mapping[str, Any]) -> Iterator[InputRef]
         shown = fs.unstrip_protocol(found) if remote_style else found
         return InputRef(source=display_path(shown), fs=fs, path=found)
 
+    def expanded(paths: Iterator[str]) -> Iterator[InputRef]:
+        return map(listed, paths if keep is None else filter(keep, paths))
+
     try:
         kind = fs.info(path).get("type")
     except FileNotFoundError:
         kind = None
     if kind == "directory":
-        yield from map(listed, _walk_files(fs, path, None))
+        yield from expanded(_walk_files(fs, path, None))
     elif kind is not None:
         yield InputRef(source=source, fs=fs, path=path)
     elif _MAGIC.search(path):
-        yield from map(listed, _glob_files(fs, path))
+        yield from expanded(_glob_files(fs, path))
     else:
         # Kept so the run reports it as a `not_found` row instead of silently dropping it.
         yield InputRef(source=source, fs=fs, path=path)
@@ -171,7 +182,12 @@ def _items(images: Any) -> list[Any]:
     raise TypeError(f"images must be a path, URI, glob or a list of them, not {type(images).__name__}")
 
 
-def resolve_inputs(images: Any, *, storage_options: Mapping[str, Any] | None = None) -> Iterator[InputRef]:
+def resolve_inputs(
+    images: Any,
+    *,
+    storage_options: Mapping[str, Any] | None = None,
+    keep: Callable[[str], bool] | None = None,
+) -> Iterator[InputRef]:
     """Yield the inputs described by ``images``, lazily, sorted and de-duplicated.
 
     ``images`` is a path, URI, glob, folder/prefix, path-like or ``ObjectStoragePath``, or a
@@ -179,7 +195,8 @@ def resolve_inputs(images: Any, *, storage_options: Mapping[str, Any] | None = N
     folders). Directories are never yielded, nor hidden or ``_``-prefixed entries found by
     expansion (explicitly named files are always kept). A missing explicit path still yields a
     ref (it becomes a ``not_found`` row); a glob or folder that matches nothing yields nothing.
-    ``storage_options`` go to ``fsspec.core.url_to_fs`` for string items.
+    ``storage_options`` go to ``fsspec.core.url_to_fs`` for string items. ``keep``, when given,
+    filters what folders and globs list (by path); explicitly named files are never filtered.
     """
     items = _items(images)
     options = dict(storage_options or {})
@@ -187,7 +204,7 @@ def resolve_inputs(images: Any, *, storage_options: Mapping[str, Any] | None = N
     # needs no memory that grows with the archive.
     seen: set[tuple[str, str]] | None = set() if len(items) > 1 else None
     for item in items:
-        for ref in _expand(item, options):
+        for ref in _expand(item, options, keep):
             if seen is not None:
                 key = (type(ref.fs).__qualname__, ref.path)
                 if key in seen:

@@ -14,7 +14,7 @@ from typing import Protocol
 
 from airflow_provider_delix.api.models import Engine, Extract
 from airflow_provider_delix.core.client import DelixClient
-from airflow_provider_delix.core.inputs import InputRef
+from airflow_provider_delix.core.inputs import InputRef, is_pdf_name
 from airflow_provider_delix.core.options import JobKind, RunOptions
 from airflow_provider_delix.core.planning import ChunkFile, SourceLike
 from airflow_provider_delix.core.resume import ResumeIndex
@@ -38,6 +38,15 @@ class ExtractionJob(Protocol):
         """The engine a row of this file records (the one its request used)."""
         ...
 
+    def takes(self, path: str) -> bool:
+        """In a mixed archive (``mixed_archive=True``): is this listed file this job's to do?
+
+        Decided by name, so each file of a folder that both operators read is done by exactly
+        one of them: names ending ``.pdf`` by the document job, every other name by the image
+        job (which gives a clear row to whatever it cannot read, PDFs in disguise included).
+        """
+        ...
+
 
 class ImageJob:
     """Scans as images: PNG/JPEG as they are, other formats converted page by page."""
@@ -58,6 +67,9 @@ class ImageJob:
     def row_engine(self, file: ChunkFile) -> str:
         return self.options.engine
 
+    def takes(self, path: str) -> bool:
+        return not is_pdf_name(path)
+
 
 class DocumentJob:
     """PDFs: validated, split past 150 pages / 8 MB, probe or OCR per part (``engine="auto"``)."""
@@ -76,6 +88,9 @@ class DocumentJob:
         engine = self.row_engine(files[0][1])
         language = None if engine == Engine.PROBE.value else self.options.language
         return client.extract_documents([(uuid, f.selection) for uuid, f in files], engine, language)
+
+    def takes(self, path: str) -> bool:
+        return is_pdf_name(path)
 
     def row_engine(self, file: ChunkFile) -> str:
         return file.engine or self.options.engine

@@ -86,6 +86,7 @@ class RunOptions:
     poll_interval: float = 60.0  # queued document extracts: seconds between polls
     extract_timeout: float = 24 * 3600.0  # give up on a queued extract after this long
     deferrable: bool = False  # park queued extracts and let the caller defer instead of polling
+    mixed_archive: bool = False  # folders/globs hold images and PDFs: take only this kind's files
     storage_options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

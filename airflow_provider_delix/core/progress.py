@@ -39,6 +39,7 @@ class ArchiveProgress:
         emit: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         noun: str = "images",
+        keep: Callable[[str], bool] | None = None,
     ) -> None:
         self.noun = noun
         self.images_total: int | None = None
@@ -46,6 +47,7 @@ class ArchiveProgress:
         self._emit = emit or (lambda line: log.info("Delix OCR progress: %s", line))
         self._clock = clock
         self._start = clock()
+        self._keep = keep
         self._counter = threading.Thread(
             target=self._count, args=(images, storage_options), name="delix-count", daemon=True
         )
@@ -55,7 +57,8 @@ class ArchiveProgress:
 
     def _count(self, images: Any, storage_options: Mapping[str, Any] | None) -> None:
         try:
-            self.images_total = sum(1 for _ in resolve_inputs(images, storage_options=storage_options))
+            refs = resolve_inputs(images, storage_options=storage_options, keep=self._keep)
+            self.images_total = sum(1 for _ in refs)
         except Exception as error:  # only the ETA suffers; the run reports real errors itself
             log.info("Could not count the archive for the ETA: %s", error)
 

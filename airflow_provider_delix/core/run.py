@@ -31,11 +31,33 @@ __all__ = ["RunOptions", "prepared_sources", "run_extraction"]
 log = logging.getLogger(__name__)
 
 
+class ListingFilter:
+    """``mixed_archive``: keep the listed files that are this job's; count the others (logged)."""
+
+    def __init__(self, job: ExtractionJob) -> None:
+        self._job = job
+        self.left_out = 0
+
+    def __call__(self, path: str) -> bool:
+        if self._job.takes(path):
+            return True
+        self.left_out += 1
+        return False
+
+
+def listing_filter(job: ExtractionJob, options: RunOptions) -> ListingFilter | None:
+    return ListingFilter(job) if options.mixed_archive else None
+
+
 def prepared_sources(
-    inputs: Any, job: ExtractionJob, resume: ResumeIndex, options: RunOptions
+    inputs: Any,
+    job: ExtractionJob,
+    resume: ResumeIndex,
+    options: RunOptions,
+    keep: Callable[[str], bool] | None = None,
 ) -> Iterator[SourceLike]:
     """The archive, listed lazily and prepared on ``options.prepare_workers`` threads, in order."""
-    refs: Iterator[InputRef] = resolve_inputs(inputs, storage_options=options.storage_options)
+    refs: Iterator[InputRef] = resolve_inputs(inputs, storage_options=options.storage_options, keep=keep)
     return prepare_in_parallel(refs, lambda ref: job.prepare(ref, resume), workers=options.prepare_workers)
 
 
@@ -57,9 +79,12 @@ def run_extraction(
     queued extracts on record: call again (after they finish) to collect them and go on.
     """
     storage_options = dict(options.storage_options)
-    reporter = progress or ArchiveProgress(inputs, storage_options=storage_options, noun=options.kind)
-    store = OutputStore(output_path, run_tag=run_id, storage_options=storage_options)
     job = job_for(options)
+    keep = listing_filter(job, options)
+    reporter = progress or ArchiveProgress(
+        inputs, storage_options=storage_options, noun=options.kind, keep=None if keep is None else job.takes
+    )
+    store = OutputStore(output_path, run_tag=run_id, storage_options=storage_options)
     try:
         recovered = store.recover()
         if recovered:
@@ -74,13 +99,16 @@ def run_extraction(
         on_pipeline(pipeline)
 
     def sources(resume: ResumeIndex) -> Iterator[SourceLike]:
-        prepared = prepared_sources(inputs, job, resume, options)
+        prepared = prepared_sources(inputs, job, resume, options, keep)
         if isinstance(reporter, ArchiveProgress):
             reporter.start()
             return reporter.track(prepared)
         return prepared
 
     summary = pipeline.run(sources)
+    if keep is not None and keep.left_out:
+        other = "DocumentExtractionOperator" if options.kind == "images" else "ImageExtractionOperator"
+        log.info("mixed_archive: %d listed file(s) of the other kind were left to %s.", keep.left_out, other)
     if not summary.waiting:
         check_failed_ratio(summary, options.max_failed_ratio)
     return summary

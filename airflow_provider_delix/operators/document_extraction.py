@@ -49,6 +49,10 @@ class DocumentExtractionOperator(BaseExtractionOperator):
     :param storage_options: fsspec options for reading ``documents`` and writing ``output_path``.
     :param storage_wait_timeout: seconds to wait while someone else fills the shared account.
     :param progress_interval: at most one progress log line per this many seconds.
+    :param mixed_archive: the folders and globs of ``documents`` also hold images, which an
+        :class:`ImageExtractionOperator` reads into the same table: take only listed files named
+        ``*.pdf`` (files named explicitly are always taken). Default False: every listed file is
+        taken, and one that is not a PDF gets a ``not_a_pdf`` row.
     """
 
     template_fields: Sequence[str] = ("documents", "output_path", "delix_conn_id", "pages")
@@ -73,6 +77,7 @@ class DocumentExtractionOperator(BaseExtractionOperator):
         storage_options: Mapping[str, Any] | None = None,
         storage_wait_timeout: float = 600.0,
         progress_interval: float = 30.0,
+        mixed_archive: bool = False,
         **kwargs: Any,
     ) -> None:
         templated_pages = isinstance(pages, str) and "{{" in pages
@@ -90,6 +95,7 @@ class DocumentExtractionOperator(BaseExtractionOperator):
             max_stored_bytes=max_stored_bytes,
             storage_wait_timeout=storage_wait_timeout,
             progress_interval=progress_interval,
+            mixed_archive=bool(mixed_archive),
             storage_options=dict(storage_options or {}),
         )
         super().__init__(output_path=output_path, delix_conn_id=delix_conn_id, options=options, **kwargs)

@@ -45,6 +45,10 @@ class ImageExtractionOperator(BaseExtractionOperator):
     :param storage_wait_timeout: seconds to wait, with backoff, while someone else fills the
         shared account, before failing.
     :param progress_interval: at most one progress log line per this many seconds.
+    :param mixed_archive: the folders and globs of ``images`` also hold PDFs, which a
+        :class:`DocumentExtractionOperator` reads into the same table: leave listed files named
+        ``*.pdf`` to it (files named explicitly are always taken). Default False: a PDF gets a
+        ``pdf_not_supported`` row per page.
     """
 
     template_fields: Sequence[str] = ("images", "output_path", "delix_conn_id")
@@ -65,6 +69,7 @@ class ImageExtractionOperator(BaseExtractionOperator):
         storage_options: Mapping[str, Any] | None = None,
         storage_wait_timeout: float = 600.0,
         progress_interval: float = 30.0,
+        mixed_archive: bool = False,
         **kwargs: Any,
     ) -> None:
         # Bad arguments fail when the DAG is parsed, not after the first upload.
@@ -78,6 +83,7 @@ class ImageExtractionOperator(BaseExtractionOperator):
             max_stored_bytes=max_stored_bytes,
             storage_wait_timeout=storage_wait_timeout,
             progress_interval=progress_interval,
+            mixed_archive=bool(mixed_archive),
             storage_options=dict(storage_options or {}),
         )
         super().__init__(output_path=output_path, delix_conn_id=delix_conn_id, options=options, **kwargs)

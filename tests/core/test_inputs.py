@@ -189,3 +189,24 @@ def test_bad_argument_types() -> None:
         list(resolve_inputs(42))
     with pytest.raises(TypeError):
         list(resolve_inputs([3.5]))
+
+
+def test_mixed_archive_each_job_takes_its_own_listed_files(tmp_path: Path) -> None:
+    from airflow_provider_delix.core.jobs import DocumentJob, ImageJob
+    from airflow_provider_delix.core.options import RunOptions
+
+    for name in ("a.png", "b.PDF", "c.tif", "d.pdf", "e.jpg.pdf", "f"):
+        (tmp_path / name).write_bytes(b"x")
+    images = ImageJob(RunOptions())
+    documents = DocumentJob(RunOptions(kind="documents"))
+
+    def names(items: Any, job: Any) -> list[str]:
+        return [os.path.basename(r.path) for r in resolve_inputs(items, keep=job.takes)]
+
+    took_images, took_documents = names(str(tmp_path), images), names(str(tmp_path), documents)
+    assert took_images == ["a.png", "c.tif", "f"]
+    assert took_documents == ["b.PDF", "d.pdf", "e.jpg.pdf"]
+    assert sorted(took_images + took_documents) == sorted(os.listdir(tmp_path)), "every file, once"
+    assert names(f"{tmp_path}/*", documents) == took_documents  # globs are filtered too
+    # A file named explicitly is always taken: the user asked for it (it gets a clear row).
+    assert names([str(tmp_path / "d.pdf"), str(tmp_path)], images) == ["a.png", "c.tif", "f", "d.pdf"]
