@@ -94,8 +94,11 @@ class ExtractionPipeline:
         self.store = store
         self.run_id = run_id
         self.files_per_chunk = chunk_size_for(options.max_stored_files)
+        # Queued documents go one per chunk (planning.ChunkFile), so a document run may need a
+        # chunk per stored file to fill its budget; their workers mostly sleep between polls.
+        per_chunk = 1 if options.kind == "documents" else self.files_per_chunk
         self.max_concurrency = options.max_concurrency or default_concurrency(
-            options.max_stored_files, self.files_per_chunk
+            options.max_stored_files, per_chunk
         )
         self.cancel_event = cancel if cancel is not None else threading.Event()
         self.budget = StorageBudget(

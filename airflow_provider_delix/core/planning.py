@@ -113,7 +113,9 @@ class ChunkFile:
     ``page_map``: for each page to extract, its number in the uploaded file and its row;
     ``selection`` is the API's page selector for them and ``engine`` the engine of the request
     it may join. ``sync`` files (<= 5 pages) only share a request with other sync files whose
-    pages add up to at most 5, so the API can answer them at once.
+    pages add up to at most 5, so the API can answer them at once. A *queued* file (more pages)
+    is sent alone: it holds its storage slot until its extract finishes, so in a request with
+    others it would wait for the slowest of them, and alone Delix's queue can work on several.
     """
 
     content_sha256: str
@@ -138,6 +140,11 @@ class ChunkFile:
     def sync_pages(self) -> int:
         """Pages that count against the 5 of a synchronous document request (0 for images)."""
         return self.page_count if self.page_map is not None and self.sync else 0
+
+    @property
+    def queued(self) -> bool:
+        """A document (part) over 5 pages: Delix queues its extraction."""
+        return self.page_map is not None and not self.sync
 
     @property
     def group(self) -> tuple[str | None, bool]:
@@ -375,6 +382,8 @@ class ChunkPlanner:
         together = [*files, *extra]
         if len({f.group for f in together}) > 1:
             return False  # one request has one engine and one mode
+        if len(together) > 1 and any(f.queued for f in together):
+            return False  # a queued document goes alone (see ChunkFile)
         return (
             len(together) <= self.max_files
             and sum(f.size for f in together) <= self.max_chunk_bytes
@@ -382,7 +391,11 @@ class ChunkPlanner:
         )
 
     def _is_full(self, files: list[ChunkFile]) -> bool:
-        return len(files) >= self.max_files or sum(f.sync_pages for f in files) >= MAX_SYNC_DOCUMENT_PAGES
+        return (
+            len(files) >= self.max_files
+            or sum(f.sync_pages for f in files) >= MAX_SYNC_DOCUMENT_PAGES
+            or any(f.queued for f in files)
+        )
 
     def _place(self, new_files: list[ChunkFile], out: list[Chunk]) -> None:
         # Cut a long source into full chunks of consecutive pages; the rest is placed whole.
