@@ -1,11 +1,13 @@
 """Scanned archive -> Delix OCR -> Parquet -> warehouse -> report. Copy this DAG and adapt it.
 
 * ``plan`` lists the archive (a folder or an object-storage prefix): with ``language="auto"``
-  each top-level folder named ``fa``, ``en``, ``ar`` or ``tr`` becomes one OCR task in that
-  language (Delix takes one language per request).
-* ``ocr`` (``ImageExtractionOperator``, mapped over the plan) writes one Parquet row per page
-  to ``<output_root>/ocr_pages/ds=<date>``. Re-running a date resumes: pages already stored
-  are never sent (or paid for) again.
+  each top-level folder named ``fa``, ``en``, ``ar`` or ``tr`` is OCRed in that language
+  (Delix takes one language per request).
+* ``ocr_images`` (``ImageExtractionOperator``) and ``ocr_pdfs`` (``DocumentExtractionOperator``),
+  each mapped over the languages, read the same folders with ``mixed_archive=True``: images go
+  to the image path, ``*.pdf`` to the document path (long PDFs split, queued extracts polled),
+  and both write one Parquet row per page to the one table ``<output_root>/ocr_pages/ds=<date>``.
+  Re-running a date resumes: pages already stored are never sent (or paid for) again.
 * ``load`` replaces the date's rows in the warehouse (DuckDB file by default, or PostgreSQL)
   in one transaction, so re-running a date never duplicates rows.
 * ``report`` logs and returns pages by status, credits, problem files, text volume by
@@ -27,6 +29,7 @@ from typing import Any
 from airflow.providers.common.compat.sdk import DAG, Asset, Param, get_current_context, task
 from delix_etl import config
 
+from airflow_provider_delix.operators.document_extraction import DocumentExtractionOperator
 from airflow_provider_delix.operators.image_extraction import ImageExtractionOperator
 
 log = logging.getLogger(__name__)
@@ -49,32 +52,48 @@ with DAG(
         "postgres_conn_id": Param("postgres_default", type="string", description="For warehouse=postgres."),
         "language": Param("auto", enum=[config.AUTO, *config.LANGUAGES], description="auto: per folder."),
         "delix_conn_id": Param("delix_default", type="string", description="The Delix connection."),
+        "poll_interval": Param(
+            60, type="number", minimum=1, description="Seconds between polls of a queued PDF extract."
+        ),
     },
 ) as dag:
 
     @task
-    def plan() -> list[dict[str, str]]:
-        """One OCR run per language folder (or one for the whole archive), all into one table."""
+    def plan() -> list[dict[str, Any]]:
+        """Per language folder (or the whole archive): one image task and one PDF task, one table."""
         context = get_current_context()
         params, date = context["params"], config.run_date(context)
         runs = config.plan_ocr_runs(str(params["archive"]).replace("{ds}", date), params["language"])
         output_path = config.table_path(params["output_root"], date)
-        return [{**run, "output_path": output_path} for run in runs]
+        return [
+            {**run, "output_path": output_path, "poll_interval": float(params["poll_interval"])}
+            for run in runs
+        ]
 
     runs = plan()
-    ocr = ImageExtractionOperator.partial(
-        task_id="ocr",
+    # Up to four OCR tasks run at once (two languages x two kinds) and share one account's
+    # 30 files / 100 MB: each gets a quarter (see docs/scaling-out.md).
+    share = {"max_stored_files": 7, "max_stored_bytes": 25_000_000, "max_active_tis_per_dagrun": 2}
+    ocr_images = ImageExtractionOperator.partial(
+        task_id="ocr_images",
         delix_conn_id="{{ params.delix_conn_id }}",
         outlets=[OCR_PAGES],
+        mixed_archive=True,  # *.pdf is left to ocr_pdfs
         max_failed_ratio=0.2,  # fail the task if over 20 % of pages are not processed
-        # Parallel language tasks share one account's 30 files / 100 MB: give each half.
-        max_stored_files=15,
-        max_stored_bytes=50_000_000,
-        max_active_tis_per_dagrun=2,
-    ).expand_kwargs(runs)
+        **share,
+    ).expand_kwargs(runs.map(config.image_task))
+    ocr_pdfs = DocumentExtractionOperator.partial(
+        task_id="ocr_pdfs",
+        delix_conn_id="{{ params.delix_conn_id }}",
+        outlets=[OCR_PAGES],
+        mixed_archive=True,  # only *.pdf
+        engine="auto",  # the text layer where a PDF has one (probe), OCR for scans
+        max_failed_ratio=0.2,
+        **share,
+    ).expand_kwargs(runs.map(config.pdf_task))
 
-    @task(trigger_rule="none_failed")  # an empty language folder skips its OCR task, not the load
-    def load(runs: list[dict[str, str]]) -> dict[str, Any]:
+    @task(trigger_rule="none_failed")  # a folder without images (or PDFs) skips that task, not the load
+    def load(runs: list[dict[str, Any]]) -> dict[str, Any]:
         """Replace the date's rows in the warehouse with the date's Parquet table."""
         from delix_etl.warehouse import read_pages
 
@@ -101,18 +120,28 @@ with DAG(
 
     @task(trigger_rule="none_failed")
     def report(
-        manifests: list[dict[str, Any]], runs: list[dict[str, str]], loaded: dict[str, Any]
+        image_manifests: list[dict[str, Any]],
+        pdf_manifests: list[dict[str, Any]],
+        runs: list[dict[str, Any]],
+        loaded: dict[str, Any],
     ) -> dict[str, Any]:
         """What an analyst wants first, read back from the warehouse; logged and returned."""
         from delix_etl.report import build_report, dbapi_query, duckdb_query, format_report
 
         context = get_current_context()
         params, date = context["params"], config.run_date(context)
+        # Index, not iterate: iterating Airflow's lazy XCom list probes one past the end and
+        # logs a "not found" error. A skipped OCR task has no manifest (None): label and manifest
+        # are dropped together so the labels stay right.
+        labelled = [
+            (f"{run['language']} {kind}", found[i])
+            for kind, found in (("images", image_manifests), ("pdfs", pdf_manifests))
+            for i, run in enumerate(runs)
+            if i < len(found) and found[i]
+        ]
         extra = {
-            # Index, not iterate: iterating Airflow's lazy XCom list probes one past the end and
-            # logs a "not found" error. A skipped OCR task has no manifest (None).
-            "manifests": [m for m in (manifests[i] for i in range(len(manifests))) if m],
-            "languages": [run["language"] for run in runs],
+            "manifests": [m for _, m in labelled],
+            "languages": [label for label, _ in labelled],
             "load_seconds": loaded["seconds"],
         }
         if loaded["warehouse"] == "postgres":
@@ -132,8 +161,8 @@ with DAG(
         return result
 
     loaded = load(runs)
-    ocr >> loaded
-    report(ocr.output, runs, loaded)
+    [ocr_images, ocr_pdfs] >> loaded
+    report(ocr_images.output, ocr_pdfs.output, runs, loaded)
 
 
 if __name__ == "__main__":

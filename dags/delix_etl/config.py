@@ -50,7 +50,7 @@ def ocr_pages_uri(output_root: str) -> str:
 def plan_ocr_runs(
     archive: str, language: str, storage_options: Mapping[str, Any] | None = None
 ) -> list[dict[str, str]]:
-    """One ``{"images": ..., "language": ...}`` per OCR task (the operator's mapped kwargs).
+    """One ``{"archive": ..., "language": ...}`` per language of the archive.
 
     Delix takes one language per request, and archives are often sorted by language, so
     ``language="auto"`` OCRs each top-level folder named ``fa``, ``en``, ``ar`` or ``tr`` with
@@ -65,19 +65,39 @@ def plan_ocr_runs(
     if language != AUTO:
         if language not in LANGUAGES:
             raise ValueError(f"language must be one of {', '.join(LANGUAGES)} or {AUTO!r}, got {language!r}")
-        return [{"images": archive, "language": language}]
+        return [{"archive": archive, "language": language}]
     children = {
         Path(str(entry["name"]).rstrip("/")).name
         for entry in fs.ls(root, detail=True)
         if entry.get("type") == "directory"
     }
-    runs = [{"images": f"{archive}/{code}", "language": code} for code in LANGUAGES if code in children]
+    runs = [{"archive": f"{archive}/{code}", "language": code} for code in LANGUAGES if code in children]
     if not runs:
         raise ValueError(
             f"language='auto' needs folders named {', '.join(LANGUAGES)} in {archive!r} "
             f"(found {sorted(children) or 'none'}); or set the 'language' param to the archive's language"
         )
     return runs
+
+
+def image_task(run: Mapping[str, Any]) -> dict[str, Any]:
+    """``ImageExtractionOperator``'s mapped kwargs for one planned run (see :func:`pdf_task`)."""
+    return {"images": run["archive"], "language": run["language"], "output_path": run["output_path"]}
+
+
+def pdf_task(run: Mapping[str, Any]) -> dict[str, Any]:
+    """``DocumentExtractionOperator``'s mapped kwargs for the same run.
+
+    Archives mix images and PDFs in the same folders. Both operators read every folder with
+    ``mixed_archive=True``: the image operator leaves ``*.pdf`` to the document operator, which
+    takes only those, so each file gets its rows from exactly one of them, into one table.
+    """
+    return {
+        "documents": run["archive"],
+        "language": run["language"],
+        "output_path": run["output_path"],
+        "poll_interval": run["poll_interval"],
+    }
 
 
 def table_path(output_root: str, run_date: str) -> str:

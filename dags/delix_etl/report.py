@@ -35,6 +35,17 @@ PROBLEM_FILES = (
     f"WHERE logical_date = ? AND status <> 'processed' "
     f"GROUP BY source, status, error, error_message ORDER BY source, status, error"
 )
+# Scanned archives mix images and PDFs; both operators write one table, told apart by name
+# (the same rule that routes them). right()/lower() run on DuckDB and PostgreSQL alike.
+_KIND = "CASE WHEN right(lower(source), 4) = '.pdf' THEN 'pdf' ELSE 'image' END"
+PAGES_BY_KIND = (
+    f"SELECT {_KIND}, count(DISTINCT source), count(*) FROM {TABLE} WHERE logical_date = ? "
+    f"GROUP BY 1 ORDER BY 1"
+)
+ENGINES_BY_KIND = (
+    f"SELECT {_KIND}, coalesce(engine, 'none'), count(*) FROM {TABLE} WHERE logical_date = ? "
+    f"GROUP BY 1, 2 ORDER BY 1, 2"
+)
 TEXT_BY_LANGUAGE = (
     f"SELECT coalesce(language, 'none'), count(*), coalesce(sum(length(text)), 0) FROM {TABLE} "
     f"WHERE logical_date = ? AND status = 'processed' GROUP BY 1 ORDER BY 1"
@@ -61,8 +72,10 @@ def build_report(
 ) -> dict[str, Any]:
     """The report of one date as a small JSON-able dict (it is the task's XCom).
 
-    ``manifests`` are the OCR tasks' return values, ``languages`` the language of each (same
-    order), ``load_seconds`` how long the load took: together they name the slowest step.
+    ``manifests`` are the OCR tasks' return values, ``languages`` a label for each (same
+    order, e.g. ``"fa pdfs"``), ``load_seconds`` how long the load took: together they name the
+    slowest step. ``pages_by_kind`` splits the date's pages into images and PDFs, with the
+    pages each engine read (``auto`` sends a PDF's text-layer pages to probe, scans to OCR).
     """
     day = as_date(logical_date)
     by_status = {str(status): int(n) for status, n in query(PAGES_BY_STATUS, [day])}
@@ -72,6 +85,12 @@ def build_report(
         for s, st, e, m, n in query(PROBLEM_FILES, [day])
     ]
     text = {str(lang): {"pages": int(p), "chars": int(c)} for lang, p, c in query(TEXT_BY_LANGUAGE, [day])}
+    kinds: dict[str, dict[str, Any]] = {
+        str(kind): {"files": int(files), "pages": int(pages), "engines": {}}
+        for kind, files, pages in query(PAGES_BY_KIND, [day])
+    }
+    for kind, engine, pages in query(ENGINES_BY_KIND, [day]):
+        kinds[str(kind)]["engines"][str(engine)] = int(pages)
     samples = {
         str(lang): {"source": src, "page": int(page), "text": _snippet(txt)}
         for lang, src, page, txt in query(SAMPLES, [day])
@@ -79,6 +98,7 @@ def build_report(
     return {
         "logical_date": day.isoformat(),
         "pages": {"total": sum(by_status.values()), "by_status": by_status},
+        "pages_by_kind": kinds,
         "credits": {"charged": int(charged), "refunded": int(refunded), "net": int(charged) - int(refunded)},
         "problem_files": problems[:MAX_PROBLEM_FILES],
         "problem_files_total": len(problems),
@@ -137,6 +157,9 @@ def format_report(report: Mapping[str, Any]) -> str:
             f"  this run: {run['credits_charged']} credits, {run['pages_resumed']} of {run['pages_seen']} "
             f"pages resumed (already paid for)"
         )
+    for kind, entry in report.get("pages_by_kind", {}).items():
+        engines = ", ".join(f"{engine} {n}" for engine, n in entry["engines"].items())
+        lines.append(f"  {kind}: {entry['pages']} pages in {entry['files']} file(s) ({engines})")
     for lang, volume in report["text_by_language"].items():
         lines.append(f"  text [{lang}]: {volume['chars']} characters on {volume['pages']} pages")
     for problem in report["problem_files"]:

@@ -14,13 +14,28 @@ from delix_etl import config
 def test_sample_archive_plans_one_run_per_language_folder() -> None:
     runs = config.plan_ocr_runs(str(config.SAMPLE_ARCHIVE), "auto")
     assert runs == [
-        {"images": f"{config.SAMPLE_ARCHIVE}/fa", "language": "fa"},
-        {"images": f"{config.SAMPLE_ARCHIVE}/en", "language": "en"},
+        {"archive": f"{config.SAMPLE_ARCHIVE}/fa", "language": "fa"},
+        {"archive": f"{config.SAMPLE_ARCHIVE}/en", "language": "en"},
     ]
 
 
+def test_each_language_gets_an_image_task_and_a_pdf_task_into_one_table() -> None:
+    run = {"archive": "s3://b/fa", "language": "fa", "output_path": "s3://b/out/ds=1", "poll_interval": 30.0}
+    assert config.image_task(run) == {
+        "images": "s3://b/fa",
+        "language": "fa",
+        "output_path": "s3://b/out/ds=1",
+    }
+    assert config.pdf_task(run) == {
+        "documents": "s3://b/fa",
+        "language": "fa",
+        "output_path": "s3://b/out/ds=1",
+        "poll_interval": 30.0,
+    }
+
+
 def test_explicit_language_takes_the_whole_archive(tmp_path: Path) -> None:
-    assert config.plan_ocr_runs(f"{tmp_path}/", "ar") == [{"images": str(tmp_path), "language": "ar"}]
+    assert config.plan_ocr_runs(f"{tmp_path}/", "ar") == [{"archive": str(tmp_path), "language": "ar"}]
     with pytest.raises(ValueError, match="language must be one of"):
         config.plan_ocr_runs(str(tmp_path), "de")
 
@@ -45,8 +60,8 @@ def test_object_storage_prefix() -> None:
     finally:
         fs.rm("/archive-x", recursive=True)
     assert runs == [
-        {"images": "memory://archive-x/en", "language": "en"},
-        {"images": "memory://archive-x/tr", "language": "tr"},
+        {"archive": "memory://archive-x/en", "language": "en"},
+        {"archive": "memory://archive-x/tr", "language": "tr"},
     ]
 
 

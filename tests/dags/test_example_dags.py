@@ -25,6 +25,13 @@ from airflow_provider_delix.core.table import read_table
 from airflow_provider_delix.emulator.testing import InProcessEmulator, run_emulator
 
 DATE = "2025-03-01"
+FAST_POLL = json.dumps({"poll_interval": 1})  # a local emulator: no need to wait the vendor's minute
+# The archive: 30 scans + 3 TIFF pages + the oversize scan + the damaged file (35 image rows),
+# and four PDFs (3 + 12 + 160 + 2 pages), one row per page.
+PDF_PAGES = {"fa/fa_notice_3_pages.pdf": 3, "en/en_minutes_12_pages.pdf": 12,
+             "fa/fa_letters_register_160_pages.pdf": 160, "en/en_newsletter_text_2_pages.pdf": 2}  # fmt: skip
+ROWS = 35 + sum(PDF_PAGES.values())
+CREDITS = 34 * 200 + sum(PDF_PAGES.values()) * 100
 TRUTH: dict[str, Any] = json.loads((config.SAMPLE_ARCHIVE / "_ground_truth.json").read_text(encoding="utf-8"))
 
 
@@ -42,9 +49,9 @@ def etl(
     data = tmp_path_factory.mktemp("delix_data")
     conn = {"conn_type": "delix", "host": emulator_mod.base_url, "password": emulator_mod.api_key}
     env = {"DELIX_DATA_DIR": str(data), "AIRFLOW_CONN_DELIX_DEFAULT": json.dumps(conn)}
-    first = airflow_env.run_dag("delix_scanned_archive_etl.py", "--date", DATE, **env)
+    first = airflow_env.run_dag("delix_scanned_archive_etl.py", "--date", DATE, "--conf", FAST_POLL, **env)
     stats_first = emulator_mod.stats()
-    second = airflow_env.run_dag("delix_scanned_archive_etl.py", "--date", DATE, **env)
+    second = airflow_env.run_dag("delix_scanned_archive_etl.py", "--date", DATE, "--conf", FAST_POLL, **env)
     return {"data": data, "env": env, "logs": (first, second), "stats": (stats_first, emulator_mod.stats())}
 
 
@@ -56,15 +63,28 @@ def _warehouse_count(data: Path) -> int:
 
 def test_etl_loads_every_page_with_ground_truth_text(etl: dict[str, Any]) -> None:
     table = read_table(config.table_path(str(etl["data"]), DATE))
-    # 30 scans + 3 TIFF pages + the oversize scan + the damaged file, one row each.
-    assert len(table) == 35
+    assert len(table) == ROWS
+    assert not table.duplicated(["source", "page_number"]).any()
     assert _warehouse_count(etl["data"]) == len(table)
+    names = table["source"].map(lambda s: Path(s).relative_to(config.SAMPLE_ARCHIVE).as_posix())
+    pdfs = table[names.str.endswith(".pdf")]
+    for name, pages in PDF_PAGES.items():
+        rows = pdfs[names[pdfs.index] == name].sort_values("page_number")
+        assert list(rows["page_number"]) == list(range(1, pages + 1)), name
+        assert set(rows["status"]) == {"processed"}, name
+        assert set(rows["language"]) == {name.split("/")[0]}, name
+        # engine="auto": the born-digital newsletter is read from its text layer, scans are OCRed.
+        assert set(rows["engine"]) == ({"probe"} if "text" in name else {"danlin"}), name
+    newsletter = pdfs[names[pdfs.index] == "en/en_newsletter_text_2_pages.pdf"].sort_values("page_number")
+    assert list(newsletter["text"]) == TRUTH["en/en_newsletter_text_2_pages.pdf"]
+    images = table[~names.str.endswith(".pdf")]
+    assert len(images) == 35
     by_source = {Path(s).relative_to(config.SAMPLE_ARCHIVE).as_posix(): row for s, row in
-                 zip(table["source"], table.itertuples(), strict=True)}  # fmt: skip
+                 zip(images["source"], images.itertuples(), strict=True)}  # fmt: skip
     damaged = by_source.pop("en/en_damaged_scan.png")
     assert (damaged.status, damaged.error, damaged.language) == ("invalid", "corrupt_image", "en")
-    assert (table["status"] == "processed").sum() == 34
-    tiff = table[table["source"].str.endswith(".tif")]
+    assert (images["status"] == "processed").sum() == 34
+    tiff = images[images["source"].str.endswith(".tif")]
     assert sorted(tiff["page_number"]) == [1, 2, 3]
     assert set(tiff["normalization"]) == {"tiff_page->png"}
     assert by_source["fa/fa_oversize_scan.png"].normalization  # shrunk under 2 MB, then OCRed
@@ -77,15 +97,17 @@ def test_etl_loads_every_page_with_ground_truth_text(etl: dict[str, Any]) -> Non
 
 def test_rerun_same_date_costs_nothing_and_keeps_row_count(etl: dict[str, Any]) -> None:
     before, after = etl["stats"]
-    assert before["credits"]["charged"] == 34 * 200 and set(before["charges"].values()) == {1}
+    assert before["credits"]["charged"] == CREDITS and set(before["charges"].values()) == {1}
+    assert len(before["charges"]) == ROWS - 1  # every page but the damaged file's, once
     assert after["credits"] == before["credits"]
     assert after["calls"].get("POST /files") == before["calls"].get("POST /files")
-    assert _warehouse_count(etl["data"]) == 35
+    assert _warehouse_count(etl["data"]) == ROWS
     first, second = etl["logs"]
-    assert "this run: 6800 credits, 0 of 35 pages resumed" in first
-    assert "this run: 0 credits, 35 of 35 pages resumed" in second
+    assert f"this run: {CREDITS} credits, 0 of {ROWS} pages resumed" in first
+    assert f"this run: 0 credits, {ROWS} of {ROWS} pages resumed" in second
     for log in (first, second):
-        assert "pages: 35 (invalid 1, processed 34)" in log
+        assert f"pages: {ROWS} (invalid 1, processed {ROWS - 1})" in log
+        assert "pdf: 177 pages in 4 file(s) (danlin 175, probe 2)" in log
         assert "invalid: " in log and "en_damaged_scan.png (1 page(s)): corrupt_image" in log
         assert "text [fa]:" in log and "slowest step: ocr[" in log
 
@@ -112,14 +134,14 @@ def test_etl_into_postgres(airflow_env: AirflowEnv, etl: dict[str, Any], postgre
     import psycopg2
 
     uri = f"postgresql://{postgres['user']}@{postgres['host']}:{postgres['port']}/{postgres['dbname']}"
-    conf = json.dumps({"warehouse": "postgres", "postgres_conn_id": "delix_pg"})
+    conf = json.dumps({"warehouse": "postgres", "postgres_conn_id": "delix_pg", "poll_interval": 1})
     log = airflow_env.run_dag("delix_scanned_archive_etl.py", "--date", DATE, "--conf", conf,
                               AIRFLOW_CONN_DELIX_PG=uri, **etl["env"])  # fmt: skip
-    assert "pages: 35 (invalid 1, processed 34)" in log
+    assert f"pages: {ROWS} (invalid 1, processed {ROWS - 1})" in log
     with psycopg2.connect(**postgres) as conn, conn.cursor() as cur:
         cur.execute("SELECT count(*), count(DISTINCT language) FROM ocr_pages WHERE logical_date = %s",
                     [DATE])  # fmt: skip
-        assert cur.fetchone() == (35, 2)
+        assert cur.fetchone() == (ROWS, 2)
 
 
 def _load_dag(module: str, monkeypatch: pytest.MonkeyPatch, data: Path) -> Any:
@@ -139,14 +161,15 @@ def test_downstream_dag_is_scheduled_on_the_etl_outlet(
     etl_dag = _load_dag("delix_scanned_archive_etl", monkeypatch, tmp_path)
     downstream = _load_dag("delix_downstream_report", monkeypatch, tmp_path)
     expected = {f"file://{tmp_path.resolve()}/ocr_pages"}
-    ocr = etl_dag.get_task("ocr")
-    outlets = getattr(ocr, "outlets", None) or ocr.partial_kwargs["outlets"]
-    assert _uris(outlets) == expected
+    for task_id in ("ocr_images", "ocr_pdfs"):
+        ocr = etl_dag.get_task(task_id)
+        outlets = getattr(ocr, "outlets", None) or ocr.partial_kwargs["outlets"]
+        assert _uris(outlets) == expected, task_id
     timetable = downstream.timetable  # Airflow 3: asset_condition; 2.x: dataset_condition
     condition = getattr(timetable, "asset_condition", None) or timetable.dataset_condition
     assert _uris(condition.objects) == expected
     assert [t.task_id for t in downstream.tasks] == ["summarise_languages"]
-    assert set(etl_dag.task_ids) == {"plan", "ocr", "load", "report"}
+    assert set(etl_dag.task_ids) == {"plan", "ocr_images", "ocr_pdfs", "load", "report"}
 
 
 def test_dag_files_parse_without_errors(airflow_env: AirflowEnv) -> None:

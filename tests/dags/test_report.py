@@ -11,7 +11,9 @@ from delix_etl import report as rep
 from delix_etl import warehouse_duckdb, warehouse_postgres
 from delix_etl.language_summary import language_summary, write_json
 from delix_etl.warehouse import read_pages
-from ocr_tables import sample_rows, write_table
+from ocr_tables import T0, sample_rows, write_table
+
+from airflow_provider_delix.core.table import PageRow, RowStatus
 
 MANIFESTS = [
     {"elapsed_seconds": 12.5, "credits_charged": 600, "credits_refunded": 200, "pages_resumed": 0,
@@ -128,3 +130,21 @@ def test_language_summary_over_all_dates(tmp_path: Path) -> None:
     out = write_json(summary, str(tmp_path / "reports" / "summary.json"))
     assert Path(out).read_text(encoding="utf-8").startswith('{\n  "en"')
     assert language_summary(str(tmp_path / "missing")) == {}
+
+
+def test_pages_by_kind_tells_images_from_pdfs_and_counts_engines(tmp_path: Path) -> None:
+    rows = [
+        *sample_rows(),
+        PageRow("a/fa/Letter.PDF", "s6", 1, RowStatus.PROCESSED, text="نامه", language="fa", engine="probe",
+                credits_charged=100, processed_at=T0),
+        PageRow("a/fa/Letter.PDF", "s6", 2, RowStatus.PROCESSED, text="نامه دو", language="fa",
+                engine="danlin", credits_charged=100, processed_at=T0),
+    ]  # fmt: skip
+    db = warehouse_duckdb.database_path(str(tmp_path))
+    warehouse_duckdb.load_date(db, read_pages(write_table(tmp_path / "ocr", rows)), "2025-03-01")
+    with duckdb.connect(db, read_only=True) as con:
+        report = rep.build_report(rep.duckdb_query(con), "2025-03-01")
+    assert report["pages_by_kind"]["pdf"] == {"files": 1, "pages": 2, "engines": {"danlin": 1, "probe": 1}}
+    assert report["pages_by_kind"]["image"]["files"] == 5
+    assert report["pages_by_kind"]["image"]["pages"] == 6
+    assert "  pdf: 2 pages in 1 file(s) (danlin 1, probe 1)" in rep.format_report(report)
