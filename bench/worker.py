@@ -1,6 +1,7 @@
 """One measured extraction: ``run_extraction`` with a ``DelixHook``, in its own process.
 
     python bench/worker.py '{"images": DIR, "output": DIR, "max_stored_files": 30, ...}'
+    python bench/worker.py '{"kind": "documents", "documents": DIR, "output": DIR, "poll_interval": 0.5}'
 
 This is what ``ImageExtractionOperator.execute()`` runs (the operator adds only the XCom
 manifest and Airflow's exception mapping). Prints one JSON line: wall time of the run, the
@@ -41,7 +42,11 @@ def extract(job: dict[str, object], go: object = None) -> dict[str, object]:
     from airflow_provider_delix.hooks.delix import DelixHook
     from bench.common import CONN_ID
 
+    kind = str(job.get("kind", "images"))
     options = RunOptions(
+        kind="documents" if kind == "documents" else "images",
+        engine=str(job.get("engine", "danlin")),
+        poll_interval=float(job.get("poll_interval", 60.0)),  # type: ignore[arg-type]
         max_stored_files=int(job.get("max_stored_files", 30)),  # type: ignore[call-overload]
         max_failed_ratio=0.0,
         progress_interval=3600.0,
@@ -54,7 +59,7 @@ def extract(job: dict[str, object], go: object = None) -> dict[str, object]:
     cpu0 = os.times()
     t0 = time.time()
     summary = run_extraction(
-        job["images"], str(job["output"]), hook, options, run_id=str(job.get("run_id", "bench"))
+        job[kind], str(job["output"]), hook, options, run_id=str(job.get("run_id", "bench"))
     )
     t1 = time.time()
     cpu1 = os.times()

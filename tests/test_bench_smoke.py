@@ -17,6 +17,8 @@ EXPECTED = (
     "RESULT throughput b/a = ",
     "RESULT scale-out b/c = ",
     "RESULT scale-out storage high-water = ",
+    "RESULT documents pages/s (queue 2) = ",
+    "RESULT documents pages/s (queue 30) = ",
     "RESULT memory peak RSS ",
     "RESULT memory ratio ",
     "RESULT client CPU per page ",
