@@ -7,6 +7,7 @@ the ``deferred`` state, and the resume key's engine/language.
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import time
@@ -117,7 +118,9 @@ def test_sigkill_while_extracts_are_queued_then_rerun_reattaches(
     process = airflow_env.popen(dag_file, AIRFLOW_CONN_DELIX_DEFAULT=conn)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        if emulator.stats()["extracts"]["processing"] >= 1:
+        # Kill once a queued extract is journalled with its uuid (the write-ahead under test);
+        # the emulator's count alone can run ahead of the answer reaching the client.
+        if emulator.stats()["extracts"]["processing"] >= 1 and _journalled_extracts(output):
             break
         time.sleep(0.05)
     else:
@@ -146,6 +149,18 @@ def test_sigkill_while_extracts_are_queued_then_rerun_reattaches(
     twice = sum(n - 1 for n in stats["charges"].values())
     assert twice <= in_doubt, f"{twice} page(s) paid twice, {in_doubt} reported in doubt"
     assert stats["files"]["count"] == 0
+
+
+def _journalled_extracts(output: Path) -> list[str]:
+    found = []
+    for path in (output / "_delix_state" / "extracts").rglob("*.json"):
+        try:
+            uuid = json.loads(path.read_bytes()).get("extract_uuid")
+        except (OSError, ValueError):
+            continue  # being replaced right now
+        if uuid:
+            found.append(uuid)
+    return found
 
 
 def _earlier_attempts(log: str) -> tuple[int, int]:
