@@ -1,25 +1,48 @@
-"""Build small, valid PDFs with a text layer for tests (ASCII text, Helvetica)."""
+"""Build small, valid PDFs with a text layer for tests (ASCII text, Helvetica).
+
+Plain Python, no Airflow: the core tests (``tests/core/core_pdfs.py``) build on it too.
+"""
 
 from __future__ import annotations
 
 
 def make_pdf(pages: list[str], *, pad: int = 0) -> bytes:
     """A PDF with an ASCII text layer per page ("" = a page without text); ``pad`` adds a stream."""
+    return text_pdf(pages, pad=pad)
+
+
+def text_pdf(pages: list[str], *, pad: int = 0, page_pad: int | list[int] = 0) -> bytes:
+    """A PDF with an ASCII text layer per page ("" = a page without text).
+
+    ``pad`` adds a stream no page uses (the file is big, a part written from it is not);
+    ``page_pad`` gives every page (or page i the i-th) a resource stream of that many bytes,
+    which travels with the page into any part.
+    """
     count = len(pages)
-    font_id = 3 + 2 * count
-    kids = " ".join(f"{3 + 2 * i} 0 R" for i in range(count))
+    pads = page_pad if isinstance(page_pad, list) else [page_pad] * count
+    per_page = 3 if any(pads) else 2  # page, contents (, padding)
+    font_id = 3 + per_page * count
+    kids = " ".join(f"{3 + per_page * i} 0 R" for i in range(count))
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
         f"<< /Type /Pages /Kids [{kids}] /Count {count} >>".encode(),
     ]
     for i, text in enumerate(pages):
+        first = 3 + per_page * i
         escaped = text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
         stream = f"BT /F1 24 Tf 72 700 Td ({escaped}) Tj ET".encode("latin-1") if text else b""
+        xobject = f"/XObject << /Pad {first + 2} 0 R >> " if per_page == 3 else ""
         objects.append(
-            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {4 + 2 * i} 0 R "
-            f"/Resources << /Font << /F1 {font_id} 0 R >> >> >>".encode()
+            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {first + 1} 0 R "
+            f"/Resources << /Font << /F1 {font_id} 0 R >> {xobject}>> >>".encode()
         )
         objects.append(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
+        if per_page == 3:  # a form XObject the page never draws: bytes that travel with the page
+            objects.append(
+                b"<< /Type /XObject /Subtype /Form /BBox [0 0 1 1] /Length %d >>\nstream\n" % pads[i]
+                + b"%" * pads[i]
+                + b"\nendstream"
+            )
     objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
     if pad:
         objects.append(b"<< /Length %d >>\nstream\n" % pad + b"\0" * pad + b"\nendstream")

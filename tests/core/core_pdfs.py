@@ -1,8 +1,8 @@
 """Small PDFs for the core tests, built with pypdf and Pillow only (what the core venv has).
 
-``text_pdf`` is the text-layer builder of ``tests/pdfs.py`` (copied: tests/core imports nothing
-from the Airflow-side test folders), plus per-page padding; ``image_pdf`` makes scans without a
-text layer. ``page_texts`` reads a PDF back, so a test can check which original page each page
+``text_pdf`` (re-exported) is the text-layer builder of ``tests/pdfs.py``, plain Python and on
+``sys.path`` in both lanes through ``tests/conftest.py``; ``image_pdf`` makes scans without a
+text layer; ``page_texts`` reads a PDF back, so a test can check which original page each page
 of a part is. Module name distinct from ``tests/pdfs.py``: both folders end up on ``sys.path``.
 """
 
@@ -10,60 +10,15 @@ from __future__ import annotations
 
 import io
 
+from pdfs import text_pdf
+
+__all__ = ["document", "encrypted", "image_pdf", "merged", "page_text", "page_texts", "text_pdf"]
 from PIL import Image, ImageDraw
 
 
 def page_text(name: str, page: int) -> str:
     """A text that names its document and page: a row in the wrong place shows."""
     return f"{name} page {page} of the archive"
-
-
-def text_pdf(pages: list[str], *, pad: int = 0, page_pad: int | list[int] = 0) -> bytes:
-    """A PDF with an ASCII text layer per page ("" = a page without text).
-
-    ``pad`` adds a stream no page uses (the file is big, a part written from it is not);
-    ``page_pad`` gives every page (or page i the i-th) a resource stream of that many bytes,
-    which travels with the page into any part.
-    """
-    count = len(pages)
-    pads = page_pad if isinstance(page_pad, list) else [page_pad] * count
-    per_page = 3 if any(pads) else 2  # page, contents (, padding)
-    font_id = 3 + per_page * count
-    kids = " ".join(f"{3 + per_page * i} 0 R" for i in range(count))
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        f"<< /Type /Pages /Kids [{kids}] /Count {count} >>".encode(),
-    ]
-    for i, text in enumerate(pages):
-        first = 3 + per_page * i
-        escaped = text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
-        stream = f"BT /F1 24 Tf 72 700 Td ({escaped}) Tj ET".encode("latin-1") if text else b""
-        xobject = f"/XObject << /Pad {first + 2} 0 R >> " if per_page == 3 else ""
-        objects.append(
-            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {first + 1} 0 R "
-            f"/Resources << /Font << /F1 {font_id} 0 R >> {xobject}>> >>".encode()
-        )
-        objects.append(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
-        if per_page == 3:  # a form XObject the page never draws: bytes that travel with the page
-            objects.append(
-                b"<< /Type /XObject /Subtype /Form /BBox [0 0 1 1] /Length %d >>\nstream\n" % pads[i]
-                + b"%" * pads[i]
-                + b"\nendstream"
-            )
-    objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
-    if pad:
-        objects.append(b"<< /Length %d >>\nstream\n" % pad + b"\0" * pad + b"\nendstream")
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
-    xref = len(out)
-    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
-    for offset in offsets:
-        out += f"{offset:010d} 00000 n \n".encode()
-    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
-    return bytes(out)
 
 
 def document(name: str, pages: int, **kwargs: int) -> bytes:
