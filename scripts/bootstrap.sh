@@ -14,9 +14,13 @@ need_tesseract() {
   # initdb is what the tests run (any Debian major version: 15 on bookworm, 17 on trixie).
   compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || command -v initdb >/dev/null 2>&1 || return 0
   # The scan renderer (tests, sample archive) needs a Persian font and DejaVu for Latin text.
+  # Read fc-list whole before matching: `fc-list | grep -q` stops reading at the first match,
+  # fc-list dies of SIGPIPE once its output passes a pipe buffer, and under pipefail the test
+  # then says "fonts missing" and apt runs again on every run.
   command -v fc-list >/dev/null 2>&1 || return 0
-  fc-list | grep -qi "farsiweb" || return 0
-  fc-list | grep -qi "dejavu" || return 0
+  local fonts; fonts="$(fc-list 2>/dev/null || true)"
+  grep -qi "farsiweb" <<<"$fonts" || return 0
+  grep -qi "dejavu" <<<"$fonts" || return 0
   return 1
 }
 

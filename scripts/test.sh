@@ -8,6 +8,11 @@ cd "$ROOT"
 source scripts/bootstrap.sh
 VENV="$ROOT/.venv"
 export OMP_THREAD_LIMIT=1
+# Every lane gets its own AIRFLOW_HOME under build/: importing Airflow writes airflow.cfg (and
+# more) into $AIRFLOW_HOME, which defaults to ~/airflow. The run fails if ~/airflow appears.
+HOME_AIRFLOW_BEFORE=0; [ -e "$HOME/airflow" ] && HOME_AIRFLOW_BEFORE=1
+mkdir -p "$ROOT/build"
+export AIRFLOW_HOME="$ROOT/build/airflow-home-af3"
 
 echo "== ruff"
 "$VENV/bin/ruff" check --no-cache airflow_provider_delix tests dags bench scripts
@@ -24,7 +29,7 @@ echo "== tests on Airflow $("$VENV/bin/python" -c 'import airflow; print(airflow
 
 echo "== Airflow 2.11 lane: API, hook, sensor, emulator, core, operator and example-DAG tests"
 make_venv "$ROOT/.venv-af211" "2.11.2" "test"
-"$ROOT/.venv-af211/bin/python" -m pytest -q -p no:cacheprovider -m "not tesseract" \
+AIRFLOW_HOME="$ROOT/build/airflow-home-af211" "$ROOT/.venv-af211/bin/python" -m pytest -q -p no:cacheprovider -m "not tesseract" \
   tests/api tests/hooks tests/sensors tests/triggers tests/emulator tests/core tests/operators tests/dags tests/test_provider_info.py
 
 echo "== the core without Airflow (chunk planning, budget, validation, table, store, pipeline)"
@@ -45,3 +50,8 @@ if "$CORE/bin/python" -c 'import airflow' 2>/dev/null; then
   exit 1
 fi
 "$CORE/bin/python" -m pytest -q -p no:cacheprovider tests/core
+
+if [ "$HOME_AIRFLOW_BEFORE" = 0 ] && [ -e "$HOME/airflow" ]; then
+  echo "test: a lane wrote into $HOME/airflow; every lane must set AIRFLOW_HOME" >&2
+  exit 1
+fi

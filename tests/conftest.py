@@ -19,7 +19,14 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_delix.emulator.tesseract import tesseract_available
+# Importing Airflow writes into $AIRFLOW_HOME (~/airflow when unset): keep a bare `pytest` out
+# of the user's home too (scripts/test.sh sets one per lane).
+os.environ.setdefault(
+    "AIRFLOW_HOME",
+    os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "build", "airflow-home"),
+)
+
+from airflow_provider_delix.emulator.tesseract import tesseract_available  # noqa: E402
 from airflow_provider_delix.emulator.testing import InProcessEmulator, run_emulator
 
 
