@@ -26,7 +26,7 @@ os.environ.setdefault(
     os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "build", "airflow-home"),
 )
 
-from airflow_provider_delix.emulator.tesseract import tesseract_available  # noqa: E402
+from airflow_provider_delix.emulator.tesseract import tesseract_available
 from airflow_provider_delix.emulator.testing import InProcessEmulator, run_emulator
 
 
