@@ -63,3 +63,5 @@ echo "From the DAG's report task (this run's cost and timings):"
 grep -E '^  (this run|slowest step|requests):' "$RUNLOG" | sed 's/ \[__main__\].*//' || true
 echo
 echo "Re-run it (same date: nothing is OCRed or paid for twice, the rows are replaced): bash scripts/demo.sh"
+echo "Query the table yourself (pandas; DuckDB reads the same files):"
+echo "  .venv/bin/python -c \"import pandas as pd; t = pd.read_parquet('$DELIX_DATA_DIR/ocr_pages/ds=$DATE'); print(t.groupby(['language', 'status']).size())\""
