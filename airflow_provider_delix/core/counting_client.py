@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from airflow_provider_delix.api.models import (
     Engine,
@@ -20,14 +20,17 @@ from airflow_provider_delix.core.client import DelixClient, UploadItem
 class CountingClient:
     """Wraps a :class:`DelixClient` and counts calls per method (thread-safe)."""
 
-    def __init__(self, inner: DelixClient) -> None:
+    def __init__(self, inner: DelixClient, on_call: Callable[[str], None] | None = None) -> None:
         self._inner = inner
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
+        self._on_call = on_call  # live metrics: requests by endpoint
 
     def _count(self, name: str) -> None:
         with self._lock:
             self._counts[name] += 1
+        if self._on_call is not None:
+            self._on_call(name)
 
     def counts(self) -> dict[str, int]:
         with self._lock:

@@ -29,6 +29,7 @@ from airflow_provider_delix.core.budget import BudgetInterrupted, StorageBudget
 from airflow_provider_delix.core.client import DelixClient
 from airflow_provider_delix.core.counting_client import CountingClient
 from airflow_provider_delix.core.jobs import ExtractionJob, job_for
+from airflow_provider_delix.core.metrics import MetricsSink, RunMetrics
 from airflow_provider_delix.core.options import PipelineTuning, RunOptions
 from airflow_provider_delix.core.pipeline_prefetch import Prefetcher
 from airflow_provider_delix.core.pipeline_worker import ChunkRunner, Control, RunContext
@@ -86,11 +87,13 @@ class ExtractionPipeline:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], object] | None = None,
         cancel: threading.Event | None = None,
+        metrics: MetricsSink | None = None,
     ) -> None:
         self.options = options = options or RunOptions()
         self.tuning = tuning = tuning or PipelineTuning()
         self.job = job or job_for(options)
-        self.client = CountingClient(client)
+        run_metrics = RunMetrics(metrics, {"kind": options.kind})
+        self.client = CountingClient(client, on_call=run_metrics.request)
         self.store = store
         self.run_id = run_id
         self.files_per_chunk = chunk_size_for(options.max_stored_files)
@@ -109,7 +112,7 @@ class ExtractionPipeline:
         )
         self.clock = clock
         self.sleep: Callable[[float], object] = sleep or self.cancel_event.wait
-        self.stats = RunStats()
+        self.stats = RunStats(run_metrics)
         self.progress = ProgressReporter(progress, options.progress_interval, clock, self.stats)
         self.index = ContentIndex(tuning.dedup_cache_size)
         self.control = Control(self.cancel_event, self._wake)

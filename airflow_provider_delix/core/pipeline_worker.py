@@ -178,6 +178,7 @@ class ChunkRunner:
 
     def run(self) -> None:
         ctrl = self.ctx.control
+        started = self.ctx.clock()
         try:
             if not ctrl.aborting():
                 self._upload(self.slots)
@@ -206,6 +207,7 @@ class ChunkRunner:
                 self._park()
             else:
                 self._finish()
+            self.ctx.stats.metrics.chunk(self.ctx.clock() - started)
 
     def _finish(self) -> None:
         self._schedule_deletes()
@@ -260,8 +262,12 @@ class ChunkRunner:
         wait_limit = ctx.options.storage_wait_timeout
         while True:
             try:
-                return list(ctx.client.upload_files([(f.filename, f.data) for f in files]))
+                stored = list(ctx.client.upload_files([(f.filename, f.data) for f in files]))
+                if since is not None:
+                    ctx.stats.metrics.storage_wait(ctx.clock() - since)
+                return stored
             except DelixStorageFullError as exc:
+                ctx.stats.metrics.storage_full()
                 now = ctx.clock()
                 since = now if since is None else since
                 left = wait_limit - (now - since)

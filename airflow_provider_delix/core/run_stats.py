@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from airflow_provider_delix.core.metrics import RunMetrics
 from airflow_provider_delix.core.table import PageRow
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,8 @@ class Progress:
 class RunStats:
     """Counters updated by every worker; one lock, short critical sections."""
 
-    def __init__(self) -> None:
+    def __init__(self, metrics: RunMetrics | None = None) -> None:
+        self.metrics = metrics or RunMetrics(None, {})  # live counters beside these totals
         self.lock = threading.Lock()
         self.rows: Counter[str] = Counter()
         self.pages_total = 0
@@ -44,12 +46,17 @@ class RunStats:
         self.input_complete = False
 
     def add_rows(self, rows: Sequence[PageRow], *, reused: int = 0) -> None:
+        by_status: Counter[str] = Counter(str(row.status) for row in rows)
+        charged = sum(row.credits_charged for row in rows)
+        refunded = sum(row.credits_refunded for row in rows)
         with self.lock:
-            for row in rows:
-                self.rows[str(row.status)] += 1
-                self.credits_charged += row.credits_charged
-                self.credits_refunded += row.credits_refunded
+            self.rows.update(by_status)
+            self.credits_charged += charged
+            self.credits_refunded += refunded
             self.pages_reused += reused
+        for status, count in by_status.items():
+            self.metrics.pages(status, count)
+        self.metrics.credits(charged, refunded)
 
     def add_left(self, pages: int) -> None:
         with self.lock:
