@@ -20,6 +20,7 @@ class Reason(StrEnum):
     EMPTY_FILE = "empty_file"
     UNSUPPORTED_TYPE = "unsupported_type"
     CORRUPT_IMAGE = "corrupt_image"
+    UNSUPPORTED_CODEC = "unsupported_codec"  # a well-formed file whose compression this build cannot decode
     NOT_FOUND = "not_found"
     PDF_NOT_SUPPORTED = "pdf_not_supported"  # a PDF given to the image operator
     TOO_LARGE = "too_large"  # over a size or pixel limit, or over the storage budget

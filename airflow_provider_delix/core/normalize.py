@@ -58,6 +58,8 @@ SOURCE_LABELS: dict[ImageKind, str] = {
     "webp": "webp",
     "gif": "gif_frame",
     "pdf": "pdf",
+    "jpeg2000": "jpeg2000",
+    "heic": "heic",
 }
 
 _ORIENTATION_TAG = 0x0112

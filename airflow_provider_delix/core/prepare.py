@@ -5,16 +5,25 @@ problem becomes a page with ``error``/``message``) and keeps at most one decoded
 at a time. Only infrastructure failures propagate: a ``ConnectionError``/``TimeoutError`` while
 reading is not a property of the file, and recording it as an invalid row would silently drop
 the file from the run instead of letting the task retry.
+
+What the decoders say while a page is decoded (Python warnings, Pillow's log, libtiff's errors)
+is collected per page (``decoder_notes``) and logged with the source's name, and an invalid
+page's message ends with it: otherwise those lines reach the task log naming no file.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from PIL import Image
+
 from airflow_provider_delix.api.models import MAX_IMAGE_BYTES
 from airflow_provider_delix.core.codes import Reason
+from airflow_provider_delix.core.decoder_notes import collect
 from airflow_provider_delix.core.inputs import InputRef, SourceTooLargeError, read_input
 from airflow_provider_delix.core.normalize import encode_page, needs_rework, to_ocr_mode
 from airflow_provider_delix.core.validation import (
@@ -22,6 +31,7 @@ from airflow_provider_delix.core.validation import (
     InvalidInputError,
     check_pixels,
     check_supported,
+    codec_problem,
     decode_errors,
     detect_kind,
     open_image,
@@ -33,9 +43,12 @@ __all__ = ["PreparedPage", "PreparedSource", "prepare_source", "read_source", "r
 # Whether a page (content hash, source name, page number) already has a row: skip its work.
 SkipCheck = Callable[[str, str, int], bool]
 
+log = logging.getLogger(__name__)
+
 # A guard against page chains that loop forever; far above any real scan batch.
 _MAX_PAGES = 100_000
-_MULTI_PAGE_KINDS: frozenset[ImageKind] = frozenset({"tiff", "gif", "webp"})
+_MULTI_PAGE_KINDS: frozenset[ImageKind] = frozenset({"tiff", "gif", "webp", "heic"})
+_NOTES_IN_MESSAGE = 300  # characters of decoder messages an invalid row's message may end with
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,51 +156,96 @@ def resumed_page(sha256: str, page_number: int) -> PreparedPage:
     return PreparedPage(page_number, None, _filename(sha256, page_number, "bin"), None, None, None)
 
 
-def _frames(data: bytes, kind: ImageKind, sha256: str, done: Callable[[int], bool]) -> Iterator[PreparedPage]:
-    """Every page of a TIFF / frame of a GIF or WebP, each converted and released in turn.
+def _noted(page: PreparedPage, notes: list[str], source: str) -> PreparedPage:
+    """Log the decoders' messages about a page with its file's name; an invalid row keeps them too."""
+    if not notes:
+        return page
+    text = "; ".join(dict.fromkeys(notes))  # libtiff repeats itself once per strip or attempt
+    log.warning("%s, page %d: decoder messages: %s", source, page.page_number, text)
+    if page.error is None:
+        return page
+    if len(text) > _NOTES_IN_MESSAGE:
+        text = text[: _NOTES_IN_MESSAGE - 3] + "..."
+    return dataclasses.replace(page, message=f"{page.message} (decoder: {text})")
+
+
+def _decoded(source: str, sha256: str, work: Callable[[], PreparedPage]) -> PreparedPage:
+    """Run ``work`` (page 1 of a single-page file) collecting decoder messages, never raising."""
+    with collect() as notes:
+        try:
+            page = work()
+        except InvalidInputError as exc:
+            page = _invalid(sha256, 1, exc)
+    return _noted(page, notes, source)
+
+
+def _frame(
+    im: Image.Image, index: int, *, data: bytes, kind: ImageKind, sha256: str, done: Callable[[int], bool]
+) -> tuple[PreparedPage | None, bool]:
+    """Page ``index`` converted (or why not) and whether it is the last; ``None`` past the end."""
+    number = index + 1
+    try:
+        # A page whose compression Pillow does not know fails here, while its tags are read.
+        with decode_errors(f"page {number} cannot be located", codec=lambda: codec_problem(data, kind, im)):
+            try:
+                im.seek(index)
+            except EOFError:
+                if index > 0:
+                    return None, True  # the normal end of the page sequence
+                raise
+    except InvalidInputError as exc:
+        return _invalid(sha256, number, exc), True
+    if done(number):
+        return resumed_page(sha256, number), False
+    try:
+        # Asked before decoding: a codec libtiff lacks would only fail with "decoder error -2".
+        problem = codec_problem(data, kind, im)
+        if problem is not None:
+            raise InvalidInputError(Reason.UNSUPPORTED_CODEC, f"page {number}: {problem}")
+        with decode_errors(f"page {number} does not decode"):
+            check_pixels(im, f"page {number}")
+            im.load()
+            page, steps = to_ocr_mode(im)
+        with decode_errors(f"page {number} could not be re-encoded"):
+            encoded = encode_page(page, kind, pre_steps=steps)
+        del page
+    except InvalidInputError as exc:
+        return _invalid(sha256, number, exc), False
+    filename = _filename(sha256, number, encoded.extension)
+    return PreparedPage(number, encoded.data, filename, encoded.normalization, None, None), False
+
+
+def _frames(
+    data: bytes, kind: ImageKind, sha256: str, done: Callable[[int], bool], source: str
+) -> Iterator[PreparedPage]:
+    """Every page of a TIFF / frame of a GIF, WebP or HEIC, each converted and released in turn.
 
     A damaged page becomes an invalid row and the pages before it are kept; a page that cannot
-    even be located (broken page chain) ends the source there.
+    even be located (broken page chain) ends the source there. Decoder messages are collected
+    around each page's work, never across a ``yield`` (the consumer's code runs there).
     """
-    im = open_image(data, kind)
+    failure: PreparedPage | None = None
+    with collect() as notes:
+        try:
+            im = open_image(data, kind)
+        except InvalidInputError as exc:
+            failure = _invalid(sha256, 1, exc)
+    if failure is not None:
+        yield _noted(failure, notes, source)
+        return
+    carried = notes  # what the header said belongs to the first page
     try:
         # Seek page by page instead of asking ``n_frames`` first: counting walks the whole page
         # chain, so a file truncated after a few good pages would otherwise lose all of them.
         for index in range(_MAX_PAGES if kind in _MULTI_PAGE_KINDS else 1):
-            number = index + 1
-            try:
-                with decode_errors(f"page {number} cannot be located"):
-                    try:
-                        im.seek(index)
-                    except EOFError:
-                        if index > 0:
-                            return  # the normal end of the page sequence
-                        raise
-            except InvalidInputError as exc:
-                yield _invalid(sha256, number, exc)
+            with collect() as notes:
+                page, last = _frame(im, index, data=data, kind=kind, sha256=sha256, done=done)
+            if page is None:
                 return
-            if done(number):
-                yield resumed_page(sha256, number)
-                continue
-            try:
-                with decode_errors(f"page {number} does not decode"):
-                    check_pixels(im, f"page {number}")
-                    im.load()
-                    page, steps = to_ocr_mode(im)
-                with decode_errors(f"page {number} could not be re-encoded"):
-                    encoded = encode_page(page, kind, pre_steps=steps)
-                del page
-            except InvalidInputError as exc:
-                yield _invalid(sha256, number, exc)
-                continue
-            yield PreparedPage(
-                number,
-                encoded.data,
-                _filename(sha256, number, encoded.extension),
-                encoded.normalization,
-                None,
-                None,
-            )
+            yield _noted(page, carried + notes, source)
+            carried = []
+            if last:
+                return
     finally:
         im.close()
 
@@ -215,9 +273,10 @@ def prepare_source(
         if kind in ("png", "jpeg") and done(1):
             pages: tuple[PreparedPage, ...] = (resumed_page(sha256, 1),)
         elif kind in ("png", "jpeg"):
-            pages = (_single_page(data, kind, sha256),)
+            png_or_jpeg = kind
+            pages = (_decoded(ref.source, sha256, lambda: _single_page(data, png_or_jpeg, sha256)),)
         else:
-            pages = tuple(_frames(data, kind, sha256, done))
+            pages = tuple(_frames(data, kind, sha256, done, ref.source))
     except InvalidInputError as exc:
         return PreparedSource(ref=ref, sha256=sha256, pages=(_invalid(sha256, 1, exc),))
     if not pages:  # a multi-page file claiming zero pages

@@ -10,13 +10,15 @@ files that are really TIFFs and of extension-less exports.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Literal
 
 from PIL import Image
 
 from airflow_provider_delix.api.models import MAX_IMAGE_BYTES
+from airflow_provider_delix.core import codecs
 from airflow_provider_delix.core.codes import Reason
 
 __all__ = [
@@ -25,14 +27,16 @@ __all__ = [
     "Reason",
     "check_pixels",
     "check_supported",
+    "codec_problem",
     "decode_errors",
     "describe_non_image",
     "detect_kind",
+    "heif_plugin",
     "open_image",
     "short_error",
 ]
 
-ImageKind = Literal["png", "jpeg", "pdf", "tiff", "bmp", "webp", "gif"]
+ImageKind = Literal["png", "jpeg", "pdf", "tiff", "bmp", "webp", "gif", "jpeg2000", "heic"]
 
 # Pillow's plugin name per kind: opening with ``formats=`` stops a file sniffed as one type
 # from being parsed by another plugin.
@@ -44,7 +48,11 @@ PIL_FORMATS: dict[ImageKind, str] = {
     "webp": "WEBP",
     "gif": "GIF",
     "pdf": "PDF",
+    "jpeg2000": "JPEG2000",
+    "heic": "HEIF",  # registered by pillow-heif, see heif_plugin
 }
+
+HEIC_EXTRA = "airflow-provider-delix[heic]"
 
 
 class InvalidInputError(Exception):
@@ -67,7 +75,24 @@ _SIGNATURES: tuple[tuple[bytes, int, ImageKind], ...] = (
     (b"GIF87a", 0, "gif"),
     (b"GIF89a", 0, "gif"),
     (b"WEBP", 8, "webp"),  # after "RIFF" + size, checked below
+    (b"\x00\x00\x00\x0cjP  \r\n\x87\n", 0, "jpeg2000"),  # JP2/JPX container: signature box
+    (b"\xff\x4f\xff\x51", 0, "jpeg2000"),  # a raw J2K codestream: SOC then SIZ marker
 )
+
+# ISO-BMFF brands of HEVC-coded HEIF (phones' .heic). "mif1"/"msf1" are generic HEIF brands that
+# AVIF files use too, so those count only without an AV1 brand among the compatible ones.
+_HEIC_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs"})
+_GENERIC_HEIF_BRANDS = frozenset({b"mif1", b"msf1"})
+_AV1_BRANDS = frozenset({b"avif", b"avis"})
+
+
+def _is_heic(data: bytes) -> bool:
+    if data[4:8] != b"ftyp":
+        return False
+    box = min(max(int.from_bytes(data[:4], "big"), 16), len(data), 256)
+    brands = {data[i : i + 4] for i in range(16, box - 3, 4)}
+    major = data[8:12]
+    return major in _HEIC_BRANDS or (major in _GENERIC_HEIF_BRANDS and not brands & _AV1_BRANDS)
 
 
 def detect_kind(data: bytes) -> ImageKind | None:
@@ -75,6 +100,8 @@ def detect_kind(data: bytes) -> ImageKind | None:
     for signature, offset, kind in _SIGNATURES:
         if data[offset : offset + len(signature)] == signature and (kind != "webp" or data[:4] == b"RIFF"):
             return kind
+    if _is_heic(data):
+        return "heic"
     # "BM" alone is too weak (plain text can start with it): require the BMP header's size.
     if data[:2] == b"BM" and len(data) >= 26:
         return "bmp"
@@ -86,12 +113,8 @@ def detect_kind(data: bytes) -> ImageKind | None:
 _OTHER_SIGNATURES: tuple[tuple[bytes, int, str], ...] = (
     (b"PK\x03\x04", 0, "application/zip"),
     (b"\x1f\x8b", 0, "application/gzip"),
-    (b"ftypheic", 4, "image/heic"),
-    (b"ftypheix", 4, "image/heic"),
-    (b"ftypmif1", 4, "image/heif"),
     (b"ftypavif", 4, "image/avif"),
-    (b"\x00\x00\x00\x0cjP  ", 0, "image/jp2"),
-    (b"\xff\x4f\xff\x51", 0, "image/jp2"),
+    (b"ftypmif1", 4, "image/avif"),  # a generic HEIF brand that detect_kind did not take as HEIC
     (b"8BPS", 0, "image/vnd.adobe.photoshop"),
     (b"<?xml", 0, "application/xml"),
     (b"<svg", 0, "image/svg+xml"),
@@ -142,9 +165,33 @@ def check_supported(data: bytes) -> ImageKind:
         raise InvalidInputError(
             Reason.UNSUPPORTED_TYPE,
             f'{mime} {what}: starts with "{_preview(data)}" (accepted: png, jpeg; converted: tiff, bmp, '
-            "webp, gif)",
+            "webp, gif, jpeg2000, heic)",
+        )
+    if kind == "heic" and not heif_plugin():
+        raise InvalidInputError(
+            Reason.UNSUPPORTED_TYPE,
+            f"image/heic needs the pillow-heif plugin, which is not installed: install {HEIC_EXTRA}",
         )
     return kind
+
+
+_heif_lock = threading.Lock()
+
+
+def heif_plugin() -> bool:
+    """Whether HEIC can be read: registers pillow-heif's Pillow plugin on first use, if importable.
+
+    Lazily, so that installing the extra is all it takes (no import-time side effect for
+    everyone else); the import is tried every time, which is only a ``sys.modules`` look-up.
+    """
+    try:
+        import pillow_heif
+    except ImportError:
+        return False
+    with _heif_lock:
+        if PIL_FORMATS["heic"] not in Image.OPEN:
+            pillow_heif.register_heif_opener()
+    return True
 
 
 def short_error(exc: BaseException, limit: int = 200) -> str:
@@ -155,12 +202,14 @@ def short_error(exc: BaseException, limit: int = 200) -> str:
 
 
 @contextmanager
-def decode_errors(what: str) -> Iterator[None]:
+def decode_errors(what: str, codec: Callable[[], str | None] | None = None) -> Iterator[None]:
     """Turn anything Pillow raises on bad content into an ``InvalidInputError``.
 
     Pillow signals corrupt data with many exception types (``OSError``, ``SyntaxError``,
     ``ValueError``, ``struct.error``, ``EOFError``, ``IndexError``...), so all of them are
-    caught; decompression bombs and allocation failures are ``too_large`` instead.
+    caught; decompression bombs and allocation failures are ``too_large`` instead. ``codec``
+    says, after a failure, whether the file's compression is one this build cannot decode:
+    then the file is ``unsupported_codec`` (fine, only unreadable here), not ``corrupt_image``.
     """
     try:
         yield
@@ -171,6 +220,9 @@ def decode_errors(what: str) -> Iterator[None]:
     except MemoryError:
         raise InvalidInputError(Reason.TOO_LARGE, f"{what}: not enough memory to decode it") from None
     except Exception as exc:
+        problem = codec() if codec is not None else None
+        if problem is not None:
+            raise InvalidInputError(Reason.UNSUPPORTED_CODEC, f"{what}: {problem}") from None
         raise InvalidInputError(Reason.CORRUPT_IMAGE, f"{what}: {short_error(exc)}") from None
 
 
@@ -189,9 +241,19 @@ def check_pixels(im: Image.Image, what: str) -> None:
         )
 
 
+def codec_problem(data: bytes, kind: ImageKind, im: Image.Image | None = None) -> str | None:
+    """Why this build cannot decode the file's (or ``im``'s current page's) compression, if so."""
+    if kind == "bmp":
+        return codecs.bmp_codec_problem(data)
+    if kind == "tiff":
+        return codecs.tiff_codec_problem(codecs.tiff_compression(data, im))
+    return None
+
+
 def open_image(data: bytes, kind: ImageKind) -> Image.Image:
     """Open (lazily: headers only) with the plugin of the detected kind, mapping errors."""
-    with decode_errors(f"not a readable {kind.upper()}"):
+    name = "JPEG 2000" if kind == "jpeg2000" else kind.upper()
+    with decode_errors(f"not a readable {name}", codec=lambda: codec_problem(data, kind)):
         im = Image.open(io.BytesIO(data), formats=[PIL_FORMATS[kind]])
         check_pixels(im, "the image")
         return im

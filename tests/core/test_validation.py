@@ -60,7 +60,7 @@ def test_empty_file() -> None:
         (b"hello world\nsecond line\n", "text/plain"),
         ("متن فارسی، نه تصویر".encode() * 400, "text/plain"),  # multi-byte text cut by the sample
         (b"PK\x03\x04" + b"\x00" * 40, "application/zip"),
-        (b"\x00\x00\x00\x18ftypheic" + b"\x00" * 40, "image/heic"),
+        (b"\x00\x00\x00\x18ftypavif" + b"\x00" * 40, "image/avif"),
         (bytes(range(256)), "application/octet-stream"),
         (b"BM", "text/plain"),  # too short to be a BMP header
     ],
@@ -92,6 +92,7 @@ def test_reason_codes_are_stable() -> None:
         "empty_file",
         "unsupported_type",
         "corrupt_image",
+        "unsupported_codec",
         "not_found",
         "pdf_not_supported",
         "too_large",

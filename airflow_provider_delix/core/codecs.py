@@ -1,0 +1,125 @@
+"""Tell a file this Pillow build cannot decode from a damaged one, and name the missing codec.
+
+Both fail the same way inside Pillow (``decoder error -2``, ``Unsupported BMP compression``), but
+they call for different actions: a corrupt scan must be rescanned, while a WebP-compressed TIFF
+or a JPEG-compressed BMP is fine and only needs another converter (or a libtiff built with the
+codec). So the compression is read from the file's own header and checked against what Pillow
+and its libtiff can decode; the answer becomes ``unsupported_codec`` with the codec's number
+and name, not ``corrupt_image``.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from PIL import Image, TiffImagePlugin
+
+from airflow_provider_delix.core.decoder_notes import tiff_codec_configured
+
+__all__ = ["BMP_COMPRESSIONS", "TIFF_COMPRESSIONS", "bmp_codec_problem", "tiff_codec_problem"]
+
+# TIFF tag 259 values (TIFF 6.0, libtiff's tiff.h, and the registered private ones seen in scans).
+TIFF_COMPRESSIONS: dict[int, str] = {
+    1: "none",
+    2: "CCITT RLE",
+    3: "CCITT Group 3 fax",
+    4: "CCITT Group 4 fax",
+    5: "LZW",
+    6: "old-style JPEG",
+    7: "JPEG",
+    8: "Adobe Deflate",
+    32771: "raw 16",
+    32773: "PackBits",
+    32809: "ThunderScan",
+    32946: "Deflate",
+    33003: "Aperio JPEG 2000 YCbCr",
+    33005: "Aperio JPEG 2000 RGB",
+    34661: "JBIG",
+    34676: "SGILog",
+    34677: "SGILog24",
+    34712: "JPEG 2000",
+    34887: "LERC",
+    34892: "lossy JPEG",
+    34925: "LZMA",
+    50000: "Zstandard",
+    50001: "WebP",
+    50002: "JPEG XL",
+}
+
+# biCompression of a Windows BMP header (BITMAPINFOHEADER and later).
+BMP_COMPRESSIONS: dict[int, str] = {
+    0: "BI_RGB",
+    1: "BI_RLE8",
+    2: "BI_RLE4",
+    3: "BI_BITFIELDS",
+    4: "BI_JPEG",
+    5: "BI_PNG",
+    6: "BI_ALPHABITFIELDS",
+    11: "BI_CMYK",
+    12: "BI_CMYKRLE8",
+    13: "BI_CMYKRLE4",
+}
+_BMP_DECODABLE = frozenset({0, 1, 2, 3})  # what BmpImagePlugin reads
+_TIFF_COMPRESSION_TAG = 259
+
+
+def _codec_name(table: dict[int, str], value: int) -> str:
+    return f"{value} ({table.get(value, 'unknown')})"
+
+
+def bmp_codec_problem(data: bytes) -> str | None:
+    """Why Pillow cannot decode this BMP's compression, or None (then it is not the reason)."""
+    if len(data) < 34 or int.from_bytes(data[14:18], "little") < 40:
+        return None  # an OS/2 core header has no compression field
+    compression = int.from_bytes(data[30:34], "little")
+    if compression in _BMP_DECODABLE:
+        return None
+    return f"BMP compression {_codec_name(BMP_COMPRESSIONS, compression)} cannot be decoded by Pillow"
+
+
+def _first_ifd_compression(data: bytes) -> int | None:
+    """Tag 259 of the first IFD, read by hand: Pillow refuses to open a scheme it does not know."""
+    order = "<" if data[:2] == b"II" else ">"
+    big = data[2:4] in (b"+\x00", b"\x00+")
+    try:
+        if big:
+            offset = struct.unpack_from(order + "Q", data, 8)[0]
+            count = struct.unpack_from(order + "Q", data, offset)[0]
+            first, size, value_at = offset + 8, 20, 12
+        else:
+            offset = struct.unpack_from(order + "I", data, 4)[0]
+            count = struct.unpack_from(order + "H", data, offset)[0]
+            first, size, value_at = offset + 2, 12, 8
+        for index in range(min(count, 4096)):
+            entry = first + index * size
+            tag, kind = struct.unpack_from(order + "HH", data, entry)
+            if tag == _TIFF_COMPRESSION_TAG:
+                value: int = struct.unpack_from(order + ("I" if kind == 4 else "H"), data, entry + value_at)[
+                    0
+                ]
+                return value
+    except struct.error:
+        return None
+    return 1  # no tag: uncompressed
+
+
+def tiff_compression(data: bytes, im: Image.Image | None) -> int | None:
+    """The compression of the current page of ``im`` or, without it, of the file's first page."""
+    if isinstance(im, TiffImagePlugin.TiffImageFile):
+        value = im.tag_v2.get(_TIFF_COMPRESSION_TAG, 1)
+        return value if isinstance(value, int) else None
+    return _first_ifd_compression(data)
+
+
+def tiff_codec_problem(compression: int | None) -> str | None:
+    """Why this build cannot decode TIFF ``compression``, or None (able, or cannot tell)."""
+    if compression is None:
+        return None
+    name = _codec_name(TIFF_COMPRESSIONS, compression)
+    if compression not in TiffImagePlugin.COMPRESSION_INFO:
+        return f"TIFF compression {name} is not one Pillow can decode"
+    if compression == 1:
+        return None  # Pillow reads uncompressed data itself
+    if tiff_codec_configured(compression) is False:
+        return f"TIFF compression {name} is not configured in this Pillow build's libtiff"
+    return None
