@@ -185,11 +185,14 @@ def test_records_of_a_live_writer_are_never_orphans(out: str) -> None:
 
 
 def test_orphaned_without_waiting_leaves_a_fresh_lease_alone(out: str) -> None:
-    crashed = OutputStore(out, **FAST)
+    # A long stale period: on a loaded machine 0.3 s can pass between the crash and the check,
+    # and the lease would rightly count as dead.
+    slow = {"heartbeat_seconds": 0.05, "stale_after_seconds": 60.0}
+    crashed = OutputStore(out, **slow)
     crashed.ledger.record(record("c1-x1"))
     del crashed
     gc.collect()
-    with OutputStore(out, **FAST) as me:
+    with OutputStore(out, **slow) as me:
         assert me.ledger.orphaned(wait=False) == []  # a lease seconds old may be alive
 
 
