@@ -29,6 +29,7 @@ import fsspec
 from fsspec.core import url_to_fs
 from fsspec.utils import glob_translate
 
+from airflow_provider_delix.core.fspath import carries_fs, location_text
 from airflow_provider_delix.core.table import source_text
 
 __all__ = [
@@ -131,9 +132,10 @@ def _to_fs(item: Any, storage_options: Mapping[str, Any]) -> tuple[Any, str, str
     ``remote_style`` says whether expansions should show full URLs (the item was a URL or an
     object-storage path) or plain local paths.
     """
-    if hasattr(item, "fs") and hasattr(item, "path") and not isinstance(item, str | bytes):
-        # Airflow's ObjectStoragePath / universal_pathlib: reuse its filesystem and credentials.
-        return item.fs, str(item.path), str(item), True
+    if carries_fs(item):
+        # Airflow's ObjectStoragePath or an FsPath: reuse its filesystem and credentials; show it
+        # without a connection id (``s3://conn@bucket/k`` -> ``s3://bucket/k``), as listings do.
+        return item.fs, str(item.path), display_path(location_text(item)), True
     if isinstance(item, os.PathLike | bytes):
         local = os.fsdecode(os.fspath(item))
         return fsspec.filesystem("file"), os.path.abspath(local), display_path(local), False
@@ -174,7 +176,7 @@ def _expand(
 
 
 def _items(images: Any) -> list[Any]:
-    if isinstance(images, str | bytes | os.PathLike) or hasattr(images, "fs"):
+    if isinstance(images, str | bytes | os.PathLike) or carries_fs(images):
         return [images]
     if isinstance(images, Iterable):
         items = list(images)

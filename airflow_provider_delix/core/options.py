@@ -87,7 +87,8 @@ class RunOptions:
     extract_timeout: float = 24 * 3600.0  # give up on a queued extract after this long
     deferrable: bool = False  # park queued extracts and let the caller defer instead of polling
     mixed_archive: bool = False  # folders/globs hold images and PDFs: take only this kind's files
-    storage_options: Mapping[str, Any] = field(default_factory=dict)
+    # Never in a repr: rendered from a template it may hold a secret (logs must not show it).
+    storage_options: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         engines = IMAGE_ENGINES if self.kind == "images" else DOCUMENT_ENGINES

@@ -38,6 +38,7 @@ from airflow_provider_delix.core.ledger import ExtractLedger
 from airflow_provider_delix.core.state_dir import StateDir, StateUnreadableError
 from airflow_provider_delix.core.table import (
     SCHEMA,
+    Location,
     PageRow,
     RowStatus,
     iter_batches,
@@ -68,13 +69,16 @@ def _ipc_bytes(batch: pa.RecordBatch) -> bytes:
 class OutputStore:
     """The output table plus its resume state, on any fsspec storage.
 
+    ``output_path`` is a local path or URI (opened with ``storage_options``) or a location that
+    carries its filesystem (``ObjectStoragePath``, ``FsPath``: credentials from a connection).
+
     ``append`` may be called from several threads. Use as a context manager: a clean exit closes
     the last part file; an exception calls :meth:`abort`.
     """
 
     def __init__(
         self,
-        output_path: str,
+        output_path: Location,
         *,
         run_tag: str = "run",
         storage_options: Mapping[str, Any] | None = None,

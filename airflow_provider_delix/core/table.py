@@ -22,10 +22,14 @@ import fsspec
 import pyarrow as pa
 import pyarrow.dataset as ds
 
+from airflow_provider_delix.core.fspath import open_location
+
 if TYPE_CHECKING:
     import pandas as pd
 
 SCHEMA_VERSION = 1
+# Where the table is: a local path, a URI, or an object with ``.fs`` and ``.path`` (core/fspath.py).
+Location = Any
 
 
 class RowStatus(StrEnum):
@@ -185,14 +189,19 @@ def rows_to_record_batch(rows: Sequence[PageRow]) -> pa.RecordBatch:
 
 
 def open_output(
-    output_path: str, storage_options: Mapping[str, Any] | None = None
+    output_path: Location, storage_options: Mapping[str, Any] | None = None
 ) -> tuple[fsspec.AbstractFileSystem, str]:
-    """The fsspec filesystem and the bare path of ``output_path`` (local path or any URI)."""
-    fs, path = fsspec.core.url_to_fs(output_path, **dict(storage_options or {}))
-    return fs, str(path).rstrip("/")
+    """The fsspec filesystem and the bare path of ``output_path``.
+
+    A local path or URI (opened with ``storage_options``), or a location carrying its own
+    filesystem (``ObjectStoragePath``, :class:`~airflow_provider_delix.core.fspath.FsPath`):
+    its credentials come from an Airflow connection and are used as they are.
+    """
+    fs, path = open_location(output_path, storage_options)
+    return fs, path
 
 
-def dataset(output_path: str, storage_options: Mapping[str, Any] | None = None) -> ds.Dataset | None:
+def dataset(output_path: Location, storage_options: Mapping[str, Any] | None = None) -> ds.Dataset | None:
     """The table as a pyarrow dataset, or None when nothing has been written yet.
 
     Discovery is pyarrow's (the same as ``pandas.read_parquet``): paths with a ``_`` or ``.``
@@ -206,7 +215,7 @@ def dataset(output_path: str, storage_options: Mapping[str, Any] | None = None) 
 
 
 def iter_batches(
-    output_path: str,
+    output_path: Location,
     columns: Iterable[str],
     *,
     storage_options: Mapping[str, Any] | None = None,
@@ -220,12 +229,12 @@ def iter_batches(
 
 
 def read_table(
-    output_path: str,
+    output_path: Location,
     *,
     storage_options: Mapping[str, Any] | None = None,
     columns: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """Read the whole output table (local path or fsspec URI) into pandas.
+    """Read the whole output table (local path, fsspec URI or ObjectStoragePath) into pandas.
 
     Returns an empty DataFrame with the right columns and dtypes when nothing is there yet, so
     downstream tasks need no special case for a first run.

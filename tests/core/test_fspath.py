@@ -1,0 +1,67 @@
+"""Locations that carry their own filesystem (``FsPath``, ObjectStoragePath-like): the core side.
+
+Airflow builds the filesystem from a connection; the core must then use that filesystem for
+listing inputs and for the whole table (parts, journals, leases), and show no connection id.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import fsspec
+import pytest
+
+from airflow_provider_delix.core.fspath import FsPath, location_text, open_location
+from airflow_provider_delix.core.inputs import resolve_inputs
+from airflow_provider_delix.core.store import OutputStore
+from airflow_provider_delix.core.table import PageRow, read_table
+
+
+@dataclass
+class FakeObjectStoragePath:
+    """What the core relies on of Airflow's ObjectStoragePath: ``.fs``, ``.path`` and ``str()``."""
+
+    fs: Any
+    path: str
+    conn_id: str
+
+    def __str__(self) -> str:
+        return f"memory://{self.conn_id}@{self.path.lstrip('/')}"
+
+
+@pytest.fixture
+def root() -> str:
+    return f"/fspath-{uuid.uuid4().hex}"
+
+
+def test_inputs_are_listed_on_the_carried_filesystem_and_shown_without_the_conn_id(root: str) -> None:
+    fs = fsspec.filesystem("memory")
+    for name in ("b.png", "a.png", "sub/c.png"):
+        fs.pipe_file(f"{root}/scans/{name}", b"x")
+    listed = [ref.source for ref in resolve_inputs(FakeObjectStoragePath(fs, f"{root}/scans", "my_conn"))]
+    assert listed == [f"memory://{root}/scans/{n}" for n in ("a.png", "b.png", "sub/c.png")]
+    (one,) = resolve_inputs(FakeObjectStoragePath(fs, f"{root}/scans/a.png", "my_conn"))
+    assert one.source == f"memory://{root.lstrip('/')}/scans/a.png" and one.fs is fs
+    given = FsPath(fs=fs, path=f"{root}/scans/*.png", uri=f"memory://{root}/scans/*.png")
+    assert [ref.path for ref in resolve_inputs([given])] == [f"{root}/scans/a.png", f"{root}/scans/b.png"]
+
+
+def test_the_store_writes_and_resumes_through_the_carried_filesystem(root: str) -> None:
+    fs = fsspec.filesystem("memory")
+    output = FsPath(fs=fs, path=f"{root}/table", uri=f"memory://{root}/table")
+    with OutputStore(output, run_tag="t") as store:
+        store.append("c1", [PageRow("s3://b/a.png", "sha-a", 1, "processed", text="hi")])
+    assert [p.rsplit("/", 1)[-1][:7] for p in fs.ls(f"{root}/table", detail=False)].count("part-t-") == 1
+    table = read_table(output)
+    assert list(table["text"]) == ["hi"]
+    with OutputStore(output, run_tag="t2") as again:
+        assert again.done_keys() == {("sha-a", 1)}
+
+
+def test_location_text_hides_only_an_airflow_conn_id() -> None:
+    fs = fsspec.filesystem("memory")
+    assert location_text(FakeObjectStoragePath(fs, "/bucket/key", "aws_s3")) == "memory://bucket/key"
+    assert location_text("sftp://me@host/data") == "sftp://me@host/data", "a plain string is as written"
+    assert open_location(FsPath(fs=fs, path="/t/", uri="memory://t/")) == (fs, "/t")
