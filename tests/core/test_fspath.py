@@ -12,11 +12,15 @@ from typing import Any
 
 import fsspec
 import pytest
+from fakes import FakeDelix
 
 from airflow_provider_delix.core.fspath import FsPath, location_text, open_location
 from airflow_provider_delix.core.inputs import resolve_inputs
+from airflow_provider_delix.core.options import RunOptions
+from airflow_provider_delix.core.run import run_extraction
 from airflow_provider_delix.core.store import OutputStore
 from airflow_provider_delix.core.table import PageRow, read_table
+from airflow_provider_delix.emulator.scans import make_png
 
 
 @dataclass
@@ -65,3 +69,21 @@ def test_location_text_hides_only_an_airflow_conn_id() -> None:
     assert location_text(FakeObjectStoragePath(fs, "/bucket/key", "aws_s3")) == "memory://bucket/key"
     assert location_text("sftp://me@host/data") == "sftp://me@host/data", "a plain string is as written"
     assert open_location(FsPath(fs=fs, path="/t/", uri="memory://t/")) == (fs, "/t")
+
+
+def test_a_whole_run_reads_and_writes_only_through_the_carried_filesystems(root: str) -> None:
+    scans_fs, tables_fs = fsspec.filesystem("memory"), fsspec.filesystem("memory")
+    for i in range(3):
+        scans_fs.pipe_file(f"{root}/in/scan-{i}.png", make_png(f"page {i}"))
+    inputs = FsPath(fs=scans_fs, path=f"{root}/in", uri=f"s3://{root.lstrip('/')}/in/")
+    output = FsPath(fs=tables_fs, path=f"{root}/out", uri=f"s3://{root.lstrip('/')}/out")
+    # Options that would break any attempt to open the URIs themselves: nothing may use them.
+    options = RunOptions(storage_options={"no_such_option": True})
+    fake = FakeDelix()
+    summary = run_extraction(inputs, output, fake, options, run_id="r1")
+    assert summary.pages_total == 3
+    table = read_table(output)
+    assert sorted(table["source"]) == [f"memory://{root}/in/scan-{i}.png" for i in range(3)]
+    calls = sum(fake.calls.values())
+    run_extraction(inputs, output, fake, options, run_id="r2")
+    assert sum(fake.calls.values()) == calls, "a re-run through the same filesystem sends nothing"
