@@ -1,8 +1,8 @@
 """Data-aware scheduling: summarise the OCR table per language whenever the ETL updates it.
 
 This DAG has no clock: it is scheduled on the OCR table's Asset (a Dataset on Airflow 2),
-which the ETL DAG's ``ocr`` task lists as its outlet, so it runs after each ETL run that
-wrote pages. It reads the whole table root (every date) and writes
+which the ETL DAG's ``load`` task lists as its outlet: ``load`` runs once per ETL run, after
+the OCR tasks of every language, so this DAG runs once per ETL run, with the table complete. It reads the whole table root (every date) and writes
 ``<output_root>/reports/language_summary.json``: pages, processed pages and characters per
 language, the numbers a team watching OCR volume and quality per language looks at first.
 """
@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 with DAG(
     dag_id="delix_downstream_report",
     description="Per-language text summary of the Delix OCR table, run when the table changes.",
-    # The same URI the ETL's ocr task lists as its outlet (both come from delix_etl.config).
+    # The same URI the ETL's load task lists as its outlet (both come from delix_etl.config).
     schedule=[Asset(config.ocr_pages_uri(config.default_output_root()))],
     start_date=dt.datetime(2025, 1, 1, tzinfo=dt.UTC),
     catchup=False,

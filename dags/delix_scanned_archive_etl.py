@@ -35,7 +35,10 @@ from airflow_provider_delix.operators.image_extraction import ImageExtractionOpe
 log = logging.getLogger(__name__)
 
 # A stable Asset for the whole table (the per-date paths change every run); the downstream
-# DAG delix_downstream_report.py is scheduled on it.
+# DAG delix_downstream_report.py is scheduled on it. Only `load` lists it as an outlet: it runs
+# once per ETL run, after every language's OCR tasks, so the downstream DAG is triggered once
+# per run with the table complete (an outlet on the mapped OCR tasks would trigger it once per
+# task, the first while the other languages were still being OCRed).
 OCR_PAGES = Asset(config.ocr_pages_uri(config.default_output_root()))
 
 with DAG(
@@ -58,13 +61,19 @@ with DAG(
     },
 ) as dag:
 
-    @task
+    @task(show_return_value_in_logs=False)  # the plan is logged below as a sentence
     def plan() -> list[dict[str, Any]]:
         """Per language folder (or the whole archive): one image task and one PDF task, one table."""
         context = get_current_context()
         params, date = context["params"], config.run_date(context)
         runs = config.plan_ocr_runs(str(params["archive"]).replace("{ds}", date), params["language"])
         output_path = config.table_path(params["output_root"], date)
+        log.info(
+            "OCR of %s into %s: %s, each for images and for PDFs.",
+            params["archive"],
+            output_path,
+            ", ".join(f"{run['language']} ({run['archive']})" for run in runs),
+        )
         return [
             {**run, "output_path": output_path, "poll_interval": float(params["poll_interval"])}
             for run in runs
@@ -77,7 +86,8 @@ with DAG(
     ocr_images = ImageExtractionOperator.partial(
         task_id="ocr_images",
         delix_conn_id="{{ params.delix_conn_id }}",
-        outlets=[OCR_PAGES],
+        outlets=[],  # the table's Asset is load's outlet (see OCR_PAGES)
+        map_index_template="{{ task.options.language }}",  # "ocr_images [fa]", not "[0]"
         mixed_archive=True,  # *.pdf is left to ocr_pdfs
         max_failed_ratio=0.2,  # fail the task if over 20 % of pages are not processed
         **share,
@@ -85,14 +95,16 @@ with DAG(
     ocr_pdfs = DocumentExtractionOperator.partial(
         task_id="ocr_pdfs",
         delix_conn_id="{{ params.delix_conn_id }}",
-        outlets=[OCR_PAGES],
+        outlets=[],
+        map_index_template="{{ task.options.language }}",
         mixed_archive=True,  # only *.pdf
         engine="auto",  # the text layer where a PDF has one (probe), OCR for scans
         max_failed_ratio=0.2,
         **share,
     ).expand_kwargs(runs.map(config.pdf_task))
 
-    @task(trigger_rule="none_failed")  # a folder without images (or PDFs) skips that task, not the load
+    # none_failed: a folder without images (or PDFs) skips that OCR task, not the load.
+    @task(trigger_rule="none_failed", outlets=[OCR_PAGES], show_return_value_in_logs=False)
     def load(runs: list[dict[str, Any]]) -> dict[str, Any]:
         """Replace the date's rows in the warehouse with the date's Parquet table."""
         from delix_etl.warehouse import read_pages
@@ -118,7 +130,7 @@ with DAG(
         )
         return result.to_dict()
 
-    @task(trigger_rule="none_failed")
+    @task(trigger_rule="none_failed", show_return_value_in_logs=False)  # logged as lines
     def report(
         image_manifests: list[dict[str, Any]],
         pdf_manifests: list[dict[str, Any]],

@@ -27,9 +27,7 @@ COLUMNS: tuple[str, ...] = (*SCHEMA.names, "logical_date")
 
 def create_table_sql(table: str = TABLE) -> str:
     """``CREATE TABLE IF NOT EXISTS`` with the Parquet schema's columns, types and NOT NULLs."""
-    lines = [
-        f"    {f.name} {_SQL_TYPES[f.type]}{'' if f.nullable else ' NOT NULL'}" for f in SCHEMA
-    ]
+    lines = [f"    {f.name} {_SQL_TYPES[f.type]}{'' if f.nullable else ' NOT NULL'}" for f in SCHEMA]
     lines.append("    logical_date DATE NOT NULL")
     return f"CREATE TABLE IF NOT EXISTS {table} (\n" + ",\n".join(lines) + "\n)"
 

@@ -112,9 +112,10 @@ def test_rerun_same_date_costs_nothing_and_keeps_row_count(etl: dict[str, Any]) 
         assert "text [fa]:" in log and "slowest step: ocr[" in log
 
 
-def test_ocr_tasks_emit_the_stable_table_asset(airflow_env: AirflowEnv, etl: dict[str, Any]) -> None:
-    """At run time too, the events name the table root, never a per-date path (the operator adds
-    its own Asset only for an untemplated output_path and no explicit outlets)."""
+def test_load_emits_the_table_asset_once_per_run(airflow_env: AirflowEnv, etl: dict[str, Any]) -> None:
+    """The downstream DAG is triggered once per ETL run, after every language is loaded: only
+    ``load`` (which runs after all OCR tasks) has the table's Asset as outlet, never a per-date
+    path and never the mapped OCR tasks (one event each, the first racing the other languages)."""
     db = sqlite3.connect(airflow_env.home / "airflow.db")
     names = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     if "asset_event" not in names:
@@ -122,12 +123,14 @@ def test_ocr_tasks_emit_the_stable_table_asset(airflow_env: AirflowEnv, etl: dic
         pytest.skip("Airflow 2's dag.test() does not write the DAG to the DB, so the Dataset has no row and "
                     "no event is recorded (the outlet itself is checked at parse time)")  # fmt: skip
     rows = db.execute(
-        "SELECT a.uri, count(*) FROM asset_event e JOIN asset a ON a.id = e.asset_id "
-        "WHERE e.source_dag_id = 'delix_scanned_archive_etl' GROUP BY a.uri"
+        "SELECT a.uri, e.source_task_id, e.source_run_id FROM asset_event e "
+        "JOIN asset a ON a.id = e.asset_id WHERE e.source_dag_id = 'delix_scanned_archive_etl'"
     ).fetchall()
     db.close()
-    assert [uri for uri, _ in rows] == [f"file://{etl['data'].resolve()}/ocr_pages"]
-    assert rows[0][1] >= 4  # one event per language task per run: 2 x 2 so far
+    assert {uri for uri, _, _ in rows} == {f"file://{etl['data'].resolve()}/ocr_pages"}
+    assert {task for _, task, _ in rows} == {"load"}
+    runs = [run for _, _, run in rows]
+    assert len(runs) == len(set(runs)) >= 2, "one event per ETL run (two runs so far)"
 
 
 def test_etl_into_postgres(airflow_env: AirflowEnv, etl: dict[str, Any], postgres: dict[str, Any]) -> None:
@@ -161,10 +164,11 @@ def test_downstream_dag_is_scheduled_on_the_etl_outlet(
     etl_dag = _load_dag("delix_scanned_archive_etl", monkeypatch, tmp_path)
     downstream = _load_dag("delix_downstream_report", monkeypatch, tmp_path)
     expected = {f"file://{tmp_path.resolve()}/ocr_pages"}
+    assert _uris(etl_dag.get_task("load").outlets) == expected
     for task_id in ("ocr_images", "ocr_pdfs"):
         ocr = etl_dag.get_task(task_id)
         outlets = getattr(ocr, "outlets", None) or ocr.partial_kwargs["outlets"]
-        assert _uris(outlets) == expected, task_id
+        assert not outlets, task_id
     timetable = downstream.timetable  # Airflow 3: asset_condition; 2.x: dataset_condition
     condition = getattr(timetable, "asset_condition", None) or timetable.dataset_condition
     assert _uris(condition.objects) == expected
