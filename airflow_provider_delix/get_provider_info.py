@@ -76,6 +76,13 @@ def get_provider_info() -> dict[str, Any]:
         "sensors": [
             {"integration-name": "Delix", "python-modules": ["airflow_provider_delix.sensors.delix"]}
         ],
+        "task-decorators": [
+            {"name": "delix_ocr", "class-name": "airflow_provider_delix.decorators.delix_ocr.delix_ocr_task"},
+            {
+                "name": "delix_ocr_documents",
+                "class-name": "airflow_provider_delix.decorators.delix_ocr.delix_ocr_documents_task",
+            },
+        ],
         "triggers": [
             {"integration-name": "Delix", "python-modules": ["airflow_provider_delix.triggers.delix"]}
         ],

@@ -30,7 +30,7 @@ echo "== tests on Airflow $("$VENV/bin/python" -c 'import airflow; print(airflow
 echo "== Airflow 2.11 lane: API, hook, sensor, emulator, core, operator and example-DAG tests"
 make_venv "$ROOT/.venv-af211" "2.11.2" "test"
 AIRFLOW_HOME="$ROOT/build/airflow-home-af211" "$ROOT/.venv-af211/bin/python" -m pytest -q -p no:cacheprovider -m "not tesseract" \
-  tests/api tests/hooks tests/sensors tests/triggers tests/emulator tests/core tests/operators tests/dags tests/test_provider_info.py
+  tests/api tests/hooks tests/sensors tests/triggers tests/emulator tests/core tests/operators tests/dags tests/decorators tests/test_provider_info.py
 
 echo "== the core without Airflow (chunk planning, budget, validation, table, store, pipeline)"
 CORE="$ROOT/.venv-core"
