@@ -2,9 +2,10 @@
 
 This DAG has no clock: it is scheduled on the OCR table's Asset (a Dataset on Airflow 2),
 which the ETL DAG's ``load`` task lists as its outlet: ``load`` runs once per ETL run, after
-the OCR tasks of every language, so this DAG runs once per ETL run, with the table complete. It reads the whole table root (every date) and writes
-``<output_root>/reports/language_summary.json``: pages, processed pages and characters per
-language, the numbers a team watching OCR volume and quality per language looks at first.
+the OCR tasks of every language, so this DAG runs once per ETL run, with the table complete.
+It reads the whole table root (every date) and writes ``<output_root>/reports/
+language_summary.json``: pages, processed pages and characters per language, the numbers a
+team watching OCR volume and quality per language looks at first.
 """
 
 from __future__ import annotations
