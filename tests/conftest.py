@@ -7,6 +7,8 @@
 * Tests marked ``tesseract`` are skipped when the binary or its fas/eng/ara/tur models are
   missing, except when the ``CI`` environment variable is set: there a missing Tesseract must
   fail the run, not silently shrink it.
+* ``s3_server``: one real S3-compatible server (SeaweedFS, ``tests/s3_server.py``) per session
+  with the buckets ``scans`` and ``tables``; skipped when ``weed`` cannot run, failed under ``CI``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ os.environ.setdefault(
 
 from airflow_provider_delix.emulator.tesseract import tesseract_available
 from airflow_provider_delix.emulator.testing import InProcessEmulator, run_emulator
+
+S3_BUCKETS = ("scans", "tables")
 
 
 @functools.cache
@@ -56,3 +60,18 @@ def emulator_factory() -> Iterator[Callable[..., InProcessEmulator]]:
 @pytest.fixture
 def emulator(emulator_factory: Callable[..., InProcessEmulator]) -> InProcessEmulator:
     return emulator_factory()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """SeaweedFS for the whole session: starting it costs ~3 s, buckets isolate nothing we need."""
+    from s3_server import S3ServerUnavailable, run_s3_server, weed_binary
+
+    try:
+        weed_binary()
+    except S3ServerUnavailable as error:
+        if os.environ.get("CI"):
+            pytest.fail(f"{error}; a real S3 server is required when CI is set")
+        pytest.skip(str(error))
+    with run_s3_server(tmp_path_factory.mktemp("seaweedfs"), S3_BUCKETS) as server:
+        yield server
