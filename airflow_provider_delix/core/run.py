@@ -16,6 +16,7 @@ from typing import Any
 from airflow_provider_delix.core.client import DelixClient
 from airflow_provider_delix.core.inputs import InputRef, resolve_inputs
 from airflow_provider_delix.core.jobs import ExtractionJob, job_for
+from airflow_provider_delix.core.metrics import MetricsSink
 from airflow_provider_delix.core.options import RunOptions
 from airflow_provider_delix.core.pipeline import ExtractionPipeline
 from airflow_provider_delix.core.pipeline_prefetch import prepare_in_parallel
@@ -25,6 +26,7 @@ from airflow_provider_delix.core.resume import ResumeIndex
 from airflow_provider_delix.core.run_stats import Progress
 from airflow_provider_delix.core.store import OutputStore
 from airflow_provider_delix.core.summary import PipelineSummary, check_failed_ratio
+from airflow_provider_delix.core.table import Location
 
 __all__ = ["RunOptions", "prepared_sources", "run_extraction"]
 
@@ -63,7 +65,7 @@ def prepared_sources(
 
 def run_extraction(
     inputs: Any,
-    output_path: str,
+    output_path: Location,
     client: DelixClient,
     options: RunOptions,
     *,
@@ -71,12 +73,15 @@ def run_extraction(
     cancel: threading.Event | None = None,
     progress: Callable[[Progress], None] | None = None,
     on_pipeline: Callable[[ExtractionPipeline], None] | None = None,
+    metrics: MetricsSink | None = None,
 ) -> PipelineSummary:
     """Run the archive through Delix into ``output_path``; raise a ``PipelineError`` if unfinished.
 
     The table is complete and closed before anything is raised, including when more pages
     failed than ``max_failed_ratio`` allows. A summary whose ``waiting`` is true has left
     queued extracts on record: call again (after they finish) to collect them and go on.
+    ``inputs`` items and ``output_path`` may carry their own filesystem (``ObjectStoragePath``,
+    :class:`~airflow_provider_delix.core.fspath.FsPath`): then ``storage_options`` do not apply.
     """
     storage_options = dict(options.storage_options)
     job = job_for(options)
@@ -90,7 +95,7 @@ def run_extraction(
         if recovered:
             log.info("Recovered %d rows journalled by an interrupted earlier attempt.", recovered)
         pipeline = ExtractionPipeline(
-            client, store, options, job=job, run_id=run_id, cancel=cancel, progress=reporter
+            client, store, options, job=job, run_id=run_id, cancel=cancel, progress=reporter, metrics=metrics
         )
     except BaseException:
         store.abort()

@@ -10,8 +10,10 @@ on with the rest of the archive. Heavy modules (pandas, pyarrow, requests) load 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import (
@@ -22,7 +24,9 @@ from airflow.providers.common.compat.sdk import (
     BaseOperator,
 )
 
+from airflow_provider_delix.core.fspath import carries_fs, location_text
 from airflow_provider_delix.core.options import RunOptions
+from airflow_provider_delix.operators._storage import check_storage_arguments, with_connection
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -33,9 +37,9 @@ if TYPE_CHECKING:
 DEFAULT_CONN_ID = "delix_default"  # DelixHook.default_conn_name, without importing the hook (requests)
 
 
-def output_uri(output_path: str) -> str:
-    """A URI for the table: object-storage URIs as given, local paths as absolute ``file://``."""
-    text = os.fspath(output_path)
+def output_uri(output_path: Any) -> str:
+    """A URI for the table: object-storage URIs as given (no conn id), local paths as ``file://``."""
+    text = location_text(output_path)
     if "://" in text:
         return text.rstrip("/")
     return "file://" + os.path.abspath(text).rstrip("/")
@@ -57,13 +61,26 @@ class BaseExtractionOperator(BaseOperator):
     ui_color = "#e8f4ea"
     inputs_field = "images"
 
-    def __init__(self, *, output_path: str, delix_conn_id: str, options: RunOptions, **kwargs: Any) -> None:
-        if "outlets" not in kwargs and isinstance(output_path, str) and "{{" not in output_path:
+    def __init__(
+        self,
+        *,
+        output_path: Any,
+        delix_conn_id: str,
+        options: RunOptions,
+        storage_conn_id: str | None = None,
+        storage_options: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        check_storage_arguments(storage_conn_id, storage_options)
+        literal = isinstance(output_path, str) and "{{" not in output_path
+        if "outlets" not in kwargs and (literal or carries_fs(output_path)):
             kwargs["outlets"] = [Asset(output_uri(output_path))]
         super().__init__(**kwargs)
         self.options = options
         self.output_path = output_path
         self.delix_conn_id = delix_conn_id
+        self.storage_conn_id = storage_conn_id
+        self.storage_options = dict(storage_options or {})  # templated: rendered values reach the run
         self._cancel = threading.Event()
         self._pipeline: ExtractionPipeline | None = None
 
@@ -77,6 +94,7 @@ class BaseExtractionOperator(BaseOperator):
         from airflow_provider_delix.core.run import run_extraction
         from airflow_provider_delix.core.summary import PipelineError
         from airflow_provider_delix.hooks.delix import DelixHook
+        from airflow_provider_delix.operators._metrics import AirflowStats, task_tags
 
         ti = context["ti"]
         map_index = getattr(ti, "map_index", -1)
@@ -85,18 +103,23 @@ class BaseExtractionOperator(BaseOperator):
         hook = DelixHook(self.delix_conn_id)
         options = self._run_options()
         self.log.info("OCR of %s into %s with %s/%s.", self.inputs, uri, options.engine, options.language)
+        # Credentials from the storage connection, as Airflow's object-storage API builds them.
+        inputs = with_connection(self.inputs, self.storage_conn_id)
+        output = with_connection(self.output_path, self.storage_conn_id)
         try:
             summary = run_extraction(
-                self.inputs,
-                self.output_path,
+                inputs,
+                output,
                 hook,
                 options,
                 run_id=run_id,
                 cancel=self._cancel,
                 on_pipeline=self._remember,
+                metrics=AirflowStats(task_tags(ti)),  # live, through Airflow's Stats (docs/metrics.md)
             )
         except PipelineError as error:
-            ti.xcom_push(key="manifest", value=build_manifest(uri, error.summary))
+            self._lineage_manifest = build_manifest(uri, error.summary)  # FAIL events carry the counts
+            ti.xcom_push(key="manifest", value=self._lineage_manifest)
             raise AirflowException(str(error)) from None
         except DelixAuthError as error:
             raise AirflowFailException(str(error)) from None  # a new try cannot fix the key
@@ -104,7 +127,7 @@ class BaseExtractionOperator(BaseOperator):
             raise AirflowException(str(error)) from None
         finally:
             hook.close()
-        manifest = build_manifest(uri, summary)
+        manifest = self._lineage_manifest = build_manifest(uri, summary)
         if summary.waiting:
             self._defer_for(summary.waiting_extracts, manifest)
         if summary.pages_total == 0 and not summary.extracts_adopted:
@@ -131,7 +154,9 @@ class BaseExtractionOperator(BaseOperator):
 
     def _run_options(self) -> RunOptions:
         """The options of this try: templated fields rendered, the rest as validated at parse time."""
-        return self.options
+        if self.storage_options == dict(self.options.storage_options):
+            return self.options
+        return dataclasses.replace(self.options, storage_options=dict(self.storage_options))
 
     def _defer_for(self, extract_uuids: list[str], manifest: dict[str, Any]) -> None:
         from airflow_provider_delix.triggers.delix import DelixExtractTrigger
@@ -169,3 +194,19 @@ class BaseExtractionOperator(BaseOperator):
         self._cancel.set()
         if self._pipeline is not None:
             self._pipeline.cancel()
+
+    # OpenLineage: called by its listener only; the module (and openlineage) loads here, never at parse.
+    def get_openlineage_facets_on_start(self) -> Any:  # OperatorLineage
+        """The archive and the table are known before the first page: START carries them too."""
+        from airflow_provider_delix.operators._openlineage import build_lineage
+
+        return build_lineage(self)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:  # OperatorLineage
+        """Datasets plus this try's counts and credits, from the manifest ``execute`` kept."""
+        from airflow_provider_delix.operators._openlineage import build_lineage
+
+        return build_lineage(self, getattr(self, "_lineage_manifest", None))
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:  # OperatorLineage
+        return self.get_openlineage_facets_on_complete(task_instance)

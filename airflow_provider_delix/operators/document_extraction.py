@@ -26,7 +26,8 @@ class DocumentExtractionOperator(BaseExtractionOperator):
     Extract the text of every page of an archive of PDFs with Delix into a Parquet table.
 
     :param documents: templated. A list of paths/URIs, a glob, or a folder or object-storage
-        prefix, read through fsspec (as ``images`` of the image operator).
+        prefix, read through fsspec, or ObjectStoragePath objects (as ``images`` of the image
+        operator).
     :param output_path: templated. The table (same schema as the image operator's; both may
         write one table). ``page_number`` is the page in the original document, also when a
         long document was split into parts.
@@ -46,7 +47,9 @@ class DocumentExtractionOperator(BaseExtractionOperator):
     :param max_concurrency: requests (of up to 5 files) in flight; default fills the budget.
     :param max_stored_files: files this task may hold on the account at once (1 to 30).
     :param max_stored_bytes: bytes this task may hold on the account at once (up to 100 MB).
-    :param storage_options: fsspec options for reading ``documents`` and writing ``output_path``.
+    :param storage_conn_id: templated. The Airflow connection for string URIs in ``documents``
+        and ``output_path`` (as for the image operator; ObjectStoragePath objects carry theirs).
+    :param storage_options: templated. fsspec options for string URIs; not with a connection.
     :param storage_wait_timeout: seconds to wait while someone else fills the shared account.
     :param progress_interval: at most one progress log line per this many seconds.
     :param mixed_archive: the folders and globs of ``documents`` also hold images, which an
@@ -55,7 +58,14 @@ class DocumentExtractionOperator(BaseExtractionOperator):
         taken, and one that is not a PDF gets a ``not_a_pdf`` row.
     """
 
-    template_fields: Sequence[str] = ("documents", "output_path", "delix_conn_id", "pages")
+    template_fields: Sequence[str] = (
+        "documents",
+        "output_path",
+        "delix_conn_id",
+        "pages",
+        "storage_conn_id",
+        "storage_options",
+    )
     inputs_field = "documents"
 
     def __init__(
@@ -74,6 +84,7 @@ class DocumentExtractionOperator(BaseExtractionOperator):
         max_concurrency: int | None = None,
         max_stored_files: int = MAX_STORED_FILES,
         max_stored_bytes: int = MAX_STORED_BYTES,
+        storage_conn_id: str | None = None,
         storage_options: Mapping[str, Any] | None = None,
         storage_wait_timeout: float = 600.0,
         progress_interval: float = 30.0,
@@ -98,13 +109,21 @@ class DocumentExtractionOperator(BaseExtractionOperator):
             mixed_archive=bool(mixed_archive),
             storage_options=dict(storage_options or {}),
         )
-        super().__init__(output_path=output_path, delix_conn_id=delix_conn_id, options=options, **kwargs)
+        super().__init__(
+            output_path=output_path,
+            delix_conn_id=delix_conn_id,
+            options=options,
+            storage_conn_id=storage_conn_id,
+            storage_options=storage_options,
+            **kwargs,
+        )
         self.documents = documents
         self.pages = pages
 
     def _run_options(self) -> RunOptions:
         import dataclasses
 
-        if self.pages == self.options.pages:
-            return self.options
-        return dataclasses.replace(self.options, pages=self.pages or None)  # rendered template: checked now
+        options = super()._run_options()
+        if self.pages == options.pages:
+            return options
+        return dataclasses.replace(options, pages=self.pages or None)  # rendered template: checked now

@@ -28,8 +28,9 @@ class ImageExtractionOperator(BaseExtractionOperator):
     OCR every page of an archive of scans with Delix into a Parquet table.
 
     :param images: templated. A list of paths/URIs, a glob (``"scans/**/*.png"``), or a folder
-        or object-storage prefix (``s3://bucket/scans/``), read through fsspec.
-    :param output_path: templated. Where the table goes (local path or URI);
+        or object-storage prefix (``s3://bucket/scans/``), read through fsspec; or Airflow
+        ``ObjectStoragePath`` objects, read with their filesystem and connection.
+    :param output_path: templated. Where the table goes (local path, URI or ObjectStoragePath);
         ``pandas.read_parquet(output_path)`` reads it whole. The resume state lives beside it,
         so a re-run with the same path and settings never pays twice for a page.
     :param delix_conn_id: the ``delix`` connection.
@@ -41,7 +42,12 @@ class ImageExtractionOperator(BaseExtractionOperator):
     :param max_stored_files: files this task may hold on the account at once (1 to 30); lower
         it when several tasks share one key (see "Scaling out" in the docs).
     :param max_stored_bytes: bytes this task may hold on the account at once (up to 100 MB).
-    :param storage_options: fsspec options for reading ``images`` and writing ``output_path``.
+    :param storage_conn_id: templated. An Airflow connection (``aws`` for ``s3://``) that gives
+        the credentials for string URIs in ``images`` and ``output_path``, as
+        ``ObjectStoragePath(uri, conn_id=...)`` would; ``ObjectStoragePath`` objects may name
+        their own (``s3://conn_id@bucket/...``). Not together with ``storage_options``.
+    :param storage_options: templated (values rendered recursively). fsspec options for string
+        URIs in ``images`` and ``output_path``; prefer ``storage_conn_id`` for credentials.
     :param storage_wait_timeout: seconds to wait, with backoff, while someone else fills the
         shared account, before failing.
     :param progress_interval: at most one progress log line per this many seconds.
@@ -51,7 +57,13 @@ class ImageExtractionOperator(BaseExtractionOperator):
         ``pdf_not_supported`` row per page.
     """
 
-    template_fields: Sequence[str] = ("images", "output_path", "delix_conn_id")
+    template_fields: Sequence[str] = (
+        "images",
+        "output_path",
+        "delix_conn_id",
+        "storage_conn_id",
+        "storage_options",
+    )
     inputs_field = "images"
 
     def __init__(
@@ -66,6 +78,7 @@ class ImageExtractionOperator(BaseExtractionOperator):
         max_concurrency: int | None = None,
         max_stored_files: int = MAX_STORED_FILES,
         max_stored_bytes: int = MAX_STORED_BYTES,
+        storage_conn_id: str | None = None,
         storage_options: Mapping[str, Any] | None = None,
         storage_wait_timeout: float = 600.0,
         progress_interval: float = 30.0,
@@ -86,5 +99,12 @@ class ImageExtractionOperator(BaseExtractionOperator):
             mixed_archive=bool(mixed_archive),
             storage_options=dict(storage_options or {}),
         )
-        super().__init__(output_path=output_path, delix_conn_id=delix_conn_id, options=options, **kwargs)
+        super().__init__(
+            output_path=output_path,
+            delix_conn_id=delix_conn_id,
+            options=options,
+            storage_conn_id=storage_conn_id,
+            storage_options=storage_options,
+            **kwargs,
+        )
         self.images = images
