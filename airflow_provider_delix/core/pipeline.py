@@ -123,6 +123,7 @@ class ExtractionPipeline:
         self._misc: list[PageRow] = []
         self._misc_reused = 0  # how many of the rows in _misc are fanned out from cached content
         self._orphans_deleted = 0
+        self._files_in_doubt = 0
         self._adoption = Adoption()
         self._defer = False  # deferrable: only parked extracts can free the budget; stop here
         self._started = False
@@ -262,6 +263,15 @@ class ExtractionPipeline:
         """
         waiting = self._adoption.waiting_files
         orphans = [uuid for uuid in self.store.orphaned_uploads() if uuid not in waiting]
+        self._files_in_doubt = self.store.uploads_in_doubt()
+        if self._files_in_doubt:
+            log.warning(
+                "An earlier attempt stopped while uploading %d file(s): Delix may have stored them "
+                "under uuids it never answered, and the API cannot tell whose a stored file is. They "
+                "count against the account's 30 files / 100 MB until Delix deletes them, 24 h after "
+                "upload (files_in_doubt).",
+                self._files_in_doubt,
+            )
         if not orphans:
             return
         gone: list[str] = []
@@ -420,6 +430,7 @@ class ExtractionPipeline:
                 extracts_adopted=self._adoption.adopted,
                 extracts_lost=self._adoption.lost,
                 pages_in_doubt=self.stats.pages_in_doubt,
+                files_in_doubt=self._files_in_doubt,
             )
 
     def _stop_reason(self, ctx: RunContext) -> str | None:

@@ -252,7 +252,7 @@ class ChunkRunner:
             with self.ctx.live_lock:
                 self.ctx.live.update(uuids)
             self._recorded = True
-            self.ctx.store.record_uploaded(self.chunk.chunk_id, uuids)
+        self.ctx.store.record_uploaded(self.chunk.chunk_id, uuids)  # the intent is answered
 
     def _upload_waiting(self, files: list[ChunkFile]) -> list[StoredFile | RejectedFile]:
         """Upload, waiting out a full account (someone else's files) with exponential back-off."""
@@ -261,6 +261,7 @@ class ChunkRunner:
         delay, since = first, None
         wait_limit = ctx.options.storage_wait_timeout
         while True:
+            ctx.store.record_upload_intent(self.chunk.chunk_id, len(files))
             try:
                 stored = list(ctx.client.upload_files([(f.filename, f.data) for f in files]))
                 if since is not None:
@@ -272,6 +273,7 @@ class ChunkRunner:
                 since = now if since is None else since
                 left = wait_limit - (now - since)
                 if left <= 0:
+                    ctx.store.record_uploaded(self.chunk.chunk_id, [])  # refused: nothing stored
                     raise StorageWaitTimeout(
                         f"The Delix account stayed full ({exc.error}) for {wait_limit:.0f} s "
                         "although this run never holds more than the account's limits: other users of "
@@ -282,7 +284,11 @@ class ChunkRunner:
                 ctx.sleep(min(delay, left))
                 delay = min(delay * 2, longest)
                 if ctx.control.aborting():
+                    ctx.store.record_uploaded(self.chunk.chunk_id, [])
                     raise ChunkAborted(self.chunk.chunk_id) from exc
+            except (DelixApiError, DelixAuthError):
+                ctx.store.record_uploaded(self.chunk.chunk_id, [])  # refused: nothing stored
+                raise
 
     # ------------------------------------------------------------------ extraction
 

@@ -333,15 +333,32 @@ class OutputStore:
         }
 
     # ----------------------------------------------------------------- uploads journal
+    def record_upload_intent(self, chunk_id: str, files: int) -> None:
+        """Before an upload request: ``files`` may be stored under uuids we are not told yet.
+
+        If the answer never arrives (a kill, a lost connection), the next attempt knows that
+        many files may sit on the account -- the API cannot list whose they are -- and reports
+        them (``files_in_doubt``) instead of passing over them in silence.
+        """
+        self._write_uploads(chunk_id, [], pending=files)
+
     def record_uploaded(self, chunk_id: str, uuids: Sequence[str]) -> None:
         """Remember Delix files we stored, before using them, so a crash cannot leak them."""
+        self._write_uploads(chunk_id, uuids, pending=0)
+
+    def _write_uploads(self, chunk_id: str, uuids: Sequence[str], *, pending: int) -> None:
         if not _SAFE.fullmatch(chunk_id):
             raise ValueError(f"chunk_id must match {_SAFE.pattern}, got {chunk_id!r}")
+        path = f"{self._state}/uploads/{self.run_tag}/{chunk_id}.json"
         with self._lock:
             merged = self._uploads.setdefault(chunk_id, [])
             merged.extend(u for u in uuids if u not in merged)
-            body = json.dumps({"run_tag": self.run_tag, "chunk_id": chunk_id, "uuids": merged})
-            self._sd.write_bytes(f"{self._state}/uploads/{self.run_tag}/{chunk_id}.json", body.encode())
+            if not merged and not pending:
+                self._uploads.pop(chunk_id, None)
+                self._sd.rm([path])  # a refused upload: nothing was stored
+                return
+            body = {"run_tag": self.run_tag, "chunk_id": chunk_id, "uuids": merged, "pending": pending}
+            self._sd.write_bytes(path, json.dumps(body).encode())
 
     def record_deleted(self, chunk_id: str) -> None:
         """Every file of the chunk is confirmed deleted on Delix: forget the record."""
@@ -356,12 +373,29 @@ class OutputStore:
             uuids.update(body.get("uuids", []))
         return sorted(uuids)
 
+    def uploads_in_doubt(self) -> int:
+        """Files dead writers were uploading when they stopped: maybe stored, uuids unknown.
+
+        Counted once: the pending counts are cleared as they are read.
+        """
+        pending = 0
+        for path, body in self._upload_records(wait=False):
+            count = int(body.get("pending", 0))
+            if not count:
+                continue
+            pending += count
+            if body.get("uuids"):
+                self._sd.write_bytes(path, json.dumps({**body, "pending": 0}).encode())
+            else:
+                self._sd.rm([path])
+        return pending
+
     def forget_uploads(self, uuids: Iterable[str]) -> None:
         """Drop uuids (deleted through the API, or found gone) from crashed writers' records."""
         gone = set(uuids)
         for path, body in self._upload_records(wait=False):
             left = [u for u in body.get("uuids", []) if u not in gone]
-            if not left:
+            if not left and not body.get("pending"):
                 self._sd.rm([path])
             elif len(left) != len(body.get("uuids", [])):
                 self._sd.write_bytes(path, json.dumps({**body, "uuids": left}).encode())

@@ -40,6 +40,7 @@ class PipelineSummary:
     extracts_adopted: int = 0  # paid extracts of earlier attempts whose pages this run collected
     extracts_lost: int = 0  # paid extracts of earlier attempts that Delix no longer has
     pages_in_doubt: int = 0  # sent without an answer (here or by a dead attempt): maybe paid twice
+    files_in_doubt: int = 0  # uploaded by a dead attempt without an answer: maybe left on Delix (24 h)
 
     @property
     def waiting(self) -> bool:
@@ -85,6 +86,7 @@ class PipelineSummary:
             "extracts_adopted": self.extracts_adopted,
             "extracts_lost": self.extracts_lost,
             "pages_in_doubt": self.pages_in_doubt,
+            "files_in_doubt": self.files_in_doubt,
         }
 
 

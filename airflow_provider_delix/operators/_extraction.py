@@ -142,13 +142,20 @@ class BaseExtractionOperator(BaseOperator):
             manifest["credits_refunded"],
             manifest["elapsed_seconds"],
         )
-        if summary.extracts_adopted or summary.extracts_lost or summary.pages_in_doubt:
+        if (
+            summary.extracts_adopted
+            or summary.extracts_lost
+            or summary.pages_in_doubt
+            or summary.files_in_doubt
+        ):
             self.log.warning(
                 "Earlier attempts: %d paid extract(s) collected, %d lost by Delix; %d page(s) were "
-                "sent without an answer and may have been paid twice (pages_in_doubt).",
+                "sent without an answer and may have been paid twice (pages_in_doubt); %d file(s) were "
+                "being uploaded and may stay on Delix until it deletes them after 24 h (files_in_doubt).",
                 summary.extracts_adopted,
                 summary.extracts_lost,
                 summary.pages_in_doubt,
+                summary.files_in_doubt,
             )
         return manifest
 

@@ -158,6 +158,26 @@ def test_upload_journal_round_trip(out: str) -> None:
         ]
 
 
+def test_unanswered_uploads_are_counted_once_as_in_doubt(out: str) -> None:
+    store = OutputStore(out, **FAST)
+    store.record_upload_intent("c1", 5)  # answered: the intent is settled
+    store.record_uploaded("c1", ["u1", "u2"])
+    store.record_upload_intent("c2", 5)  # refused: nothing stored, nothing on record
+    store.record_uploaded("c2", [])
+    store.record_upload_intent("c3", 4)  # on the wire when the writer died
+    store.record_uploaded("c4", ["u4"])
+    store.record_upload_intent("c4", 1)  # a re-upload on the wire: known uuid plus one in doubt
+    del store
+    gc.collect()
+    time.sleep(0.35)
+    with OutputStore(out, **FAST) as again:
+        assert again.orphaned_uploads() == ["u1", "u2", "u4"]
+        assert again.uploads_in_doubt() == 5
+        assert again.uploads_in_doubt() == 0, "reported once"
+        again.forget_uploads(["u1", "u2", "u4"])
+        assert [p for p in files(out) if "/uploads/" in p] == []
+
+
 def test_done_keys_from_parts_and_journals(out: str) -> None:
     with OutputStore(out, **FAST) as store:
         store.append("c0", rows(0, 2))

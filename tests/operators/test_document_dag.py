@@ -148,7 +148,10 @@ def test_sigkill_while_extracts_are_queued_then_rerun_reattaches(
     assert len(stats["charges"]) == len(truth)
     twice = sum(n - 1 for n in stats["charges"].values())
     assert twice <= in_doubt, f"{twice} page(s) paid twice, {in_doubt} reported in doubt"
-    assert stats["files"]["count"] == 0
+    # Likewise an upload on the wire at the kill may have stored files whose uuids never came
+    # back: the API cannot say whose a stored file is, so they are reported, not deleted.
+    files_in_doubt = re.search(r"(\d+) file\(s\) were being uploaded", log)
+    assert stats["files"]["count"] <= (int(files_in_doubt.group(1)) if files_in_doubt else 0)
 
 
 def _journalled_extracts(output: Path) -> list[str]:

@@ -138,7 +138,9 @@ def test_sigkill_mid_run_then_rerun_loses_nothing_and_pays_nothing_twice(
     twice = sum(n - 1 for n in stats["charges"].values())
     in_doubt = _pages_in_doubt(log)
     assert twice <= in_doubt, f"{twice} page(s) paid twice, {in_doubt} reported in doubt"
-    assert stats["files"]["count"] == 0, "the re-run deletes what the killed attempt left"
+    # Uploads on the wire at the kill may have stored files whose uuids never came back: the
+    # re-run deletes every file it knows of and reports those it cannot know.
+    assert stats["files"]["count"] <= _files_in_doubt(log), "the re-run deletes what the killed attempt left"
     left = s3_server.filesystem().find("tables/kill/_delix_state")  # SeaweedFS keeps empty folders
     assert not [p for p in left if p.endswith(".arrow")], "the killed attempt's journals were adopted"
 
@@ -146,6 +148,12 @@ def test_sigkill_mid_run_then_rerun_loses_nothing_and_pays_nothing_twice(
 def _pages_in_doubt(log: str) -> int:
     """Pages the re-run reports as sent without an answer by the killed attempt (0 if none)."""
     match = re.search(r"Earlier attempts: .*?; (\d+) page\(s\) were sent without an answer", log)
+    return int(match.group(1)) if match else 0
+
+
+def _files_in_doubt(log: str) -> int:
+    """Files the killed attempt was uploading when it died, as the re-run reports them (0 if none)."""
+    match = re.search(r"Earlier attempts: .*?; (\d+) file\(s\) were being uploaded", log)
     return int(match.group(1)) if match else 0
 
 
