@@ -260,8 +260,10 @@ class ChunkRunner:
         first, longest = ctx.tuning.storage_backoff
         delay, since = first, None
         wait_limit = ctx.options.storage_wait_timeout
+        # One intent for every attempt below: a storage-full refusal stores nothing, so the
+        # record stays true across the waits; every exit settles it.
+        ctx.store.record_upload_intent(self.chunk.chunk_id, len(files))
         while True:
-            ctx.store.record_upload_intent(self.chunk.chunk_id, len(files))
             try:
                 stored = list(ctx.client.upload_files([(f.filename, f.data) for f in files]))
                 if since is not None:
