@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import gc
 import json
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,18 +19,6 @@ from airflow_provider_delix.core.store import OutputStore
 from airflow_provider_delix.core.table import open_output
 
 FAST = {"heartbeat_seconds": 0.05, "stale_after_seconds": 0.3}
-
-
-@pytest.fixture(params=["local", "memory"])
-def out(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "local":
-        yield str(tmp_path / "out")
-        return
-    url = f"memory://ledger-{uuid.uuid4().hex}"
-    yield url
-    fs, path = open_output(url)
-    if fs.exists(path):
-        fs.rm(path, recursive=True)
 
 
 def target(source: str, page: int, normalization: str | None = None) -> PageTarget:

@@ -6,7 +6,6 @@ import gc
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import fsspec
@@ -18,18 +17,6 @@ from airflow_provider_delix.core.store import OutputStore
 from airflow_provider_delix.core.table import PageRow, RowStatus, open_output, read_table
 
 FAST = {"heartbeat_seconds": 0.05, "stale_after_seconds": 0.3}
-
-
-@pytest.fixture(params=["local", "memory"])
-def out(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "local":
-        yield str(tmp_path / "out")
-        return
-    url = f"memory://store-{uuid.uuid4().hex}"
-    yield url
-    fs, path = open_output(url)
-    if fs.exists(path):
-        fs.rm(path, recursive=True)
 
 
 def rows(chunk: int, n: int = 5, status: RowStatus = RowStatus.PROCESSED, text: str = "متن") -> list[PageRow]:
