@@ -18,20 +18,17 @@ image CER test's limits (tests/test_sample_scans_cer.py), measured the same way.
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pypdf
 import pytest
 import requests
-from test_sample_scans_cer import CER_LIMIT, PAGE_CER_LIMIT, char_errors
+from test_sample_scans_cer import CER_LIMIT, PAGE_CER_LIMIT, char_errors, load_sample_script
 
 from airflow_provider_delix.emulator.testing import InProcessEmulator
 
@@ -52,17 +49,6 @@ MAX_PDF_PAGES = 150
 MAX_TOTAL_BYTES = 3 * 1024 * 1024  # what the PDFs may add to the repository together
 
 
-def _load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "make_sample_scans", ROOT / "scripts" / "make_sample_scans.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("make_sample_scans", module)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _reader(name: str) -> pypdf.PdfReader:
     return pypdf.PdfReader(ARCHIVE / name, strict=True)
 
@@ -77,7 +63,7 @@ def test_pdfs_sit_in_the_language_folders_and_match_the_script() -> None:
         folder, file_name = name.split("/")
         assert folder in {"fa", "en"} and file_name.startswith(f"{folder}_")
     pdf_truth = {name: pages for name, pages in TRUTH.items() if name.endswith(".pdf")}
-    assert pdf_truth == _load_script().pdf_ground_truth()
+    assert pdf_truth == load_sample_script().pdf_ground_truth()
     for name, count in PAGES.items():
         assert isinstance(TRUTH[name], list) and len(TRUTH[name]) == count
         assert all(isinstance(text, str) and text.strip() for text in TRUTH[name])

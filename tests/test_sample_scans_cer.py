@@ -185,7 +185,8 @@ def test_oversize_png_is_still_readable(tmp_path: Path) -> None:
 # --- the committed set itself -----------------------------------------------------------------
 
 
-def _load_script() -> ModuleType:
+def load_sample_script() -> ModuleType:
+    """``scripts/make_sample_scans.py`` as a module (also used by the sample-PDF tests)."""
     spec = importlib.util.spec_from_file_location(
         "make_sample_scans", ROOT / "scripts" / "make_sample_scans.py"
     )
@@ -198,7 +199,7 @@ def _load_script() -> ModuleType:
 
 def test_committed_set_matches_script_and_embedded_text() -> None:
     truth = _ground_truth()
-    assert truth == _load_script().ground_truth()
+    assert truth == load_sample_script().ground_truth()
     assert sorted(p.name for p in SCANS.glob("*.png")) == sorted(truth)
     assert sum(name.endswith("_fa.png") for name in truth) >= 8
     assert sum(name.endswith("_en.png") for name in truth) >= 4
