@@ -38,7 +38,8 @@ CORE="$ROOT/.venv-core"
 mapfile -t CORE_DEPS < <("$VENV/bin/python" - <<'PYEOF'
 import tomllib
 project = tomllib.load(open("pyproject.toml", "rb"))["project"]
-for dep in project["dependencies"] + project["optional-dependencies"]["emulator"]:
+extras = project["optional-dependencies"]
+for dep in project["dependencies"] + extras["emulator"] + extras["packing"]:
     if not dep.startswith("apache-airflow"):
         print(dep)
 PYEOF

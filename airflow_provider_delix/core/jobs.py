@@ -49,7 +49,11 @@ class ExtractionJob(Protocol):
 
 
 class ImageJob:
-    """Scans as images: PNG/JPEG as they are, other formats converted page by page."""
+    """Scans as images: PNG/JPEG as they are, other formats converted page by page.
+
+    With ``packing="pdf"`` the planner packs them into PDFs (:mod:`.packing`), which go to the
+    document endpoint; their rows are still one per image.
+    """
 
     kind: JobKind = "images"
 
@@ -62,6 +66,10 @@ class ImageJob:
         return prepare_source(ref, skip=resume.done)
 
     def submit(self, client: DelixClient, files: Sequence[tuple[str, ChunkFile]]) -> Extract:
+        if files[0][1].members:  # packs of images (packing="pdf") are PDFs to Delix
+            return client.extract_documents(
+                [(uuid, None) for uuid, _ in files], self.options.engine, self.options.language
+            )
         return client.extract_images([uuid for uuid, _ in files], self.options.engine, self.options.language)
 
     def row_engine(self, file: ChunkFile) -> str:

@@ -8,6 +8,7 @@ lives in :class:`PipelineTuning`, which tests and benchmarks override.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ from airflow_provider_delix.api.models import (
 )
 
 JobKind = Literal["images", "documents"]
+Packing = Literal["none", "pdf"]
+PACKINGS = ("none", "pdf")
 AUTO_ENGINE = "auto"  # documents: probe for pages with a text layer, OCR (danlin) for scans
 IMAGE_ENGINES = (Engine.DANLIN.value, Engine.TIHO.value)
 DOCUMENT_ENGINES = (Engine.DANLIN.value, Engine.TIHO.value, Engine.PROBE.value, AUTO_ENGINE)
@@ -87,6 +90,7 @@ class RunOptions:
     extract_timeout: float = 24 * 3600.0  # give up on a queued extract after this long
     deferrable: bool = False  # park queued extracts and let the caller defer instead of polling
     mixed_archive: bool = False  # folders/globs hold images and PDFs: take only this kind's files
+    packing: Packing = "none"  # images: "pdf" packs them into queued PDFs (core.packing)
     # Never in a repr: rendered from a template it may hold a secret (logs must not show it).
     storage_options: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
@@ -104,6 +108,16 @@ class RunOptions:
             engine_body(Engine.DANLIN, self.language)  # raises a clear ValueError for a bad language
         elif self.language is not None:
             Language(self.language)
+        if self.packing not in PACKINGS:
+            raise ValueError(
+                f"packing must be one of {', '.join(map(repr, PACKINGS))}, got {self.packing!r}."
+            )
+        if self.packing != "none" and self.kind != "images":
+            raise ValueError("packing packs images into PDFs; documents are PDFs already.")
+        if self.packing == "pdf" and importlib.util.find_spec("img2pdf") is None:
+            raise ValueError(
+                "packing='pdf' needs img2pdf: pip install 'airflow-provider-delix[packing]'."
+            )
         if self.kind == "images" and self.pages:
             raise ValueError("pages selects pages of PDFs; images have one page each.")
         parse_page_selection(self.pages)

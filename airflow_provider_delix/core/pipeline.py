@@ -31,6 +31,7 @@ from airflow_provider_delix.core.counting_client import CountingClient
 from airflow_provider_delix.core.jobs import ExtractionJob, job_for
 from airflow_provider_delix.core.metrics import MetricsSink, RunMetrics
 from airflow_provider_delix.core.options import PipelineTuning, RunOptions
+from airflow_provider_delix.core.packing import Packer, PackLimits
 from airflow_provider_delix.core.pipeline_prefetch import Prefetcher
 from airflow_provider_delix.core.pipeline_worker import ChunkRunner, Control, RunContext
 from airflow_provider_delix.core.planning import Chunk, ChunkPlanner, ContentIndex, PlanStep, SourceLike
@@ -88,6 +89,7 @@ class ExtractionPipeline:
         sleep: Callable[[float], object] | None = None,
         cancel: threading.Event | None = None,
         metrics: MetricsSink | None = None,
+        archive_size: Callable[[], int | None] | None = None,
     ) -> None:
         self.options = options = options or RunOptions()
         self.tuning = tuning = tuning or PipelineTuning()
@@ -99,7 +101,8 @@ class ExtractionPipeline:
         self.files_per_chunk = chunk_size_for(options.max_stored_files)
         # Queued documents go one per chunk (planning.ChunkFile), so a document run may need a
         # chunk per stored file to fill its budget; their workers mostly sleep between polls.
-        per_chunk = 1 if options.kind == "documents" else self.files_per_chunk
+        # Packs of images (packing="pdf") are queued PDFs too, one per chunk.
+        per_chunk = 1 if options.kind == "documents" or options.packing != "none" else self.files_per_chunk
         self.max_concurrency = options.max_concurrency or default_concurrency(
             options.max_stored_files, per_chunk
         )
@@ -127,6 +130,7 @@ class ExtractionPipeline:
         self._adoption = Adoption()
         self._defer = False  # deferrable: only parked extracts can free the budget; stop here
         self._started = False
+        self._archive_size = archive_size or (lambda: None)
 
     # ------------------------------------------------------------------ control
 
@@ -191,6 +195,7 @@ class ExtractionPipeline:
                 unprocessed_keys=resume.not_processed,
                 settled_keys=resume.settled,
                 max_files=self.files_per_chunk,
+                packer=self._packer(),
             )
             if self._adoption.waiting:
                 self._defer = True  # the trigger waits for them first; nothing new is sent
@@ -236,6 +241,12 @@ class ExtractionPipeline:
                 raise failure
             raise failure from self._cause()
         return summary
+
+    def _packer(self) -> Packer | None:
+        if self.options.packing == "none":
+            return None
+        limits = PackLimits(self.options.max_stored_files, self.budget.max_bytes)
+        return Packer(limits, self.options.engine, self._archive_size)
 
     def _stopping(self) -> bool:
         return self._defer or self.control.stop_new()
@@ -374,7 +385,7 @@ class ExtractionPipeline:
         """Chunks never started: their pages (duplicates attached included) are left for a re-run."""
         for chunk in chunks:
             for f in chunk.files:
-                self.stats.add_left(len(self.index.complete(f, None)))
+                self.stats.add_left(sum(len(ts) for _, ts in self.index.settle(f, lambda _: None)))
 
     def _final_cleanup(self, ctx: RunContext) -> None:
         """Last attempt at every file still stored (a failed delete, an abort mid-chunk)."""

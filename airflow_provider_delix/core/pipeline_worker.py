@@ -161,6 +161,11 @@ class Slot:
     outcome: FileOutcome | None = None  # for every page (rejected at upload, refused extraction)
     pages: dict[int, PageResult] = field(default_factory=dict)  # per stored page, once extracted
 
+    def outcome_of(self, page: int) -> FileOutcome | None:
+        """What became of a page of this file; None when it got no result."""
+        result = self.pages.get(page)
+        return self.outcome or (result.outcome if result is not None else None)
+
 
 class ChunkRunner:
     def __init__(self, ctx: RunContext, chunk: Chunk) -> None:
@@ -348,12 +353,13 @@ class ChunkRunner:
         files = []
         for slot in slots:
             assert slot.uuid is not None
-            targets = ctx.index.peek(slot.file)
-            files.append(LedgerFile(slot.uuid, tuple((n, tuple(ts)) for n, ts in slot.file.rows(targets))))
+            rows = ctx.index.pending_rows(slot.file)
+            files.append(LedgerFile(slot.uuid, tuple((n, tuple(ts)) for n, ts in rows)))
         record = ExtractRecord(
             chunk_id=f"{self.chunk.chunk_id}-x{len(self._journalled) + 1}",
             extract_uuid=None,
-            kind=ctx.job.kind,
+            # A pack of images is a document to Delix: its pages are numbered, not one per file.
+            kind="documents" if slots[0].file.page_map is not None else ctx.job.kind,
             engine=ctx.job.row_engine(slots[0].file),
             language=ctx.options.language,
             files=tuple(files),
@@ -465,13 +471,8 @@ class ChunkRunner:
         for slot in self.slots:
             if only_refused and slot.uuid is not None:
                 continue
-            # An image's outcome is cached for later pages with the same content; documents aren't.
-            cache = None
-            if slot.file.page_map is None:
-                cache = slot.outcome or (slot.pages[1].outcome if 1 in slot.pages else None)
-            targets = ctx.index.complete(slot.file, cache)
             engine = ctx.job.row_engine(slot.file)
-            for number, page_targets in slot.file.rows(targets):
+            for number, page_targets in ctx.index.settle(slot.file, slot.outcome_of):
                 result = slot.pages.get(number)
                 out = result.outcome if result is not None else slot.outcome
                 if out is None:

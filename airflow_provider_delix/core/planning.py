@@ -126,6 +126,7 @@ class ChunkFile:
     selection: str | None = None
     engine: str | None = None
     sync: bool = True
+    members: tuple[ChunkFile, ...] = ()  # a pack (core.packing): page i answers member i's rows
 
     @property
     def size(self) -> int:
@@ -248,9 +249,36 @@ class ContentIndex:
         with self._lock:
             return list(file.targets)
 
+    def pending_rows(self, file: ChunkFile) -> list[tuple[int, list[PageTarget]]]:
+        """(page in the stored file, rows it answers so far): what the ledger records."""
+        if file.members:
+            return [(i, self.peek(m)) for i, m in enumerate(file.members, 1)]
+        return file.rows(self.peek(file))
+
+    def settle(
+        self, file: ChunkFile, outcome_of: Callable[[int], FileOutcome | None]
+    ) -> list[tuple[int, list[PageTarget]]]:
+        """Retire the file (a pack: each member) and return (page in the stored file, final rows).
+
+        ``outcome_of(page)`` is what became of a page, None when it got no result: an image's
+        (or a packed image's) outcome is cached for later pages with the same content.
+        """
+        if file.members:
+            return [(i, self.complete(m, outcome_of(i))) for i, m in enumerate(file.members, 1)]
+        cache = outcome_of(1) if file.page_map is None else None
+        return file.rows(self.complete(file, cache))
+
     def live_count(self) -> int:
         with self._lock:
             return len(self._live)
+
+
+class FilePacker(Protocol):
+    """Packs image files into PDFs (``core.packing.Packer``): (packs, files left as images)."""
+
+    def add(self, files: Sequence[ChunkFile]) -> tuple[list[ChunkFile], list[ChunkFile]]: ...
+    def flush(self) -> tuple[list[ChunkFile], list[ChunkFile]]: ...
+    def held(self) -> list[ChunkFile]: ...
 
 
 class ChunkPlanner:
@@ -267,6 +295,7 @@ class ChunkPlanner:
         settled_keys: Container[tuple[str, int]] = frozenset(),
         max_files: int = MAX_FILES_PER_REQUEST,
         open_chunks: int = 2,
+        packer: FilePacker | None = None,
     ) -> None:
         if not 1 <= max_files <= MAX_FILES_PER_REQUEST:
             raise ValueError(f"A chunk holds 1 to {MAX_FILES_PER_REQUEST} files, got {max_files}.")
@@ -281,6 +310,7 @@ class ChunkPlanner:
         self._new_id = chunk_id
         self._open_limit = open_chunks
         self._open: list[list[ChunkFile]] = []
+        self._packer = packer
 
     # ------------------------------------------------------------------ public
 
@@ -313,6 +343,9 @@ class ChunkPlanner:
                 step.reused.append((target, claimed))
         for part in getattr(source, "parts", ()):
             new_files.extend(self._part_file(source, part, step))
+        if self._packer is not None:
+            packs, new_files = self._packer.add(new_files)
+            step.chunks.extend(self._emit([pack]) for pack in packs)
         self._place(new_files, step.chunks)
         return step
 
@@ -365,13 +398,19 @@ class ChunkPlanner:
 
     def flush(self) -> list[Chunk]:
         """Emit every open chunk (end of input)."""
-        chunks = [self._emit(files) for files in self._open if files]
+        chunks: list[Chunk] = []
+        if self._packer is not None:
+            packs, plain = self._packer.flush()
+            chunks.extend(self._emit([pack]) for pack in packs)
+            self._place(plain, chunks)
+        chunks.extend(self._emit(files) for files in self._open if files)
         self._open.clear()
         return chunks
 
     def held_files(self) -> list[ChunkFile]:
         """Files waiting in open chunks (for accounting when a run stops early)."""
-        return [f for files in self._open for f in files]
+        packing = self._packer.held() if self._packer is not None else []
+        return [*packing, *(f for files in self._open for f in files)]
 
     # ------------------------------------------------------------------ placement
 

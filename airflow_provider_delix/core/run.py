@@ -95,7 +95,15 @@ def run_extraction(
         if recovered:
             log.info("Recovered %d rows journalled by an interrupted earlier attempt.", recovered)
         pipeline = ExtractionPipeline(
-            client, store, options, job=job, run_id=run_id, cancel=cancel, progress=reporter, metrics=metrics
+            client,
+            store,
+            options,
+            job=job,
+            run_id=run_id,
+            cancel=cancel,
+            progress=reporter,
+            metrics=metrics,
+            archive_size=(lambda: reporter.images_total) if isinstance(reporter, ArchiveProgress) else None,
         )
     except BaseException:
         store.abort()

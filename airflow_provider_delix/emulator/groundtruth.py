@@ -8,7 +8,8 @@ travels inside the file itself:
   page's text as UTF-8. A chunk ``delix:fail`` with value ``1`` makes the page fail.
 * JPEG: a comment (COM) segment ``delix:text=<UTF-8 text>``; ``delix:fail=1`` fails the page.
 * PDF: the text layer of the page (read with PDFium); a page whose whole text layer is
-  ``delix:fail`` fails.
+  ``delix:fail`` fails. A page without a text layer that is one embedded JPEG (a packed
+  scan, see ``core/packing.py``) is read exactly as that JPEG would be on its own.
 * Anything without embedded text gets text derived from SHA-256 of the file bytes and the
   page number: always the same for the same page, ``fallback_text_bytes`` UTF-8 bytes long
   (Persian letters and spaces, padded with ``.`` to the exact length).
@@ -133,6 +134,11 @@ class GroundTruthBackend:
         return (layer if layer.strip() else None), False
 
     def read(self, job: PageJob, engine: str, language: str | None, config: EmulatorConfig) -> str | None:
+        if job.kind == "pdf" and not pdf.text_layer(job.data, job.number).strip():
+            jpeg = pdf.page_jpeg(job.data, job.number)
+            if jpeg is not None:  # a packed scan: read it as the JPEG it embeds
+                digest = hashlib.sha256(jpeg).hexdigest()
+                return self.read(PageJob(jpeg, "jpeg", digest, 1), engine, language, config)
         try:
             text, fail = self.embedded(job)
         except Exception:  # an unreadable page fails, as it would with real OCR

@@ -60,3 +60,29 @@ def render_page_pgm(data: bytes, page_number: int, dpi: int = 300) -> bytes:
     width, height = image.size
     pixels: bytes = image.tobytes()
     return b"P5\n%d %d\n255\n" % (width, height) + pixels
+
+
+def page_jpeg(data: bytes, page_number: int) -> bytes | None:
+    """The JPEG a scanned page is made of, as embedded (``/DCTDecode``), if it holds just one.
+
+    A page made by embedding a JPEG losslessly (img2pdf, packed scans) carries the file's
+    bytes unchanged, so the groundtruth backend can read that page the way it reads the JPEG.
+    pypdf only parses here; PDFium is not involved, so no lock is needed.
+    """
+    import io
+
+    import pypdf
+
+    try:
+        page = pypdf.PdfReader(io.BytesIO(data)).pages[page_number - 1]
+        xobjects = page["/Resources"].get("/XObject")
+        if xobjects is None:
+            return None
+        images = [x.get_object() for x in xobjects.get_object().values()]
+        images = [x for x in images if x.get("/Subtype") == "/Image"]
+        if len(images) != 1 or images[0].get("/Filter") != "/DCTDecode":
+            return None
+        raw: bytes = images[0].get_data()
+        return raw
+    except Exception:  # not a page of that shape: the caller falls back
+        return None

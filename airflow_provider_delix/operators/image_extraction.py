@@ -55,6 +55,14 @@ class ImageExtractionOperator(BaseExtractionOperator):
         :class:`DocumentExtractionOperator` reads into the same table: leave listed files named
         ``*.pdf`` to it (files named explicitly are always taken). Default False: a PDF gets a
         ``pdf_not_supported`` row per page.
+    :param packing: ``"none"`` (default): one stored file per image. ``"pdf"``: pack the
+        images losslessly into PDFs of up to 150 pages and send them through Delix's queued
+        document extraction, past the account's 30-images-in-flight bound (needs the
+        ``packing`` extra, ``img2pdf``). Rows stay one per image; see "Image packing" in the
+        docs for what it relies on.
+    :param poll_interval: with ``packing="pdf"``: seconds between polls of a queued pack.
+    :param extract_timeout: with ``packing="pdf"``: seconds to wait for one queued pack
+        before leaving its pages for a re-run.
     """
 
     template_fields: Sequence[str] = (
@@ -83,6 +91,9 @@ class ImageExtractionOperator(BaseExtractionOperator):
         storage_wait_timeout: float = 600.0,
         progress_interval: float = 30.0,
         mixed_archive: bool = False,
+        packing: str = "none",
+        poll_interval: float = 5.0,
+        extract_timeout: float = 6 * 3600.0,
         **kwargs: Any,
     ) -> None:
         # Bad arguments fail when the DAG is parsed, not after the first upload.
@@ -97,6 +108,9 @@ class ImageExtractionOperator(BaseExtractionOperator):
             storage_wait_timeout=storage_wait_timeout,
             progress_interval=progress_interval,
             mixed_archive=bool(mixed_archive),
+            packing=packing,  # type: ignore[arg-type]  # validated by RunOptions
+            poll_interval=poll_interval,
+            extract_timeout=extract_timeout,
             storage_options=dict(storage_options or {}),
         )
         super().__init__(

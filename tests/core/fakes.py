@@ -22,7 +22,8 @@ pages is answered at once with the pages inline, a larger one is *queued*: ``pro
 until ``queue_polls`` calls of ``get_extract`` saw it and ``queue_seconds`` passed on
 ``clock``, then its pages come through ``iter_extract_pages``; deleting a file of a queued
 extract before that answers FILE_UNDER_PROCESSING. A page's text is its text layer (the
-emulator's groundtruth OCR), ``ocr-<sha12>-p<n>`` for a scan (empty for ``probe``); a page
+emulator's groundtruth OCR), for a page that embeds one JPEG (a packed image) what that
+JPEG would read as an image (``text_of``), else ``ocr-<sha12>-p<n>`` (empty for ``probe``); a page
 whose text says ``FAILPAGE`` fails (refunded). ``charged_pages`` counts each page paid for.
 """
 
@@ -63,6 +64,7 @@ from airflow_provider_delix.api.models import (
     engine_body,
 )
 from airflow_provider_delix.core.options import parse_page_selection
+from airflow_provider_delix.emulator.pdf import page_jpeg
 
 PRICE_PER_PAGE = 200
 PRICE_PER_PDF_PAGE = 100
@@ -242,7 +244,7 @@ class FakeDelix:
             files, failed = [], 0
             for u, d in zip(uuids, datas, strict=True):
                 self.extracted[hashlib.sha256(d).hexdigest()] += 1
-                bad = d.startswith(b"FAILPAGE")
+                bad = d.startswith(b"FAILPAGE") or b"delix:fail=1" in d  # a JPEG may say it in a comment
                 failed += bad
                 page = ExtractFilePage(
                     number=1,
@@ -437,11 +439,17 @@ def _read_pages(data: bytes, numbers: Sequence[int], engine: str) -> tuple[Extra
     out = []
     for number in numbers:
         layer = (reader.pages[number - 1].extract_text() or "").strip()
-        if "FAILPAGE" in layer:
+        jpeg = None if layer else page_jpeg(data, number)
+        if "FAILPAGE" in layer or (jpeg is not None and b"delix:fail=1" in jpeg):
             out.append(ExtractFilePage(number=number, status=PageStatus.FAILED, text=None))
             continue
         if not layer and engine != "probe":
-            layer = f"ocr-{hashlib.sha256(data).hexdigest()[:12]}-p{number}"
+            # a packed scan reads as the image it embeds
+            layer = (
+                text_of(jpeg)
+                if jpeg is not None
+                else f"ocr-{hashlib.sha256(data).hexdigest()[:12]}-p{number}"
+            )
         out.append(ExtractFilePage(number=number, status=PageStatus.PROCESSED, text=layer))
     return tuple(out)
 

@@ -166,7 +166,7 @@ def test_auto_sends_typed_pages_to_probe_and_scans_to_ocr(out: str, tmp_path: Pa
     engines = {n: frame.loc[(source, n), "engine"] for n in (1, 2, 3, 4)}
     assert engines == {1: "probe", 2: "probe", 3: "danlin", 4: "danlin"}
     assert frame.loc[(source, 1), "text"] == page_text("mixed", 1)
-    assert frame.loc[(source, 3), "text"].startswith("ocr-")
+    assert frame.loc[(source, 3), "text"].startswith("text-")  # OCR of the scan: the JPEG it embeds
     assert summary.rows["processed"] == 7
     # probe takes no language (the fake refuses what the API would), danlin needs one
     assert sorted(engine for engine, _ in fake.document_requests) == ["danlin", "probe", "probe"]

@@ -1,0 +1,170 @@
+"""Image packing (``packing="pdf"``): images in queued PDFs, rows as if they were sent alone.
+
+The fake account reads a PDF page that embeds one JPEG as that JPEG (``fakes.text_of``), so a
+packed run must store exactly the texts an unpacked run stores, row for row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import fsspec
+import pypdf
+import pytest
+from fakes import PRICE_PER_PAGE, PRICE_PER_PDF_PAGE, FakeDelix, text_of
+from PIL import Image
+
+from airflow_provider_delix.core.inputs import InputRef
+from airflow_provider_delix.core.jobs import ImageJob
+from airflow_provider_delix.core.options import PipelineTuning, RunOptions
+from airflow_provider_delix.core.packing import MIN_PACK_PAGES, PAGE_DPI, Packer, PackLimits, pack_pdf
+from airflow_provider_delix.core.pipeline import ExtractionPipeline
+from airflow_provider_delix.core.planning import ChunkFile, PageTarget, SourceLike
+from airflow_provider_delix.core.resume import ResumeIndex
+from airflow_provider_delix.core.store import OutputStore
+from airflow_provider_delix.core.summary import PipelineSummary
+from airflow_provider_delix.core.table import read_table
+
+pytestmark = pytest.mark.timeout(120)
+FAST: dict[str, Any] = {"heartbeat_seconds": 0.05, "stale_after_seconds": 0.3}
+
+
+def jpeg(i: int, *, fail: bool = False, width: int = 64) -> bytes:
+    buf = io.BytesIO()
+    comment = "delix:fail=1" if fail else f"delix:text=scan {i}"
+    Image.new("L", (width, 48), color=(i * 37) % 256).save(buf, "JPEG", comment=comment.encode())
+    return buf.getvalue()
+
+
+def member(i: int, data: bytes | None = None) -> ChunkFile:
+    data = data if data is not None else jpeg(i)
+    target = PageTarget(f"s{i}.jpg", f"sha{i}", 1, None)
+    return ChunkFile(hashlib.sha256(data).hexdigest(), f"s{i}.jpg", data, targets=[target])
+
+
+# ---------------------------------------------------------------------- sizing and packing
+
+
+def test_pack_size_spreads_the_archive_over_the_budget() -> None:
+    limits = PackLimits(max_stored_files=30, max_stored_bytes=100_000_000)
+    assert limits.pages(3000) == 100  # 30 packs of 100: the whole budget at once
+    assert limits.pages(100_000) == 150  # never past the API's 150 pages
+    assert limits.pages(12) == MIN_PACK_PAGES  # smaller would be answered synchronously
+    assert limits.pages(None) == 150  # still counting: the largest pack
+    assert limits.bytes == 3_333_333  # every file of the budget can hold a pack at once
+    assert PackLimits(10, 100_000_000).bytes == 8_000_000  # never past the API's 8 MB
+    assert PackLimits(7, 100_000_000).pages(700) == 100
+
+
+def test_pages_are_the_original_images_at_300_dpi() -> None:
+    images = [jpeg(1, width=600), jpeg(2, width=300)]
+    reader = pypdf.PdfReader(io.BytesIO(pack_pdf(images)))
+    assert len(reader.pages) == 2
+    for page, data in zip(reader.pages, images, strict=True):
+        (xobject,) = [x.get_object() for x in page["/Resources"]["/XObject"].values()]
+        assert xobject.get_data() == data  # embedded as is: nothing re-encoded
+        width_px = Image.open(io.BytesIO(data)).width
+        assert float(page.mediabox.width) == pytest.approx(width_px * 72 / PAGE_DPI)
+
+
+def test_packer_emits_full_packs_and_the_rest_at_the_end() -> None:
+    packer = Packer(PackLimits(30, 100_000_000), "danlin", lambda: 30 * 7)  # 7 per pack
+    packs, plain = packer.add([member(i) for i in range(16)])
+    assert [len(p.members) for p in packs] == [7, 7] and plain == []
+    assert [n for n, _ in packs[0].page_map or ()] == list(range(1, 8))
+    assert packs[0].queued and packs[0].engine == "danlin"
+    packs, plain = packer.flush()
+    assert [len(p.members) for p in packs] == [2] and not packs[0].queued  # 2 pages: answered at once
+    assert packer.flush() == ([], [])
+
+
+def test_a_lone_leftover_goes_as_an_image_and_the_byte_cap_holds() -> None:
+    packer = Packer(PackLimits(30, 100_000_000), "danlin")
+    one = member(1)
+    assert packer.add([one]) == ([], [])
+    assert packer.flush() == ([], [one])  # a pack of one is an image with extra steps
+    big = [member(i, jpeg(i, width=1500) + b"\0" * 400_000) for i in range(20)]
+    packs, plain = Packer(PackLimits(30, 100_000_000), "danlin").add(big)
+    assert packs and all(p.size <= 3_333_333 for p in packs) and not plain
+
+
+# ---------------------------------------------------------------------- through the pipeline
+
+
+def archive(
+    root: Path, n: int, *, failing: int | None = None, duplicate_of: dict[int, int] | None = None
+) -> list[InputRef]:
+    root.mkdir(parents=True, exist_ok=True)
+    refs = []
+    for i in range(n):
+        data = jpeg(duplicate_of[i]) if duplicate_of and i in duplicate_of else jpeg(i, fail=i == failing)
+        path = root / f"scan-{i:03d}.jpg"
+        path.write_bytes(data)
+        refs.append(InputRef(source=str(path), fs=fsspec.filesystem("file"), path=str(path)))
+    return refs
+
+
+def run(fake: FakeDelix, out: str, refs: list[InputRef], **kwargs: Any) -> PipelineSummary:
+    options = RunOptions(kind="images", **kwargs)
+    job = ImageJob(options)
+
+    def sources(resume: ResumeIndex) -> Iterable[SourceLike]:
+        return (job.prepare(ref, resume) for ref in refs)
+
+    store = OutputStore(out, **FAST)
+    pipeline = ExtractionPipeline(
+        fake,
+        store,
+        options,
+        job=job,
+        tuning=PipelineTuning(),
+        run_id="r",
+        sleep=lambda _s: None,
+        archive_size=lambda: len(refs),
+    )
+    return pipeline.run(sources)
+
+
+def rows(out: str) -> dict[str, tuple[str, str | None, int, int]]:
+    frame = read_table(out)
+    assert not frame.duplicated(["source", "page_number"]).any(), "an image got two rows"
+    return {
+        Path(s).name: (st, t, int(c), int(r))
+        for s, st, t, c, r in zip(
+            frame.source, frame.status, frame.text, frame.credits_charged, frame.credits_refunded, strict=True
+        )
+    }
+
+
+def test_a_packed_run_stores_what_an_unpacked_run_stores(tmp_path: Path) -> None:
+    refs = archive(tmp_path / "scans", 40, failing=7, duplicate_of={30: 3, 31: 3})
+    plain_fake, packed_fake = FakeDelix(), FakeDelix()
+    run(plain_fake, str(tmp_path / "plain"), refs)
+    summary = run(packed_fake, str(tmp_path / "packed"), refs, packing="pdf")
+    plain, packed = rows(str(tmp_path / "plain")), rows(str(tmp_path / "packed"))
+    assert len(packed) == 40
+    assert {k: v[:2] for k, v in packed.items()} == {k: v[:2] for k, v in plain.items()}
+    assert packed["scan-005.jpg"][1] == text_of(jpeg(5))
+    assert packed["scan-007.jpg"][0] == "failed"
+    # 38 distinct contents, 6 pages per pack (40 images over 30 files, at least 6): 7 packs.
+    assert packed_fake.calls["extract_documents"] == 7 and packed_fake.calls["extract_images"] == 0
+    assert packed_fake.calls["upload_files"] == 7
+    assert packed_fake.stored == {}  # every pack deleted
+    assert summary.credits_charged == 38 * PRICE_PER_PDF_PAGE == sum(v[2] for v in packed.values())
+    assert summary.credits_refunded == PRICE_PER_PDF_PAGE == sum(v[3] for v in packed.values())
+    assert sum(v[2] for v in plain.values()) == 38 * PRICE_PER_PAGE
+
+
+def test_a_packed_rerun_sends_nothing(tmp_path: Path) -> None:
+    refs = archive(tmp_path / "scans", 12)
+    fake = FakeDelix()
+    out = str(tmp_path / "out")
+    run(fake, out, refs, packing="pdf")
+    again = run(fake, out, refs, packing="pdf")
+    assert again.pages_resumed == 12 and sum(again.rows.values()) == 0
+    assert fake.calls["upload_files"] == 2  # the first run's two packs of 6
+    assert len(rows(out)) == 12
