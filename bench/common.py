@@ -129,7 +129,7 @@ def use_connection(emulator: Any, home: Path) -> None:
 def start_emulator(**config: Any) -> Any:
     from airflow_provider_delix.emulator.testing import start_emulator_process
 
-    return start_emulator_process(ocr="groundtruth", **config)
+    return start_emulator_process(**{"ocr": "groundtruth", **config})
 
 
 def run_forked(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:

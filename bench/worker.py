@@ -48,6 +48,8 @@ def extract(job: dict[str, object], go: object = None) -> dict[str, object]:
         engine=str(job.get("engine", "danlin")),
         poll_interval=float(job.get("poll_interval", 60.0)),  # type: ignore[arg-type]
         max_stored_files=int(job.get("max_stored_files", 30)),  # type: ignore[call-overload]
+        packing="pdf" if job.get("packing") == "pdf" else "none",
+        language=str(job.get("language", "fa")),
         max_failed_ratio=0.0,
         progress_interval=3600.0,
     )

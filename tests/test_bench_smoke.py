@@ -19,6 +19,8 @@ EXPECTED = (
     "RESULT scale-out storage high-water = ",
     "RESULT documents pages/s (queue 2) = ",
     "RESULT documents pages/s (queue 30) = ",
+    "RESULT packing plain images/s = ",
+    "RESULT packing packed images/s (queue 30) = ",
     "RESULT memory peak RSS ",
     "RESULT memory ratio ",
     "RESULT client CPU per page ",

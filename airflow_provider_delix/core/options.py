@@ -91,6 +91,7 @@ class RunOptions:
     deferrable: bool = False  # park queued extracts and let the caller defer instead of polling
     mixed_archive: bool = False  # folders/globs hold images and PDFs: take only this kind's files
     packing: Packing = "none"  # images: "pdf" packs them into queued PDFs (core.packing)
+    retry_packed_failures: bool = False  # packing: a page that failed in a pack goes again alone
     # Never in a repr: rendered from a template it may hold a secret (logs must not show it).
     storage_options: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
@@ -114,10 +115,12 @@ class RunOptions:
             )
         if self.packing != "none" and self.kind != "images":
             raise ValueError("packing packs images into PDFs; documents are PDFs already.")
-        if self.packing == "pdf" and importlib.util.find_spec("img2pdf") is None:
+        if self.retry_packed_failures and self.packing == "none":
             raise ValueError(
-                "packing='pdf' needs img2pdf: pip install 'airflow-provider-delix[packing]'."
+                "retry_packed_failures retries pages that failed inside a pack: set packing='pdf'."
             )
+        if self.packing == "pdf" and importlib.util.find_spec("img2pdf") is None:
+            raise ValueError("packing='pdf' needs img2pdf: pip install 'airflow-provider-delix[packing]'.")
         if self.kind == "images" and self.pages:
             raise ValueError("pages selects pages of PDFs; images have one page each.")
         parse_page_selection(self.pages)

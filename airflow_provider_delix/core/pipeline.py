@@ -34,7 +34,14 @@ from airflow_provider_delix.core.options import PipelineTuning, RunOptions
 from airflow_provider_delix.core.packing import Packer, PackLimits
 from airflow_provider_delix.core.pipeline_prefetch import Prefetcher
 from airflow_provider_delix.core.pipeline_worker import ChunkRunner, Control, RunContext
-from airflow_provider_delix.core.planning import Chunk, ChunkPlanner, ContentIndex, PlanStep, SourceLike
+from airflow_provider_delix.core.planning import (
+    Chunk,
+    ChunkFile,
+    ChunkPlanner,
+    ContentIndex,
+    PlanStep,
+    SourceLike,
+)
 from airflow_provider_delix.core.resume import ResumeIndex
 from airflow_provider_delix.core.rows import invalid_row, outcome_row
 from airflow_provider_delix.core.run_stats import Progress, ProgressReporter, RunStats
@@ -217,6 +224,7 @@ class ExtractionPipeline:
                         self.stats.input_complete = True
                     for chunk in planner.flush():
                         self._dispatch(chunk, chunks, ctx)
+                    self._send_again(planner, chunks, ctx)
             self._flush_misc(force=True)
         except BaseException as exc:  # also SIGTERM's exception and KeyboardInterrupt: clean up first
             error = exc
@@ -227,6 +235,7 @@ class ExtractionPipeline:
             chunks.shutdown(wait=True)
             if planner is not None:
                 self._abandon(planner.flush())
+                self._abandon(planner.place_now(self._take_retries(ctx)))
             deletes.shutdown(wait=True)
             self._final_cleanup(ctx)
             if self._misc:  # only after an error: these pages cost nothing to redo
@@ -317,6 +326,32 @@ class ExtractionPipeline:
             except BaseException:
                 self._abandon(step.chunks[i + 1 :])
                 raise
+
+    def _send_again(self, planner: ChunkPlanner, pool: ThreadPoolExecutor, ctx: RunContext) -> None:
+        """Send the pages that failed inside packs again as images, until no chunk is left.
+
+        Only with ``retry_packed_failures``: chunks hand such pages back as they finish.
+        """
+        check = self.tuning.cancel_check_interval
+        while True:
+            with self._cv:
+                while self._in_flight and not ctx.retries and not self._stopping():
+                    self._cv.wait(check)
+                if self._stopping():
+                    return
+                files = self._take_retries(ctx)
+                if not files and not self._in_flight:
+                    return
+            if files:
+                log.info("Sending %d page(s) that failed inside a pack again, as images.", len(files))
+            for chunk in planner.place_now(files):
+                self._dispatch(chunk, pool, ctx)
+
+    @staticmethod
+    def _take_retries(ctx: RunContext) -> list[ChunkFile]:
+        with ctx.live_lock:
+            files, ctx.retries[:] = list(ctx.retries), []
+        return files
 
     def _flush_misc(self, *, force: bool) -> None:
         """Invalid and reused rows cost no request; they are stored in batches, not one file each."""

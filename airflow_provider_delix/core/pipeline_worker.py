@@ -61,6 +61,9 @@ from airflow_provider_delix.core.table import PageRow, RowStatus
 
 log = logging.getLogger(__name__)
 
+# What a page that failed inside a pack may have failed of that sending it alone can change.
+_RETRYABLE = frozenset({PageError.PAGE_FAILED, PageError.NO_RESULT})
+
 
 class StorageWaitTimeout(Exception):
     """The shared account stayed full for longer than the configured wait."""
@@ -149,6 +152,7 @@ class RunContext:
     live: set[str] = field(default_factory=set)  # uploaded by this run, delete not confirmed
     undeleted: set[str] = field(default_factory=set)
     parked: list[str] = field(default_factory=list)  # queued extracts left for the next attempt
+    retries: list[ChunkFile] = field(default_factory=list)  # packed images to send again alone
 
 
 @dataclass(slots=True)
@@ -463,6 +467,25 @@ class ChunkRunner:
 
     # ------------------------------------------------------------------ rows
 
+    def _send_again(self, slot: Slot) -> set[int]:
+        """Pages of a pack that failed, handed back to be sent as images (``retry_packed_failures``).
+
+        Their pack's credits travel with them (a failed page is refunded) so the table still
+        adds up to what Delix charged.
+        """
+        if not (slot.file.members and self.ctx.options.retry_packed_failures):
+            return set()
+        again: set[int] = set()
+        for number, result in slot.pages.items():
+            if result.outcome.status == RowStatus.FAILED and result.outcome.error in _RETRYABLE:
+                member = slot.file.members[number - 1]
+                member.carried = (member.carried[0] + result.charged, member.carried[1] + result.refunded)
+                again.add(number)
+        if again:
+            with self.ctx.live_lock:
+                self.ctx.retries.extend(slot.file.members[n - 1] for n in sorted(again))
+        return again
+
     def _write_rows(self, *, only_refused: bool = False) -> None:
         ctx = self.ctx
         rows: list[PageRow] = []
@@ -472,13 +495,15 @@ class ChunkRunner:
             if only_refused and slot.uuid is not None:
                 continue
             engine = ctx.job.row_engine(slot.file)
-            for number, page_targets in ctx.index.settle(slot.file, slot.outcome_of):
+            again = self._send_again(slot)
+            for number, page_targets in ctx.index.settle(slot.file, slot.outcome_of, keep=again):
                 result = slot.pages.get(number)
                 out = result.outcome if result is not None else slot.outcome
                 if out is None:
                     left += len(page_targets)
                     continue
                 charged, refunded = (result.charged, result.refunded) if result is not None else (0, 0)
+                charged, refunded = charged + slot.file.carried[0], refunded + slot.file.carried[1]
                 rows.extend(
                     page_rows(
                         page_targets,

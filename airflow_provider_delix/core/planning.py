@@ -127,6 +127,7 @@ class ChunkFile:
     engine: str | None = None
     sync: bool = True
     members: tuple[ChunkFile, ...] = ()  # a pack (core.packing): page i answers member i's rows
+    carried: tuple[int, int] = (0, 0)  # credits (charged, refunded) of an earlier try in a pack
 
     @property
     def size(self) -> int:
@@ -256,15 +257,21 @@ class ContentIndex:
         return file.rows(self.peek(file))
 
     def settle(
-        self, file: ChunkFile, outcome_of: Callable[[int], FileOutcome | None]
+        self,
+        file: ChunkFile,
+        outcome_of: Callable[[int], FileOutcome | None],
+        keep: Container[int] = (),
     ) -> list[tuple[int, list[PageTarget]]]:
         """Retire the file (a pack: each member) and return (page in the stored file, final rows).
 
         ``outcome_of(page)`` is what became of a page, None when it got no result: an image's
-        (or a packed image's) outcome is cached for later pages with the same content.
+        (or a packed image's) outcome is cached for later pages with the same content. Members
+        of a pack on a page in ``keep`` stay live: they are sent again.
         """
         if file.members:
-            return [(i, self.complete(m, outcome_of(i))) for i, m in enumerate(file.members, 1)]
+            return [
+                (i, self.complete(m, outcome_of(i))) for i, m in enumerate(file.members, 1) if i not in keep
+            ]
         cache = outcome_of(1) if file.page_map is None else None
         return file.rows(self.complete(file, cache))
 
@@ -404,6 +411,14 @@ class ChunkPlanner:
             chunks.extend(self._emit([pack]) for pack in packs)
             self._place(plain, chunks)
         chunks.extend(self._emit(files) for files in self._open if files)
+        self._open.clear()
+        return chunks
+
+    def place_now(self, files: Sequence[ChunkFile]) -> list[Chunk]:
+        """Chunks of ``files`` as images (never packed), emitted at once: the input is over."""
+        chunks: list[Chunk] = []
+        self._place(list(files), chunks)
+        chunks.extend(self._emit(open_files) for open_files in self._open if open_files)
         self._open.clear()
         return chunks
 

@@ -7,9 +7,14 @@ a document is lazy, and rendering one page is tens of milliseconds.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import threading
+from collections import OrderedDict
+from typing import Any
 
 import pypdfium2 as pdfium
+import pypdfium2.raw as pdfium_c
 
 _PDFIUM = threading.Lock()
 
@@ -62,23 +67,78 @@ def render_page_pgm(data: bytes, page_number: int, dpi: int = 300) -> bytes:
     return b"P5\n%d %d\n255\n" % (width, height) + pixels
 
 
+def page_scan(data: bytes, page_number: int) -> bytes | None:
+    """A scanned page's one image at its own resolution, as an image file; None for other pages.
+
+    A page without text whose only content is one image (a scan, a packed image) is read the
+    way OCR pipelines read scans: at the image's own pixels, not re-sampled by rendering. A
+    JPEG comes back as embedded; other images decoded to PNG, with their resolution from the
+    page size. Pages with text or several objects return None (the caller renders them).
+    """
+    with _PDFIUM:
+        doc = pdfium.PdfDocument(data)
+        try:
+            page = doc[page_number - 1]
+            objects = list(page.get_objects())
+            if len(objects) != 1 or objects[0].type != pdfium_c.FPDF_PAGEOBJ_IMAGE:
+                return None
+            image = objects[0]
+            if image.get_filters() == ["DCTDecode"]:
+                return bytes(image.get_data(decode_simple=False))
+            width_pt = page.get_size()[0]
+            pil = image.get_bitmap(render=False).to_pil()
+        finally:
+            doc.close()
+    dpi = round(pil.width * 72 / width_pt) if width_pt > 0 else 300
+    sink = io.BytesIO()
+    pil.save(sink, "PNG", dpi=(dpi, dpi))
+    return sink.getvalue()
+
+
 def page_jpeg(data: bytes, page_number: int) -> bytes | None:
     """The JPEG a scanned page is made of, as embedded (``/DCTDecode``), if it holds just one.
 
     A page made by embedding a JPEG losslessly (img2pdf, packed scans) carries the file's
     bytes unchanged, so the groundtruth backend can read that page the way it reads the JPEG.
-    pypdf only parses here; PDFium is not involved, so no lock is needed.
+    Every page of a document is read in one parse and kept for the next pages (a pack of 150
+    pages would otherwise be parsed 150 times). pypdf only parses: no PDFium, no lock.
     """
-    import io
+    key = hashlib.sha256(data).hexdigest()
+    with _JPEG_LOCK:
+        pages = _JPEG_PAGES.get(key)
+        if pages is not None:
+            _JPEG_PAGES.move_to_end(key)
+    if pages is None:
+        pages = _jpeg_pages(data)
+        with _JPEG_LOCK:
+            _JPEG_PAGES[key] = pages
+            while len(_JPEG_PAGES) > _JPEG_CACHE:
+                _JPEG_PAGES.popitem(last=False)
+    return pages[page_number - 1] if 0 < page_number <= len(pages) else None
+
+
+_JPEG_LOCK = threading.Lock()
+_JPEG_PAGES: OrderedDict[str, list[bytes | None]] = OrderedDict()
+_JPEG_CACHE = 64
+
+
+def _jpeg_pages(data: bytes) -> list[bytes | None]:
 
     import pypdf
 
     try:
-        page = pypdf.PdfReader(io.BytesIO(data)).pages[page_number - 1]
-        xobjects = page["/Resources"].get("/XObject")
+        reader = pypdf.PdfReader(io.BytesIO(data))
+        return [_single_jpeg(page) for page in reader.pages]
+    except Exception:  # not a PDF pypdf reads: no page is a packed scan
+        return []
+
+
+def _single_jpeg(page: Any) -> bytes | None:
+    try:
+        xobjects: Any = page["/Resources"].get_object().get("/XObject")
         if xobjects is None:
             return None
-        images = [x.get_object() for x in xobjects.get_object().values()]
+        images: list[Any] = [x.get_object() for x in xobjects.get_object().values()]
         images = [x for x in images if x.get("/Subtype") == "/Image"]
         if len(images) != 1 or images[0].get("/Filter") != "/DCTDecode":
             return None

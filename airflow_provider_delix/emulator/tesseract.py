@@ -85,6 +85,9 @@ class TesseractBackend:
         psm = PSM_BY_ENGINE.get(engine, 3)
         try:
             if job.kind == "pdf":
+                scan = pdf.page_scan(job.data, job.number)
+                if scan is not None:  # one image and nothing else: OCR its own pixels
+                    return self.ocr_image(scan, language or "fa", psm=psm)
                 image = pdf.render_page_pgm(job.data, job.number, RENDER_DPI)
                 return self.ocr_image(image, language or "fa", psm=psm, dpi=RENDER_DPI)
             return self.ocr_image(job.data, language or "fa", psm=psm)

@@ -60,6 +60,8 @@ class ImageExtractionOperator(BaseExtractionOperator):
         document extraction, past the account's 30-images-in-flight bound (needs the
         ``packing`` extra, ``img2pdf``). Rows stay one per image; see "Image packing" in the
         docs for what it relies on.
+    :param retry_packed_failures: with ``packing="pdf"``: send a page that failed inside a pack
+        again on its own, as an image (paid again at the image price). Default False.
     :param poll_interval: with ``packing="pdf"``: seconds between polls of a queued pack.
     :param extract_timeout: with ``packing="pdf"``: seconds to wait for one queued pack
         before leaving its pages for a re-run.
@@ -92,6 +94,7 @@ class ImageExtractionOperator(BaseExtractionOperator):
         progress_interval: float = 30.0,
         mixed_archive: bool = False,
         packing: str = "none",
+        retry_packed_failures: bool = False,
         poll_interval: float = 5.0,
         extract_timeout: float = 6 * 3600.0,
         **kwargs: Any,
@@ -109,6 +112,7 @@ class ImageExtractionOperator(BaseExtractionOperator):
             progress_interval=progress_interval,
             mixed_archive=bool(mixed_archive),
             packing=packing,  # type: ignore[arg-type]  # validated by RunOptions
+            retry_packed_failures=bool(retry_packed_failures),
             poll_interval=poll_interval,
             extract_timeout=extract_timeout,
             storage_options=dict(storage_options or {}),

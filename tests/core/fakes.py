@@ -11,6 +11,7 @@ the content of a file (a marker at the start of its bytes) so tests choose which
 * ``EXPIRE``     -> the first extraction that uses it answers 404 (file expired)
 * ``EXPIREALL``  -> every extraction that uses it answers 404
 * ``TRANSIENT``  -> its extraction raises DelixTransientError
+* ``PACKFAIL``   -> (in a JPEG) the page fails inside a packed PDF, not as an image
 
 plus account-wide switches: ``credits`` (NO_SUFFICIENT_CREDITS when an extraction costs more
 than is left), ``full_for_uploads`` (the next N uploads see someone else's full account),
@@ -440,7 +441,8 @@ def _read_pages(data: bytes, numbers: Sequence[int], engine: str) -> tuple[Extra
     for number in numbers:
         layer = (reader.pages[number - 1].extract_text() or "").strip()
         jpeg = None if layer else page_jpeg(data, number)
-        if "FAILPAGE" in layer or (jpeg is not None and b"delix:fail=1" in jpeg):
+        packed_fail = jpeg is not None and (b"delix:fail=1" in jpeg or b"PACKFAIL" in jpeg)
+        if "FAILPAGE" in layer or packed_fail:
             out.append(ExtractFilePage(number=number, status=PageStatus.FAILED, text=None))
             continue
         if not layer and engine != "probe":

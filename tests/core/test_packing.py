@@ -33,9 +33,9 @@ pytestmark = pytest.mark.timeout(120)
 FAST: dict[str, Any] = {"heartbeat_seconds": 0.05, "stale_after_seconds": 0.3}
 
 
-def jpeg(i: int, *, fail: bool = False, width: int = 64) -> bytes:
+def jpeg(i: int, *, fail: bool = False, width: int = 64, comment: str | None = None) -> bytes:
     buf = io.BytesIO()
-    comment = "delix:fail=1" if fail else f"delix:text=scan {i}"
+    comment = comment or ("delix:fail=1" if fail else f"delix:text=scan {i}")
     Image.new("L", (width, 48), color=(i * 37) % 256).save(buf, "JPEG", comment=comment.encode())
     return buf.getvalue()
 
@@ -168,3 +168,23 @@ def test_a_packed_rerun_sends_nothing(tmp_path: Path) -> None:
     assert again.pages_resumed == 12 and sum(again.rows.values()) == 0
     assert fake.calls["upload_files"] == 2  # the first run's two packs of 6
     assert len(rows(out)) == 12
+
+
+def test_pages_that_fail_in_a_pack_go_again_as_images_only_when_asked(tmp_path: Path) -> None:
+    refs = archive(tmp_path / "scans", 12, failing=4)
+    (tmp_path / "scans" / "scan-009.jpg").write_bytes(jpeg(9, comment="PACKFAIL"))
+    kept, retried = FakeDelix(), FakeDelix()
+    run(kept, str(tmp_path / "kept"), refs, packing="pdf")
+    assert kept.calls["extract_images"] == 0
+    assert rows(str(tmp_path / "kept"))["scan-009.jpg"][0] == "failed"
+
+    summary = run(retried, str(tmp_path / "retried"), refs, packing="pdf", retry_packed_failures=True)
+    got = rows(str(tmp_path / "retried"))
+    assert len(got) == 12 and retried.calls["extract_images"] == 1  # both failures, one request
+    assert got["scan-009.jpg"] == ("processed", text_of(jpeg(9, comment="PACKFAIL")), 100 + 200, 100)
+    assert got["scan-004.jpg"][0] == "failed" and got["scan-004.jpg"][2:] == (300, 300)
+    assert summary.credits_charged == 12 * PRICE_PER_PDF_PAGE + 2 * PRICE_PER_PAGE
+    assert summary.credits_refunded == 2 * PRICE_PER_PDF_PAGE + PRICE_PER_PAGE
+    assert retried.stored == {}
+    with pytest.raises(ValueError, match="packing='pdf'"):
+        RunOptions(retry_packed_failures=True)
