@@ -29,7 +29,28 @@ class DelixError(Exception):
 
 
 class DelixResponseError(DelixError):
-    """The server answered something this client cannot read (not JSON, missing fields)."""
+    """The server answered something this client cannot read (not JSON, missing fields).
+
+    The request reached the server and was answered with a success status: whatever it asked
+    for may have been done (a file stored, an extraction charged) although the answer is lost.
+    ``uuids`` are the stored files the answer did name (an upload answer with the wrong number
+    of entries): the caller deletes them.
+    """
+
+    def __init__(self, message: str, *, uuids: tuple[str, ...] = (), **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.uuids = uuids
+
+    def about(self, what: str, conn_id: str) -> DelixResponseError:
+        """The same error naming the request and the connection (parsers know neither)."""
+        if conn_id in str(self):
+            return self
+        return DelixResponseError(
+            f"{self} (answer to {what}, connection '{conn_id}')",
+            uuids=self.uuids,
+            conn_id=conn_id,
+            status_code=self.status_code,
+        )
 
 
 class DelixAuthError(DelixError):

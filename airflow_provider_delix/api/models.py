@@ -158,8 +158,17 @@ def parse_upload_response(payload: Any, expected: int) -> list[UploadResult]:
     if not isinstance(items, Sequence) or isinstance(items, str | bytes):
         raise DelixResponseError("Delix answered an upload without a list of files.")
     if len(items) != expected:
+        named = []
+        for item in items:
+            try:
+                parsed = parse_upload_item(item)
+            except DelixResponseError:
+                continue
+            if isinstance(parsed, StoredFile):
+                named.append(parsed.uuid)
         raise DelixResponseError(
-            f"Delix answered {len(items)} upload entries for {expected} files; cannot tell which is which."
+            f"Delix answered {len(items)} upload entries for {expected} files; cannot tell which is which",
+            uuids=tuple(named),
         )
     return [parse_upload_item(item) for item in items]
 
@@ -184,11 +193,18 @@ class ExtractFilePage:
 
     @classmethod
     def from_api(cls, item: Any) -> ExtractFilePage:
+        """A page as answered; a page without a usable number (0) or status ("") stays, so that
+        one odd page fails alone instead of the whole answer (see ``core.collect``)."""
         entry = _as_mapping(item, "page")
         text = entry.get("text")
+        try:
+            number = int(entry.get("number", 0))
+        except (TypeError, ValueError):
+            number = 0
+        status = entry.get("status")
         return cls(
-            number=int(_require(entry, "number", "page")),
-            status=_enum_or_str(PageStatus, _require(entry, "status", "page")),
+            number=number,
+            status="" if status is None else _enum_or_str(PageStatus, status),
             text=None if text is None else str(text),
         )
 

@@ -98,7 +98,10 @@ def adopt_extracts(
             aborting=aborting,
         )
         rows = _rows(
-            record, page_results(extract, file_pages(client, extract), _requested(record)), index, run_id
+            record,
+            page_results(extract, file_pages(client, extract), _requested(record), client),
+            index,
+            run_id,
         )
         if rows:
             store.append(f"adopt-{record.chunk_id}", rows)

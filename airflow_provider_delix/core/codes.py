@@ -38,6 +38,7 @@ class PageError(StrEnum):
     FILE_EXPIRED = "file_expired"  # the stored file vanished twice (404 on extraction)
     PAGE_FAILED = "page_failed"  # the extraction reported the page as failed (refunded)
     NO_RESULT = "no_result"  # the extract did not mention the file or the page
+    MALFORMED_ANSWER = "malformed_answer"  # Delix's answer could not be read or contradicted itself
 
 
 # Kept under its historical name: planning refuses a page that can never fit in the budget.

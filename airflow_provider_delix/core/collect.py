@@ -79,11 +79,14 @@ def page_results(
     extract: Extract,
     pages: dict[str, list[ExtractFilePage]],
     requested: Sequence[tuple[str, Sequence[int], bool]],
+    client: object = None,
 ) -> dict[tuple[str, int], PageResult]:
     """Outcome and credit shares of each requested ``(file uuid, page)``.
 
-    ``requested`` lists ``(file uuid, pages asked for, single_page)`` in request order; for a
-    single-page file (an image) the answer's one page is taken whatever number it carries.
+    ``requested`` lists ``(file uuid, pages asked for, single_page)`` in request order. An
+    answer that contradicts the request (a one-page image answered with page 7, a page without
+    a status) fails only that page, as ``malformed_answer``: it is paid, so its share of the
+    credits stays on its row.
     """
     wanted = [(uuid, n, single) for uuid, numbers, single in requested for n in numbers]
     results: dict[tuple[str, int], PageResult] = {}
@@ -93,8 +96,12 @@ def page_results(
     ):
         answered = pages.get(uuid, [])
         by_number = {p.number: p for p in answered}
-        page = by_number.get(number) or (answered[0] if single and answered else None)
-        if page is not None and page.status == PageStatus.PROCESSED:
+        page = by_number.get(number)
+        odd = _odd_answer(page, answered, single)
+        if odd is not None:
+            odd += f" (extract {extract.uuid}, {answer_source(client)})"
+            out = FileOutcome(RowStatus.FAILED, None, PageError.MALFORMED_ANSWER, odd, uuid, extract.uuid)
+        elif page is not None and page.status == PageStatus.PROCESSED:
             out = FileOutcome(RowStatus.PROCESSED, page.text, None, None, uuid, extract.uuid)
         elif page is None:
             out = FileOutcome(
@@ -121,3 +128,24 @@ def page_results(
     for result, refund in zip(failed, split_credits(extract.returned_credits or 0, len(failed)), strict=True):
         result.refunded = refund
     return results
+
+
+def _odd_answer(
+    page: ExtractFilePage | None, answered: Sequence[ExtractFilePage], single: bool
+) -> str | None:
+    """Why the answer for a requested page cannot be trusted, or None when it can."""
+    if page is None:
+        others = sorted({p.number for p in answered})
+        if single and others:
+            numbers = ", ".join(map(str, others))
+            return f"Delix answered page {numbers} for a one-page image; the text is not kept."
+        return None  # not answered at all: no_result
+    if page.status not in (PageStatus.PROCESSED, PageStatus.FAILED):
+        return f"Delix answered this page with status {str(page.status) or 'missing'!r}."
+    return None
+
+
+def answer_source(client: object) -> str:
+    """Which connection answered, for messages (a hook knows its connection id; a fake does not)."""
+    conn_id = getattr(client, "delix_conn_id", None)
+    return f"connection '{conn_id}'" if conn_id else "the Delix client"

@@ -25,6 +25,8 @@ class CountingClient:
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
         self._on_call = on_call  # live metrics: requests by endpoint
+        # Messages about answers name the connection when the client is a hook.
+        self.delix_conn_id: str | None = getattr(inner, "delix_conn_id", None)
 
     def _count(self, name: str) -> None:
         with self._lock:

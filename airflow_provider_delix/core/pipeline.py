@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
+from airflow_provider_delix.api.errors import DelixAuthError
 from airflow_provider_delix.api.models import MAX_FILES_PER_REQUEST
 from airflow_provider_delix.core.adopt import Adoption, adopt_extracts
 from airflow_provider_delix.core.budget import BudgetInterrupted, StorageBudget
@@ -296,10 +297,16 @@ class ExtractionPipeline:
             return
         gone: list[str] = []
 
+        refused: list[DelixAuthError] = []
+
         def delete(uuid: str) -> None:
+            if refused:
+                return  # the key was refused: every other delete would be too
             try:
                 self.client.delete_file(uuid)
                 gone.append(uuid)
+            except DelixAuthError as exc:
+                refused.append(exc)
             except Exception as exc:
                 log.warning("Could not delete orphaned Delix file %s (kept for the next run): %s", uuid, exc)
 
@@ -307,6 +314,8 @@ class ExtractionPipeline:
             list(pool.map(delete, orphans))
         self.store.forget_uploads(gone)
         self._orphans_deleted = len(gone)
+        if refused:
+            raise refused[0]
         log.info("Deleted %d of %d files left on Delix by an earlier attempt", len(gone), len(orphans))
 
     def _settle(self, step: PlanStep, pool: ThreadPoolExecutor, ctx: RunContext) -> None:
@@ -426,6 +435,8 @@ class ExtractionPipeline:
         """Last attempt at every file still stored (a failed delete, an abort mid-chunk)."""
         with ctx.live_lock:
             leftovers = sorted(ctx.live)
+        if isinstance(self.control.fatal, DelixAuthError):
+            leftovers = []  # the key was refused: a delete would be refused too (the next run deletes them)
         for uuid in leftovers:
             try:
                 self.client.delete_file(uuid)
@@ -476,7 +487,7 @@ class ExtractionPipeline:
                 extracts_adopted=self._adoption.adopted,
                 extracts_lost=self._adoption.lost,
                 pages_in_doubt=self.stats.pages_in_doubt,
-                files_in_doubt=self._files_in_doubt,
+                files_in_doubt=self._files_in_doubt + self.stats.files_in_doubt,
             )
 
     def _stop_reason(self, ctx: RunContext) -> str | None:

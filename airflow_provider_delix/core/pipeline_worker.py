@@ -35,6 +35,7 @@ from airflow_provider_delix.api.errors import (
     DelixError,
     DelixInsufficientCreditsError,
     DelixNotFoundError,
+    DelixResponseError,
     DelixStorageFullError,
     DelixTransientError,
 )
@@ -57,7 +58,7 @@ from airflow_provider_delix.core.planning import Chunk, ChunkFile, ContentIndex,
 from airflow_provider_delix.core.rows import page_rows
 from airflow_provider_delix.core.run_stats import ProgressReporter, RunStats
 from airflow_provider_delix.core.store import OutputStore
-from airflow_provider_delix.core.table import PageRow, RowStatus
+from airflow_provider_delix.core.table import PageRow, RowStatus, split_credits
 
 log = logging.getLogger(__name__)
 
@@ -248,7 +249,11 @@ class ChunkRunner:
             self.ctx.budget.release(1, slot.file.size)
 
     def _upload(self, slots: list[Slot]) -> None:
-        results = self._upload_waiting([s.file for s in slots])
+        try:
+            results = self._upload_waiting([s.file for s in slots])
+        except DelixResponseError as exc:
+            self._unreadable_upload(slots, exc)
+            return
         uuids: list[str] = []
         for slot, result in zip(slots, results, strict=True):
             if isinstance(result, StoredFile):
@@ -262,6 +267,89 @@ class ChunkRunner:
                 self.ctx.live.update(uuids)
             self._recorded = True
         self.ctx.store.record_uploaded(self.chunk.chunk_id, uuids)  # the intent is answered
+
+    def _unreadable_upload(self, slots: list[Slot], exc: DelixResponseError) -> None:
+        """An upload answer that cannot be matched to the files: delete what it names, fail the chunk.
+
+        Nothing was extracted, so nothing was paid: the chunk's pages get ``malformed_answer``
+        rows and the files the answer did name are deleted at once. A file it did not name may
+        be stored under a uuid nobody knows: counted in ``files_in_doubt``.
+        """
+        ctx = self.ctx
+        named = list(exc.uuids)
+        with ctx.live_lock:
+            ctx.live.update(named)
+        ctx.store.record_uploaded(self.chunk.chunk_id, named)
+        self._recorded = bool(named)
+        unnamed = max(len(slots) - len(named), 0)
+        with ctx.stats.lock:
+            ctx.stats.files_in_doubt += unnamed
+        message = (
+            f"{exc}. None of these {len(slots)} file(s) was extracted (nothing paid); the "
+            f"{len(named)} file(s) it named are deleted, {unnamed} may stay on the account until "
+            "Delix deletes them 24 h after upload (files_in_doubt)."
+        )
+        log.warning("Chunk %s: %s", self.chunk.chunk_id, message)
+        for slot in slots:
+            slot.outcome = FileOutcome(
+                RowStatus.FAILED, None, PageError.MALFORMED_ANSWER, message, None, None
+            )
+        deleted = 0
+        for uuid in named:
+            deleted += self._delete_or_keep(uuid)
+        if deleted == len(named) and named:
+            ctx.store.record_deleted(self.chunk.chunk_id)
+            self._recorded = False
+        for slot in slots:
+            self._release(slot)
+
+    def _unreadable_extract(
+        self, slots: list[Slot], exc: DelixResponseError, extract: Extract | None
+    ) -> None:
+        """An extraction answered (so paid) whose answer cannot be read: only these pages fail.
+
+        Before the extract uuid is known the charge is unknown: the pages count in
+        ``pages_in_doubt``. Once it is known (a poll or a page of contents went wrong), the
+        extract's charge is split over the pages as usual, so the table still adds up.
+        """
+        requested = [(s, n) for s in slots for n in s.file.requested_pages]
+        shares = split_credits(extract.initial_cost if extract is not None else 0, len(requested))
+        message = f"{exc}. The request was paid; these pages are not read (malformed_answer)."
+        log.warning("Chunk %s: %s", self.chunk.chunk_id, message)
+        if extract is None:
+            self.ctx.stats.add_in_doubt(len(requested))
+        for (slot, number), share in zip(requested, shares, strict=True):
+            outcome = FileOutcome(
+                RowStatus.FAILED,
+                None,
+                PageError.MALFORMED_ANSWER,
+                message,
+                slot.uuid,
+                None if extract is None else extract.uuid,
+            )
+            slot.pages[number] = PageResult(outcome, charged=share)
+
+    def _delete_or_keep(self, uuid: str) -> int:
+        """Delete now; 1 when confirmed, 0 when it failed (kept on record for the next run)."""
+        if self._key_refused():
+            with self.ctx.live_lock:
+                self.ctx.undeleted.add(uuid)
+            return 0
+        try:
+            self._delete_now(uuid)
+        except DelixAuthError as exc:
+            self.ctx.control.fail(exc, abort=True)
+        except Exception as exc:
+            log.error("Could not delete Delix file %s of chunk %s: %s", uuid, self.chunk.chunk_id, exc)
+        else:
+            return 1
+        with self.ctx.live_lock:
+            self.ctx.undeleted.add(uuid)
+        return 0
+
+    def _key_refused(self) -> bool:
+        """The key was refused (401/403): every further request would be refused too; send none."""
+        return isinstance(self.ctx.control.fatal, DelixAuthError)
 
     def _upload_waiting(self, files: list[ChunkFile]) -> list[StoredFile | RejectedFile]:
         """Upload, waiting out a full account (someone else's files) with exponential back-off."""
@@ -308,6 +396,8 @@ class ChunkRunner:
         intent = self._intend(slots)
         try:
             extract = self.ctx.job.submit(self.ctx.client, files)
+        except DelixResponseError as exc:
+            self._unreadable_extract(slots, exc, None)
         except DelixTransientError:
             # No answer after the hook's retries: Delix may have charged for it, or not.
             self.ctx.stats.add_in_doubt(intent.page_count)
@@ -319,7 +409,10 @@ class ChunkRunner:
         else:
             self.ctx.store.ledger.record(intent.answered(extract.uuid))
             stored = [s for s in self.slots if s.uuid is not None]
-            self._collect(extract, slots, may_park=len(slots) == len(stored))
+            try:
+                self._collect(extract, slots, may_park=len(slots) == len(stored))
+            except DelixResponseError as exc:
+                self._unreadable_extract(slots, exc, extract)
 
     def _refused(self, exc: DelixError, slots: list[Slot], *, reupload: bool) -> None:
         """An extraction request was refused (nothing charged): settle, retry or re-upload its files."""
@@ -390,7 +483,7 @@ class ChunkRunner:
         )
         pages = file_pages(ctx.client, extract)
         requested = [(s.uuid or "", s.file.requested_pages, s.file.page_map is None) for s in slots]
-        results = page_results(extract, pages, requested)
+        results = page_results(extract, pages, requested, ctx.client)
         for slot in slots:
             slot.pages = {n: results[(slot.uuid or "", n)] for n in slot.file.requested_pages}
 
@@ -444,6 +537,10 @@ class ChunkRunner:
     def _delete_task(self, slot: Slot) -> None:
         uuid = slot.uuid
         assert uuid is not None
+        if self._key_refused():
+            with self.ctx.live_lock:
+                self.ctx.undeleted.add(uuid)
+            return
         try:
             self._delete_now(uuid)
         except Exception as exc:

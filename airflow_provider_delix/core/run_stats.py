@@ -41,6 +41,7 @@ class RunStats:
         self.pages_waiting = 0  # in queued extracts handed to the next attempt (deferral)
         self.pages_reused = 0
         self.pages_in_doubt = 0  # sent without an answer: Delix may have charged for them
+        self.files_in_doubt = 0  # uploaded, but the answer did not name them: maybe left on Delix
         self.credits_charged = 0
         self.credits_refunded = 0
         self.input_complete = False

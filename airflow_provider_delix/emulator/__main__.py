@@ -65,6 +65,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="pages per second of one async worker (0: --latency-extract-page per page)",
     )
     p.add_argument("--log-requests", action="store_true", help="log every request to stderr")
+    p.add_argument(
+        "--malformed-rate",
+        type=float,
+        default=0.0,
+        help="share of applied uploads/extractions whose answer is spoiled (see --malformed-kinds)",
+    )
+    p.add_argument(
+        "--malformed-every", type=int, default=0, help="spoil every n-th answer of each endpoint (0: off)"
+    )
+    p.add_argument(
+        "--malformed-kinds",
+        default=EmulatorConfig.malformed_kinds,
+        help="comma list: upload_missing_entry, extract_not_json, page_without_status, "
+        "page_number_out_of_range, image_processing",
+    )
     return p
 
 

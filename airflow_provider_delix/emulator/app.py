@@ -27,6 +27,7 @@ from typing import Any
 
 from airflow_provider_delix.api.models import MAX_FILES_PER_REQUEST, ErrorCode
 from airflow_provider_delix.emulator import filetypes
+from airflow_provider_delix.emulator.answer_faults import AnswerFaults, spoil
 from airflow_provider_delix.emulator.apierrors import (
     ApiError,
     enum_error,
@@ -90,6 +91,7 @@ class EmulatorApp:
         self.account = Account(config.credits)
         self.stats = CallStats()
         self.faults = FaultInjector(config.seed)
+        self.answer_faults = AnswerFaults(config.seed)
         self.backend = backend or make_backend(config.ocr)
         self.extractor = Extractor(
             lambda: self.account, self.backend, lambda: self.config, self.clock, self.stats
@@ -115,6 +117,7 @@ class EmulatorApp:
                 self.account.top_up(add)
             if "seed" in changes:
                 self.faults.reseed(new.seed)
+                self.answer_faults.reseed(new.seed)
                 self.extractor.reseed(new.seed)
         self.extractor.queue.wake()  # queue_delay / async_workers act on extracts already queued
         return new
@@ -128,6 +131,7 @@ class EmulatorApp:
             self.stats = CallStats()
             self.extractor._stats = self.stats
             self.faults.reseed(self.config.seed)
+            self.answer_faults.reseed(self.config.seed)
             self.extractor.reseed(self.config.seed)
             self.clock.reset()
         self.extractor.queue.wake()
@@ -165,6 +169,10 @@ class EmulatorApp:
             if not allowed:
                 raise ApiError(405, {"message": "Method Not Allowed"})
             response = self._dispatch(endpoint, params, request, config)
+            spoiled = self.answer_faults.draw(endpoint, config) if response.status in (201, 207) else None
+            if spoiled is not None:
+                stats.count_fault(spoiled)
+                response = Response(response.status, spoil(spoiled, response.body), response.headers)
         except ApiError as error:
             response = Response(error.status, error.body, error.headers)
         stats.count_call(endpoint, response.status)

@@ -53,6 +53,12 @@ class EmulatorConfig:
     queue_delay: float = 0.0
     async_pages_per_second: float = 0.0
     log_requests: bool = False
+    # Malformed answers to requests that were applied (see emulator/answer_faults.py).
+    malformed_rate: float = 0.0
+    malformed_every: int = 0
+    malformed_kinds: str = (
+        "upload_missing_entry,extract_not_json,page_without_status,page_number_out_of_range,image_processing"
+    )
 
     def __post_init__(self) -> None:
         if self.ocr not in OCR_BACKENDS:
@@ -77,6 +83,11 @@ class EmulatorConfig:
         )
         if any(v < 0 for v in latencies):
             raise ValueError("latencies must be >= 0")
+        if not 0.0 <= self.malformed_rate <= 1.0 or self.malformed_every < 0:
+            raise ValueError("malformed_rate must be between 0 and 1, malformed_every >= 0")
+        from airflow_provider_delix.emulator.answer_faults import parse_kinds
+
+        parse_kinds(self.malformed_kinds)
         if self.queue_delay < 0 or self.async_pages_per_second < 0:
             raise ValueError("queue_delay and async_pages_per_second must be >= 0")
 

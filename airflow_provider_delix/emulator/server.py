@@ -95,7 +95,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(response)
 
     def _send(self, response: Response, *, close: bool = False) -> None:
-        payload = json.dumps(response.body, ensure_ascii=False).encode()
+        body = response.body
+        payload = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode()
         reason = _REASONS.get(response.status) or self.responses.get(response.status, ("",))[0]
         lines = [
             f"HTTP/1.1 {response.status} {reason}",

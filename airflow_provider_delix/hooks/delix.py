@@ -18,6 +18,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -158,6 +159,14 @@ class DelixHook(HttpHook):
 
     # ------------------------------------------------------------------ the one request path
 
+    @contextmanager
+    def _reading(self, what: str) -> Iterator[None]:
+        """Parsing an answer: a malformed one names the request and the connection."""
+        try:
+            yield
+        except DelixResponseError as exc:
+            raise exc.about(what, self.delix_conn_id) from None
+
     def _call(
         self,
         method: str,
@@ -215,12 +224,16 @@ class DelixHook(HttpHook):
             else:
                 path = Path(item)
                 parts.append((path.name, path.read_bytes()))
-        payload = self._call("POST", "files", f"the upload of {len(parts)} file(s)", files=parts)
-        return parse_upload_response(payload, expected=len(parts))
+        what = f"the upload of {len(parts)} file(s)"
+        payload = self._call("POST", "files", what, files=parts)
+        with self._reading(what):
+            return parse_upload_response(payload, expected=len(parts))
 
     def list_files(self) -> list[StoredFile]:
         """Files stored on the account now (at most 30; shared by everyone using the key)."""
-        return parse_stored_files(self._call("GET", "files", "the file list"))
+        payload = self._call("GET", "files", "the file list")
+        with self._reading("the file list"):
+            return parse_stored_files(payload)
 
     def delete_file(self, uuid: str, *, missing_ok: bool = True) -> bool:
         """Delete a stored file; True if deleted, False if it was already gone (404).
@@ -252,7 +265,9 @@ class DelixHook(HttpHook):
             raise ValueError("extract_images got the same file uuid twice (the API answers DUPLICATED_FILE).")
         body = {"engine": engine_body(engine, language), "files": [{"uuid": u} for u in uuids]}
         what = f"the image extraction of {len(uuids)} file(s)"
-        return Extract.from_api(self._call("POST", "image-extraction", what, json=body))
+        payload = self._call("POST", "image-extraction", what, json=body)
+        with self._reading(what):
+            return Extract.from_api(payload)
 
     def extract_documents(
         self,
@@ -280,11 +295,15 @@ class DelixHook(HttpHook):
         if callback_url:
             body["callback_url"] = callback_url
         what = f"the document extraction of {len(identifiers)} file(s)"
-        return Extract.from_api(self._call("POST", "document-extraction", what, json=body))
+        payload = self._call("POST", "document-extraction", what, json=body)
+        with self._reading(what):
+            return Extract.from_api(payload)
 
     def get_extract(self, uuid: str) -> Extract:
         """The extract now: ``processing`` or ``processed``."""
-        return Extract.from_api(self._call("GET", f"extracts/{uuid}", f"extract {uuid}"))
+        payload = self._call("GET", f"extracts/{uuid}", f"extract {uuid}")
+        with self._reading(f"extract {uuid}"):
+            return Extract.from_api(payload)
 
     def wait_for_extract(self, uuid: str, *, poll_interval: float = 60.0, timeout: float = 3600.0) -> Extract:
         """Poll until the extract is processed (the vendor suggests about once a minute)."""
@@ -313,9 +332,13 @@ class DelixHook(HttpHook):
             what = f"page {page} of the contents of file {file_uuid} in extract {extract_uuid}"
             payload = self._call("GET", endpoint, what, params={"page": page})
             if not isinstance(payload, Mapping) or not isinstance(payload.get("data"), list):
-                raise DelixResponseError(f"Delix answered {what} without a 'data' list.")
-            for item in payload["data"]:
-                yield ExtractFilePage.from_api(item)
+                raise DelixResponseError(
+                    f"Delix answered {what} without a 'data' list (connection '{self.delix_conn_id}').",
+                    conn_id=self.delix_conn_id,
+                )
+            with self._reading(what):
+                pages = [ExtractFilePage.from_api(item) for item in payload["data"]]
+            yield from pages
             if not _has_next_page(payload, page):
                 return
             page += 1

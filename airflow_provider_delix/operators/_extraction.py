@@ -149,9 +149,10 @@ class BaseExtractionOperator(BaseOperator):
             or summary.files_in_doubt
         ):
             self.log.warning(
-                "Earlier attempts: %d paid extract(s) collected, %d lost by Delix; %d page(s) were "
-                "sent without an answer and may have been paid twice (pages_in_doubt); %d file(s) were "
-                "being uploaded and may stay on Delix until it deletes them after 24 h (files_in_doubt).",
+                "Unsettled requests: %d paid extract(s) of earlier attempts collected, %d lost by Delix; "
+                "%d page(s) were sent without a usable answer and may have been paid without a row or "
+                "twice (pages_in_doubt); %d file(s) were uploaded without Delix naming them and may stay "
+                "on the account until Delix deletes them after 24 h (files_in_doubt).",
                 summary.extracts_adopted,
                 summary.extracts_lost,
                 summary.pages_in_doubt,

@@ -264,14 +264,21 @@ def test_storage_full_for_too_long_fails_clearly(out: str) -> None:
     assert fake.ours_left() == set()
 
 
-def test_auth_error_stops_at_once_and_still_deletes(out: str) -> None:
+def test_auth_error_is_final_for_every_request_deletes_included(out: str) -> None:
     fake = FakeDelix(auth_fail=["extract_images"])
     summary, error, _ = run(fake, out, iter(images(200)))
     assert isinstance(error, DelixAuthError) and summary is not None
     assert fake.calls["extract_images"] <= default_concurrency(30)
     assert fake.calls["upload_files"] <= default_concurrency(30)
     assert summary.stop_reason is not None and "DelixAuthError" in summary.stop_reason
-    assert_clean(fake)
+    # A refused key is refused for deletes too: none is sent; the files stay on record.
+    assert fake.calls["delete_file"] == 0
+    assert set(summary.undeleted_uuids) == fake.ours_left() and fake.ours_left()
+    again = OutputStore(out, heartbeat_seconds=0.05, stale_after_seconds=0.01)
+    try:
+        assert set(again.orphaned_uploads()) == fake.ours_left()
+    finally:
+        again.close()
 
 
 def test_files_that_cannot_be_deleted_are_left_on_record_for_the_next_run(out: str) -> None:

@@ -168,7 +168,9 @@ def _journalled_extracts(output: Path) -> list[str]:
 
 def _earlier_attempts(log: str) -> tuple[int, int]:
     match = re.search(
-        r"Earlier attempts: (\d+) paid extract\(s\) collected, \d+ lost by Delix; (\d+) page", log
+        r"Unsettled requests: (\d+) paid extract\(s\) of earlier attempts collected, "
+        r"\d+ lost by Delix; (\d+) page",
+        log,
     )
     assert match, "the re-run logs what it found of the killed attempt"
     return int(match.group(1)), int(match.group(2))

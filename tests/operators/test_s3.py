@@ -147,13 +147,15 @@ def test_sigkill_mid_run_then_rerun_loses_nothing_and_pays_nothing_twice(
 
 def _pages_in_doubt(log: str) -> int:
     """Pages the re-run reports as sent without an answer by the killed attempt (0 if none)."""
-    match = re.search(r"Earlier attempts: .*?; (\d+) page\(s\) were sent without an answer", log)
+    match = re.search(r"Unsettled requests: .*?; (\d+) page\(s\) were sent without a usable answer", log)
     return int(match.group(1)) if match else 0
 
 
 def _files_in_doubt(log: str) -> int:
     """Files the killed attempt was uploading when it died, as the re-run reports them (0 if none)."""
-    match = re.search(r"Earlier attempts: .*?; (\d+) file\(s\) were being uploaded", log)
+    match = re.search(
+        r"Unsettled requests: .*?; (\d+) file\(s\) were uploaded without Delix naming them", log
+    )
     return int(match.group(1)) if match else 0
 
 

@@ -1,0 +1,89 @@
+"""Malformed answers cost the pages they concern, not the run: ``dag.test()`` against the emulator.
+
+The emulator spoils every third answer to uploads and image extractions *after* applying
+the request (files stored, extraction charged): an upload answer one entry short, an extraction
+answer that is not JSON, a page without status, page 7 for a one-page image, an image extract
+answered as still processing. The run must finish with one row per page; every page it could
+read has its text; the pages it could not read have ``malformed_answer`` rows naming the
+connection and the request; nothing is paid twice; every file whose uuid was answered is
+deleted, and the only files left are the ones no answer named, reported as ``files_in_doubt``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from airflow_runner import AirflowEnv, connection_json
+from archives import write_good_scans
+from emulator_checks import FAST_RETRIES
+
+from airflow_provider_delix.core.table import read_table
+
+pytestmark = pytest.mark.timeout(600)
+
+DAG = """
+import pendulum
+from airflow.providers.common.compat.sdk import DAG
+from airflow_provider_delix.operators.image_extraction import ImageExtractionOperator
+
+with DAG("ocr_bad_answers", schedule=None, start_date=pendulum.datetime(2026, 1, 1), catchup=False) as dag:
+    ImageExtractionOperator(
+        task_id="ocr",
+        images={images!r},
+        output_path={output!r},
+        max_failed_ratio=None,
+        max_stored_files=10,
+        poll_interval=0.2,
+        progress_interval=1,
+        retries=0,
+    )
+"""
+KINDS = (
+    "upload_missing_entry",
+    "extract_not_json",
+    "page_without_status",
+    "page_number_out_of_range",
+    "image_processing",
+)
+
+
+def test_each_malformed_answer_costs_only_its_pages(
+    airflow_env: AirflowEnv, emulator_factory: Any, tmp_path: Path
+) -> None:
+    emulator = emulator_factory(malformed_every=3)
+    truth = write_good_scans(tmp_path / "archive", 120)
+    output = tmp_path / "table"
+    dag_file = airflow_env.write_dag(
+        "ocr_bad_answers", DAG.format(images=str(tmp_path / "archive"), output=str(output))
+    )
+    state, log = airflow_env.run(
+        dag_file, AIRFLOW_CONN_DELIX_DEFAULT=connection_json(emulator, **FAST_RETRIES)
+    )
+    assert state == "success", log[-5000:]
+    stats = emulator.stats()
+    faults = stats["faults"]
+    assert set(faults) == set(KINDS), f"every kind of bad answer must occur: {faults}"
+
+    table = read_table(str(output))
+    assert len(table) == 120 and not table.duplicated(["source", "page_number"]).any()
+    read = table[table["status"] == "processed"]
+    assert dict(zip(read["source"], read["text"], strict=True)) == {s: truth[s] for s in read["source"]}
+    bad = table[table["status"] != "processed"]
+    assert (bad["status"] == "failed").all() and (bad["error"] == "malformed_answer").all()
+    for message in bad["error_message"]:
+        assert "connection 'delix_default'" in message, message
+        assert any(what in message for what in ("upload of", "image extraction of", "extract ")), message
+    # An image extract answered "processing" is polled and read like any other.
+    assert len(read) >= 120 - 5 * (faults["upload_missing_entry"] + faults["extract_not_json"]) - (
+        faults["page_without_status"] + faults["page_number_out_of_range"]
+    )
+
+    assert set(stats["charges"].values()) == {1}, "nothing is paid twice"
+    unreadable = int((bad["error_message"].str.contains("image extraction of")).sum())
+    assert int(table["credits_charged"].sum()) + 200 * unreadable == stats["credits"]["charged"]
+    # Every answered uuid is deleted; each short upload answer leaves exactly its unnamed file.
+    assert stats["files"]["count"] == faults["upload_missing_entry"]
+    assert f"{faults['upload_missing_entry']} file(s)" in log and "files_in_doubt" in log
+    assert f"{unreadable} page(s)" in log and "pages_in_doubt" in log
