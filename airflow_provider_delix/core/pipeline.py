@@ -193,6 +193,14 @@ class ExtractionPipeline:
             resume = ResumeIndex(
                 self.store.resume_rows(), engines=self.options.row_engines(), language=self.options.language
             )
+            if resume.has_stale:
+                self.store.drop_stale_on_close = True
+            if resume.sent_again:
+                log.info(
+                    "%d page(s) failed earlier for a reason that was not their content (file_expired, "
+                    "malformed_answer, no_result): they are sent again.",
+                    resume.sent_again,
+                )
             self._adopt(resume)
             self._delete_orphans()
             planner = ChunkPlanner(

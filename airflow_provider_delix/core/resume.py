@@ -14,14 +14,17 @@ planner.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
+from airflow_provider_delix.core.supersede import retryable
 from airflow_provider_delix.core.table import RowStatus, resume_key
 
 Key = tuple[str, int]
 _NOT_PROCESSED = {RowStatus.FAILED.value, RowStatus.REJECTED.value, RowStatus.INVALID.value}
 
-# One stored row as the index reads it: source, source_sha256, page_number, status, engine, language.
-RowKey = tuple[str, str | None, int, str, str | None, str | None]
+# One stored row as the index reads it: source, source_sha256, page_number, status, engine,
+# language and (optionally) error.
+RowKey = tuple[Any, ...]
 
 
 class ResumeIndex:
@@ -33,13 +36,21 @@ class ResumeIndex:
         self._done: set[Key] = set()
         self._not_processed: set[Key] = set()
         self._settled: set[Key] = set()
-        for source, sha, page, status, engine, row_language in rows:
+        again: set[Key] = set()
+        for row in rows:
+            source, sha, page, status, engine, row_language = row[:6]
             if not self.matches(engine, row_language):
                 continue
             key = resume_key(sha, source, page)
+            if retryable(status, row[6] if len(row) > 6 else None):
+                again.add(key)  # not about the page: done again (core.supersede)
+                continue
             self._done.add(key)
             if status in _NOT_PROCESSED:
                 self._not_processed.add(key)
+        self.sent_again = len(again - self._done)
+        # Some retryable row is stored: once the page has a newer row, the old one must go.
+        self.has_stale = bool(again)
 
     def matches(self, engine: str | None, language: str | None) -> bool:
         """Whether a row made with ``engine``/``language`` answers this run's settings."""

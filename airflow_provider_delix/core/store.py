@@ -36,6 +36,7 @@ import pyarrow.parquet as pq
 from airflow_provider_delix.core.lease import WriterLease
 from airflow_provider_delix.core.ledger import ExtractLedger
 from airflow_provider_delix.core.state_dir import StateDir, StateUnreadableError
+from airflow_provider_delix.core.supersede import drop_stale_rows
 from airflow_provider_delix.core.table import (
     SCHEMA,
     Location,
@@ -111,6 +112,7 @@ class OutputStore:
         self._uploads: dict[str, list[str]] = {}
         self._counts: Counter[str] = Counter()
         self.recovered_rows, self.parts, self._closed = 0, list[str](), False
+        self.drop_stale_on_close = False  # set when the resume index found rows to supersede
         self._sd = StateDir(self.fs, self._state)
         self._sd.mkdirs(self.path)
         self._lease = WriterLease(
@@ -214,7 +216,18 @@ class OutputStore:
                 return
             self._finish_part()
             self._closed = True
+            if self.drop_stale_on_close:
+                self._drop_stale()
             self._release()
+
+    def _drop_stale(self) -> None:
+        """Rows of pages this output has since done again go (:mod:`.supersede`); never fails the run."""
+        try:
+            self.fs.invalidate_cache(self.path)
+            parts = sorted(self.fs.glob(f"{self.path}/*.parquet"))
+            drop_stale_rows(self.fs, parts, f"{self._state}/partial/{self.run_tag}")
+        except Exception:
+            log.warning("Could not replace superseded rows; the next run tries again.", exc_info=True)
 
     def abort(self) -> None:
         """Best-effort close that never raises: what can be published is; journals keep the rest."""
@@ -303,8 +316,8 @@ class OutputStore:
             found.update(k for k in _triples(batch) if k in wanted)
         return found
 
-    def resume_rows(self) -> Iterator[tuple[str, str | None, int, str, str | None, str | None]]:
-        """(source, sha256, page, status, engine, language) of every stored row: parts and journals.
+    def resume_rows(self) -> Iterator[tuple[Any, ...]]:
+        """(source, sha256, page, status, engine, language, error) of every stored row: parts and journals.
 
         Journals of every writer count (also live ones): their rows are durable, so extracting
         those pages again would only spend credits twice. Journals are read *before* the parts:
@@ -314,7 +327,7 @@ class OutputStore:
         """
         journals = [p for tag in self._sd.tags("journal") for p in self._sd.files("journal", tag, ".arrow")]
         batches: list[pa.RecordBatch] = list(self._read_journals(journals, missing_ok=True).values())
-        columns = ("source", "source_sha256", "page_number", "status", "engine", "language")
+        columns = ("source", "source_sha256", "page_number", "status", "engine", "language", "error")
         parts = iter_batches(self.output_path, columns, storage_options=self.storage_options)
         for batch in chain(batches, parts):
             yield from zip(*(batch.column(c).to_pylist() for c in columns), strict=True)
@@ -328,7 +341,7 @@ class OutputStore:
         wanted = None if statuses is None else {str(RowStatus(s)) for s in statuses}
         return {
             resume_key(sha, source, page)
-            for source, sha, page, status, _engine, _language in self.resume_rows()
+            for source, sha, page, status, *_rest in self.resume_rows()
             if wanted is None or status in wanted
         }
 

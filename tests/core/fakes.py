@@ -109,6 +109,7 @@ class FakeDelix:
         self.stored: dict[str, bytes] = {}
         self.preexisting: set[str] = set()
         self.calls: Counter[str] = Counter()
+        self.expiring = True  # False: EXPIRE markers no longer make files vanish (the server recovered)
         self.uploaded: list[str] = []
         self.deleted: list[str] = []
         self.extracted: Counter[str] = Counter()  # sha256 of content -> times extracted (charged)
@@ -227,7 +228,7 @@ class FakeDelix:
             datas = [self.stored[u] for u in uuids]
             for u, d in zip(uuids, datas, strict=True):
                 once = d.startswith(b"EXPIRE") and d not in self.expired_once
-                if d.startswith(b"EXPIREALL") or once:
+                if self.expiring and (d.startswith(b"EXPIREALL") or once):
                     self.expired_once.add(d)
                     del self.stored[u]
                     raise DelixNotFoundError("404", status_code=404)

@@ -1,0 +1,64 @@
+"""Pages that failed for a reason other than their content are done by the next run, once.
+
+``file_expired`` (the stored file vanished twice), ``malformed_answer`` and ``no_result`` rows
+are not "done": the next run on the same output sends those pages again and their old rows
+are replaced, so the table keeps one row per page and nothing stored is paid twice.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fakes import FakeDelix, source
+from test_pipeline import run, table
+
+from airflow_provider_delix.core.resume import ResumeIndex
+from airflow_provider_delix.core.supersede import retryable
+
+
+def sources() -> list[Any]:
+    return [source("always", b"EXPIREALL-2"), source("fine", b"fine"), source("other", b"other")]
+
+
+def test_a_page_stranded_by_vanishing_files_is_finished_by_the_next_run(out: str) -> None:
+    fake = FakeDelix()
+    first, error, _ = run(fake, out, sources())
+    assert error is None and first is not None
+    assert table(out).set_index("source").loc["always", "error"] == "file_expired"
+    charged = dict(fake.extracted)
+
+    again, error, _ = run(fake, out, sources())  # the files vanish again: still failed, one row
+    assert error is None and again is not None and sum(again.rows.values()) == 1
+    frame = table(out)
+    assert len(frame) == 3 and frame.set_index("source").loc["always", "error"] == "file_expired"
+
+    fake.expiring = False  # the server keeps its files now
+    last, error, _ = run(fake, out, sources())
+    assert error is None and last is not None
+    assert last.rows["processed"] == 1 and last.pages_resumed == 2
+    frame = table(out).set_index("source")
+    assert len(frame) == 3 and (frame["status"] == "processed").all(), "one row per page, the new one"
+    assert {k: v for k, v in fake.extracted.items() if k in charged} == charged, "nothing paid twice"
+    assert sum(fake.extracted.values()) == 3
+
+    uploads = fake.calls["upload_files"]
+    settled, error, _ = run(fake, out, sources())
+    assert error is None and settled is not None
+    assert sum(settled.rows.values()) == 0 and settled.pages_resumed == 3
+    assert fake.calls["upload_files"] == uploads, "a finished output sends nothing"
+
+
+def test_only_reasons_that_are_not_the_content_are_retried() -> None:
+    assert retryable("failed", "file_expired") and retryable("failed", "malformed_answer")
+    assert retryable("failed", "no_result")
+    assert not retryable("failed", "page_failed") and not retryable("failed", "BAD_INPUT")
+    assert not retryable("processed", None) and not retryable("invalid", "corrupt_image")
+    rows = [
+        ("a", "sha-a", 1, "failed", "danlin", "fa", "file_expired"),
+        ("b", "sha-b", 1, "failed", "danlin", "fa", "page_failed"),
+        ("c", "sha-c", 1, "failed", "danlin", "fa", "no_result"),
+        ("c", "sha-c", 1, "processed", "danlin", "fa", None),
+    ]
+    index = ResumeIndex(rows, engines=["danlin"], language="fa")
+    assert not index.done("sha-a", "a", 1) and index.done("sha-b", "b", 1) and index.done("sha-c", "c", 1)
+    assert index.sent_again == 1 and index.has_stale
