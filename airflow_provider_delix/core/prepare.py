@@ -23,6 +23,7 @@ from PIL import Image
 
 from airflow_provider_delix.api.models import MAX_IMAGE_BYTES
 from airflow_provider_delix.core.codes import Reason
+from airflow_provider_delix.core.decode_limits import large_page, load_reduced, reduction
 from airflow_provider_delix.core.decoder_notes import collect
 from airflow_provider_delix.core.inputs import InputRef, SourceTooLargeError, read_input
 from airflow_provider_delix.core.normalize import encode_page, needs_rework, to_ocr_mode
@@ -111,27 +112,38 @@ def _single_page(data: bytes, kind: ImageKind, sha256: str) -> PreparedPage:
     """A PNG or JPEG: pass the original bytes through when the API can take them as they are."""
     im = open_image(data, kind)
     try:
-        with decode_errors(f"the {kind.upper()} does not decode"):
-            # Checking for transparency decodes a PNG; a truncated one must fail in here.
-            if len(data) <= MAX_IMAGE_BYTES and not needs_rework(im):
-                if kind == "jpeg":
-                    # Decoding at 1/8 scale still runs the whole entropy-coded stream, so a
-                    # truncated or damaged file fails here, at a fraction of the cost.
-                    im.draft(None, (max(1, im.width // 8), max(1, im.height // 8)))
-                im.load()
-                return PreparedPage(
-                    1, data, _filename(sha256, 1, "jpg" if kind == "jpeg" else "png"), None, None, None
-                )
-            im.load()
-            page, steps = to_ocr_mode(im)
-        with decode_errors("re-encoding failed"):
-            original_size = len(data) if kind == "png" else None
-            encoded = encode_page(page, kind, pre_steps=steps, original_size=original_size)
-        return PreparedPage(
-            1, encoded.data, _filename(sha256, 1, encoded.extension), encoded.normalization, None, None
-        )
+        with large_page(im):
+            return _single_page_work(im, data, kind, sha256)
     finally:
         im.close()
+
+
+def _single_page_work(im: Image.Image, data: bytes, kind: ImageKind, sha256: str) -> PreparedPage:
+    original_size = len(data) if kind == "png" else None
+    with decode_errors(f"the {kind.upper()} does not decode"):
+        if reduction(im.mode, im.size) > 1:  # asked of the header, before anything is decoded
+            page, steps = load_reduced(im, data, kind, "the image")
+            page, more = to_ocr_mode(page)
+            steps += more
+            original_size = None
+        # Checking for transparency decodes a PNG; a truncated one must fail in here.
+        elif len(data) <= MAX_IMAGE_BYTES and not needs_rework(im):
+            if kind == "jpeg":
+                # Decoding at 1/8 scale still runs the whole entropy-coded stream, so a
+                # truncated or damaged file fails here, at a fraction of the cost.
+                im.draft(None, (max(1, im.width // 8), max(1, im.height // 8)))
+            im.load()
+            return PreparedPage(
+                1, data, _filename(sha256, 1, "jpg" if kind == "jpeg" else "png"), None, None, None
+            )
+        else:
+            im.load()
+            page, steps = to_ocr_mode(im)
+    with decode_errors("re-encoding failed"):
+        encoded = encode_page(page, kind, pre_steps=steps, original_size=original_size)
+    return PreparedPage(
+        1, encoded.data, _filename(sha256, 1, encoded.extension), encoded.normalization, None, None
+    )
 
 
 def _pdf_pages(data: bytes, sha256: str) -> tuple[PreparedPage, ...]:
@@ -202,13 +214,19 @@ def _frame(
         problem = codec_problem(data, kind, im)
         if problem is not None:
             raise InvalidInputError(Reason.UNSUPPORTED_CODEC, f"page {number}: {problem}")
-        with decode_errors(f"page {number} does not decode"):
-            check_pixels(im, f"page {number}")
-            im.load()
-            page, steps = to_ocr_mode(im)
-        with decode_errors(f"page {number} could not be re-encoded"):
-            encoded = encode_page(page, kind, pre_steps=steps)
-        del page
+        with large_page(im):
+            with decode_errors(f"page {number} does not decode"):
+                check_pixels(im, f"page {number}")
+                steps: list[str] = []
+                if reduction(im.mode, im.size) > 1:  # asked of the header, before anything is decoded
+                    page, steps = load_reduced(im, data, kind, f"page {number}")
+                else:
+                    im.load()
+                    page = im
+                page, more = to_ocr_mode(page)
+            with decode_errors(f"page {number} could not be re-encoded"):
+                encoded = encode_page(page, kind, pre_steps=steps + more)
+            del page
     except InvalidInputError as exc:
         return _invalid(sha256, number, exc), False
     filename = _filename(sha256, number, encoded.extension)
