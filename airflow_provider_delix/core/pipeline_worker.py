@@ -310,7 +310,7 @@ class ChunkRunner:
                     ) from exc
                 attempt += 1
                 if window is not None:
-                    window.refused(token)
+                    window.refused(token, held=ctx.budget.usage().files)
                     delay = window.retry_delay(attempt, first, longest)
                 log.info("Delix storage is full (%s); waiting %.1f s", exc.error, min(delay, left))
                 requeue = window is not None and not ctx.parked  # parked extracts cannot free slots

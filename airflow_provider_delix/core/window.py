@@ -49,14 +49,16 @@ class WindowSettings:
     initial: float = MAX_FILES_PER_REQUEST  # files at start: one full chunk
     floor: float = 1.0  # never below one file: a task always makes progress
     decrease: float = 0.7  # share of the window kept on a refusal (before jitter)
+    above_half: float = 0.5  # kept instead when the task held more than half the account
     jitter: float = 0.15  # +- on the decrease factor, and +-50 % scaled by it on retry delays
     quiet_rounds: float = 5.0  # round trips without a refusal before the increase speeds up
     max_step: float = 8.0  # largest increase per round trip, in files
     increase: float = 1.0  # files per round trip in the shared steady state
 
     def __post_init__(self) -> None:
-        if not 0 < self.decrease < 1 or not 0 <= self.jitter < min(self.decrease, 1 - self.decrease):
-            raise ValueError("decrease must be in (0, 1) and jitter keep it there.")
+        for kept in (self.decrease, self.above_half):
+            if not 0 < kept < 1 or not 0 <= self.jitter < min(kept, 1 - kept):
+                raise ValueError("decrease and above_half must be in (0, 1) and jitter keep them there.")
         if self.floor < 1 or self.initial < self.floor or self.quiet_rounds < 0 or self.max_step < 1:
             raise ValueError("floor >= 1, initial >= floor, quiet_rounds >= 0 and max_step >= 1.")
 
@@ -139,14 +141,22 @@ class StorageWindow:
                 step = per_round * files / self._window
             self._set(min(float(self.ceiling), self._window + step))
 
-    def refused(self, token: int) -> None:
-        """The account refused an upload sent under ``token``: shrink, once per overload."""
+    def refused(self, token: int, held: int | None = None) -> None:
+        """The account refused an upload sent under ``token``: shrink, once per overload.
+
+        ``held`` is what the task held when refused. More than half the account means the
+        others together hold less than this task: it is certainly above an equal share, so it
+        is cut harder (``above_half``). This evens out a task that grew into an empty account
+        before the others started (mapped tasks start seconds apart) much faster than AIMD's
+        usual cuts.
+        """
         with self._lock:
             self._refusals += 1
             if token != self._epoch:
                 return  # sent before the last decrease: that overload is already answered
             s = self.settings
-            factor = s.decrease + self._rng.uniform(-s.jitter, s.jitter)
+            kept = s.above_half if held is not None and held > MAX_STORED_FILES / 2 else s.decrease
+            factor = kept + self._rng.uniform(-s.jitter, s.jitter)
             self._epoch += 1
             self._decreases += 1
             self._confirmed = 0.0

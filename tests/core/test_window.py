@@ -49,6 +49,15 @@ def test_refusals_of_uploads_sent_before_a_cut_do_not_cut_again() -> None:
     assert w.state().decreases == 2
 
 
+def test_a_task_holding_more_than_half_the_account_is_cut_harder() -> None:
+    crowded, modest = window(initial=20, seed=3), window(initial=20, seed=3)
+    crowded.refused(crowded.sending(), held=20)  # the others hold at most 10 together
+    modest.refused(modest.sending(), held=12)
+    # Same seed, same jitter: only the factor differs (0.5 against 0.7).
+    assert 20 * 0.35 <= crowded.state().window <= 20 * 0.65
+    assert modest.state().window - crowded.state().window == pytest.approx(20 * 0.2)
+
+
 def test_window_stays_between_floor_and_ceiling_and_grows_only_when_it_limits() -> None:
     w = window(initial=2)
     for _ in range(20):
@@ -149,7 +158,7 @@ class Oblivious(StorageWindow):
         kwargs["initial"] = float(ceiling)
         super().__init__(ceiling, **kwargs)  # type: ignore[arg-type]
 
-    def refused(self, token: int) -> None:
+    def refused(self, token: int, held: int | None = None) -> None:
         pass
 
     def retry_delay(self, attempt: int, base: float, longest: float) -> float:

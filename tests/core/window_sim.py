@@ -129,7 +129,7 @@ class Simulation:
         def answered() -> None:
             if self.stored + files > ACCOUNT:  # STORAGE_COUNT_EXCEEDED: the whole request
                 task.refusals += 1
-                task.window.refused(token)
+                task.window.refused(token, held=task.budget.usage().files)
                 task.budget.release(files, files)
                 delay = task.window.retry_delay(attempt + 1, 1.0, 30.0)
                 self.at(delay, lambda: task.queue.append((files, attempt + 1)))
