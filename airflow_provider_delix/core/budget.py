@@ -67,6 +67,7 @@ class StorageBudget:
             )
         self.max_files = max_files
         self.max_bytes = max_bytes
+        self.limit = max_files  # the effective file limit: the window's, see set_limit
         self._cancel_check_interval = cancel_check_interval
         self._clock = clock
         self._cond = threading.Condition(threading.Lock())
@@ -87,8 +88,17 @@ class StorageBudget:
                 f"{self.max_files} files / {self.max_bytes} bytes."
             )
 
+    def set_limit(self, files: int) -> None:
+        """Follow the task's storage window (:mod:`.window`): at most ``files`` held, never more
+        than ``max_files``. A chunk bigger than the limit still starts when nothing is held, so
+        a window that shrank below a chunk planned earlier cannot hang the run."""
+        with self._cond:
+            self.limit = max(1, min(files, self.max_files))
+            self._cond.notify_all()
+
     def _fits(self, files: int, nbytes: int) -> bool:
-        return self._files + files <= self.max_files and self._bytes + nbytes <= self.max_bytes
+        room = self._files + files <= self.limit or self._files == 0
+        return room and self._bytes + nbytes <= self.max_bytes
 
     def try_acquire(self, files: int, nbytes: int) -> bool:
         """Take the amount now if it fits and nobody is queued before us; never blocks."""

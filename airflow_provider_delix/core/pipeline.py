@@ -55,6 +55,7 @@ from airflow_provider_delix.core.summary import (
     StorageWaitTimeoutError,
 )
 from airflow_provider_delix.core.table import PageRow, RowStatus
+from airflow_provider_delix.core.window import window_for
 
 Sources = Iterable[SourceLike] | Callable[[ResumeIndex], Iterable[SourceLike]]
 
@@ -121,6 +122,7 @@ class ExtractionPipeline:
             cancel_check_interval=tuning.cancel_check_interval,
             clock=clock,
         )
+        self.window = window_for(options.max_stored_files, on_change=self.budget.set_limit)
         self.clock = clock
         self.sleep: Callable[[float], object] = sleep or self.cancel_event.wait
         self.stats = RunStats(run_metrics)
@@ -185,6 +187,7 @@ class ExtractionPipeline:
             run_id=self.run_id,
             clock=self.clock,
             sleep=self.sleep,
+            window=self.window,
         )
         reader: Prefetcher[SourceLike] | None = None
         planner: ChunkPlanner | None = None
@@ -225,6 +228,7 @@ class ExtractionPipeline:
                 )
                 reader.start()
                 for source in reader:
+                    planner.max_files = chunk_size_for(self.window.limit)  # a chunk takes its slots whole
                     self._settle(planner.add(source), chunks, ctx)
                     if self._stopping():
                         break

@@ -40,7 +40,7 @@ from airflow_provider_delix.api.errors import (
     DelixTransientError,
 )
 from airflow_provider_delix.api.models import ErrorCode, Extract, RejectedFile, StoredFile
-from airflow_provider_delix.core.budget import StorageBudget
+from airflow_provider_delix.core.budget import BudgetInterrupted, StorageBudget
 from airflow_provider_delix.core.codes import PageError
 from airflow_provider_delix.core.collect import (
     ExtractWaitTimeout,
@@ -59,6 +59,7 @@ from airflow_provider_delix.core.rows import page_rows
 from airflow_provider_delix.core.run_stats import ProgressReporter, RunStats
 from airflow_provider_delix.core.store import OutputStore
 from airflow_provider_delix.core.table import PageRow, RowStatus, split_credits
+from airflow_provider_delix.core.window import StorageWindow
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,10 @@ class StorageWaitTimeout(Exception):
 
 class ChunkAborted(Exception):
     """The run is stopping: this chunk gives up before its next API call."""
+
+
+class SlotsReturned(ChunkAborted):
+    """Stopped while re-queued after a refusal: the chunk holds no budget any more."""
 
 
 class Control:
@@ -154,6 +159,7 @@ class RunContext:
     undeleted: set[str] = field(default_factory=set)
     parked: list[str] = field(default_factory=list)  # queued extracts left for the next attempt
     retries: list[ChunkFile] = field(default_factory=list)  # packed images to send again alone
+    window: StorageWindow | None = None  # the task's share of a shared account (core/window.py)
 
 
 @dataclass(slots=True)
@@ -254,6 +260,10 @@ class ChunkRunner:
         except DelixResponseError as exc:
             self._unreadable_upload(slots, exc)
             return
+        except SlotsReturned:
+            for slot in slots:
+                slot.released = True
+            raise
         uuids: list[str] = []
         for slot, result in zip(slots, results, strict=True):
             if isinstance(result, StoredFile):
@@ -352,17 +362,32 @@ class ChunkRunner:
         return isinstance(self.ctx.control.fatal, DelixAuthError)
 
     def _upload_waiting(self, files: list[ChunkFile]) -> list[StoredFile | RejectedFile]:
-        """Upload, waiting out a full account (someone else's files) with exponential back-off."""
+        """Upload, waiting out a full account (other tasks' files) under the storage window.
+
+        A refusal shrinks the window (:mod:`.window`); the chunk then gives its slots back,
+        waits a jittered moment and queues for them again, so it goes out only when the smaller
+        window has room -- paced by this task's own deletes, not by a blind back-off.
+        """
         ctx = self.ctx
         first, longest = ctx.tuning.storage_backoff
-        delay, since = first, None
+        delay, since, attempt = first, None, 0
+        window = ctx.window
+        nbytes = sum(f.size for f in files)
         wait_limit = ctx.options.storage_wait_timeout
         # One intent for every attempt below: a storage-full refusal stores nothing, so the
         # record stays true across the waits; every exit settles it.
         ctx.store.record_upload_intent(self.chunk.chunk_id, len(files))
         while True:
+            token = window.sending() if window is not None else 0
             try:
                 stored = list(ctx.client.upload_files([(f.filename, f.data) for f in files]))
+                if window is not None:
+                    use = ctx.budget.usage()
+                    window.stored(
+                        token,
+                        len(files),
+                        limited=use.waiting > 0 or use.files + len(files) > ctx.budget.limit,
+                    )
                 if since is not None:
                     ctx.stats.metrics.storage_wait(ctx.clock() - since)
                 return stored
@@ -379,12 +404,24 @@ class ChunkRunner:
                         "the same API key are filling it. Free space or raise storage_wait_timeout, then "
                         "re-run (finished pages are kept)."
                     ) from exc
+                attempt += 1
+                if window is not None:
+                    window.refused(token, held=ctx.budget.usage().files)
+                    delay = window.retry_delay(attempt, first, longest)
                 log.info("Delix storage is full (%s); waiting %.1f s", exc.error, min(delay, left))
+                requeue = window is not None and not ctx.parked  # parked extracts cannot free slots
+                if requeue:
+                    ctx.budget.release(len(files), nbytes)
                 ctx.sleep(min(delay, left))
                 delay = min(delay * 2, longest)
-                if ctx.control.aborting():
+                try:
+                    if ctx.control.aborting():
+                        raise BudgetInterrupted
+                    if requeue:
+                        ctx.budget.acquire(len(files), nbytes, cancel=ctx.control.cancel)
+                except BudgetInterrupted:
                     ctx.store.record_uploaded(self.chunk.chunk_id, [])
-                    raise ChunkAborted(self.chunk.chunk_id) from exc
+                    raise (SlotsReturned if requeue else ChunkAborted)(self.chunk.chunk_id) from exc
             except (DelixApiError, DelixAuthError):
                 ctx.store.record_uploaded(self.chunk.chunk_id, [])  # refused: nothing stored
                 raise

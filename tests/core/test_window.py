@@ -1,0 +1,173 @@
+"""StorageWindow: its rules one by one, then N tasks sharing a 30-file account (simulated time).
+
+The simulation (``window_sim``) runs the real window and budget against an account that
+refuses uploads past 30 files, with the bench's latencies; it is seeded, so each figure is
+exact for its seed, and the thresholds below hold for every seed tried with room to spare.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from window_sim import ACCOUNT, BOUND, Result, simulate
+
+from airflow_provider_delix.core.budget import StorageBudget
+from airflow_provider_delix.core.window import StorageWindow, WindowSettings, window_for
+
+SEEDS = (1, 2, 3)
+
+
+def window(initial: float | None = None, ceiling: int = 30, seed: int = 0) -> StorageWindow:
+    return StorageWindow(ceiling, initial=initial, rng=random.Random(seed))
+
+
+# ---------------------------------------------------------------------------- the rules
+
+
+def test_slow_start_doubles_per_round_until_the_first_refusal_then_grows_one_file_per_round() -> None:
+    w = window(initial=5)
+    assert w.limit == 5
+    w.stored(w.sending(), 5, limited=True)
+    assert w.limit == 10  # slow start: +1 file per confirmed file
+    w.refused(w.sending())
+    cut = w.state().window
+    assert 10 * 0.55 <= cut <= 10 * 0.85
+    for _ in range(3):  # one round: a window's worth of confirmed files
+        w.stored(w.sending(), 1, limited=True)
+    assert w.state().window == pytest.approx(cut + 3 / cut, rel=0.1)
+
+
+def test_refusals_of_uploads_sent_before_a_cut_do_not_cut_again() -> None:
+    w = window(initial=20)
+    tokens = [w.sending() for _ in range(4)]  # four chunks in flight, all refused
+    for token in tokens:
+        w.refused(token)
+    state = w.state()
+    assert state.refusals == 4 and state.decreases == 1 and state.limit >= 11
+    w.refused(w.sending())  # sent after the cut: the overload persists, cut again
+    assert w.state().decreases == 2
+
+
+def test_a_task_holding_more_than_half_the_account_is_cut_harder() -> None:
+    crowded, modest = window(initial=20, seed=3), window(initial=20, seed=3)
+    crowded.refused(crowded.sending(), held=20)  # the others hold at most 10 together
+    modest.refused(modest.sending(), held=12)
+    # Same seed, same jitter: only the factor differs (0.5 against 0.7).
+    assert 20 * 0.35 <= crowded.state().window <= 20 * 0.65
+    assert modest.state().window - crowded.state().window == pytest.approx(20 * 0.2)
+
+
+def test_window_stays_between_floor_and_ceiling_and_grows_only_when_it_limits() -> None:
+    w = window(initial=2)
+    for _ in range(20):
+        w.refused(w.sending())
+    assert w.limit == 1 and w.state().window >= 1.0
+    w.stored(w.sending(), 1, limited=False)  # the task is not using its window: no growth
+    assert w.state().window == pytest.approx(1.0)
+    for _ in range(500):
+        w.stored(w.sending(), 5, limited=True)
+    assert w.limit == 30 and w.state().peak == 30
+
+
+def test_budget_follows_the_window_and_a_big_chunk_still_goes_alone() -> None:
+    budget = StorageBudget(30, 10**6)
+    w = window_for(30, on_change=budget.set_limit)
+    assert budget.limit == w.limit == WindowSettings().initial
+    assert budget.try_acquire(3, 1) and not budget.try_acquire(3, 1)  # 6 > 5
+    budget.release(3, 1)
+    budget.set_limit(2)
+    assert budget.try_acquire(5, 1)  # nothing held: a chunk planned before the cut still goes
+    assert not budget.try_acquire(1, 1)
+    assert window_for(8, on_change=budget.set_limit).limit == 8  # a manual share is used at once
+
+
+def test_retry_delays_are_jittered_and_bounded() -> None:
+    w = window(seed=7)
+    delays = [w.retry_delay(attempt, 1.0, 30.0) for attempt in range(1, 8)]
+    for attempt, delay in enumerate(delays, start=1):
+        nominal = 2.0 ** min(attempt - 1, 3)
+        assert 0.5 * nominal <= delay <= 1.5 * nominal
+    assert len({round(d / 2.0 ** min(a - 1, 3), 6) for a, d in enumerate(delays, start=1)}) > 1
+
+
+def test_settings_are_validated() -> None:
+    with pytest.raises(ValueError, match="decrease"):
+        WindowSettings(decrease=1.0)
+    with pytest.raises(ValueError, match="floor"):
+        WindowSettings(floor=0.5)
+
+
+# ---------------------------------------------------------------------------- shared account
+
+
+def rate(result: Result) -> float:
+    return sum(t.images for t in result.tasks) / result.end
+
+
+def refusals_per_task_minute(result: Result) -> float:
+    return sum(t.refusals for t in result.tasks) / len(result.tasks) / (result.end / 60)
+
+
+def spread(values: list[float]) -> float:
+    return max(values) / min(values)
+
+
+def test_alone_a_task_uses_the_whole_account_without_a_refusal() -> None:
+    result = simulate([600], seed=1)
+    (task,) = result.tasks
+    assert task.refusals == 0 and task.window.state().peak == ACCOUNT
+    assert rate(result) >= 0.9 * BOUND
+
+
+@pytest.mark.parametrize("n", [4, 8])
+@pytest.mark.parametrize("seed", SEEDS)
+def test_equal_tasks_share_the_account_fairly_and_fully(n: int, seed: int) -> None:
+    result = simulate([200] * n, seed=seed)
+    finished = [t.finished_at or 0.0 for t in result.tasks]
+    assert result.high_water <= ACCOUNT
+    assert rate(result) >= 0.85 * BOUND
+    assert spread(finished) <= 1.4
+    assert refusals_per_task_minute(result) <= 15
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_windows_converge_from_an_unfair_start(seed: int) -> None:
+    # One task starts owning the whole account, three start with one file each.
+    result = simulate([300] * 4, seed=seed, initial=[30.0, 1.0, 1.0, 1.0])
+    averages = [t.window_area / (t.finished_at or 1.0) for t in result.tasks]
+    assert spread(averages) <= 1.5
+    assert spread([t.finished_at or 0.0 for t in result.tasks]) <= 1.5
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_big_task_takes_the_whole_account_once_the_others_finish(seed: int) -> None:
+    result = simulate([200, 200, 200, 800], seed=seed)
+    *small, big = result.tasks
+    others_done = max(t.finished_at or 0.0 for t in small)
+    done_then = max(n for when, n in big.progress if when <= others_done)
+    alone_rate = (big.images - done_then) / (result.end - others_done)
+    assert alone_rate >= 0.75 * BOUND  # no task keeps backing off once it is alone (0.81-0.92)
+    assert rate(result) >= 0.85 * BOUND
+
+
+class Oblivious(StorageWindow):
+    """Before the window: every task believes it owns 30 files and backs off exponentially."""
+
+    def __init__(self, ceiling: int, **kwargs: object) -> None:
+        kwargs["initial"] = float(ceiling)
+        super().__init__(ceiling, **kwargs)  # type: ignore[arg-type]
+
+    def refused(self, token: int, held: int | None = None) -> None:
+        pass
+
+    def retry_delay(self, attempt: int, base: float, longest: float) -> float:
+        return min(longest, base * 2.0 ** (attempt - 1))
+
+
+def test_without_the_window_the_same_tasks_are_refused_far_more_and_finish_later() -> None:
+    # The baseline the window replaces, so the thresholds above are known to discriminate.
+    before = simulate([200] * 4, seed=1, window_class=Oblivious)
+    after = simulate([200] * 4, seed=1)
+    assert refusals_per_task_minute(before) > 3 * refusals_per_task_minute(after)
+    assert rate(before) < 0.7 * BOUND <= rate(after)
