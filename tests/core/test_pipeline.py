@@ -301,7 +301,7 @@ def test_cancel_mid_run_deletes_everything_and_keeps_finished_rows(out: str) -> 
             cancel.set()
 
     fake.on_upload = count
-    summary, error, _ = run(fake, out, iter(images(500)), cancel=cancel)
+    summary, error, _ = run(fake, out, iter(images(500)), cancel=cancel, max_concurrency=7)  # full chunks
     assert isinstance(error, PipelineCancelledError) and summary is not None
     assert fake.calls["upload_files"] <= 8 + default_concurrency(30)
     assert len(table(out)) == summary.rows["processed"] > 0
