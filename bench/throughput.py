@@ -63,14 +63,20 @@ def check_charges(stats: dict[str, Any], expected: int) -> None:
         raise SystemExit(f"expected {expected} pages charged once each, got {len(charges)} keys")
 
 
+def span_of(result: dict[str, Any]) -> float:
+    """Seconds from the run's first request to its last answer (its last delete)."""
+    return float(result["last_response"] - result["first_request"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--small", type=int, default=600, help="(b) again on this many images")
     parser.add_argument("--seq-images", type=int, default=200)
     parser.add_argument("--smoke", action="store_true", help="tiny run: checks the bench works")
     args = parser.parse_args()
     if args.smoke:
-        args.images, args.seq_images = 40, 10
+        args.images, args.seq_images, args.small = 40, 10, 20
     f = bound_figures()
     print(
         f"latencies: U={f['U']:.2f}s (one 5-file upload) E={f['E']:.2f}s (5-page extraction) "
@@ -82,16 +88,21 @@ def main() -> None:
         for part in range(len(SHARES)):
             write_images(home / "images" / f"part{part}", per_part, start=part * per_part)
         total = per_part * len(SHARES)
+        write_images(home / "small", args.small)
         with start_emulator(**LATENCIES) as emu:
             use_connection(emu, home)
 
             rate_a = sequential(home / "images" / "part0", args.seq_images)
             emu.reset()
 
+            (small,) = run_forked([{"images": str(home / "small"), "output": str(home / "out-small")}])
+            check_charges(emu.stats(), args.small)
+            emu.reset()
+
             (one,) = run_forked([{"images": str(home / "images"), "output": str(home / "out-b")}])
             stats_b = emu.stats()
             check_charges(stats_b, total)
-            rate_b = total / one["elapsed"]
+            rate_b = total / span_of(one)
             emu.reset()
 
             results = run_forked(
@@ -115,11 +126,22 @@ def main() -> None:
         f"(closed form 5/(U+E+5D) = {f['sequential']:.2f})"
     )
     print(
-        f"(b) ImageExtractionOperator engine: {total} images in {one['elapsed']:.1f}s, "
+        f"(b) ImageExtractionOperator engine: {total} images in {span_of(one):.1f}s, "
         f"{rate_b:.2f} images/s; peak stored {stats_b['files']['max_count']}"
     )
     print(f"(c) bound 30/(U+E+D): {bound:.2f} images/s")
-    print(f"RESULT throughput b/c = {rate_b / bound:.3f} (target >= 0.90)")
+    rate_small = args.small / span_of(small)
+    print(
+        f"(b) at {args.small} images: {span_of(small):.2f}s first request to last delete "
+        f"({small['elapsed']:.2f}s for the whole run_extraction call, "
+        f"{args.small / small['elapsed'] / bound:.3f} of the bound), {rate_small:.2f} images/s"
+    )
+    print(
+        f"(b) at {total} images: {span_of(one):.2f}s first request to last delete "
+        f"({one['elapsed']:.2f}s for the whole call, {total / one['elapsed'] / bound:.3f} of the bound)"
+    )
+    print(f"RESULT throughput b/c at {args.small} images = {rate_small / bound:.3f} (target >= 0.95)")
+    print(f"RESULT throughput b/c at {total} images = {rate_b / bound:.3f} (target >= 0.95)")
     print(f"RESULT throughput b/a = {rate_b / rate_a:.2f} (target >= 6)")
     print(
         f"scale-out: 4 processes, budgets {'/'.join(map(str, SHARES))}, {total} images in "

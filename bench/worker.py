@@ -36,6 +36,31 @@ def preload() -> None:
     import airflow_provider_delix.hooks.delix  # noqa: F401
 
 
+def _time_requests(hook: object) -> list[float]:
+    """[start of the first request, end of the last one] (``time.time()``) of this hook's API calls.
+
+    What a user sees of the run's throughput: from the first upload to the last confirmed delete.
+    """
+    import threading
+
+    span = [float("inf"), 0.0]
+    lock = threading.Lock()
+    for name in ("upload_files", "extract_images", "extract_documents", "delete_file", "get_extract"):
+        method = getattr(hook, name)
+
+        def timed(*args: object, _m: object = method, **kwargs: object) -> object:
+            start = time.time()
+            try:
+                return _m(*args, **kwargs)  # type: ignore[operator]
+            finally:
+                end = time.time()
+                with lock:
+                    span[0], span[1] = min(span[0], start), max(span[1], end)
+
+        setattr(hook, name, timed)
+    return span
+
+
 def extract(job: dict[str, object], go: object = None) -> dict[str, object]:
     """Run one job; with ``go`` (an Event), wait for it after the set-up, before the clock starts."""
     from airflow_provider_delix.core.run import RunOptions, run_extraction
@@ -55,6 +80,7 @@ def extract(job: dict[str, object], go: object = None) -> dict[str, object]:
     )
     hook = DelixHook(CONN_ID)
     hook.get_conn()  # build the session (reads the connection) before the clock starts
+    span = _time_requests(hook)
     if go is not None:
         go.wait()  # type: ignore[attr-defined]
     rss_before = _status_kib("VmRSS")
@@ -76,6 +102,8 @@ def extract(job: dict[str, object], go: object = None) -> dict[str, object]:
         "rss_before_kib": rss_before,
         "peak_rss_kib": _status_kib("VmHWM"),
         "ru_maxrss_kib": usage.ru_maxrss,
+        "first_request": span[0],
+        "last_response": span[1],
         "rows": dict(summary.rows),
         "pages_total": summary.pages_total,
         "peak_stored_files": summary.peak_stored_files,

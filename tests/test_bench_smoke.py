@@ -13,7 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 EXPECTED = (
-    "RESULT throughput b/c = ",
+    "RESULT throughput b/c at ",
     "RESULT throughput b/a = ",
     "RESULT scale-out b/c = ",
     "RESULT scale-out storage high-water = ",

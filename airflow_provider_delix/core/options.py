@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from airflow_provider_delix.api.models import (
-    MAX_FILES_PER_REQUEST,
     MAX_STORED_BYTES,
     MAX_STORED_FILES,
     Engine,
@@ -158,7 +157,8 @@ class RunOptions:
 class PipelineTuning:
     """Engine internals: sensible for every user, overridden by tests and benchmarks only."""
 
-    delete_concurrency: int = 2 * MAX_FILES_PER_REQUEST
+    # None: one delete thread per budget slot (see ExtractionPipeline.delete_concurrency).
+    delete_concurrency: int | None = None
     prefetch: int = 8
     storage_backoff: tuple[float, float] = (1.0, 30.0)  # first and longest wait between attempts
     under_processing_timeout: float = 60.0
@@ -167,5 +167,5 @@ class PipelineTuning:
     cancel_check_interval: float = 0.25
 
     def __post_init__(self) -> None:
-        if self.delete_concurrency < 1 or self.prefetch < 1:
+        if (self.delete_concurrency is not None and self.delete_concurrency < 1) or self.prefetch < 1:
             raise ValueError("delete_concurrency and prefetch must be positive.")

@@ -20,6 +20,7 @@ import logging
 import math
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -55,6 +56,7 @@ from airflow_provider_delix.core.summary import (
     StorageWaitTimeoutError,
 )
 from airflow_provider_delix.core.table import PageRow, RowStatus
+from airflow_provider_delix.core.tail import TailPolicy
 from airflow_provider_delix.core.window import window_for
 
 Sources = Iterable[SourceLike] | Callable[[ResumeIndex], Iterable[SourceLike]]
@@ -115,6 +117,25 @@ class ExtractionPipeline:
         self.max_concurrency = options.max_concurrency or default_concurrency(
             options.max_stored_files, per_chunk
         )
+        # Images with the default concurrency end in smaller chunks (core/tail.py), which need
+        # more workers once the input has ended; a user's max_concurrency is kept as given.
+        self.tail: TailPolicy | None = None
+        # Not for packs: one pack is a whole budget slot of queued pages, and holding back a
+        # budget's worth of packs would hold back the whole run.
+        if options.kind == "images" and options.packing == "none" and options.max_concurrency is None:
+            self.tail = TailPolicy(options.max_stored_files, self.files_per_chunk)
+        self._pool_size = max(self.max_concurrency, self.tail.concurrency if self.tail else 0)
+        self._limit = self.max_concurrency  # chunks in flight; raised to _pool_size for the tail
+        self._held: deque[Chunk] = deque()  # planned, not dispatched: the tail's look-ahead
+        self._held_files = 0
+        self._ramp_left = self.tail.lookahead if self.tail else 0  # first files, in tail-size chunks
+        if self._ramp_left:
+            self._limit = self._pool_size
+        # One delete thread per budget slot: when several chunks finish together, every one
+        # of their files is deleted at once instead of in waves (each wave holds slots D longer).
+        # Every request in flight holds at least one slot, so this never needs more
+        # connections than the budget has files.
+        self.delete_concurrency = tuning.delete_concurrency or options.max_stored_files
         self.cancel_event = cancel if cancel is not None else threading.Event()
         self.budget = StorageBudget(
             options.max_stored_files,
@@ -170,8 +191,8 @@ class ExtractionPipeline:
         self._started = True
         start = self.clock()
         tuning = self.tuning
-        chunks = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="delix-chunk")
-        deletes = ThreadPoolExecutor(tuning.delete_concurrency, thread_name_prefix="delix-delete")
+        chunks = ThreadPoolExecutor(self._pool_size, thread_name_prefix="delix-chunk")
+        deletes = ThreadPoolExecutor(self.delete_concurrency, thread_name_prefix="delix-delete")
         ctx = RunContext(
             client=self.client,
             store=self.store,
@@ -235,8 +256,8 @@ class ExtractionPipeline:
                 if reader.exhausted and not self._stopping():
                     with self.stats.lock:
                         self.stats.input_complete = True
-                    for chunk in planner.flush():
-                        self._dispatch(chunk, chunks, ctx)
+                    self._hold(planner.flush(), chunks, ctx)
+                    self._dispatch_tail(chunks, ctx)
                     self._send_again(planner, chunks, ctx)
             self._flush_misc(force=True)
         except BaseException as exc:  # also SIGTERM's exception and KeyboardInterrupt: clean up first
@@ -247,7 +268,7 @@ class ExtractionPipeline:
                 reader.close()
             chunks.shutdown(wait=True)
             if planner is not None:
-                self._abandon(planner.flush())
+                self._abandon([*self._take_held(), *planner.flush()])
                 self._abandon(planner.place_now(self._take_retries(ctx)))
             deletes.shutdown(wait=True)
             self._final_cleanup(ctx)
@@ -322,7 +343,7 @@ class ExtractionPipeline:
             except Exception as exc:
                 log.warning("Could not delete orphaned Delix file %s (kept for the next run): %s", uuid, exc)
 
-        with ThreadPoolExecutor(self.tuning.delete_concurrency, thread_name_prefix="delix-orphans") as pool:
+        with ThreadPoolExecutor(self.delete_concurrency, thread_name_prefix="delix-orphans") as pool:
             list(pool.map(delete, orphans))
         self.store.forget_uploads(gone)
         self._orphans_deleted = len(gone)
@@ -341,11 +362,56 @@ class ExtractionPipeline:
         )
         self._misc_reused += len(step.reused)
         self._flush_misc(force=False)
-        for i, chunk in enumerate(step.chunks):
+        self._hold(step.chunks, pool, ctx)
+
+    def _hold(self, chunks: list[Chunk], pool: ThreadPoolExecutor, ctx: RunContext) -> None:
+        """Queue planned chunks; dispatch the oldest while more than the tail's look-ahead is held.
+
+        Chunks still held when this raises are abandoned by ``run()``'s cleanup.
+        """
+        self._held.extend(chunks)
+        self._held_files += sum(len(c.files) for c in chunks)
+        keep = self.tail.lookahead if self.tail is not None else 0
+        while self._held and self._held_files - len(self._held[0].files) >= keep:
+            chunk = self._held.popleft()
+            self._held_files -= len(chunk.files)
+            parts = self._ramp(chunk)
+            for i, part in enumerate(parts):
+                try:
+                    self._dispatch(part, pool, ctx)
+                except BaseException:
+                    self._abandon(parts[i + 1 :])
+                    raise
+
+    def _ramp(self, chunk: Chunk) -> list[Chunk]:
+        """The run's first budget of files goes in tail-size chunks too: the first round ends sooner."""
+        if self._ramp_left <= 0 or self.tail is None or any(f.page_map is not None for f in chunk.files):
+            return [chunk]
+        self._ramp_left -= len(chunk.files)
+        if self._ramp_left <= 0:
+            with self._cv:
+                self._limit = self.max_concurrency
+        return [Chunk(f"c{next(self._ids):07d}", files) for files in self.tail.split(chunk.files)]
+
+    def _take_held(self) -> list[Chunk]:
+        held = list(self._held)
+        self._held.clear()
+        self._held_files = 0
+        return held
+
+    def _dispatch_tail(self, pool: ThreadPoolExecutor, ctx: RunContext) -> None:
+        """The input has ended: what is held is the tail; cut it smaller and dispatch it all."""
+        held = self._take_held()
+        files = [f for chunk in held for f in chunk.files]
+        if self.tail is not None and self.tail.active and all(f.page_map is None for f in files):
+            held = [Chunk(f"c{next(self._ids):07d}", group) for group in self.tail.split(files)]
+            with self._cv:
+                self._limit = self._pool_size
+        for i, chunk in enumerate(held):
             try:
                 self._dispatch(chunk, pool, ctx)
             except BaseException:
-                self._abandon(step.chunks[i + 1 :])
+                self._abandon(held[i + 1 :])
                 raise
 
     def _send_again(self, planner: ChunkPlanner, pool: ThreadPoolExecutor, ctx: RunContext) -> None:
@@ -388,7 +454,7 @@ class ExtractionPipeline:
         """Wait for a free worker and for budget for the whole chunk, then start it."""
         check = self.tuning.cancel_check_interval
         with self._cv:
-            while self._in_flight >= self.max_concurrency and not self._stopping():
+            while self._in_flight >= self._limit and not self._stopping():
                 self._cv.wait(check)
             if self._stopping():
                 self._abandon([chunk])

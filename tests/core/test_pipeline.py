@@ -91,7 +91,10 @@ def test_success_writes_one_row_per_page_and_deletes_everything(out: str) -> Non
     assert all(processed.text.str.startswith("text-")) and set(processed.run_id) == {"run-1"}
     assert set(processed.engine) == {"danlin"} and set(processed.language) == {"fa"}
     assert frame.credits_charged.sum() == summary.credits_charged == 60 * PRICE_PER_PAGE
-    assert summary.requests["upload_files"] == summary.requests["extract_images"] == 12
+    # 60 files: the first 30 go as six planned chunks of 5, each cut 1 + 2 + 2 (18 requests),
+    # the last 30 in chunks of 2 (15 requests); see core/tail.py.
+    assert summary.requests["upload_files"] == summary.requests["extract_images"] == 33
+    assert max(len(r) for r in fake.extract_requests) <= 5
     assert summary.requests["delete_file"] == 60 and len(fake.deleted) == 60
     assert 0 < summary.peak_stored_files <= 30 and fake.peak_files <= 30
     invalid = frame[frame.status == "invalid"].iloc[0]
@@ -114,7 +117,7 @@ def test_small_budget_is_never_exceeded_by_files_or_bytes(out: str) -> None:
 def test_one_bad_file_does_not_sink_the_others(out: str) -> None:
     fake = FakeDelix()
     sources = [source("a", b"good-a"), source("b", b"BADINPUT-b"), *images(3), source("r", b"REJECT-r")]
-    summary, error, _ = run(fake, out, sources)
+    summary, error, _ = run(fake, out, sources, max_concurrency=7)  # full chunks (no ramp/tail cut)
     assert error is None and summary is not None
     frame = table(out).set_index("source")
     assert frame.loc["b", "status"] == "failed" and frame.loc["b", "error"] == "BAD_INPUT"
@@ -220,7 +223,7 @@ def test_credits_running_out_stops_early_and_keeps_finished_rows(out: str) -> No
 def test_transient_failure_leaves_pages_for_a_rerun_and_fails_at_the_end(out: str) -> None:
     fake = FakeDelix()
     sources = [*images(9), source("flaky", b"TRANSIENT"), *images(5, prefix="tail")]
-    summary, error, _ = run(fake, out, sources)
+    summary, error, _ = run(fake, out, sources, max_concurrency=7)  # full chunks (no ramp/tail cut)
     assert isinstance(error, PagesLeftError) and summary is not None
     assert summary.pages_left == 5  # the whole chunk of the flaky file
     assert "5 page(s) got no row" in str(error) and "re-run" in str(error)
@@ -286,7 +289,7 @@ def test_auth_error_is_final_for_every_request_deletes_included(out: str) -> Non
 
 def test_files_that_cannot_be_deleted_are_left_on_record_for_the_next_run(out: str) -> None:
     fake = FakeDelix(auth_fail=["extract_images", "delete_file"])
-    summary, error, _ = run(fake, out, images(5))
+    summary, error, _ = run(fake, out, images(5), max_concurrency=7)  # one chunk of 5
     assert isinstance(error, DelixAuthError) and summary is not None
     assert set(summary.undeleted_uuids) == fake.ours_left() and len(fake.ours_left()) == 5
     again = OutputStore(out, heartbeat_seconds=0.05, stale_after_seconds=0.01)
@@ -308,7 +311,7 @@ def test_cancel_mid_run_deletes_everything_and_keeps_finished_rows(out: str) -> 
             cancel.set()
 
     fake.on_upload = count
-    summary, error, _ = run(fake, out, iter(images(500)), cancel=cancel)
+    summary, error, _ = run(fake, out, iter(images(500)), cancel=cancel, max_concurrency=7)  # full chunks
     assert isinstance(error, PipelineCancelledError) and summary is not None
     assert fake.calls["upload_files"] <= 8 + default_concurrency(30)
     assert len(table(out)) == summary.rows["processed"] > 0
@@ -418,8 +421,30 @@ def test_chunk_size_lets_whole_chunks_fill_the_budget(budget: int, size: int) ->
 def test_a_share_of_8_files_holds_8_not_5(out: str) -> None:
     # A pool share of the account (8 of 30) is used whole: two chunks of 4, not one of 5.
     fake = FakeDelix(max_files=8, upload_latency=0.01, extract_latency=(0.02, 0.0), delete_latency=0.01)
-    summary, error, pipeline = run(fake, out, images(64), max_stored_files=8)
+    summary, error, pipeline = run(fake, out, images(64), max_stored_files=8, max_concurrency=3)
     assert error is None and summary is not None and summary.rows["processed"] == 64
     assert pipeline.files_per_chunk == 4 and summary.requests["extract_images"] == 16
     assert summary.peak_stored_files == fake.peak_files == 8
+    assert_clean(fake)
+
+
+def test_first_and_last_budget_of_files_go_in_small_chunks_each_content_charged_once(out: str) -> None:
+    fake = FakeDelix()
+    summary, error, _ = run(fake, out, images(100))
+    assert error is None and summary is not None and summary.rows["processed"] == 100
+    sizes = [len(r) for r in fake.extract_requests]
+    # ramp: the first chunks are cut to 1 or 2 files; tail: the last budget's worth goes in 2s.
+    # (The storage window sets the body's chunk size, so only the ends are pinned here.)
+    assert sum(sizes) == 100 and max(sizes) <= 5
+    assert max(sizes[:6]) <= 2 and max(sizes[-10:]) <= 2
+    assert set(fake.extracted.values()) == {1} and len(fake.extracted) == 100
+    assert fake.peak_files <= 30 and summary.peak_stored_files <= 30
+    assert_clean(fake)
+
+
+def test_a_chosen_max_concurrency_keeps_every_chunk_full(out: str) -> None:
+    fake = FakeDelix()
+    summary, error, _ = run(fake, out, images(100), max_concurrency=7)
+    assert error is None and summary is not None and summary.rows["processed"] == 100
+    assert [len(r) for r in fake.extract_requests] == [5] * 20
     assert_clean(fake)
