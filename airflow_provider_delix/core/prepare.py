@@ -61,6 +61,7 @@ class PreparedPage:
     normalization: str | None  # what was done, None if uploaded as is
     error: str | None  # reason code when this page is invalid
     message: str | None  # human explanation when invalid
+    data_sha256: str | None = None  # set when ``data`` is the source's own bytes: not hashed twice
 
     @property
     def valid(self) -> bool:
@@ -119,9 +120,8 @@ def _single_page(data: bytes, kind: ImageKind, sha256: str) -> PreparedPage:
                     # truncated or damaged file fails here, at a fraction of the cost.
                     im.draft(None, (max(1, im.width // 8), max(1, im.height // 8)))
                 im.load()
-                return PreparedPage(
-                    1, data, _filename(sha256, 1, "jpg" if kind == "jpeg" else "png"), None, None, None
-                )
+                extension = "jpg" if kind == "jpeg" else "png"
+                return PreparedPage(1, data, _filename(sha256, 1, extension), None, None, None, sha256)
             im.load()
             page, steps = to_ocr_mode(im)
         with decode_errors("re-encoding failed"):
