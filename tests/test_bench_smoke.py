@@ -24,6 +24,7 @@ EXPECTED = (
     "RESULT memory peak RSS ",
     "RESULT memory ratio ",
     "RESULT client CPU per page ",
+    "RESULT import cost of the operator modules over Airflow = ",
 )
 
 

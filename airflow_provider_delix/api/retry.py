@@ -71,8 +71,11 @@ class RetryPolicy:
         policy = cls(**values)
         return replace(policy, **{k: v for k, v in overrides.items() if v is not None})
 
-    def retrying(self, *, sleep: Callable[[float], None] = time.sleep, describe: str = "") -> Retrying:
-        """A tenacity ``Retrying`` that runs one call under this policy."""
+    def retrying(
+        self, *, sleep: Callable[[float], None] = time.sleep, describe: str | Callable[[], str] = ""
+    ) -> Retrying:
+        """A tenacity ``Retrying`` under this policy; ``describe`` names the call in the retry log
+        (a function when one ``Retrying`` serves several calls, one after the other)."""
         return Retrying(sleep=sleep, **self._rules(describe))
 
     def async_retrying(
@@ -81,7 +84,7 @@ class RetryPolicy:
         """The same policy for a coroutine (the async hook), waiting on the event loop."""
         return AsyncRetrying(sleep=sleep, **self._rules(describe))
 
-    def _rules(self, describe: str) -> dict[str, Any]:
+    def _rules(self, describe: str | Callable[[], str]) -> dict[str, Any]:
         """What is retried, when to stop, how long to wait, what is logged: one set of rules."""
         return {
             "retry": retry_if_exception_type(DelixTransientError),
@@ -109,13 +112,13 @@ class _RetryAfterOrBackoff(wait_exponential_jitter):
         return backoff
 
 
-def _log_retry(state: RetryCallState, policy: RetryPolicy, describe: str) -> None:
+def _log_retry(state: RetryCallState, policy: RetryPolicy, describe: str | Callable[[], str]) -> None:
     error = state.outcome.exception() if state.outcome is not None else None
     wait = state.next_action.sleep if state.next_action is not None else 0.0
     # Only our own message: it names the status and the connection, never a body or the key.
     log.warning(
         "%s failed (%s); retry %d of %d in %.1f s.",
-        describe or "Delix call",
+        (describe() if callable(describe) else describe) or "Delix call",
         error,
         state.attempt_number,
         policy.max_retries,

@@ -342,7 +342,7 @@ class ChunkPlanner:
                     )
                 )
                 continue
-            sha = hashlib.sha256(page.data).hexdigest()
+            sha = getattr(page, "data_sha256", None) or hashlib.sha256(page.data).hexdigest()
             claimed = self.index.claim(sha, target, page.filename, page.data)
             if isinstance(claimed, ChunkFile):
                 new_files.append(claimed)

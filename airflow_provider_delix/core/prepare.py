@@ -62,6 +62,7 @@ class PreparedPage:
     normalization: str | None  # what was done, None if uploaded as is
     error: str | None  # reason code when this page is invalid
     message: str | None  # human explanation when invalid
+    data_sha256: str | None = None  # set when ``data`` is the source's own bytes: not hashed twice
 
     @property
     def valid(self) -> bool:
@@ -134,7 +135,7 @@ def _single_page_work(im: Image.Image, data: bytes, kind: ImageKind, sha256: str
                 im.draft(None, (max(1, im.width // 8), max(1, im.height // 8)))
             im.load()
             return PreparedPage(
-                1, data, _filename(sha256, 1, "jpg" if kind == "jpeg" else "png"), None, None, None
+                1, data, _filename(sha256, 1, "jpg" if kind == "jpeg" else "png"), None, None, None, sha256
             )
         else:
             im.load()

@@ -1,16 +1,16 @@
 """The progress line of a run: images read of the archive's total, pages/s, ETA, credits.
 
 Inputs are listed lazily (an archive can hold millions of files), so the pipeline only learns
-the total when it has read everything. To give an ETA from the start, a background thread
-counts the archive once more, listing names only (no file is opened); until it finishes the
-line says the total is still being counted.
+the page total when it has read and planned everything. To give an ETA from the start, a
+background thread counts the archive once more, listing names only (no file is opened); until
+it finishes the line says the total is still being counted. The ETA is always pages left over
+pages written per second: inputs are read well ahead of the pages Delix has done.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
@@ -37,7 +37,6 @@ class ArchiveProgress:
         *,
         storage_options: Mapping[str, Any] | None = None,
         emit: Callable[[str], None] | None = None,
-        clock: Callable[[], float] = time.monotonic,
         noun: str = "images",
         keep: Callable[[str], bool] | None = None,
     ) -> None:
@@ -45,8 +44,6 @@ class ArchiveProgress:
         self.images_total: int | None = None
         self.images_read = 0
         self._emit = emit or (lambda line: log.info("Delix OCR progress: %s", line))
-        self._clock = clock
-        self._start = clock()
         self._keep = keep
         self._counter = threading.Thread(
             target=self._count, args=(images, storage_options), name="delix-count", daemon=True
@@ -71,16 +68,29 @@ class ArchiveProgress:
     def describe(self, progress: Progress) -> str:
         total = "counting" if self.images_total is None else str(self.images_total)
         eta = progress.eta_seconds
-        elapsed = self._clock() - self._start
-        if eta is None and self.images_total and self.images_read and elapsed > 0:
-            remaining = max(self.images_total - self.images_read, 0)
-            eta = remaining / (self.images_read / elapsed)
+        if eta is None:
+            eta = self._eta_before_the_end(progress)
         pages_total = "" if progress.pages_total is None else f"/{progress.pages_total}"
         return (
             f"{self.noun} {self.images_read}/{total} read, pages {progress.pages_done}{pages_total} done, "
             f"{progress.pages_per_second:.1f} pages/s, ETA {'unknown' if eta is None else _duration(eta)}, "
             f"credits {progress.credits_charged} charged / {progress.credits_refunded} refunded"
         )
+
+    def _eta_before_the_end(self, progress: Progress) -> float | None:
+        """Pages left over the rate of pages written, before the pipeline knows the page total.
+
+        The work left is pages, not inputs: every input may already be read (the prefetcher
+        runs ahead) while most of its pages still wait for Delix. The page total is estimated
+        from the archive count, at the pages per input planned so far (1 for single-page images;
+        a PDF's page count is only known once it is planned). Unknown until the count is done.
+        """
+        if self.images_total is None or progress.pages_per_second <= 0:
+            return None
+        per_input = progress.pages_planned / progress.inputs_planned if progress.inputs_planned else 1.0
+        unplanned = max(self.images_total - progress.inputs_planned, 0)
+        pages_total = progress.pages_planned + unplanned * per_input
+        return max(pages_total - progress.pages_done, 0.0) / progress.pages_per_second
 
     def __call__(self, progress: Progress) -> None:
         self._emit(self.describe(progress))

@@ -25,6 +25,8 @@ class Progress:
     eta_seconds: float | None
     credits_charged: int
     credits_refunded: int
+    pages_planned: int = 0  # pages of the inputs planned so far, resumed ones included
+    inputs_planned: int = 0  # inputs those pages came from (for pages per input before the end)
 
 
 class RunStats:
@@ -35,6 +37,7 @@ class RunStats:
         self.lock = threading.Lock()
         self.rows: Counter[str] = Counter()
         self.pages_total = 0
+        self.inputs_planned = 0
         self.pages_resumed = 0
         self.pages_resumed_not_processed = 0
         self.pages_left = 0
@@ -72,7 +75,9 @@ class RunStats:
             self.pages_waiting += pages
 
     def add_planned(self, pages: int, resumed: int, resumed_not_processed: int = 0) -> None:
+        """One input planned: its pages, and how many of them an earlier attempt already did."""
         with self.lock:
+            self.inputs_planned += 1
             self.pages_total += pages
             self.pages_resumed += resumed
             self.pages_resumed_not_processed += resumed_not_processed
@@ -111,7 +116,8 @@ class ProgressReporter:
         with self._stats.lock:
             written = sum(self._stats.rows.values())
             done = written + self._stats.pages_resumed
-            total = self._stats.pages_total if self._stats.input_complete else None
+            planned, inputs = self._stats.pages_total, self._stats.inputs_planned
+            total = planned if self._stats.input_complete else None
             charged, refunded = self._stats.credits_charged, self._stats.credits_refunded
         elapsed = max(now - self._start, 1e-9)
         rate = written / elapsed
@@ -120,6 +126,6 @@ class ProgressReporter:
             left = max(total - done, 0)
             eta = 0.0 if left == 0 else (left / rate if rate > 0 else math.inf)
         try:
-            self._callback(Progress(done, total, rate, eta, charged, refunded))
+            self._callback(Progress(done, total, rate, eta, charged, refunded, planned, inputs))
         except Exception:
             log.warning("The progress callback failed; the run goes on", exc_info=True)

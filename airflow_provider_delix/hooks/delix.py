@@ -9,6 +9,10 @@ Built on ``HttpHook`` so the connection behaves like every other HTTP connection
   sized for ``max_connections`` threads: nothing on the session is mutated after it is built,
   so several worker threads may share one hook (a ``ThreadPoolExecutor`` calling its methods);
 * one explicit retry policy (:mod:`airflow_provider_delix.api.retry`) around every call.
+
+Every page costs a delete request (the API has no bulk delete), so the per-request client CPU
+is most of a run's: a ``Retrying`` is built once per thread, not per call, and requests' per-call
+environment lookups are done once, when the session is built, when that changes nothing.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -25,6 +30,7 @@ from typing import Any
 import requests
 from airflow.providers.http.hooks.http import HttpHook
 from requests.adapters import HTTPAdapter
+from tenacity import Retrying
 
 from airflow_provider_delix.api.auth import DelixBearerAuth
 from airflow_provider_delix.api.base_url import base_url_from_connection
@@ -103,6 +109,7 @@ class DelixHook(HttpHook):
         self._session: requests.Session | None = None
         self._session_lock = threading.Lock()
         self._counts_lock = threading.Lock()
+        self._per_thread = threading.local()  # each thread's Retrying (see _retrying)
         self.request_counts: Counter[str] = Counter()
         self.timeout = DEFAULT_TIMEOUT
         self.retry_policy = retry_policy or RetryPolicy()
@@ -148,6 +155,7 @@ class DelixHook(HttpHook):
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=int(pool))
         session.mount("https://", adapter)
         session.mount("http://", adapter)
+        _read_environment_once(session, extras)
         return session
 
     def close(self) -> None:
@@ -202,8 +210,24 @@ class DelixHook(HttpHook):
             raise_for_status(response, conn_id=self.delix_conn_id, what=what)
             return read_json(response, conn_id=self.delix_conn_id, what=what)
 
-        retrying = self.retry_policy.retrying(sleep=self._sleep, describe=f"Delix {what}")
+        retrying, describe = self._retrying()
+        describe[0] = f"Delix {what}"
         return retrying(attempt)
+
+    def _retrying(self) -> tuple[Retrying, list[str]]:
+        """This thread's ``Retrying`` under the current policy, and the box naming its call.
+
+        Building a ``Retrying`` (and its stop/wait/retry objects) on every call was a tenth of
+        the client's CPU per request. One per thread is safe: tenacity keeps a call's state in
+        thread-local storage, and a thread runs one call at a time; the retry log line reads
+        the call's description from the box, which ``_call`` fills before each call.
+        """
+        local = self._per_thread
+        if getattr(local, "policy", None) is not self.retry_policy or local.sleep is not self._sleep:
+            describe = [""]
+            local.retrying = self.retry_policy.retrying(sleep=self._sleep, describe=lambda: describe[0])
+            local.describe, local.policy, local.sleep = describe, self.retry_policy, self._sleep
+        return local.retrying, local.describe
 
     # ------------------------------------------------------------------ files
 
@@ -389,6 +413,26 @@ class DelixHook(HttpHook):
             )
             for name, spec in CONN_FIELDS.items()
         }
+
+
+def _read_environment_once(session: requests.Session, extras: Mapping[str, Any]) -> None:
+    """Switch off requests' ``trust_env`` when what it would find each request is known now.
+
+    With ``trust_env`` on, every request re-reads the proxy variables (and ``no_proxy``), the CA
+    bundle variables and ``~/.netrc``: a tenth of the client's CPU per request. When the
+    connection sets no proxy and no ``trust_env``, the environment has no proxy, and the session
+    has its own auth (so ``.netrc`` is never read), the only thing left to find is a CA bundle
+    (``REQUESTS_CA_BUNDLE``, then ``CURL_CA_BUNDLE``), which requests would use in place of
+    ``verify=True``: it is pinned on the session instead. Anything else keeps ``trust_env``.
+    """
+    if "trust_env" in extras or session.proxies or session.auth is None or urllib.request.getproxies():
+        return
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        if session.verify is not True:
+            return  # requests would still put the bundle first: keep its own rules
+        session.verify = bundle
+    session.trust_env = False
 
 
 def _has_next_page(payload: Mapping[str, Any], page: int) -> bool:

@@ -220,3 +220,11 @@ def test_non_utf8_local_file_name(tmp_path: Path) -> None:
     assert result.ref.source.endswith("scan-\\xff.png")
     assert result.pages[0].data == data
     assert FILENAME.match(result.pages[0].filename)
+
+
+def test_a_page_sent_as_is_carries_the_source_hash_so_planning_does_not_hash_it_again() -> None:
+    png = _encode(_page(), "PNG")
+    (as_is,) = prepare_source(_ref(), png).pages
+    assert as_is.data == png and as_is.data_sha256 == hashlib.sha256(png).hexdigest()
+    (reencoded,) = prepare_source(_ref(), _encode(_page(mode="CMYK"), "JPEG")).pages  # re-encoded
+    assert reencoded.normalization is not None and reencoded.data_sha256 is None
