@@ -180,7 +180,8 @@ def test_pages_that_fail_in_a_pack_go_again_as_images_only_when_asked(tmp_path: 
 
     summary = run(retried, str(tmp_path / "retried"), refs, packing="pdf", retry_packed_failures=True)
     got = rows(str(tmp_path / "retried"))
-    assert len(got) == 12 and retried.calls["extract_images"] == 1  # both failures, one request
+    # Both failures go again as images: in one request, or two when their packs finish apart.
+    assert len(got) == 12 and 1 <= retried.calls["extract_images"] <= 2
     assert got["scan-009.jpg"] == ("processed", text_of(jpeg(9, comment="PACKFAIL")), 100 + 200, 100)
     assert got["scan-004.jpg"][0] == "failed" and got["scan-004.jpg"][2:] == (300, 300)
     assert summary.credits_charged == 12 * PRICE_PER_PDF_PAGE + 2 * PRICE_PER_PAGE
