@@ -46,7 +46,8 @@ def test_one_retrying_per_thread_and_the_retry_log_names_each_call(
     worker.start()
     worker.join()
     assert other[0] is not first
-    messages = [r.getMessage() for r in caplog.records]
+    # Only the retry policy's own lines (Airflow 2.11 also logs "Retrieving connection ...").
+    messages = [r.getMessage() for r in caplog.records if r.name == "airflow_provider_delix.api.retry"]
     assert messages, ("with half the requests failing, some must have been retried", hook.request_counts)
     for message in messages:
         assert message.startswith(("Delix the file list failed", f"Delix the deletion of file {stored.uuid}"))
