@@ -513,7 +513,7 @@ class ExtractionPipeline:
         """Last attempt at every file still stored (a failed delete, an abort mid-chunk)."""
         with ctx.live_lock:
             leftovers = sorted(ctx.live)
-        if isinstance(self.control.fatal, DelixAuthError):
+        if self.control.key_refused():
             leftovers = []  # the key was refused: a delete would be refused too (the next run deletes them)
         for uuid in leftovers:
             try:

@@ -131,6 +131,10 @@ class Control:
             if self.waits is None:
                 self.waits = exc
 
+    def key_refused(self) -> bool:
+        """The key was refused (401/403): every further request would be refused too; send none."""
+        return isinstance(self.fatal, DelixAuthError)
+
     def transient_error(self, exc: DelixTransientError) -> None:
         with self._lock:
             self.transient = exc
@@ -341,7 +345,7 @@ class ChunkRunner:
 
     def _delete_or_keep(self, uuid: str) -> int:
         """Delete now; 1 when confirmed, 0 when it failed (kept on record for the next run)."""
-        if self._key_refused():
+        if self.ctx.control.key_refused():
             with self.ctx.live_lock:
                 self.ctx.undeleted.add(uuid)
             return 0
@@ -356,10 +360,6 @@ class ChunkRunner:
         with self.ctx.live_lock:
             self.ctx.undeleted.add(uuid)
         return 0
-
-    def _key_refused(self) -> bool:
-        """The key was refused (401/403): every further request would be refused too; send none."""
-        return isinstance(self.ctx.control.fatal, DelixAuthError)
 
     def _upload_waiting(self, files: list[ChunkFile]) -> list[StoredFile | RejectedFile]:
         """Upload, waiting out a full account (other tasks' files) under the storage window.
@@ -574,7 +574,7 @@ class ChunkRunner:
     def _delete_task(self, slot: Slot) -> None:
         uuid = slot.uuid
         assert uuid is not None
-        if self._key_refused():
+        if self.ctx.control.key_refused():
             with self.ctx.live_lock:
                 self.ctx.undeleted.add(uuid)
             return
