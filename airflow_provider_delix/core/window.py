@@ -15,9 +15,10 @@ TCP shares a link without a coordinator:
 * **additive increase** on every confirmed upload while the window is what limits the task:
   about one file per window's worth of uploads (one round trip). A task that is not using its
   window (input ran dry, tail of the run) does not grow it, or it would later burst;
-* **start**: ``initial`` files, doubling per round trip (slow start) until the first refusal,
-  so a task alone reaches the whole account in a few round trips while a crowd of mapped tasks
-  starting together does not flood it;
+* **start**: when nothing is known about the other tasks, ``initial`` files, doubling per round
+  trip (slow start) until the first refusal, so a task alone reaches the whole account in a few
+  round trips while a crowd of mapped tasks starting together does not flood it. When the key's
+  registry says no other task is live, :func:`window_for` starts at the whole account instead;
 * **probing speeds up while nothing is refused**: after ``quiet_rounds`` round trips without a
   refusal the increase per round doubles (up to ``max_step``). In a shared steady state tasks
   are refused every few rounds and stay at +1 file per round (fair, few refusals); a task left
@@ -184,11 +185,22 @@ class StorageWindow:
             self._on_change(after)
 
 
-def window_for(max_stored_files: int, *, on_change: Callable[[int], None]) -> StorageWindow:
-    """The pipeline's window: a manual share below the account's 30 files is trusted and used
-    at once (the user divided the account); the default 30 starts small and learns its share."""
+def window_for(
+    max_stored_files: int, *, on_change: Callable[[int], None], others: int | None = None
+) -> StorageWindow:
+    """The pipeline's window, started from what is known about the other tasks on the key.
+
+    * a manual share below the account's 30 files is trusted and used at once (the user divided
+      the account);
+    * ``others == 0``: the key's registry knows no other live writer, so the task starts at the
+      whole account: nothing to share, no ramp;
+    * otherwise (others live, or no registry to ask) it starts at one chunk and doubles per round
+      trip until the first refusal: safe when a crowd of mapped tasks starts together. Starting a
+      known crowd at an equal share was simulated too (``tests/core/window_sim.py``): it was no
+      fairer than slow start, whose first refusals sort the shares out within a few round trips.
+    """
     ceiling = max_stored_files
-    initial = float(ceiling) if ceiling < MAX_STORED_FILES else None
+    initial = float(ceiling) if ceiling < MAX_STORED_FILES or others == 0 else None
     window = StorageWindow(ceiling, initial=initial, on_change=on_change)
     on_change(window.limit)
     return window

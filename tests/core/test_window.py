@@ -131,6 +131,25 @@ def test_equal_tasks_share_the_account_fairly_and_fully(n: int, seed: int) -> No
     assert refusals_per_task_minute(result) <= 15
 
 
+@pytest.mark.parametrize("images", [200, 600])
+def test_a_task_the_registry_knows_is_alone_starts_at_the_whole_account(images: int) -> None:
+    ramped, full = simulate([images], seed=1), simulate([images], seed=1, registry=True)
+    (task,) = full.tasks
+    assert task.refusals == 0 and full.high_water == ACCOUNT
+    assert task.progress[0][0] <= ramped.tasks[0].progress[0][0]
+    assert full.end <= ramped.end
+    assert rate(full) >= (0.85 if images == 200 else 0.95) * BOUND
+
+
+def test_window_for_starts_from_what_the_registry_says() -> None:
+    seen: list[int] = []
+    assert window_for(30, on_change=seen.append, others=0).limit == 30
+    assert window_for(30, on_change=seen.append, others=None).limit == WindowSettings().initial
+    assert window_for(30, on_change=seen.append, others=3).limit == WindowSettings().initial
+    assert window_for(12, on_change=seen.append, others=3).limit == 12  # a manual share
+    assert seen == [30, 5, 5, 12]
+
+
 @pytest.mark.parametrize("seed", SEEDS)
 def test_windows_converge_from_an_unfair_start(seed: int) -> None:
     # One task starts owning the whole account, three start with one file each.

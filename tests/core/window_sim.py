@@ -63,6 +63,7 @@ class Simulation:
         seed: int,
         initial: list[float | None] | None = None,
         window_class: type[StorageWindow] = StorageWindow,
+        registry: bool = False,
     ) -> None:
         rng = random.Random(seed)
         self.now = 0.0
@@ -75,8 +76,13 @@ class Simulation:
         for i, n in enumerate(sizes):
             budget = StorageBudget(ACCOUNT, 10**9)
             start = None if initial is None else initial[i]
+            if registry and len(sizes) == 1:  # window_for(others=0): the registry knows no other
+                start = float(ACCOUNT)
             window = window_class(
-                ACCOUNT, initial=start, rng=random.Random(rng.random()), on_change=budget.set_limit
+                ACCOUNT,
+                initial=start,
+                rng=random.Random(rng.random()),
+                on_change=budget.set_limit,
             )
             budget.set_limit(window.limit)
             self.tasks.append(Task(f"t{i}", n, window, budget))
@@ -159,5 +165,6 @@ def simulate(
     seed: int,
     initial: list[float | None] | None = None,
     window_class: type[StorageWindow] = StorageWindow,
+    registry: bool = False,
 ) -> Result:
-    return Simulation(sizes, seed=seed, initial=initial, window_class=window_class).run()
+    return Simulation(sizes, seed=seed, initial=initial, window_class=window_class, registry=registry).run()
