@@ -86,8 +86,28 @@ class DelixInsufficientCreditsError(DelixApiError):
 
 
 class DelixTransientError(DelixError):
-    """429, 5xx, dropped connections and timeouts: retried by the hook's policy, raised when it gives up."""
+    """429, 5xx, dropped connections and timeouts: retried by the hook's policy, raised when it gives up.
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+    ``maybe_applied`` says whether Delix may have applied the request although its answer is
+    lost: True for a read timeout, a connection dropped after the request was sent, and a
+    gateway's 502/504; False for a connection that never reached the server (refused, DNS,
+    connect timeout, TLS) and for 429, 500 and 503. ``paid`` marks a request that spends
+    credits when applied (the extraction POSTs), and ``lost_attempts`` counts the attempts of
+    this call, this one included, that failed maybe-applied: the retry policy re-sends a paid
+    request after at most one of them (:mod:`airflow_provider_delix.api.retry`), and the caller
+    reads the count on the error it finally gets to know what may have been charged.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        maybe_applied: bool = False,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(message, **kwargs)
         self.retry_after = retry_after
+        self.maybe_applied = maybe_applied
+        self.paid = False
+        self.lost_attempts = 0

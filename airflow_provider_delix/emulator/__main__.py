@@ -80,6 +80,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma list: upload_missing_entry, extract_not_json, page_without_status, "
         "page_number_out_of_range, image_processing",
     )
+    p.add_argument(
+        "--rate-lost-after-apply",
+        type=float,
+        default=0.0,
+        help="share of applied uploads/extractions whose answer is then lost (see --lost-after-apply-kinds)",
+    )
+    p.add_argument(
+        "--lost-after-apply-kinds",
+        default=EmulatorConfig.lost_after_apply_kinds,
+        help="comma list: drop (close the connection), 502, 504 (a gateway's HTML error page)",
+    )
+    p.add_argument(
+        "--lost-after-apply-on",
+        default=EmulatorConfig.lost_after_apply_on,
+        help="comma list: upload, extraction",
+    )
     return p
 
 

@@ -147,16 +147,21 @@ class BaseExtractionOperator(BaseOperator):
             or summary.extracts_lost
             or summary.pages_in_doubt
             or summary.files_in_doubt
+            or summary.requests_in_doubt
         ):
             self.log.warning(
                 "Unsettled requests: %d paid extract(s) of earlier attempts collected, %d lost by Delix; "
                 "%d page(s) were sent without a usable answer and may have been paid without a row or "
                 "twice (pages_in_doubt); %d file(s) were uploaded without Delix naming them and may stay "
-                "on the account until Delix deletes them after 24 h (files_in_doubt).",
+                "on the account until Delix deletes them after 24 h (files_in_doubt); %d extraction "
+                "send(s) lost their answer after sending (requests_in_doubt): the table counts them as "
+                "charged, %d credit(s) that Delix charged only if it applied them (credits_at_risk).",
                 summary.extracts_adopted,
                 summary.extracts_lost,
                 summary.pages_in_doubt,
                 summary.files_in_doubt,
+                summary.requests_in_doubt,
+                summary.credits_at_risk,
             )
         return manifest
 
