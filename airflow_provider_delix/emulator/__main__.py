@@ -34,6 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latency-upload", type=float, default=0.0, help="seconds per upload request")
     p.add_argument("--latency-extract-base", type=float, default=0.0, help="seconds per extraction request")
     p.add_argument("--latency-extract-page", type=float, default=0.0, help="extra seconds per page processed")
+    p.add_argument(
+        "--latency-extract-answer",
+        type=float,
+        default=0.0,
+        help="seconds between an extraction's charge and its answer (slower than the client's timeout)",
+    )
     p.add_argument("--latency-delete", type=float, default=0.0, help="seconds per delete")
     p.add_argument("--latency-other", type=float, default=0.0, help="seconds per list/poll/contents request")
     p.add_argument("--rate-429", type=float, default=0.0)

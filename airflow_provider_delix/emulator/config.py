@@ -36,6 +36,7 @@ class EmulatorConfig:
     latency_upload: float = 0.0
     latency_extract_base: float = 0.0
     latency_extract_page: float = 0.0
+    latency_extract_answer: float = 0.0  # after the charge: an answer slower than the client's timeout
     latency_delete: float = 0.0
     latency_other: float = 0.0
     rate_429: float = 0.0
@@ -82,6 +83,7 @@ class EmulatorConfig:
             self.latency_upload,
             self.latency_extract_base,
             self.latency_extract_page,
+            self.latency_extract_answer,
             self.latency_delete,
             self.latency_other,
         )

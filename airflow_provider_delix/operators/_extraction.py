@@ -120,6 +120,7 @@ class BaseExtractionOperator(BaseOperator):
         except PipelineError as error:
             self._lineage_manifest = build_manifest(uri, error.summary)  # FAIL events carry the counts
             ti.xcom_push(key="manifest", value=self._lineage_manifest)
+            self._report_unsettled(error.summary)
             raise AirflowException(str(error)) from None
         except DelixAuthError as error:
             raise AirflowFailException(str(error)) from None  # a new try cannot fix the key
@@ -142,6 +143,11 @@ class BaseExtractionOperator(BaseOperator):
             manifest["credits_refunded"],
             manifest["elapsed_seconds"],
         )
+        self._report_unsettled(summary)
+        return manifest
+
+    def _report_unsettled(self, summary: Any) -> None:
+        """The last word on money and files in doubt; logged whether the run succeeded or not."""
         if (
             summary.extracts_adopted
             or summary.extracts_lost
@@ -163,7 +169,6 @@ class BaseExtractionOperator(BaseOperator):
                 summary.requests_in_doubt,
                 summary.credits_at_risk,
             )
-        return manifest
 
     def _run_options(self) -> RunOptions:
         """The options of this try: templated fields rendered, the rest as validated at parse time."""

@@ -82,12 +82,12 @@ def test_a_slow_extraction_times_out_and_is_still_charged(
 ) -> None:
     hook = DelixHook(connect(emulator, extraction_timeout=0.3, **RETRIES), sleep=sleeps)
     uuids = _stored(hook)
-    emulator.configure(latency_extract_base=0.8)
+    emulator.configure(latency_extract_answer=0.8)
     with pytest.raises(DelixTransientError, match="did not answer") as info:
         hook.extract_images(uuids)
     assert info.value.maybe_applied and info.value.lost_attempts == 2
     assert hook.request_counts["POST /image-extraction"] == 2
-    emulator.configure(latency_extract_base=0.0)
+    emulator.configure(latency_extract_answer=0.0)
     for _ in range(50):  # the server is still working on the timed-out sends: wait for both charges
         if emulator.stats()["credits"]["charged"] >= 400:
             break
