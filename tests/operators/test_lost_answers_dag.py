@@ -30,7 +30,7 @@ DAG = """
 import json
 import pendulum
 from airflow.providers.common.compat.sdk import DAG
-from airflow.providers.standard.operators.python import PythonOperator
+from airflow.providers.common.compat.standard.operators import PythonOperator
 from airflow_provider_delix.operators.image_extraction import ImageExtractionOperator
 
 
