@@ -14,6 +14,11 @@ such a request at most once (``api/retry.py``). What the run then records:
   sends again (``core/supersede.py``), carrying the assumed charge of every lost send at the
   price per page of spec section 7 (200 per image page, 100 per PDF page).
 
+* **lost, then refused or unreadable** (the re-send is answered 404, a 422 such as
+  ``NO_SUFFICIENT_CREDITS``, or an answer that cannot be read): the lost send is *carried* by
+  the files' pages (:attr:`~.planning.ChunkFile.carried`), so whatever rows those pages get
+  later in the run include it.
+
 Either way the lost sends are counted in :class:`~.run_stats.RunStats`: ``requests_in_doubt``
 (sends), ``pages_in_doubt`` (their pages) and ``credits_at_risk`` (the credits the table assumed
 for them: what it over-counts if Delix did not apply them). So a page is paid at most twice per
@@ -24,11 +29,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from airflow_provider_delix.api.errors import DelixTransientError
+from airflow_provider_delix.api.errors import DelixError, DelixTransientError
 from airflow_provider_delix.api.models import IMAGE_PAGE_PRICE, PDF_PAGE_PRICE, Extract
 from airflow_provider_delix.core.codes import PageError
 from airflow_provider_delix.core.collect import PageResult
-from airflow_provider_delix.core.planning import FileOutcome
+from airflow_provider_delix.core.planning import ChunkFile, FileOutcome
 from airflow_provider_delix.core.run_stats import RunStats
 from airflow_provider_delix.core.table import RowStatus, split_credits
 
@@ -76,3 +81,17 @@ def answer_lost_results(
         )
         for uuid, share in zip(file_uuids, split_credits(credits, len(file_uuids)), strict=True)
     ]
+
+
+def carry_lost_sends(files: Sequence[ChunkFile], error: DelixError, kind: str, stats: RunStats) -> None:
+    """A request whose re-send was refused or unreadable after a lost answer: every requested page
+    of ``files`` carries the lost sends' assumed charge into whatever row it gets."""
+    sends = error.lost_attempts
+    if sends <= 0:
+        return
+    per_page = sends * page_price(kind)
+    pages = 0
+    for file in files:
+        file.carried = (file.carried[0] + per_page, file.carried[1])
+        pages += len(file.requested_pages)
+    stats.add_lost_answers(sends, pages, per_page * pages)

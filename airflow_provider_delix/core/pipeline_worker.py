@@ -55,7 +55,11 @@ from airflow_provider_delix.core.collect import (
 from airflow_provider_delix.core.counting_client import CountingClient
 from airflow_provider_delix.core.jobs import ExtractionJob
 from airflow_provider_delix.core.ledger import ExtractRecord, LedgerFile
-from airflow_provider_delix.core.lost_answers import answer_lost_results, charge_lost_sends
+from airflow_provider_delix.core.lost_answers import (
+    answer_lost_results,
+    carry_lost_sends,
+    charge_lost_sends,
+)
 from airflow_provider_delix.core.options import PipelineTuning, RunOptions
 from airflow_provider_delix.core.planning import Chunk, ChunkFile, ContentIndex, FileOutcome
 from airflow_provider_delix.core.rows import page_rows
@@ -437,6 +441,7 @@ class ChunkRunner:
         try:
             extract = self.ctx.job.submit(self.ctx.client, files)
         except DelixResponseError as exc:
+            carry_lost_sends([s.file for s in slots], exc, intent.kind, self.ctx.stats)
             self._unreadable_extract(slots, exc, None)
         except DelixTransientError as exc:
             if not exc.lost_attempts:
@@ -448,6 +453,7 @@ class ChunkRunner:
             for (slot, number), result in zip(requested, results, strict=True):
                 slot.pages[number] = result
         except (DelixApiError, DelixNotFoundError, DelixAuthError) as exc:
+            carry_lost_sends([s.file for s in slots], exc, intent.kind, self.ctx.stats)  # re-send refused
             self._journalled.remove(intent.chunk_id)
             self.ctx.store.ledger.forget(intent.chunk_id)  # refused: nothing was charged
             self._refused(exc, slots, reupload=reupload)

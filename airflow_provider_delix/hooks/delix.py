@@ -184,12 +184,15 @@ class DelixHook(HttpHook):
     # ------------------------------------------------------------------ the one request path
 
     @contextmanager
-    def _reading(self, what: str) -> Iterator[None]:
-        """Parsing an answer: a malformed one names the request and the connection."""
+    def _reading(self, what: str, lost: list[int] | None = None) -> Iterator[None]:
+        """Parsing an answer: a malformed one names the request and the connection (and, for a
+        paid request, how many of its sends lost their answer before this one)."""
         try:
             yield
         except DelixResponseError as exc:
-            raise exc.about(what, self.delix_conn_id) from None
+            error = exc.about(what, self.delix_conn_id)
+            error.lost_attempts = lost[0] if lost else error.lost_attempts
+            raise error from None
 
     def _call(
         self,
@@ -232,12 +235,15 @@ class DelixHook(HttpHook):
                         error, self.base_url, what, read_timeout, conn_id=self.delix_conn_id
                     ) from None
                 raise_for_status(response, conn_id=self.delix_conn_id, what=what)
-            except DelixTransientError as error:
-                # The history the retry policy reads (api/retry.py): sends that may have been applied.
-                lost[0] += error.maybe_applied
-                error.paid, error.lost_attempts = paid, lost[0]
+                return read_json(response, conn_id=self.delix_conn_id, what=what)
+            except DelixError as error:
+                # The history the retry policy reads (api/retry.py): sends that may have been
+                # applied; whatever is finally raised tells the caller how many there were.
+                if isinstance(error, DelixTransientError):
+                    lost[0] += error.maybe_applied
+                    error.paid = paid
+                error.lost_attempts = lost[0]
                 raise
-            return read_json(response, conn_id=self.delix_conn_id, what=what)
 
         retrying, describe = self._retrying()
         describe[0] = f"Delix {what}"
@@ -320,7 +326,7 @@ class DelixHook(HttpHook):
         what = f"the image extraction of {len(uuids)} file(s)"
         lost = [0]
         payload = self._call("POST", "image-extraction", what, json=body, paid=True, lost=lost)
-        with self._reading(what):
+        with self._reading(what, lost):
             return dataclasses.replace(Extract.from_api(payload), lost_attempts=lost[0])
 
     def extract_documents(
@@ -351,7 +357,7 @@ class DelixHook(HttpHook):
         what = f"the document extraction of {len(identifiers)} file(s)"
         lost = [0]
         payload = self._call("POST", "document-extraction", what, json=body, paid=True, lost=lost)
-        with self._reading(what):
+        with self._reading(what, lost):
             return dataclasses.replace(Extract.from_api(payload), lost_attempts=lost[0])
 
     def get_extract(self, uuid: str) -> Extract:

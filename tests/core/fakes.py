@@ -13,6 +13,7 @@ the content of a file (a marker at the start of its bytes) so tests choose which
 * ``TRANSIENT``  -> its extraction raises DelixTransientError (never reached Delix: nothing charged)
 * ``LOSTONCE``   -> its extraction's first answer was lost after apply: charged twice, answered once
 * ``LOSTTWICE``  -> both sends charged, both answers lost: a maybe-applied DelixTransientError
+* ``LOSTBAD``    -> the first send charged and its answer lost, the re-send refused (BAD_INPUT)
 * ``PACKFAIL``   -> (in a JPEG) the page fails inside a packed PDF, not as an image
 
 plus account-wide switches: ``credits`` (NO_SUFFICIENT_CREDITS when an extraction costs more
@@ -236,6 +237,13 @@ class FakeDelix:
                     raise DelixNotFoundError("404", status_code=404)
             if any(d.startswith(b"TRANSIENT") for d in datas):
                 raise DelixTransientError("503 after 5 attempts", status_code=503)
+            if any(d.startswith(b"LOSTBAD") for d in datas):
+                # The first send was applied (charged) and its answer lost; the re-send is refused.
+                for d in datas:
+                    self.extracted[hashlib.sha256(d).hexdigest()] += 1
+                refused = DelixApiError("bad input", error=ErrorCode.BAD_INPUT, status_code=422)
+                refused.lost_attempts = 1
+                raise refused
             if any(d.startswith(b"BADINPUT") for d in datas):
                 raise DelixApiError(
                     "bad input", error=ErrorCode.BAD_INPUT, status_code=422, api_message="فایل"

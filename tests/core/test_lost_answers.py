@@ -71,6 +71,20 @@ def test_an_answer_lost_twice_gives_answer_lost_rows_that_the_next_run_sends_aga
     assert len(final) == 10 and (final["status"] == "processed").all()
 
 
+def test_a_lost_send_whose_resend_is_refused_is_carried_by_the_pages(out: str) -> None:
+    fake = FakeDelix()
+    sources = [*images(4), source("bad", b"LOSTBAD"), *images(5, prefix="tail")]
+    summary, error, _ = run(fake, out, sources, max_concurrency=7)
+    assert error is None and summary is not None
+    rows = table(out).set_index("source")
+    # The chunk's lost send (5 pages), then each file alone: the bad one lost and refused again.
+    assert int(rows["credits_charged"].sum()) == _charged(fake) == 5 * 200 + 9 * 200 + 200
+    bad = rows.loc["bad"]
+    assert bad["status"] == "failed" and bad["error"] == "BAD_INPUT" and bad["credits_charged"] == 400
+    assert (summary.requests_in_doubt, summary.pages_in_doubt, summary.credits_at_risk) == (2, 6, 1200)
+    assert_clean(fake)
+
+
 def test_a_request_that_never_reached_delix_is_not_in_doubt(out: str) -> None:
     fake = FakeDelix()
     summary, _error, _ = run(fake, out, [*images(4), source("flaky", b"TRANSIENT")], max_concurrency=7)

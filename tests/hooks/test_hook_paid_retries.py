@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import requests
 
-from airflow_provider_delix.api.errors import DelixTransientError
+from airflow_provider_delix.api.errors import DelixInsufficientCreditsError, DelixTransientError
 from airflow_provider_delix.api.responses import never_reached, raise_for_answer, transport_error
 from airflow_provider_delix.emulator.scans import make_png
 from airflow_provider_delix.hooks.delix import DEFAULT_EXTRACTION_TIMEOUT, DelixHook
@@ -175,3 +175,18 @@ def test_classification_of_failures() -> None:
         with pytest.raises(DelixTransientError) as info:
             raise_for_answer(status, None, None, conn_id="c", what="w")
         assert info.value.maybe_applied is applied, status
+
+
+def test_a_resend_refused_after_a_lost_answer_says_the_first_send_was_lost(
+    emulator_factory: Callable[..., Any], connect: Callable[..., str], sleeps: Any
+) -> None:
+    emulator = emulator_factory(credits=400)  # exactly one extraction of 2 images
+    hook = DelixHook(connect(emulator, **RETRIES), sleep=sleeps)
+    uuids = _stored(hook, 2)
+    emulator.configure(
+        rate_lost_after_apply=1.0, lost_after_apply_kinds="502", lost_after_apply_on="extraction"
+    )
+    with pytest.raises(DelixInsufficientCreditsError) as info:
+        hook.extract_images(uuids)
+    assert info.value.lost_attempts == 1, "the lost first send spent the credits the re-send needed"
+    assert emulator.stats()["credits"]["charged"] == 400
