@@ -23,7 +23,14 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
 CONN_FIELDS: dict[str, dict[str, Any]] = {
     "timeout": {
         "label": "Request timeout (s)",
-        "description": "Seconds to wait for one HTTP answer (default 120).",
+        "description": "Seconds to connect, and to wait for one answer other than an extraction's "
+        "(default 120).",
+        "schema": {"type": ["integer", "null"], "minimum": 1},
+    },
+    "extraction_timeout": {
+        "label": "Extraction timeout (s)",
+        "description": "Seconds an extraction waits for its answer (default 600). A timed-out "
+        "extraction may be charged anyway: it is re-sent at most once.",
         "schema": {"type": ["integer", "null"], "minimum": 1},
     },
     "max_retries": {

@@ -37,8 +37,8 @@ make_venv "$ROOT/.venv-af211" "2.11.2" "test"
 AF3_ONLY=(
   --ignore=tests/operators/test_bad_answers_dag.py --ignore=tests/operators/test_sigterm_dag.py
   --ignore=tests/operators/test_packing_dag.py --ignore=tests/operators/test_memory_dag.py
-  --ignore=tests/operators/test_sigkill_dag.py --ignore=tests/operators/test_paid_once_dag.py
-  --ignore=tests/operators/test_orphans_dag.py --ignore=tests/operators/test_one_writer_dag.py
+  --ignore=tests/operators/test_sigkill_dag.py --ignore=tests/operators/test_lost_answers_dag.py
+  --ignore=tests/operators/test_orphans_dag.py --ignore=tests/operators/test_shared_output_dag.py
   --deselect=tests/operators/test_document_dag.py::test_sigkill_while_extracts_are_queued_then_rerun_reattaches
   --deselect=tests/operators/test_document_dag.py::test_another_language_extracts_again_the_same_settings_send_nothing
   --deselect=tests/operators/test_operator_dag.py::test_credits_run_out_then_a_rerun_resumes_without_paying_twice

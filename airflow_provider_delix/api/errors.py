@@ -26,6 +26,9 @@ class DelixError(Exception):
         self.conn_id = conn_id
         self.status_code = status_code
         self.api_message = api_message
+        # Paid requests only: earlier sends of this call whose answer was lost after sending
+        # (Delix may have charged them), set by the hook on whatever it finally raises.
+        self.lost_attempts = 0
 
 
 class DelixResponseError(DelixError):
@@ -45,12 +48,14 @@ class DelixResponseError(DelixError):
         """The same error naming the request and the connection (parsers know neither)."""
         if conn_id in str(self):
             return self
-        return DelixResponseError(
+        error = DelixResponseError(
             f"{self} (answer to {what}, connection '{conn_id}')",
             uuids=self.uuids,
             conn_id=conn_id,
             status_code=self.status_code,
         )
+        error.lost_attempts = self.lost_attempts
+        return error
 
 
 class DelixAuthError(DelixError):
@@ -86,8 +91,28 @@ class DelixInsufficientCreditsError(DelixApiError):
 
 
 class DelixTransientError(DelixError):
-    """429, 5xx, dropped connections and timeouts: retried by the hook's policy, raised when it gives up."""
+    """429, 5xx, dropped connections and timeouts: retried by the hook's policy, raised when it gives up.
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+    ``maybe_applied`` says whether Delix may have applied the request although its answer is
+    lost: True for a read timeout, a connection dropped after the request was sent, and a
+    gateway's 502/504; False for a connection that never reached the server (refused, DNS,
+    connect timeout, TLS) and for 429, 500 and 503. ``paid`` marks a request that spends
+    credits when applied (the extraction POSTs), and ``lost_attempts`` (on every
+    :class:`DelixError`) counts the attempts of this call, this one included, that failed
+    maybe-applied: the retry policy re-sends a paid
+    request after at most one of them (:mod:`airflow_provider_delix.api.retry`), and the caller
+    reads the count on the error it finally gets to know what may have been charged.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        maybe_applied: bool = False,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(message, **kwargs)
         self.retry_after = retry_after
+        self.maybe_applied = maybe_applied
+        self.paid = False

@@ -25,6 +25,11 @@ MAX_IMAGE_BYTES = 2 * 1000 * 1000
 MAX_PDF_BYTES = 8 * 1000 * 1000
 MAX_PDF_PAGES = 150
 MAX_SYNC_DOCUMENT_PAGES = 5
+# Credits per page (spec section 7: "the examples suggest" these; there is no price list).
+# Only used where Delix's own ``initial_cost`` is unknown: the emulator's prices, and the
+# charge assumed for a paid request whose answer was lost.
+IMAGE_PAGE_PRICE = 200
+PDF_PAGE_PRICE = 100
 
 
 class Engine(StrEnum):
@@ -243,6 +248,9 @@ class Extract:
     failed_pages: int | None
     returned_credits: int | None
     files: tuple[ExtractFile, ...]
+    # Client-side, not an API field: earlier sends of the request that returned this extract
+    # whose answer was lost after sending (0 or 1, see api/retry.py). Delix may have charged them.
+    lost_attempts: int = 0
 
     @property
     def is_processed(self) -> bool:

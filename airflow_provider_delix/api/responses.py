@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import email.utils
 import json
+import socket
 import time
 from collections.abc import Mapping
 from typing import Any
 
 import requests
+import urllib3
 
 from airflow_provider_delix.api.errors import (
     DelixApiError,
@@ -30,6 +32,8 @@ from airflow_provider_delix.api.errors import (
 from airflow_provider_delix.api.models import ErrorCode
 
 _MESSAGE_LIMIT = 300
+# Statuses a gateway answers when it lost Delix's answer: the request may have been applied.
+GATEWAY_LOST = (502, 504)
 
 _ADVICE = {
     ErrorCode.STORAGE_COUNT_EXCEEDED: "the account already stores 30 files; delete some or wait for "
@@ -103,20 +107,79 @@ def read_json_bytes(content: bytes, status: int, *, conn_id: str, what: str) -> 
     return {} if payload is None else payload
 
 
-def timeout_error(what: str, seconds: float, *, conn_id: str) -> DelixTransientError:
-    """No answer within the connection's timeout (retried: the request may never have arrived)."""
+def timeout_error(
+    what: str, seconds: float, *, conn_id: str, maybe_applied: bool = True
+) -> DelixTransientError:
+    """No answer within the read timeout: the request was sent, so Delix may have applied it."""
     return DelixTransientError(
-        f"Delix did not answer {what} within {seconds:.0f} s (connection '{conn_id}').", conn_id=conn_id
+        f"Delix did not answer {what} within {seconds:.0f} s (connection '{conn_id}').",
+        conn_id=conn_id,
+        maybe_applied=maybe_applied,
     )
 
 
-def unreachable_error(base_url: str, what: str, error: BaseException, *, conn_id: str) -> DelixTransientError:
-    """The connection failed (refused, reset, DNS); only the error's type is shown, never its text."""
+def unreachable_error(
+    base_url: str, what: str, error: BaseException, *, conn_id: str, maybe_applied: bool = False
+) -> DelixTransientError:
+    """The connection failed (refused, reset, DNS); only the error's type is shown, never its text.
+
+    ``maybe_applied``: the connection broke after the request was sent (see :func:`never_reached`).
+    """
+    if maybe_applied:
+        return DelixTransientError(
+            f"The connection to Delix at {base_url} broke after {what} was sent, before its answer "
+            f"(connection '{conn_id}'): {type(error).__name__}. Delix may have applied it.",
+            conn_id=conn_id,
+            maybe_applied=True,
+        )
     return DelixTransientError(
         f"Could not reach Delix at {base_url} for {what} (connection '{conn_id}'): "
         f"{type(error).__name__}. Check the host and the network.",
         conn_id=conn_id,
     )
+
+
+# Failures that happen before a byte of the request can reach the server.
+_NEVER_SENT: tuple[type[BaseException], ...] = (
+    requests.ConnectTimeout,
+    requests.exceptions.SSLError,
+    urllib3.exceptions.NewConnectionError,  # refused, unreachable, DNS (NameResolutionError)
+    urllib3.exceptions.ConnectTimeoutError,
+    urllib3.exceptions.SSLError,
+    ConnectionRefusedError,
+    socket.gaierror,
+)
+
+
+def never_reached(error: BaseException) -> bool:
+    """Whether a ``requests`` connection error happened before the request was sent.
+
+    requests wraps urllib3's errors (``ConnectionError(MaxRetryError(reason=...))``), so the
+    error, its arguments, ``reason`` and causes are searched for a connect-phase failure. Any
+    other broken connection (reset, ``RemoteDisconnected``, a proxy dropping the line) may have
+    come after the server received the request: the safe reading for a paid request.
+    """
+    seen: set[int] = set()
+    todo: list[BaseException] = [error]
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, _NEVER_SENT):
+            return True
+        linked = [*current.args, getattr(current, "reason", None), current.__cause__, current.__context__]
+        todo.extend(e for e in linked if isinstance(e, BaseException))
+    return False
+
+
+def transport_error(
+    error: requests.RequestException, base_url: str, what: str, read_timeout: float, *, conn_id: str
+) -> DelixTransientError:
+    """A request that got no HTTP answer, classified: never reached the server, or maybe applied."""
+    if isinstance(error, requests.Timeout) and not isinstance(error, requests.ConnectTimeout):
+        return timeout_error(what, read_timeout, conn_id=conn_id)
+    return unreachable_error(base_url, what, error, conn_id=conn_id, maybe_applied=not never_reached(error))
 
 
 def raise_for_status(response: requests.Response, *, conn_id: str, what: str) -> None:
@@ -179,6 +242,15 @@ def raise_for_answer(
         raise DelixValidationError(
             f"Delix rejected {what} as invalid (HTTP 422, connection '{conn_id}'): {detail}.{suffix}",
             errors=clean,
+            **common,
+        )
+    if status in GATEWAY_LOST:
+        # A gateway gave up waiting for Delix (502/504): Delix may have applied the request.
+        raise DelixTransientError(
+            f"A gateway in front of Delix answered HTTP {status} to {what} (connection '{conn_id}'): "
+            "the answer is lost and Delix may have applied the request.",
+            retry_after=parse_retry_after(retry_after_header),
+            maybe_applied=True,
             **common,
         )
     if status == 429 or status >= 500:

@@ -7,6 +7,14 @@ with a 429/503 is honoured: the next attempt waits exactly that long (capped by 
 total-time bound) instead of the computed backoff. Attempts and total time are both bounded.
 Built on tenacity so the policy is a declaration, not a hand-written loop; the sleep
 function is injectable so tests prove the waits without spending wall time.
+
+Paid requests (the extraction POSTs) follow one more rule (spec section 9, "retries against
+section 7"): a failure that Delix may have applied (``maybe_applied``: a read timeout, a
+connection dropped after sending, a gateway's 502/504) is re-sent at most once per call
+(:data:`MAX_LOST_RESENDS`); the next such failure is raised at once, with ``lost_attempts``
+telling the caller how many sends may have been charged. Failures that never reached Delix,
+and 429/500/503, keep the ordinary policy. The history is counted by the caller on the error
+(``lost_attempts``), so the rule is a plain predicate and one ``Retrying`` serves every call.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ from tenacity import (
     AsyncRetrying,
     RetryCallState,
     Retrying,
-    retry_if_exception_type,
+    retry_base,
     stop_after_attempt,
     stop_after_delay,
     wait_exponential_jitter,
@@ -34,6 +42,9 @@ log = logging.getLogger(__name__)
 
 # Connection extras (and hook arguments) that tune the policy; never sent as HTTP headers.
 RETRY_EXTRAS = ("max_retries", "retry_wait_initial", "retry_wait_max", "retry_max_elapsed")
+
+# How many times a paid request is re-sent after a failure Delix may have applied.
+MAX_LOST_RESENDS = 1
 
 
 def connection_extra(extras: Mapping[str, Any], name: str) -> Any:
@@ -87,12 +98,35 @@ class RetryPolicy:
     def _rules(self, describe: str | Callable[[], str]) -> dict[str, Any]:
         """What is retried, when to stop, how long to wait, what is logged: one set of rules."""
         return {
-            "retry": retry_if_exception_type(DelixTransientError),
+            "retry": _RetryTransient(describe),
             "stop": stop_after_attempt(self.max_retries + 1) | stop_after_delay(self.retry_max_elapsed),
             "wait": _RetryAfterOrBackoff(self),
             "reraise": True,
             "before_sleep": lambda state: _log_retry(state, self, describe),
         }
+
+
+class _RetryTransient(retry_base):
+    """Retry every :class:`DelixTransientError`, except a paid request's second lost answer."""
+
+    def __init__(self, describe: str | Callable[[], str]) -> None:
+        self._describe = describe
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        outcome = retry_state.outcome
+        error = outcome.exception() if outcome is not None else None
+        if not isinstance(error, DelixTransientError):
+            return False
+        if error.paid and error.lost_attempts > MAX_LOST_RESENDS:
+            log.error(
+                "%s: the answer was lost again after sending (%s); not re-sent: Delix may have "
+                "charged both sends (%d).",
+                _name(self._describe),
+                error,
+                error.lost_attempts,
+            )
+            return False
+        return True
 
 
 class _RetryAfterOrBackoff(wait_exponential_jitter):
@@ -112,13 +146,28 @@ class _RetryAfterOrBackoff(wait_exponential_jitter):
         return backoff
 
 
+def _name(describe: str | Callable[[], str]) -> str:
+    return (describe() if callable(describe) else describe) or "Delix call"
+
+
 def _log_retry(state: RetryCallState, policy: RetryPolicy, describe: str | Callable[[], str]) -> None:
     error = state.outcome.exception() if state.outcome is not None else None
     wait = state.next_action.sleep if state.next_action is not None else 0.0
     # Only our own message: it names the status and the connection, never a body or the key.
+    if isinstance(error, DelixTransientError) and error.paid and error.maybe_applied:
+        log.warning(
+            "%s: answer lost after sending (%s); re-sending once, the first may have been charged; "
+            "retry %d of %d in %.1f s.",
+            _name(describe),
+            error,
+            state.attempt_number,
+            policy.max_retries,
+            wait,
+        )
+        return
     log.warning(
         "%s failed (%s); retry %d of %d in %.1f s.",
-        (describe() if callable(describe) else describe) or "Delix call",
+        _name(describe),
         error,
         state.attempt_number,
         policy.max_retries,

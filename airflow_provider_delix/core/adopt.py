@@ -26,6 +26,7 @@ from airflow_provider_delix.api.errors import DelixApiError, DelixNotFoundError
 from airflow_provider_delix.core.client import DelixClient
 from airflow_provider_delix.core.collect import PageResult, file_pages, page_results, wait_processed
 from airflow_provider_delix.core.ledger import ExtractRecord
+from airflow_provider_delix.core.lost_answers import charge_lost_sends
 from airflow_provider_delix.core.options import RunOptions
 from airflow_provider_delix.core.resume import ResumeIndex
 from airflow_provider_delix.core.rows import page_rows
@@ -97,12 +98,10 @@ def adopt_extracts(
             sleep=sleep,
             aborting=aborting,
         )
-        rows = _rows(
-            record,
-            page_results(extract, file_pages(client, extract), _requested(record), client),
-            index,
-            run_id,
-        )
+        results = page_results(extract, file_pages(client, extract), _requested(record), client)
+        # Sends of this request that lost their answer before it was answered: assumed charged.
+        charge_lost_sends(list(results.values()), extract, stats, lost=record.lost_sends)
+        rows = _rows(record, results, index, run_id)
         if rows:
             store.append(f"adopt-{record.chunk_id}", rows)
             stats.add_rows(rows)

@@ -39,6 +39,7 @@ class PageError(StrEnum):
     PAGE_FAILED = "page_failed"  # the extraction reported the page as failed (refunded)
     NO_RESULT = "no_result"  # the extract did not mention the file or the page
     MALFORMED_ANSWER = "malformed_answer"  # Delix's answer could not be read or contradicted itself
+    ANSWER_LOST = "answer_lost"  # the paid request's answer was lost after sending, twice: maybe charged
 
 
 # Kept under its historical name: planning refuses a page that can never fit in the budget.

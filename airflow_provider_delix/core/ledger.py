@@ -53,6 +53,7 @@ class ExtractRecord:
     language: str | None
     files: tuple[LedgerFile, ...]
     path: str = ""  # where the record lives (filled when read)
+    lost_sends: int = 0  # earlier sends of the request whose answer was lost (core/lost_answers.py)
 
     def to_json(self) -> bytes:
         return json.dumps(
@@ -63,6 +64,7 @@ class ExtractRecord:
                 "kind": self.kind,
                 "engine": self.engine,
                 "language": self.language,
+                "lost_sends": self.lost_sends,
                 "files": [
                     {
                         "uuid": f.uuid,
@@ -101,6 +103,7 @@ class ExtractRecord:
             language=None if body.get("language") is None else str(body["language"]),
             files=files,
             path=path,
+            lost_sends=int(body.get("lost_sends", 0)),
         )
 
     @property
@@ -112,9 +115,9 @@ class ExtractRecord:
         """Pages the request covers: what Delix charges for it."""
         return sum(len(f.pages) for f in self.files)
 
-    def answered(self, extract_uuid: str) -> ExtractRecord:
-        """Phase two: the intent with the uuid Delix answered."""
-        return dataclasses.replace(self, extract_uuid=extract_uuid)
+    def answered(self, extract_uuid: str, *, lost_sends: int = 0) -> ExtractRecord:
+        """Phase two: the intent with the uuid Delix answered (and its sends lost before that)."""
+        return dataclasses.replace(self, extract_uuid=extract_uuid, lost_sends=lost_sends)
 
 
 class ExtractLedger:

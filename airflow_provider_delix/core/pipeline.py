@@ -222,7 +222,7 @@ class ExtractionPipeline:
             if resume.sent_again:
                 log.info(
                     "%d page(s) failed earlier for a reason that was not their content (file_expired, "
-                    "malformed_answer, no_result): they are sent again.",
+                    "malformed_answer, no_result, answer_lost): they are sent again.",
                     resume.sent_again,
                 )
             self._adopt(resume)
@@ -566,6 +566,8 @@ class ExtractionPipeline:
                 extracts_lost=self._adoption.lost,
                 pages_in_doubt=self.stats.pages_in_doubt,
                 files_in_doubt=self._files_in_doubt + self.stats.files_in_doubt,
+                requests_in_doubt=self.stats.requests_in_doubt,
+                credits_at_risk=self.stats.credits_at_risk,
             )
 
     def _stop_reason(self, ctx: RunContext) -> str | None:

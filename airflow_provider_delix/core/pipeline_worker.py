@@ -18,7 +18,9 @@ Error policy (see ``docs/pipeline.md``): per-file API errors on a multi-file ext
 isolated by retrying the files one by one (a 422 costs nothing); an expired file is uploaded
 again once; a full shared account is waited out with exponential back-off; no credits, a
 refused key or an unexpected error stop the run through :class:`Control`; transient errors
-(already retried by the client) leave the chunk's pages without rows for a re-run.
+(already retried by the client) leave the chunk's pages without rows for a re-run, except an
+extraction whose answer was lost after sending (maybe charged): its pages get ``answer_lost``
+rows and every lost send is counted (:mod:`.lost_answers`).
 """
 
 from __future__ import annotations
@@ -53,6 +55,11 @@ from airflow_provider_delix.core.collect import (
 from airflow_provider_delix.core.counting_client import CountingClient
 from airflow_provider_delix.core.jobs import ExtractionJob
 from airflow_provider_delix.core.ledger import ExtractRecord, LedgerFile
+from airflow_provider_delix.core.lost_answers import (
+    answer_lost_results,
+    carry_lost_sends,
+    charge_lost_sends,
+)
 from airflow_provider_delix.core.options import PipelineTuning, RunOptions
 from airflow_provider_delix.core.planning import Chunk, ChunkFile, ContentIndex, FileOutcome
 from airflow_provider_delix.core.rows import page_rows
@@ -434,22 +441,32 @@ class ChunkRunner:
         try:
             extract = self.ctx.job.submit(self.ctx.client, files)
         except DelixResponseError as exc:
+            carry_lost_sends([s.file for s in slots], exc, intent.kind, self.ctx.stats)
             self._unreadable_extract(slots, exc, None)
-        except DelixTransientError:
-            # No answer after the hook's retries: Delix may have charged for it, or not.
-            self.ctx.stats.add_in_doubt(intent.page_count)
-            raise
+        except DelixTransientError as exc:
+            if not exc.lost_attempts:
+                raise  # never reached Delix, or refused (429/500/503): nothing paid, left for a re-run
+            # Sent, and the answer lost on each send the policy allowed: maybe charged, no text.
+            log.warning("Chunk %s: %s", self.chunk.chunk_id, exc)
+            requested = [(s, n) for s in slots for n in s.file.requested_pages]
+            results = answer_lost_results([s.uuid for s, _ in requested], exc, intent.kind, self.ctx.stats)
+            for (slot, number), result in zip(requested, results, strict=True):
+                slot.pages[number] = result
         except (DelixApiError, DelixNotFoundError, DelixAuthError) as exc:
+            carry_lost_sends([s.file for s in slots], exc, intent.kind, self.ctx.stats)  # re-send refused
             self._journalled.remove(intent.chunk_id)
             self.ctx.store.ledger.forget(intent.chunk_id)  # refused: nothing was charged
             self._refused(exc, slots, reupload=reupload)
         else:
-            self.ctx.store.ledger.record(intent.answered(extract.uuid))
+            self.ctx.store.ledger.record(intent.answered(extract.uuid, lost_sends=extract.lost_attempts))
             stored = [s for s in self.slots if s.uuid is not None]
             try:
                 self._collect(extract, slots, may_park=len(slots) == len(stored))
             except DelixResponseError as exc:
                 self._unreadable_extract(slots, exc, extract)
+            if not self.parked:  # a parked extract's lost sends are charged when it is collected
+                pages = [s.pages[n] for s in slots for n in s.file.requested_pages]
+                charge_lost_sends(pages, extract, self.ctx.stats)
 
     def _refused(self, exc: DelixError, slots: list[Slot], *, reupload: bool) -> None:
         """An extraction request was refused (nothing charged): settle, retry or re-upload its files."""

@@ -1,5 +1,8 @@
 """The progress line of a run: images read of the archive's total, pages/s, ETA, credits.
 
+"at risk" credits (shown once there are any) are the part of the charged credits assumed for
+extraction sends whose answer was lost: Delix charged them only if it applied those sends.
+
 Inputs are listed lazily (an archive can hold millions of files), so the pipeline only learns
 the page total when it has read and planned everything. To give an ETA from the start, a
 background thread counts the archive once more, listing names only (no file is opened); until
@@ -75,6 +78,7 @@ class ArchiveProgress:
             f"{self.noun} {self.images_read}/{total} read, pages {progress.pages_done}{pages_total} done, "
             f"{progress.pages_per_second:.1f} pages/s, ETA {'unknown' if eta is None else _duration(eta)}, "
             f"credits {progress.credits_charged} charged / {progress.credits_refunded} refunded"
+            + (f" / {progress.credits_at_risk} at risk" if progress.credits_at_risk else "")
         )
 
     def _eta_before_the_end(self, progress: Progress) -> float | None:

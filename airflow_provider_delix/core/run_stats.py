@@ -27,6 +27,7 @@ class Progress:
     credits_refunded: int
     pages_planned: int = 0  # pages of the inputs planned so far, resumed ones included
     inputs_planned: int = 0  # inputs those pages came from (for pages per input before the end)
+    credits_at_risk: int = 0  # of credits_charged: assumed for sends whose answer was lost
 
 
 class RunStats:
@@ -44,6 +45,10 @@ class RunStats:
         self.pages_waiting = 0  # in queued extracts handed to the next attempt (deferral)
         self.pages_reused = 0
         self.pages_in_doubt = 0  # sent without an answer: Delix may have charged for them
+        # Paid sends whose answer was lost after sending (core/lost_answers.py): the table counts
+        # them as charged (credits_at_risk of its credits_charged); Delix charged them if it applied them.
+        self.requests_in_doubt = 0
+        self.credits_at_risk = 0
         self.files_in_doubt = 0  # uploaded, but the answer did not name them: maybe left on Delix
         self.credits_charged = 0
         self.credits_refunded = 0
@@ -69,6 +74,13 @@ class RunStats:
     def add_in_doubt(self, pages: int) -> None:
         with self.lock:
             self.pages_in_doubt += pages
+
+    def add_lost_answers(self, requests: int, pages: int, credits: int) -> None:
+        """``requests`` sends of one paid request lost their answer; its ``pages`` are in doubt."""
+        with self.lock:
+            self.requests_in_doubt += requests
+            self.pages_in_doubt += pages
+            self.credits_at_risk += credits
 
     def add_waiting(self, pages: int) -> None:
         with self.lock:
@@ -119,6 +131,7 @@ class ProgressReporter:
             planned, inputs = self._stats.pages_total, self._stats.inputs_planned
             total = planned if self._stats.input_complete else None
             charged, refunded = self._stats.credits_charged, self._stats.credits_refunded
+            at_risk = self._stats.credits_at_risk
         elapsed = max(now - self._start, 1e-9)
         rate = written / elapsed
         eta = None
@@ -126,6 +139,6 @@ class ProgressReporter:
             left = max(total - done, 0)
             eta = 0.0 if left == 0 else (left / rate if rate > 0 else math.inf)
         try:
-            self._callback(Progress(done, total, rate, eta, charged, refunded, planned, inputs))
+            self._callback(Progress(done, total, rate, eta, charged, refunded, planned, inputs, at_risk))
         except Exception:
             log.warning("The progress callback failed; the run goes on", exc_info=True)

@@ -41,6 +41,8 @@ class PipelineSummary:
     extracts_lost: int = 0  # paid extracts of earlier attempts that Delix no longer has
     pages_in_doubt: int = 0  # sent without an answer (here or by a dead attempt): maybe paid twice
     files_in_doubt: int = 0  # uploaded by a dead attempt without an answer: maybe left on Delix (24 h)
+    requests_in_doubt: int = 0  # paid sends whose answer was lost after sending (re-sent at most once)
+    credits_at_risk: int = 0  # credits the table counts for those sends: charged only if Delix applied them
 
     @property
     def waiting(self) -> bool:
@@ -87,6 +89,8 @@ class PipelineSummary:
             "extracts_lost": self.extracts_lost,
             "pages_in_doubt": self.pages_in_doubt,
             "files_in_doubt": self.files_in_doubt,
+            "requests_in_doubt": self.requests_in_doubt,
+            "credits_at_risk": self.credits_at_risk,
         }
 
 

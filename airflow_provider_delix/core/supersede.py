@@ -1,12 +1,14 @@
 """Pages that failed for a reason other than their content are done again by the next run.
 
 A ``failed`` row says what happened to a page: most such rows are settled (Delix read the
-page and could not, ``page_failed``; the request for the file was refused). Three are not
+page and could not, ``page_failed``; the request for the file was refused). Four are not
 about the page at all, and a re-run on the same ``output_path`` must not keep them:
 
 * ``file_expired``: the stored file vanished twice (a server restart, expiry) before it was read;
 * ``malformed_answer``: Delix's answer could not be read or contradicted the request;
-* ``no_result``: the extract did not mention the page.
+* ``no_result``: the extract did not mention the page;
+* ``answer_lost``: the extraction's answer was lost after sending, and lost again when re-sent
+  (it may have been charged, see ``docs/resume-and-credits.md``).
 
 :class:`~.resume.ResumeIndex` does not count them as done, so the next run sends those pages
 again. Their old rows are then *superseded*: when a writer closes, every part file holding a
@@ -26,7 +28,12 @@ from airflow_provider_delix.core.codes import PageError
 log = logging.getLogger(__name__)
 
 RETRY_NEXT_RUN = frozenset(
-    {PageError.FILE_EXPIRED.value, PageError.MALFORMED_ANSWER.value, PageError.NO_RESULT.value}
+    {
+        PageError.FILE_EXPIRED.value,
+        PageError.MALFORMED_ANSWER.value,
+        PageError.NO_RESULT.value,
+        PageError.ANSWER_LOST.value,
+    }
 )
 KEY_COLUMNS = ("source", "source_sha256", "page_number", "status", "error", "processed_at")
 

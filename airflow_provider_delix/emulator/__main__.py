@@ -34,6 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latency-upload", type=float, default=0.0, help="seconds per upload request")
     p.add_argument("--latency-extract-base", type=float, default=0.0, help="seconds per extraction request")
     p.add_argument("--latency-extract-page", type=float, default=0.0, help="extra seconds per page processed")
+    p.add_argument(
+        "--latency-extract-answer",
+        type=float,
+        default=0.0,
+        help="seconds between an extraction's charge and its answer (slower than the client's timeout)",
+    )
     p.add_argument("--latency-delete", type=float, default=0.0, help="seconds per delete")
     p.add_argument("--latency-other", type=float, default=0.0, help="seconds per list/poll/contents request")
     p.add_argument("--rate-429", type=float, default=0.0)
@@ -79,6 +85,22 @@ def build_parser() -> argparse.ArgumentParser:
         default=EmulatorConfig.malformed_kinds,
         help="comma list: upload_missing_entry, extract_not_json, page_without_status, "
         "page_number_out_of_range, image_processing",
+    )
+    p.add_argument(
+        "--rate-lost-after-apply",
+        type=float,
+        default=0.0,
+        help="share of applied uploads/extractions whose answer is then lost (see --lost-after-apply-kinds)",
+    )
+    p.add_argument(
+        "--lost-after-apply-kinds",
+        default=EmulatorConfig.lost_after_apply_kinds,
+        help="comma list: drop (close the connection), 502, 504 (a gateway's HTML error page)",
+    )
+    p.add_argument(
+        "--lost-after-apply-on",
+        default=EmulatorConfig.lost_after_apply_on,
+        help="comma list: upload, extraction",
     )
     return p
 

@@ -6,10 +6,11 @@ objects back into bytes. Keeping the two apart keeps each short and lets the adm
 reuse the same objects.
 
 Order of work for a ``/v1`` request: body read -> fault draw -> bearer auth -> route (unknown
-path 404 ``{"message"}``, wrong method 405) -> latency -> handler. Upload decisions where the
-spec is silent: form fields other than ``file``, ``file[]`` or ``file[<n>]`` are
-``UNKNOWN_FIELD``; no file part at all or more than 5 is ``errors.file``; a body that is not a
-multipart form is treated as having no file part.
+path 404 ``{"message"}``, wrong method 405) -> latency -> handler -> malformed-answer draw ->
+lost-answer draw (:mod:`.lost_answers`: the request is applied, its answer dropped or a 502/504).
+Upload decisions where the spec is silent: form fields other than ``file``, ``file[]`` or
+``file[<n>]`` are ``UNKNOWN_FIELD``; no file part at all or more than 5 is ``errors.file``; a
+body that is not a multipart form is treated as having no file part.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from airflow_provider_delix.emulator.config import EmulatorConfig
 from airflow_provider_delix.emulator.extraction import Extractor, contents_page, extract_json
 from airflow_provider_delix.emulator.extraction_request import DOCUMENT, IMAGE
 from airflow_provider_delix.emulator.faults import DROP, FaultInjector, fault_error
+from airflow_provider_delix.emulator.lost_answers import GATEWAY_PAGE, LostAnswers
 from airflow_provider_delix.emulator.multipart import MultipartError, parse_multipart
 from airflow_provider_delix.emulator.ocr import OcrBackend, make_backend
 from airflow_provider_delix.emulator.state import Account, StoredBlob
@@ -92,6 +94,7 @@ class EmulatorApp:
         self.stats = CallStats()
         self.faults = FaultInjector(config.seed)
         self.answer_faults = AnswerFaults(config.seed)
+        self.lost_answers = LostAnswers(config.seed)
         self.backend = backend or make_backend(config.ocr)
         self.extractor = Extractor(
             lambda: self.account, self.backend, lambda: self.config, self.clock, self.stats
@@ -118,6 +121,7 @@ class EmulatorApp:
             if "seed" in changes:
                 self.faults.reseed(new.seed)
                 self.answer_faults.reseed(new.seed)
+                self.lost_answers.reseed(new.seed)
                 self.extractor.reseed(new.seed)
         self.extractor.queue.wake()  # queue_delay / async_workers act on extracts already queued
         return new
@@ -132,6 +136,7 @@ class EmulatorApp:
             self.extractor._stats = self.stats
             self.faults.reseed(self.config.seed)
             self.answer_faults.reseed(self.config.seed)
+            self.lost_answers.reseed(self.config.seed)
             self.extractor.reseed(self.config.seed)
             self.clock.reset()
         self.extractor.queue.wake()
@@ -175,6 +180,11 @@ class EmulatorApp:
                 response = Response(response.status, spoil(spoiled, response.body), response.headers)
         except ApiError as error:
             response = Response(error.status, error.body, error.headers)
+        lost = self.lost_answers.draw(endpoint, config) if response.status in (201, 207) else None
+        if lost is not None:  # applied (stored, charged), and the answer never reaches the client
+            stats.count_fault(f"lost_after_apply_{lost}")
+            stats.count_call(endpoint, "dropped" if lost == DROP else lost)
+            return None if lost == DROP else Response(int(lost), GATEWAY_PAGE)
         stats.count_call(endpoint, response.status)
         return response
 

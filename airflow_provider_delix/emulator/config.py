@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_provider_delix.api.models import Engine
+from airflow_provider_delix.api.models import IMAGE_PAGE_PRICE, PDF_PAGE_PRICE, Engine
 
 UNLIMITED_CREDITS = 10**15
 """'Effectively unlimited': a plain int, so the balance is always a number in the stats."""
@@ -21,8 +21,8 @@ OCR_BACKENDS = ("tesseract", "groundtruth")
 DOCUMENT_MODES = ("auto", "sync", "async")
 
 # Credits per processed page (spec section 7: "the examples suggest" these prices).
-IMAGE_PAGE_COST = 200
-PDF_PAGE_COST = 100
+IMAGE_PAGE_COST = IMAGE_PAGE_PRICE
+PDF_PAGE_COST = PDF_PAGE_PRICE
 ENGINES = tuple(e.value for e in Engine)
 
 
@@ -36,6 +36,7 @@ class EmulatorConfig:
     latency_upload: float = 0.0
     latency_extract_base: float = 0.0
     latency_extract_page: float = 0.0
+    latency_extract_answer: float = 0.0  # after the charge: an answer slower than the client's timeout
     latency_delete: float = 0.0
     latency_other: float = 0.0
     rate_429: float = 0.0
@@ -59,6 +60,10 @@ class EmulatorConfig:
     malformed_kinds: str = (
         "upload_missing_entry,extract_not_json,page_without_status,page_number_out_of_range,image_processing"
     )
+    # Answers lost after the request was applied (see emulator/lost_answers.py).
+    rate_lost_after_apply: float = 0.0
+    lost_after_apply_kinds: str = "drop,502,504"
+    lost_after_apply_on: str = "upload,extraction"
 
     def __post_init__(self) -> None:
         if self.ocr not in OCR_BACKENDS:
@@ -78,6 +83,7 @@ class EmulatorConfig:
             self.latency_upload,
             self.latency_extract_base,
             self.latency_extract_page,
+            self.latency_extract_answer,
             self.latency_delete,
             self.latency_other,
         )
@@ -88,6 +94,9 @@ class EmulatorConfig:
         from airflow_provider_delix.emulator.answer_faults import parse_kinds
 
         parse_kinds(self.malformed_kinds)
+        from airflow_provider_delix.emulator.lost_answers import check_settings
+
+        check_settings(self)
         if self.queue_delay < 0 or self.async_pages_per_second < 0:
             raise ValueError("queue_delay and async_pages_per_second must be >= 0")
 

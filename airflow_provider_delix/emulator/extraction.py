@@ -10,7 +10,9 @@ Decisions where the spec is silent (see also ``docs/emulator.md``):
   All of it runs under the account lock, before anything is charged or stored.
 * Prices: 200 credits per image, 100 per PDF page, for every engine including probe.
 * Sync or async (``document_mode=auto``): sync when the request covers at most 5 pages.
-* Latency: ``latency_extract_base`` is spent before the checks. A sync extract spends
+* Latency: ``latency_extract_base`` is spent before the checks; ``latency_extract_answer``
+  after the charge, before the answer (a slow server: a client that gives up first has paid,
+  and the files stay in use until the answer). A sync extract spends
   ``latency_extract_page`` per page in the request. A queued (async) extract goes through
   :mod:`~airflow_provider_delix.emulator.async_queue`: it waits ``queue_delay`` seconds, then
   for one of the ``async_workers``, which spends ``pages / async_pages_per_second`` on it (or
@@ -123,6 +125,8 @@ class Extractor:
             )
             account.charge(record)
             account.extracts[record.uuid] = record
+        # A slow server: charged, then the answer takes this long (the client may give up first).
+        time.sleep(config.latency_extract_answer)
         if is_async:
             self.queue.put(account, record)
         else:

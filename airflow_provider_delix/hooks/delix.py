@@ -8,7 +8,10 @@ Built on ``HttpHook`` so the connection behaves like every other HTTP connection
 * one ``requests.Session`` per hook, built once and reused (keep-alive), with a connection pool
   sized for ``max_connections`` threads: nothing on the session is mutated after it is built,
   so several worker threads may share one hook (a ``ThreadPoolExecutor`` calling its methods);
-* one explicit retry policy (:mod:`airflow_provider_delix.api.retry`) around every call.
+* one explicit retry policy (:mod:`airflow_provider_delix.api.retry`) around every call; a
+  paid request (an extraction) whose answer may have been lost after Delix applied it is
+  re-sent at most once, and an extraction waits ``extraction_timeout`` for its answer (a slow
+  server may take minutes), while every connection attempt stays bounded by ``timeout``.
 
 Every page costs a delete request (the API has no bulk delete), so the per-request client CPU
 is most of a run's: a ``Retrying`` is built once per thread, not per call, and requests' per-call
@@ -17,6 +20,7 @@ environment lookups are done once, when the session is built, when that changes 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
@@ -54,18 +58,16 @@ from airflow_provider_delix.api.models import (
     parse_stored_files,
     parse_upload_response,
 )
-from airflow_provider_delix.api.responses import (
-    raise_for_status,
-    read_json,
-    timeout_error,
-    unreachable_error,
-)
+from airflow_provider_delix.api.responses import raise_for_status, read_json, transport_error
 from airflow_provider_delix.api.retry import RETRY_EXTRAS, RetryPolicy, connection_extra
 
 # Our own connection extras. HttpHook sends unknown extras as HTTP headers, so these are
 # removed from the session's headers after HttpHook has built it.
-DELIX_EXTRAS = (*RETRY_EXTRAS, "timeout", "max_connections")
+DELIX_EXTRAS = (*RETRY_EXTRAS, "timeout", "extraction_timeout", "max_connections")
 DEFAULT_TIMEOUT = 120.0
+# An extraction is answered once its OCR is done; a loaded server may take minutes for 5 pages,
+# and a timed-out extraction may still be charged: wait long rather than pay twice.
+DEFAULT_EXTRACTION_TIMEOUT = 600.0
 DEFAULT_MAX_CONNECTIONS = 32
 
 UploadItem = str | os.PathLike[str] | tuple[str, bytes]
@@ -78,7 +80,11 @@ class DelixHook(HttpHook):
 
     :param delix_conn_id: the connection; its password is the API key, its host the API root
         (default ``https://api.delix.ir/v1``).
-    :param timeout: seconds per HTTP request (connection extra ``timeout``; default 120).
+    :param timeout: seconds per HTTP request (connection extra ``timeout``; default 120); also
+        the connect timeout of extractions.
+    :param extraction_timeout: seconds an extraction request waits for its answer (connection
+        extra ``extraction_timeout``; default 600). A timed-out extraction may be charged anyway:
+        it is re-sent at most once (see ``docs/resume-and-credits.md``).
     :param retry_policy: overrides the policy read from the connection extras ``max_retries``,
         ``retry_wait_initial``, ``retry_wait_max``, ``retry_max_elapsed``.
     :param max_connections: keep-alive connections kept for concurrent threads (default 32).
@@ -95,6 +101,7 @@ class DelixHook(HttpHook):
         delix_conn_id: str = default_conn_name,
         *,
         timeout: float | None = None,
+        extraction_timeout: float | None = None,
         retry_policy: RetryPolicy | None = None,
         max_connections: int | None = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -103,6 +110,7 @@ class DelixHook(HttpHook):
         super().__init__(method="GET", http_conn_id=delix_conn_id, **kwargs)
         self.delix_conn_id = delix_conn_id
         self._timeout_arg = timeout
+        self._extraction_timeout_arg = extraction_timeout
         self._retry_policy_arg = retry_policy
         self._max_connections_arg = max_connections
         self._sleep = sleep
@@ -112,6 +120,7 @@ class DelixHook(HttpHook):
         self._per_thread = threading.local()  # each thread's Retrying (see _retrying)
         self.request_counts: Counter[str] = Counter()
         self.timeout = DEFAULT_TIMEOUT
+        self.extraction_timeout = DEFAULT_EXTRACTION_TIMEOUT
         self.retry_policy = retry_policy or RetryPolicy()
 
     # ------------------------------------------------------------------ connection and session
@@ -146,6 +155,13 @@ class DelixHook(HttpHook):
         self.base_url = base_url_from_connection(connection.host, connection.schema, connection.port)
         timeout = self._timeout_arg if self._timeout_arg is not None else connection_extra(extras, "timeout")
         self.timeout = float(timeout) if timeout is not None else DEFAULT_TIMEOUT
+        slow = self._extraction_timeout_arg
+        slow = slow if slow is not None else connection_extra(extras, "extraction_timeout")
+        self.extraction_timeout = float(slow) if slow is not None else DEFAULT_EXTRACTION_TIMEOUT
+        if self.timeout <= 0 or self.extraction_timeout <= 0:
+            raise ValueError(
+                f"Connection '{self.delix_conn_id}': timeout and extraction_timeout must be > 0 seconds."
+            )
         self.retry_policy = self._retry_policy_arg or RetryPolicy.from_extras(extras)
         pool = (
             self._max_connections_arg
@@ -168,12 +184,15 @@ class DelixHook(HttpHook):
     # ------------------------------------------------------------------ the one request path
 
     @contextmanager
-    def _reading(self, what: str) -> Iterator[None]:
-        """Parsing an answer: a malformed one names the request and the connection."""
+    def _reading(self, what: str, lost: list[int] | None = None) -> Iterator[None]:
+        """Parsing an answer: a malformed one names the request and the connection (and, for a
+        paid request, how many of its sends lost their answer before this one)."""
         try:
             yield
         except DelixResponseError as exc:
-            raise exc.about(what, self.delix_conn_id) from None
+            error = exc.about(what, self.delix_conn_id)
+            error.lost_attempts = lost[0] if lost else error.lost_attempts
+            raise error from None
 
     def _call(
         self,
@@ -184,10 +203,17 @@ class DelixHook(HttpHook):
         json: Any = None,
         files: Sequence[tuple[str, bytes]] | None = None,
         params: Mapping[str, Any] | None = None,
+        paid: bool = False,
+        lost: list[int] | None = None,
     ) -> Any:
+        """One request under the retry policy; ``paid`` requests wait ``extraction_timeout`` for
+        their answer and are re-sent at most once after a maybe-applied failure. ``lost`` (a box)
+        receives how many sends of this call lost their answer after sending."""
         session = self.get_conn()
         url = f"{self.base_url}/{endpoint.lstrip('/')}"
         key = f"{method} /{endpoint.split('/', maxsplit=1)[0]}"
+        read_timeout = self.extraction_timeout if paid else self.timeout
+        lost = lost if lost is not None else [0]
 
         def attempt() -> Any:
             with self._counts_lock:
@@ -195,20 +221,29 @@ class DelixHook(HttpHook):
             # Multipart parts are rebuilt on every attempt so a retry re-sends the whole body.
             multipart = [("file[]", (name, data, "application/octet-stream")) for name, data in files or ()]
             try:
-                response = session.request(
-                    method,
-                    url,
-                    json=json,
-                    files=multipart or None,
-                    params=params,
-                    timeout=self.timeout,
-                )
-            except requests.Timeout:
-                raise timeout_error(what, self.timeout, conn_id=self.delix_conn_id) from None
-            except requests.ConnectionError as error:
-                raise unreachable_error(self.base_url, what, error, conn_id=self.delix_conn_id) from None
-            raise_for_status(response, conn_id=self.delix_conn_id, what=what)
-            return read_json(response, conn_id=self.delix_conn_id, what=what)
+                try:
+                    response = session.request(
+                        method,
+                        url,
+                        json=json,
+                        files=multipart or None,
+                        params=params,
+                        timeout=(self.timeout, read_timeout),
+                    )
+                except (requests.Timeout, requests.ConnectionError) as error:
+                    raise transport_error(
+                        error, self.base_url, what, read_timeout, conn_id=self.delix_conn_id
+                    ) from None
+                raise_for_status(response, conn_id=self.delix_conn_id, what=what)
+                return read_json(response, conn_id=self.delix_conn_id, what=what)
+            except DelixError as error:
+                # The history the retry policy reads (api/retry.py): sends that may have been
+                # applied; whatever is finally raised tells the caller how many there were.
+                if isinstance(error, DelixTransientError):
+                    lost[0] += error.maybe_applied
+                    error.paid = paid
+                error.lost_attempts = lost[0]
+                raise
 
         retrying, describe = self._retrying()
         describe[0] = f"Delix {what}"
@@ -289,9 +324,10 @@ class DelixHook(HttpHook):
             raise ValueError("extract_images got the same file uuid twice (the API answers DUPLICATED_FILE).")
         body = {"engine": engine_body(engine, language), "files": [{"uuid": u} for u in uuids]}
         what = f"the image extraction of {len(uuids)} file(s)"
-        payload = self._call("POST", "image-extraction", what, json=body)
-        with self._reading(what):
-            return Extract.from_api(payload)
+        lost = [0]
+        payload = self._call("POST", "image-extraction", what, json=body, paid=True, lost=lost)
+        with self._reading(what, lost):
+            return dataclasses.replace(Extract.from_api(payload), lost_attempts=lost[0])
 
     def extract_documents(
         self,
@@ -319,9 +355,10 @@ class DelixHook(HttpHook):
         if callback_url:
             body["callback_url"] = callback_url
         what = f"the document extraction of {len(identifiers)} file(s)"
-        payload = self._call("POST", "document-extraction", what, json=body)
-        with self._reading(what):
-            return Extract.from_api(payload)
+        lost = [0]
+        payload = self._call("POST", "document-extraction", what, json=body, paid=True, lost=lost)
+        with self._reading(what, lost):
+            return dataclasses.replace(Extract.from_api(payload), lost_attempts=lost[0])
 
     def get_extract(self, uuid: str) -> Extract:
         """The extract now: ``processing`` or ``processed``."""

@@ -227,7 +227,11 @@ class DelixAsyncHook(BaseHook):
             except TimeoutError:
                 raise timeout_error(what, settings.timeout, conn_id=conn_id) from None
             except aiohttp.ClientError as error:
-                raise unreachable_error(settings.base_url, what, error, conn_id=conn_id) from None
+                # Only GETs go through here (never paid): the classification only words the message.
+                sent = not isinstance(error, aiohttp.ClientConnectorError)
+                raise unreachable_error(
+                    settings.base_url, what, error, conn_id=conn_id, maybe_applied=sent
+                ) from None
             if not 200 <= status < 300:
                 raise_for_answer(status, json_or_none(content), retry_after, conn_id=conn_id, what=what)
             return read_json_bytes(content, status, conn_id=conn_id, what=what)

@@ -120,6 +120,7 @@ class BaseExtractionOperator(BaseOperator):
         except PipelineError as error:
             self._lineage_manifest = build_manifest(uri, error.summary)  # FAIL events carry the counts
             ti.xcom_push(key="manifest", value=self._lineage_manifest)
+            self._report_unsettled(error.summary)
             raise AirflowException(str(error)) from None
         except DelixAuthError as error:
             raise AirflowFailException(str(error)) from None  # a new try cannot fix the key
@@ -142,23 +143,32 @@ class BaseExtractionOperator(BaseOperator):
             manifest["credits_refunded"],
             manifest["elapsed_seconds"],
         )
+        self._report_unsettled(summary)
+        return manifest
+
+    def _report_unsettled(self, summary: Any) -> None:
+        """The last word on money and files in doubt; logged whether the run succeeded or not."""
         if (
             summary.extracts_adopted
             or summary.extracts_lost
             or summary.pages_in_doubt
             or summary.files_in_doubt
+            or summary.requests_in_doubt
         ):
             self.log.warning(
                 "Unsettled requests: %d paid extract(s) of earlier attempts collected, %d lost by Delix; "
                 "%d page(s) were sent without a usable answer and may have been paid without a row or "
                 "twice (pages_in_doubt); %d file(s) were uploaded without Delix naming them and may stay "
-                "on the account until Delix deletes them after 24 h (files_in_doubt).",
+                "on the account until Delix deletes them after 24 h (files_in_doubt); %d extraction "
+                "send(s) lost their answer after sending (requests_in_doubt): the table counts them as "
+                "charged, %d credit(s) that Delix charged only if it applied them (credits_at_risk).",
                 summary.extracts_adopted,
                 summary.extracts_lost,
                 summary.pages_in_doubt,
                 summary.files_in_doubt,
+                summary.requests_in_doubt,
+                summary.credits_at_risk,
             )
-        return manifest
 
     def _run_options(self) -> RunOptions:
         """The options of this try: templated fields rendered, the rest as validated at parse time."""

@@ -63,6 +63,7 @@ class DelixExtractionRunFacet(RunFacet):
     pagesTotal: int | None = None
     pagesResumed: int | None = None
     pagesInDoubt: int | None = None
+    creditsAtRisk: int | None = None
     creditsCharged: int | None = None
     creditsRefunded: int | None = None
     inputsOmitted: int = 0
@@ -77,6 +78,7 @@ class DelixExtractionRunFacet(RunFacet):
         "pagesTotal",
         "pagesResumed",
         "pagesInDoubt",
+        "creditsAtRisk",
         "creditsCharged",
         "creditsRefunded",
         "inputsOmitted",
@@ -191,6 +193,7 @@ def run_facet(
         facet.pagesTotal = int(manifest.get("pages_total", 0))
         facet.pagesResumed = int(manifest.get("pages_resumed", 0))
         facet.pagesInDoubt = int(manifest.get("pages_in_doubt", 0))
+        facet.creditsAtRisk = int(manifest.get("credits_at_risk", 0))
         facet.creditsCharged = int(manifest.get("credits_charged", 0))
         facet.creditsRefunded = int(manifest.get("credits_refunded", 0))
     return facet

@@ -10,7 +10,10 @@ the content of a file (a marker at the start of its bytes) so tests choose which
 * ``FAILPAGE``   -> the page comes back ``failed`` (credits refunded)
 * ``EXPIRE``     -> the first extraction that uses it answers 404 (file expired)
 * ``EXPIREALL``  -> every extraction that uses it answers 404
-* ``TRANSIENT``  -> its extraction raises DelixTransientError
+* ``TRANSIENT``  -> its extraction raises DelixTransientError (never reached Delix: nothing charged)
+* ``LOSTONCE``   -> its extraction's first answer was lost after apply: charged twice, answered once
+* ``LOSTTWICE``  -> both sends charged, both answers lost: a maybe-applied DelixTransientError
+* ``LOSTBAD``    -> the first send charged and its answer lost, the re-send refused (BAD_INPUT)
 * ``PACKFAIL``   -> (in a JPEG) the page fails inside a packed PDF, not as an image
 
 plus account-wide switches: ``credits`` (NO_SUFFICIENT_CREDITS when an extraction costs more
@@ -234,6 +237,13 @@ class FakeDelix:
                     raise DelixNotFoundError("404", status_code=404)
             if any(d.startswith(b"TRANSIENT") for d in datas):
                 raise DelixTransientError("503 after 5 attempts", status_code=503)
+            if any(d.startswith(b"LOSTBAD") for d in datas):
+                # The first send was applied (charged) and its answer lost; the re-send is refused.
+                for d in datas:
+                    self.extracted[hashlib.sha256(d).hexdigest()] += 1
+                refused = DelixApiError("bad input", error=ErrorCode.BAD_INPUT, status_code=422)
+                refused.lost_attempts = 1
+                raise refused
             if any(d.startswith(b"BADINPUT") for d in datas):
                 raise DelixApiError(
                     "bad input", error=ErrorCode.BAD_INPUT, status_code=422, api_message="فایل"
@@ -243,6 +253,17 @@ class FakeDelix:
                 if self.credits < cost:
                     raise DelixInsufficientCreditsError("no credits", error=ErrorCode.NO_SUFFICIENT_CREDITS)
                 self.credits -= cost
+            # The hook re-sends a request whose answer was lost after it was applied at most once.
+            lost = 2 if any(d.startswith(b"LOSTTWICE") for d in datas) else 0
+            lost = lost or int(any(d.startswith(b"LOSTONCE") for d in datas))
+            for d in datas:
+                self.extracted[hashlib.sha256(d).hexdigest()] += lost  # every lost send was charged
+            if self.credits is not None:
+                self.credits -= cost * lost
+            if lost == 2:
+                error = DelixTransientError("Delix did not answer (read timeout)", maybe_applied=True)
+                error.paid, error.lost_attempts = True, 2
+                raise error
             files, failed = [], 0
             for u, d in zip(uuids, datas, strict=True):
                 self.extracted[hashlib.sha256(d).hexdigest()] += 1
@@ -270,6 +291,7 @@ class FakeDelix:
                 failed_pages=failed,
                 returned_credits=refund,
                 files=tuple(files),
+                lost_attempts=lost,
             )
 
     # ------------------------------------------------------------------ documents

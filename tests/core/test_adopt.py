@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -253,3 +254,17 @@ def test_failed_pages_get_their_refund_share(out: str) -> None:
     assert frame.loc[2, "credits_refunded"] == PRICE_PER_PDF_PAGE
     assert frame.credits_charged.sum() == 3 * PRICE_PER_PDF_PAGE
     assert stats.credits_refunded == PRICE_PER_PDF_PAGE and stats.rows["failed"] == 1
+
+
+def test_a_collected_extract_also_carries_its_sends_whose_answer_was_lost(out: str) -> None:
+    """A queued extract answered on its re-send, parked, then collected by the next attempt:
+    its rows carry the lost send too (assumed charged), and the collecting run reports it."""
+    fake = FakeDelix()
+    record = replace(paid(fake, "resent", 3), lost_sends=1)
+    assert ExtractRecord.from_json(record.to_json(), "p").lost_sends == 1, "kept across attempts"
+    dead_writer(out, record)
+    adoption, stats = adopt(fake, out, index=empty_index())
+    assert adoption.adopted == 1
+    frame = read_table(out)
+    assert frame.credits_charged.sum() == 2 * 3 * PRICE_PER_PDF_PAGE
+    assert (stats.requests_in_doubt, stats.pages_in_doubt, stats.credits_at_risk) == (1, 3, 300)

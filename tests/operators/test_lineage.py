@@ -71,6 +71,7 @@ def test_facets_from_a_manifest_without_a_dag() -> None:
         "pages_total": 12,
         "pages_resumed": 2,
         "pages_in_doubt": 1,
+        "credits_at_risk": 200,
         "credits_charged": 1600,
         "credits_refunded": 200,
     }
@@ -99,6 +100,7 @@ def test_facets_from_a_manifest_without_a_dag() -> None:
         "pagesTotal": 12,
         "pagesResumed": 2,
         "pagesInDoubt": 1,
+        "creditsAtRisk": 200,
         "creditsCharged": 1600,
         "creditsRefunded": 200,
         "inputsOmitted": 0,

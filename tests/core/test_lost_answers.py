@@ -1,0 +1,100 @@
+"""Extractions whose answer was lost after sending: rows, credits and the counts of what is at risk.
+
+The fake account plays the hook's side of the rule (a paid request re-sent at most once):
+``LOSTONCE`` content is charged twice and answered once, ``LOSTTWICE`` content is charged twice
+and never answered (a maybe-applied ``DelixTransientError`` with ``lost_attempts == 2``). The
+table must equal what the fake charged, the manifest must say how much of it is at risk, and
+pages that never got an answer are failed ``answer_lost`` rows the next run sends again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from fakes import PRICE_PER_PAGE, FakeDelix, images, source
+from test_pipeline import assert_clean, run, table
+
+from airflow_provider_delix.core.manifest import build_manifest
+from airflow_provider_delix.core.progress import ArchiveProgress
+from airflow_provider_delix.core.run_stats import Progress
+
+
+def _charged(fake: FakeDelix) -> int:
+    return PRICE_PER_PAGE * sum(fake.extracted.values())
+
+
+def test_an_answer_lost_once_is_paid_twice_and_the_table_and_manifest_say_so(out: str) -> None:
+    fake = FakeDelix()
+    sources = [*images(4), source("lost", b"LOSTONCE"), *images(5, prefix="tail")]
+    summary, error, _ = run(fake, out, sources, max_concurrency=7)  # full chunks of 5
+    assert error is None and summary is not None
+    rows = table(out)
+    assert len(rows) == 10 and (rows["status"] == "processed").all()
+    assert sorted(fake.extracted.values()) == [1] * 5 + [2] * 5, "the lost chunk was charged twice"
+    assert int(rows["credits_charged"].sum()) == _charged(fake) == 15 * PRICE_PER_PAGE
+    assert summary.credits_charged == _charged(fake)
+    assert (summary.requests_in_doubt, summary.pages_in_doubt) == (1, 5)
+    assert summary.credits_at_risk == 5 * PRICE_PER_PAGE, "the lost send is what may not have been charged"
+    manifest = build_manifest("file:///t", summary)
+    assert manifest["credits_at_risk"] == 1000 and manifest["requests_in_doubt"] == 1
+    assert_clean(fake)
+
+
+def test_an_answer_lost_twice_gives_answer_lost_rows_that_the_next_run_sends_again(out: str) -> None:
+    fake = FakeDelix()
+    sources = [*images(4), source("lost", b"LOSTTWICE"), *images(5, prefix="tail")]
+    summary, error, _ = run(fake, out, sources, max_concurrency=7)
+    assert error is None and summary is not None, "a lost answer costs its pages, not the run"
+    rows = table(out)
+    lost = rows[rows["error"] == "answer_lost"]
+    assert len(rows) == 10 and len(lost) == 5 and (lost["status"] == "failed").all()
+    assert (lost["credits_charged"] == 2 * PRICE_PER_PAGE).all(), "both sends are assumed charged"
+    assert lost["error_message"].str.contains("lost after sending 2 time").all()
+    assert int(rows["credits_charged"].sum()) == _charged(fake) == 15 * PRICE_PER_PAGE
+    assert (summary.requests_in_doubt, summary.pages_in_doubt, summary.credits_at_risk) == (2, 5, 2000)
+    assert summary.pages_left == 0 and summary.rows["failed"] == 5
+    assert_clean(fake)
+
+    # The next run on the same output sends exactly those pages again (the service recovered:
+    # same sha256, other bytes) and keeps one row per page.
+    healed = [
+        *images(4),
+        replace(source("lost", b"healed"), sha256=sources[4].sha256),
+        *images(5, prefix="tail"),
+    ]
+    again = FakeDelix()
+    summary2, error2, _ = run(again, out, healed)
+    assert error2 is None and summary2 is not None
+    assert summary2.pages_resumed == 5 and summary2.rows["processed"] == 5
+    assert sum(again.extracted.values()) == 5 and summary2.credits_at_risk == 0
+    final = table(out)
+    assert len(final) == 10 and (final["status"] == "processed").all()
+
+
+def test_a_lost_send_whose_resend_is_refused_is_carried_by_the_pages(out: str) -> None:
+    fake = FakeDelix()
+    sources = [*images(4), source("bad", b"LOSTBAD"), *images(5, prefix="tail")]
+    summary, error, _ = run(fake, out, sources, max_concurrency=7)
+    assert error is None and summary is not None
+    rows = table(out).set_index("source")
+    # The chunk's lost send (5 pages), then each file alone: the bad one lost and refused again.
+    assert int(rows["credits_charged"].sum()) == _charged(fake) == 5 * 200 + 9 * 200 + 200
+    bad = rows.loc["bad"]
+    assert bad["status"] == "failed" and bad["error"] == "BAD_INPUT" and bad["credits_charged"] == 400
+    assert (summary.requests_in_doubt, summary.pages_in_doubt, summary.credits_at_risk) == (2, 6, 1200)
+    assert_clean(fake)
+
+
+def test_a_request_that_never_reached_delix_is_not_in_doubt(out: str) -> None:
+    fake = FakeDelix()
+    summary, _error, _ = run(fake, out, [*images(4), source("flaky", b"TRANSIENT")], max_concurrency=7)
+    assert summary is not None and summary.pages_left == 5
+    assert (summary.pages_in_doubt, summary.requests_in_doubt, summary.credits_at_risk) == (0, 0, 0)
+
+
+def test_the_progress_line_shows_credits_at_risk_once_there_are_any(tmp_path: object) -> None:
+    line = ArchiveProgress([], emit=lambda _line: None)
+    assert "at risk" not in line.describe(Progress(5, 10, 1.0, 5.0, 1000, 0))
+    assert line.describe(Progress(5, 10, 1.0, 5.0, 2000, 0, credits_at_risk=1000)).endswith(
+        "credits 2000 charged / 0 refunded / 1000 at risk"
+    )
