@@ -59,6 +59,7 @@ from airflow_provider_delix.core.lost_answers import (
     answer_lost_results,
     carry_lost_sends,
     charge_lost_sends,
+    page_price,
 )
 from airflow_provider_delix.core.options import PipelineTuning, RunOptions
 from airflow_provider_delix.core.planning import Chunk, ChunkFile, ContentIndex, FileOutcome
@@ -325,16 +326,18 @@ class ChunkRunner:
             self._release(slot)
 
     def _unreadable_extract(
-        self, slots: list[Slot], exc: DelixResponseError, extract: Extract | None
+        self, slots: list[Slot], exc: DelixResponseError, extract: Extract | None, kind: str
     ) -> None:
         """An extraction answered (so paid) whose answer cannot be read: only these pages fail.
 
-        Before the extract uuid is known the charge is unknown: the pages count in
-        ``pages_in_doubt``. Once it is known (a poll or a page of contents went wrong), the
-        extract's charge is split over the pages as usual, so the table still adds up.
+        Before the extract uuid is known the exact charge is unknown: Delix answered with a
+        success status, so it charged, and the rows carry the published price per page (like
+        ``answer_lost`` rows), counted in ``pages_in_doubt``. Once it is known (a poll or a page
+        of contents went wrong), the extract's charge is split over the pages as usual.
         """
         requested = [(s, n) for s in slots for n in s.file.requested_pages]
-        shares = split_credits(extract.initial_cost if extract is not None else 0, len(requested))
+        charge = extract.initial_cost if extract is not None else page_price(kind) * len(requested)
+        shares = split_credits(charge, len(requested))
         message = f"{exc}. The request was paid; these pages are not read (malformed_answer)."
         log.warning("Chunk %s: %s", self.chunk.chunk_id, message)
         if extract is None:
@@ -442,7 +445,7 @@ class ChunkRunner:
             extract = self.ctx.job.submit(self.ctx.client, files)
         except DelixResponseError as exc:
             carry_lost_sends([s.file for s in slots], exc, intent.kind, self.ctx.stats)
-            self._unreadable_extract(slots, exc, None)
+            self._unreadable_extract(slots, exc, None, intent.kind)
         except DelixTransientError as exc:
             if not exc.lost_attempts:
                 raise  # never reached Delix, or refused (429/500/503): nothing paid, left for a re-run
@@ -463,7 +466,7 @@ class ChunkRunner:
             try:
                 self._collect(extract, slots, may_park=len(slots) == len(stored))
             except DelixResponseError as exc:
-                self._unreadable_extract(slots, exc, extract)
+                self._unreadable_extract(slots, exc, extract, intent.kind)
             if not self.parked:  # a parked extract's lost sends are charged when it is collected
                 pages = [s.pages[n] for s in slots for n in s.file.requested_pages]
                 charge_lost_sends(pages, extract, self.ctx.stats)
