@@ -399,10 +399,9 @@ class ChunkRunner:
                 if left <= 0:
                     ctx.store.record_uploaded(self.chunk.chunk_id, [])  # refused: nothing stored
                     raise StorageWaitTimeout(
-                        f"The Delix account stayed full ({exc.error}) for {wait_limit:.0f} s "
-                        "although this run never holds more than the account's limits: other users of "
-                        "the same API key are filling it. Free space or raise storage_wait_timeout, then "
-                        "re-run (finished pages are kept)."
+                        f"The Delix account stayed full ({exc.error}) for {wait_limit:.0f} s although "
+                        "this run never holds more than the account's limits: other files fill it. Free "
+                        "space or raise storage_wait_timeout, then re-run (finished pages are kept)."
                     ) from exc
                 attempt += 1
                 if window is not None:

@@ -41,6 +41,9 @@ class PipelineSummary:
     extracts_lost: int = 0  # paid extracts of earlier attempts that Delix no longer has
     pages_in_doubt: int = 0  # sent without an answer (here or by a dead attempt): maybe paid twice
     files_in_doubt: int = 0  # uploaded by a dead attempt without an answer: maybe left on Delix (24 h)
+    # Files no task on the key claims, left alone because the key has foreign uploaders (or a
+    # sweep could not decide): {"uuid", "first_seen", "expires_by"} (epoch seconds).
+    orphans_reported: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def waiting(self) -> bool:
@@ -87,6 +90,8 @@ class PipelineSummary:
             "extracts_lost": self.extracts_lost,
             "pages_in_doubt": self.pages_in_doubt,
             "files_in_doubt": self.files_in_doubt,
+            "orphans_reported": len(self.orphans_reported),
+            "unclaimed_files": [dict(f) for f in self.orphans_reported],
         }
 
 

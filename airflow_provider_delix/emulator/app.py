@@ -27,6 +27,7 @@ from typing import Any
 
 from airflow_provider_delix.api.models import MAX_FILES_PER_REQUEST, ErrorCode
 from airflow_provider_delix.emulator import filetypes
+from airflow_provider_delix.emulator.account_events import LostAnswers
 from airflow_provider_delix.emulator.answer_faults import AnswerFaults, spoil
 from airflow_provider_delix.emulator.apierrors import (
     ApiError,
@@ -92,6 +93,7 @@ class EmulatorApp:
         self.stats = CallStats()
         self.faults = FaultInjector(config.seed)
         self.answer_faults = AnswerFaults(config.seed)
+        self.lost_answers = LostAnswers()  # admin: answers lost after apply (account_events.py)
         self.backend = backend or make_backend(config.ocr)
         self.extractor = Extractor(
             lambda: self.account, self.backend, lambda: self.config, self.clock, self.stats
@@ -132,6 +134,7 @@ class EmulatorApp:
             self.extractor._stats = self.stats
             self.faults.reseed(self.config.seed)
             self.answer_faults.reseed(self.config.seed)
+            self.lost_answers.clear()
             self.extractor.reseed(self.config.seed)
             self.clock.reset()
         self.extractor.queue.wake()
@@ -175,6 +178,10 @@ class EmulatorApp:
                 response = Response(response.status, spoil(spoiled, response.body), response.headers)
         except ApiError as error:
             response = Response(error.status, error.body, error.headers)
+        if self.lost_answers.drop(endpoint, response.status):
+            stats.count_fault("lost_after_apply")
+            stats.count_call(endpoint, "dropped")
+            return None
         stats.count_call(endpoint, response.status)
         return response
 

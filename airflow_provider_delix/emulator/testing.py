@@ -69,6 +69,18 @@ class EmulatorHandle:
     def reset(self) -> None:
         self._admin("POST", "/reset", {})
 
+    def foreign_upload(self, files: int) -> list[str]:
+        """Files another program on the key stores (no task claims them)."""
+        return list(self._admin("POST", "/foreign_upload", {"files": files})["uuids"])
+
+    def restart(self) -> dict[str, int]:
+        """The server forgets its files and unfinished extracts (credits and ledger stay)."""
+        return dict(self._admin("POST", "/restart", {}))
+
+    def lose_answers(self, every: int, endpoint: str = "POST /files") -> None:
+        """Every ``every``-th successful answer to ``endpoint`` is lost after it was applied."""
+        self._admin("POST", "/lose_answers", {"endpoint": endpoint, "every": every})
+
     def advance_clock(self, seconds: float) -> float:
         now: float = self._admin("POST", "/clock", {"advance_seconds": seconds})["now"]
         return now
