@@ -235,7 +235,6 @@ class ExtractionPipeline:
             self._adopt(resume)
             self._delete_orphans()
             self.cleanup.exclude |= self._adoption.waiting_files
-            self.cleanup.sweep("start")
             planner = ChunkPlanner(
                 max_chunk_bytes=self.budget.max_bytes,
                 chunk_id=lambda: f"c{next(self._ids):07d}",
@@ -331,9 +330,9 @@ class ExtractionPipeline:
         if self._files_in_doubt:
             log.warning(
                 "An earlier attempt stopped while uploading %d file(s): Delix may have stored them "
-                "under uuids it never answered, and the API cannot tell whose a stored file is. They "
-                "count against the account's 30 files / 100 MB until Delix deletes them, 24 h after "
-                "upload (files_in_doubt).",
+                "under uuids it never answered, and the API cannot tell whose a stored file is. No task "
+                "claims them in the key registry, so the orphan sweep deletes them (unless the key has "
+                "foreign_uploaders: then Delix does, 24 h after upload) (files_in_doubt).",
                 self._files_in_doubt,
             )
         if not orphans:
@@ -471,6 +470,7 @@ class ExtractionPipeline:
                 return
             self._in_flight += 1
         try:
+            self.cleanup.before_first_upload()  # what earlier runs on the key left goes first
             if self.options.deferrable:
                 acquired = self._acquire_or_defer(chunk, ctx)
             else:

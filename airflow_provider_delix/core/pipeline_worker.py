@@ -300,8 +300,8 @@ class ChunkRunner:
             ctx.stats.files_in_doubt += unnamed
         message = (
             f"{exc}. None of these {len(slots)} file(s) was extracted (nothing paid); the "
-            f"{len(named)} file(s) it named are deleted, {unnamed} may stay on the account until "
-            "Delix deletes them 24 h after upload (files_in_doubt)."
+            f"{len(named)} file(s) it named are deleted, {unnamed} are claimed by no task and left "
+            "to the orphan sweep (files_in_doubt)."
         )
         log.warning("Chunk %s: %s", self.chunk.chunk_id, message)
         for slot in slots:

@@ -5,12 +5,13 @@ registry before each upload is sent and resolves it the moment the answer arrive
 as lost when the answer never came (timeout, dropped connection, 502/504, unreadable answer).
 :class:`RunCleanup` decides when to sweep (:func:`~.orphan_sweep.sweep_orphans`):
 
-* at the start of the run (after adoption, before planning): what earlier runs left;
+* at the start of the run, before its first upload (after adoption): what earlier runs left. A
+  run with nothing to upload sends nothing, not even ``GET /files``;
 * in the background, right after an upload answer was lost: the slots of that upload stay held
   in the storage budget (they may be stored) until a sweep that started after the loss is done;
 * in the background on a ``STORAGE_*`` refusal (at most every ``refusal_interval`` seconds):
   if the run's own leftovers fill the account, the sweep gives their slots back;
-* at the end of the run, after the run's own deletes.
+* at the end of the run, after the run's own deletes (if it swept at the start).
 
 Without a registry (a client that names none, e.g. a test fake) nothing is recorded or swept.
 """
@@ -85,6 +86,7 @@ class RunCleanup:
         self._last_start = float("-inf")
         self._holds: list[tuple[int, int]] = []  # (files, bytes) of lost uploads, not yet swept
         self._closed = False
+        self._swept_at_start = False
 
     @property
     def active(self) -> bool:
@@ -96,6 +98,13 @@ class RunCleanup:
             self.writer = self.registry.writer(self.tag)
 
     # ------------------------------------------------------------------ sweeps
+    def before_first_upload(self) -> None:
+        """The start sweep, once, just before the run first needs the account's storage."""
+        if self.registry is None or self._swept_at_start:
+            return
+        self._swept_at_start = True
+        self.sweep("start")
+
     def sweep(self, when: str) -> SweepReport | None:
         """One sweep now (start and end of the run). A refused key raises; anything else is logged."""
         if self.registry is None or self.client is None:
@@ -190,7 +199,7 @@ class RunCleanup:
         if thread is not None:
             thread.join()
         try:
-            if sweep:
+            if sweep and self._swept_at_start:
                 self.sweep("end")
         except DelixAuthError as exc:
             log.warning("The end-of-run orphan sweep stopped: the key was refused (%s)", exc)

@@ -151,8 +151,9 @@ class BaseExtractionOperator(BaseOperator):
             self.log.warning(
                 "Unsettled requests: %d paid extract(s) of earlier attempts collected, %d lost by Delix; "
                 "%d page(s) were sent without a usable answer and may have been paid without a row or "
-                "twice (pages_in_doubt); %d file(s) were uploaded without Delix naming them and may stay "
-                "on the account until Delix deletes them after 24 h (files_in_doubt).",
+                "twice (pages_in_doubt); %d file(s) were uploaded without Delix naming them: no task claims "
+                "them, so the orphan sweep deletes them, or with foreign_uploaders Delix after 24 h "
+                "(files_in_doubt).",
                 summary.extracts_adopted,
                 summary.extracts_lost,
                 summary.pages_in_doubt,
