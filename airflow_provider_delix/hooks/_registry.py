@@ -7,6 +7,7 @@ the same key find each other, the key itself is never written anywhere.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from airflow_provider_delix.api.base_url import base_url_from_connection
@@ -14,7 +15,23 @@ from airflow_provider_delix.api.errors import DelixAuthError
 from airflow_provider_delix.api.retry import connection_extra
 from airflow_provider_delix.core.key_registry import KeyRegistry, account_fingerprint, default_registry_path
 
+log = logging.getLogger(__name__)
+
 REGISTRY_EXTRAS = ("registry_path", "foreign_uploaders")
+# Executors that run every task on the scheduler's host: the default local registry sees them all.
+_ONE_HOST = {"", "LocalExecutor", "SequentialExecutor", "DebugExecutor"}
+
+
+def executor_spans_hosts() -> str | None:
+    """The configured executor when it may run tasks on other hosts (Celery, Kubernetes, Edge...)."""
+    try:
+        from airflow.providers.common.compat.sdk import conf
+
+        executor = str(conf.get("core", "executor", fallback="") or "")
+    except Exception:
+        return None
+    names = [part.split(":")[-1].strip().rsplit(".", 1)[-1] for part in executor.split(",")]
+    return None if all(name in _ONE_HOST for name in names) else executor
 
 
 def flag(value: Any, name: str) -> bool:
@@ -52,9 +69,24 @@ def registry_for_connection(connection: Any) -> KeyRegistry:
         )
     extras = connection.extra_dejson
     base_url = base_url_from_connection(connection.host, connection.schema, connection.port)
-    path = connection_extra(extras, "registry_path") or default_registry_path()
+    path = connection_extra(extras, "registry_path")
+    foreign = flag(connection_extra(extras, "foreign_uploaders"), "foreign_uploaders")
+    if path is None:
+        path = default_registry_path()
+        executor = executor_spans_hosts()
+        if executor is not None and not foreign:
+            # Tasks on other hosts write to their own local registry: their files would look like
+            # nobody's here. Report such files instead of deleting them until registry_path is shared.
+            log.warning(
+                "Connection '%s' has no registry_path and the executor (%s) may run tasks on other "
+                "hosts: files no task on this host claims are reported, not deleted. Set registry_path "
+                "to storage every worker shares (e.g. s3://bucket/delix-registry) to have them deleted.",
+                connection.conn_id,
+                executor,
+            )
+            foreign = True
     return KeyRegistry(
         registry_location(str(path)),
         account_fingerprint(base_url, connection.password),
-        foreign_uploaders=flag(connection_extra(extras, "foreign_uploaders"), "foreign_uploaders"),
+        foreign_uploaders=foreign,
     )

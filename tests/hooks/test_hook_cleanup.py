@@ -107,3 +107,15 @@ def _png() -> bytes:
     from airflow_provider_delix.emulator.account_events import _PNG
 
     return _PNG
+
+
+def test_without_registry_path_a_multi_host_executor_only_reports(
+    emulator: Any, connect: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default registry is this host's: on Celery it cannot see the other workers' claims."""
+    monkeypatch.setenv("AIRFLOW__CORE__EXECUTOR", "CeleryExecutor")
+    assert DelixHook(connect(emulator)).key_registry().foreign_uploaders is True
+    shared = DelixHook(connect(emulator, registry_path="/tmp/shared")).key_registry()
+    assert shared.foreign_uploaders is False
+    monkeypatch.setenv("AIRFLOW__CORE__EXECUTOR", "LocalExecutor")
+    assert DelixHook(connect(emulator)).key_registry().foreign_uploaders is False
