@@ -104,6 +104,7 @@ def wait_for_intents(
     poll: float,
     clock: Callable[[], float],
     sleep: Callable[[float], object],
+    stopped: Callable[[], bool] = lambda: False,
 ) -> tuple[RegistryView, set[tuple[str, str]]]:
     """Read the registry; re-read until the intents pending at the first read are answered or dead.
 
@@ -113,7 +114,7 @@ def wait_for_intents(
     view = registry.read()
     pending = view.pending()
     deadline = clock() + wait
-    while pending and clock() < deadline:
+    while pending and clock() < deadline and not stopped():
         sleep(poll)
         view = registry.read()
         pending &= view.pending()
@@ -132,14 +133,18 @@ def sweep_orphans(
     delete_concurrency: int = 8,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], object] = time.sleep,
+    stopped: Callable[[], bool] = lambda: False,
 ) -> SweepReport:
     """Apply the rule once; ``me`` is the sweeping writer's tag, ``exclude`` uuids never to touch.
 
-    Raises :class:`DelixAuthError` (a refused key refuses every delete too); any other failed
-    delete is counted in ``failed`` and left for the next sweep.
+    ``stopped`` ends the wait for intents early (the task is being stopped): files nobody
+    claims are then left alone. Raises :class:`DelixAuthError` (a refused key refuses every
+    delete too); any other failed delete is counted in ``failed`` and left for the next sweep.
     """
     snapshot = [f.uuid for f in client.list_files()]
-    view, pending = wait_for_intents(registry, wait=intent_wait, poll=poll, clock=clock, sleep=sleep)
+    view, pending = wait_for_intents(
+        registry, wait=intent_wait, poll=poll, clock=clock, sleep=sleep, stopped=stopped
+    )
     live = view.claimed_by_live()
     dead = view.claimed_by_dead() - live
     mine = view.writers[me].claims if me is not None and me in view.writers else frozenset()

@@ -147,7 +147,9 @@ class ExtractionPipeline:
         )
         self.window = window_for(options.max_stored_files, on_change=self.budget.set_limit)
         # Every upload is claimed in the key registry; sweeps delete what nobody claims (cleanup.md).
-        self.cleanup = RunCleanup(registry, self.budget, tag=store.run_tag, clock=clock)
+        self.cleanup = RunCleanup(
+            registry, self.budget, tag=store.run_tag, clock=clock, stopped=self.cancel_event.is_set
+        )
         self.client = CountingClient(ClaimingClient(client, self.cleanup), on_call=run_metrics.request)
         self.cleanup.client = self.client
         self.clock = clock

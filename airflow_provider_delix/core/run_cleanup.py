@@ -66,8 +66,10 @@ class RunCleanup:
         refusal_interval: float = 5.0,
         delete_concurrency: int = 8,
         clock: Callable[[], float] = time.monotonic,
+        stopped: Callable[[], bool] = lambda: False,
     ) -> None:
         self.registry = registry
+        self.stopped = stopped  # a stop (SIGTERM, on_kill) cuts the wait for other tasks' uploads
         self.budget = budget
         self.tag = tag
         self.client: DelixClient | None = None  # set by the pipeline: its counting client
@@ -118,6 +120,7 @@ class RunCleanup:
                 intent_wait=self.intent_wait,
                 poll=self.poll,
                 delete_concurrency=self.delete_concurrency,
+                stopped=self.stopped,
             )
         except DelixAuthError:
             raise

@@ -343,3 +343,12 @@ def test_a_storage_full_message_says_whose_files_fill_the_account(tmp_path: Path
     summary = caught.value.summary
     assert sorted(f["uuid"] for f in summary.orphans_reported) == sorted(foreign)
     assert summary.to_dict()["orphans_reported"] == 4
+
+
+def test_a_stop_cuts_the_wait_and_then_nothing_unclaimed_is_deleted(tmp_path: Path) -> None:
+    fake, reg = FakeDelix(), registry(tmp_path)
+    reg.writer("busy").intend(2)  # another task's upload that will not be answered soon
+    stray = fake.put_foreign(b"maybe that upload's")
+    waits: list[float] = []
+    report = sweep_orphans(fake, reg, intent_wait=600.0, sleep=waits.append, stopped=lambda: len(waits) >= 2)
+    assert len(waits) == 2 and report.deleted == [] and stray in fake.stored and report.pending_files == 2
