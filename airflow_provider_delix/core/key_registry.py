@@ -172,6 +172,8 @@ class RegistryWriter:
         self._intents: dict[str, int] = {}
         self._claims: set[str] = set()
         self._closed = False
+        self._write_lock = threading.Lock()  # one rewrite at a time, outside the state lock
+        self._version = self._written = 0  # changes made / changes on storage
         self.writes = 0
         self.lost_files = 0  # files of uploads whose answer was lost (maybe stored, unclaimed)
         self._lease = WriterLease(
@@ -182,11 +184,12 @@ class RegistryWriter:
         )
 
     def intend(self, files: int) -> str:
-        """Before ``POST /files`` is sent: this request may store ``files`` files."""
+        """Before ``POST /files`` is sent: this request may store ``files`` files (on record on return)."""
         with self._lock:
             intent = f"i{next(self._ids)}"
             self._intents[intent] = files
-            self._write()
+            version = self._changed()
+        self._commit(version)
         return intent
 
     def answered(self, intent: str, uuids: Iterable[str]) -> None:
@@ -194,7 +197,8 @@ class RegistryWriter:
         with self._lock:
             self._intents.pop(intent, None)
             self._claims.update(uuids)
-            self._write()
+            version = self._changed()
+        self._commit(version)
 
     def lost(self, intent: str, named: Iterable[str] = ()) -> None:
         """The answer was lost (maybe applied): files it stored, if any, are nobody's now."""
@@ -203,7 +207,8 @@ class RegistryWriter:
             named = set(named)
             self._claims |= named
             self.lost_files += max(files - len(named), 0)
-            self._write()
+            version = self._changed()
+        self._commit(version)
 
     def dropped(self, uuids: Iterable[str]) -> None:
         """Files deleted (or found gone): forgotten with the next rewrite, not one write each."""
@@ -216,19 +221,33 @@ class RegistryWriter:
 
     def close(self) -> None:
         """The writer ends: its claims file and lease go (whatever it still claims becomes an orphan)."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-        self.registry.state.rm([self.registry._claims_path(self.tag)])
+        with self._write_lock:  # no rewrite in progress can bring the file back
+            with self._lock:
+                if self._closed:
+                    return
+                self._closed = True
+            self.registry.state.rm([self.registry._claims_path(self.tag)])
         self._lease.release()
 
-    def _write(self) -> None:
-        if self._closed:
-            return
-        body = {"intents": self._intents, "claims": sorted(self._claims)}
-        self.registry.state.write_bytes(self.registry._claims_path(self.tag), json.dumps(body).encode())
-        self.writes += 1
+    def _changed(self) -> int:
+        self._version += 1
+        return self._version
+
+    def _commit(self, version: int) -> None:
+        """Group commit: one rewrite carries every change made so far, so threads that changed the
+        record while another was writing share the next write (on S3 a PUT is tens of ms) instead of
+        queueing one each. Returns once a write containing ``version`` is done."""
+        with self._write_lock:
+            if self._written >= version:
+                return
+            with self._lock:
+                if self._closed:
+                    return
+                latest = self._version
+                body = {"intents": dict(self._intents), "claims": sorted(self._claims)}
+            self.registry.state.write_bytes(self.registry._claims_path(self.tag), json.dumps(body).encode())
+            self._written = latest
+            self.writes += 1
 
 
 def _tag(path: str) -> str:

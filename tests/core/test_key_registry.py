@@ -352,3 +352,33 @@ def test_a_stop_cuts_the_wait_and_then_nothing_unclaimed_is_deleted(tmp_path: Pa
     waits: list[float] = []
     report = sweep_orphans(fake, reg, intent_wait=600.0, sleep=waits.append, stopped=lambda: len(waits) >= 2)
     assert len(waits) == 2 and report.deleted == [] and stray in fake.stored and report.pending_files == 2
+
+
+def test_concurrent_changes_share_rewrites_and_each_is_on_record_when_its_call_returns(
+    tmp_path: Path,
+) -> None:
+    """Group commit: on slow storage (S3: a PUT per write) threads do not queue one write each."""
+    reg = registry(tmp_path)
+    writer = reg.writer("w")
+    real = reg.state.write_bytes
+
+    def slow(path: str, data: bytes) -> None:
+        time.sleep(0.05)
+        real(path, data)
+
+    reg.state.write_bytes = slow  # type: ignore[method-assign]
+    missing: list[str] = []
+
+    def one() -> None:
+        intent = writer.intend(1)
+        if intent not in reg.read().writers["w"].intents:
+            missing.append(intent)
+
+    threads = [threading.Thread(target=one) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert missing == [], "an intent must be on record before its upload is sent"
+    assert len(reg.read().writers["w"].intents) == 8 and writer.writes < 8
+    writer.close()
