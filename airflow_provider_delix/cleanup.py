@@ -3,7 +3,7 @@
 Runs the orphan sweep of ``docs/cleanup.md`` once for a connection, outside any DAG: lists the
 account, waits for the uploads in flight, and deletes what no live task claims (or, when the
 connection says ``foreign_uploaders``, reports it with its expiry). ``--dry-run`` only lists.
-Prints one JSON report; exits 1 when a file could not be deleted.
+Prints the JSON report as the last line of stdout; exits 1 when a file could not be deleted.
 """
 
 from __future__ import annotations
@@ -35,8 +35,9 @@ def main(argv: list[str] | None = None) -> int:
         report = hook.cleanup_orphans(dry_run=args.dry_run, intent_wait=args.intent_wait)
     finally:
         hook.close()
-    print(json.dumps({"conn_id": args.conn_id, **report.to_dict()}, indent=2))
     print(report.describe(), file=sys.stderr)
+    # One line, last: Airflow 2 may log to stdout before it (connection lookups).
+    print(json.dumps({"conn_id": args.conn_id, **report.to_dict()}), flush=True)
     return 1 if report.failed else 0
 
 

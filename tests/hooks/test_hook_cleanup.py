@@ -76,10 +76,16 @@ def test_the_cli_lists_then_deletes(emulator: Any, connect: Callable[..., str], 
         [*command, "--dry-run"], env=env, check=False, capture_output=True, text=True, timeout=120
     )
     assert dry.returncode == 0, dry.stderr
-    assert len(json.loads(dry.stdout)["would_delete"]) == 2 and emulator.stats()["files"]["count"] == 2
+    assert (
+        len(json.loads(dry.stdout.splitlines()[-1])["would_delete"]) == 2
+        and emulator.stats()["files"]["count"] == 2
+    )
     done = subprocess.run(command, env=env, check=False, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert len(json.loads(done.stdout)["deleted"]) == 2 and emulator.stats()["files"]["count"] == 0
+    assert (
+        len(json.loads(done.stdout.splitlines()[-1])["deleted"]) == 2
+        and emulator.stats()["files"]["count"] == 0
+    )
     assert "2 that no task on the key claims" in done.stderr
 
 
