@@ -52,6 +52,10 @@ log = logging.getLogger(__name__)
 _DEFINITELY_REFUSED = (DelixApiError, DelixValidationError, DelixAuthError, DelixNotFoundError)
 
 
+class RegistryUnavailableError(RuntimeError):
+    """The key registry cannot be written: the run sends nothing rather than upload unclaimed."""
+
+
 class RunCleanup:
     """This run's registry writer, its sweeps and what they found (thread-safe)."""
 
@@ -97,7 +101,14 @@ class RunCleanup:
     def start(self) -> None:
         """Join the registry (a lease with heartbeat); before the first upload."""
         if self.registry is not None and self.writer is None:
-            self.writer = self.registry.writer(self.tag)
+            try:
+                self.writer = self.registry.writer(self.tag)
+            except Exception as exc:
+                raise RegistryUnavailableError(
+                    f"Could not write to the key registry at {_where(self.registry)} ({type(exc).__name__}: "
+                    f"{exc}): without it no upload can be claimed. Check the connection's registry_path "
+                    "(docs/cleanup.md)."
+                ) from exc
 
     # ------------------------------------------------------------------ sweeps
     def before_first_upload(self) -> None:
@@ -212,7 +223,10 @@ class RunCleanup:
             for files, nbytes in holds:
                 self.budget.release(files, nbytes)
             if self.writer is not None:
-                self.writer.close()
+                try:
+                    self.writer.close()
+                except Exception as exc:  # the lease goes stale by itself: this writer is then dead
+                    log.warning("Could not leave the key registry (its lease goes stale): %s", exc)
 
     def occupancy(self) -> str:
         """Whose files fill the account, from the last sweep (for storage-full messages)."""
@@ -291,6 +305,12 @@ def _size(files: Collection[UploadItem]) -> int:
             with contextlib.suppress(OSError):
                 total += os.path.getsize(item)
     return total
+
+
+def _where(registry: KeyRegistry) -> str:
+    from airflow_provider_delix.core.fspath import location_text
+
+    return location_text(registry.location)
 
 
 def _utc(epoch: float) -> str:

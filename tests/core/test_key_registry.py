@@ -291,6 +291,15 @@ class RetriedAfterLoss(FakeDelix):
     def __init__(self, every: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.every, self._n, self.leaked = every, 0, 0
+        self.copies: set[str] = set()  # uuids of the copies whose answer was lost
+        self.swept: list[str] = []  # uuids deleted by a sweep's delete threads
+
+    def delete_file(self, uuid: str) -> bool:
+        gone = super().delete_file(uuid)
+        if gone and threading.current_thread().name.startswith("delix-sweep"):
+            with self.lock:
+                self.swept.append(uuid)
+        return gone
 
     def upload_files(self, files: Any) -> Any:
         with self.lock:
@@ -298,7 +307,10 @@ class RetriedAfterLoss(FakeDelix):
             twice = self._n % self.every == 0
         if twice:
             with contextlib.suppress(DelixStorageFullError):  # a full account stored nothing
-                self.leaked += len(super().upload_files(files))
+                copies = super().upload_files(files)
+                with self.lock:
+                    self.leaked += len(copies)
+                    self.copies.update(c.uuid for c in copies if isinstance(c, StoredFile))
         return super().upload_files(files)
 
 
@@ -318,6 +330,7 @@ def test_a_run_sweeps_the_leftovers_of_lost_answers_and_ends_with_nothing_stored
     assert fake.leaked >= 30, "the leftovers alone would have filled the account"
     assert summary.pages_left == 0 and summary.rows["processed"] == 90
     assert fake.stored == {} and summary.orphans_deleted == fake.leaked
+    assert sorted(fake.swept) == sorted(fake.copies), "a sweep deletes the lost copies and nothing else"
     assert summary.requests["list_files"] >= 2 and summary.to_dict()["orphans_reported"] == 0
 
 
@@ -382,3 +395,23 @@ def test_concurrent_changes_share_rewrites_and_each_is_on_record_when_its_call_r
     assert missing == [], "an intent must be on record before its upload is sent"
     assert len(reg.read().writers["w"].intents) == 8 and writer.writes < 8
     writer.close()
+
+
+def test_an_unwritable_registry_fails_the_run_before_any_upload(tmp_path: Path) -> None:
+    from fakes import images
+
+    from airflow_provider_delix.core.options import RunOptions
+    from airflow_provider_delix.core.pipeline import ExtractionPipeline
+    from airflow_provider_delix.core.run_cleanup import RegistryUnavailableError
+    from airflow_provider_delix.core.store import OutputStore
+
+    fake, reg = FakeDelix(), registry(tmp_path)
+
+    def refuse(path: str, data: bytes) -> None:
+        raise PermissionError("read-only")
+
+    reg.state.write_bytes = refuse  # type: ignore[method-assign]
+    store = OutputStore(str(tmp_path / "out"), heartbeat_seconds=0.05, stale_after_seconds=0.3)
+    with pytest.raises(RegistryUnavailableError, match="registry_path"):
+        ExtractionPipeline(fake, store, RunOptions(), registry=reg).run(iter(images(3)))
+    assert fake.calls["upload_files"] == 0
