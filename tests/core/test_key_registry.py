@@ -415,3 +415,20 @@ def test_an_unwritable_registry_fails_the_run_before_any_upload(tmp_path: Path) 
     with pytest.raises(RegistryUnavailableError, match="registry_path"):
         ExtractionPipeline(fake, store, RunOptions(), registry=reg).run(iter(images(3)))
     assert fake.calls["upload_files"] == 0
+
+
+def test_the_registry_works_on_object_storage_too() -> None:
+    """memory:// stands in for s3:// (no directories, one PUT per write)."""
+    import uuid as uuidlib
+
+    fake = FakeDelix()
+    reg = KeyRegistry(f"memory://registry-{uuidlib.uuid4().hex}", "acct", heartbeat_seconds=0.05)
+    live = reg.writer("live")
+    mine = upload(fake)
+    live.answered(live.intend(1), mine)
+    dead_writer(reg, "killed", upload(fake))
+    stray = fake.put_foreign(b"lost")
+    report = sweep_orphans(fake, reg)
+    assert set(fake.stored) == set(mine) and report.dead_claimed == 1 and stray in report.deleted
+    live.close()
+    assert set(reg.read().writers) == set()
