@@ -53,6 +53,19 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         "description": "Keep-alive connections pooled for concurrent workers (default 32).",
         "schema": {"type": ["integer", "null"], "minimum": 1},
     },
+    "registry_path": {
+        "label": "Key registry path",
+        "description": "Where the tasks on this key record their uploads, so leftovers can be deleted "
+        "(fsspec URL or local path; default $AIRFLOW_HOME/delix/registry, right only when every task "
+        "on the key runs on one host: with Celery or Kubernetes give shared storage, e.g. s3://...).",
+        "schema": {"type": ["string", "null"]},
+    },
+    "foreign_uploaders": {
+        "label": "Key shared outside Airflow",
+        "description": "Other programs upload with this key: files no task claims are reported with "
+        "their expiry, never deleted.",
+        "schema": {"type": ["boolean", "null"]},
+    },
 }
 
 
@@ -77,6 +90,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [
                     "airflow_provider_delix.operators.image_extraction",
                     "airflow_provider_delix.operators.document_extraction",
+                    "airflow_provider_delix.operators.cleanup",
                 ],
             }
         ],

@@ -150,6 +150,16 @@ class StorageBudget:
                 # The head may have changed (we were head, or we left): let the next one look.
                 self._cond.notify_all()
 
+    def hold(self, files: int, nbytes: int) -> None:
+        """Take capacity at once, even past the limit: files that may be stored without this run
+        knowing their uuids (an upload whose answer was lost), held until an orphan sweep has
+        looked (:mod:`.run_cleanup`). Given back with :meth:`release`; peaks are not changed."""
+        if files < 0 or nbytes < 0:
+            raise ValueError(f"Cannot hold a negative amount ({files} files, {nbytes} bytes).")
+        with self._cond:
+            self._files += files
+            self._bytes += nbytes
+
     def release(self, files: int, nbytes: int) -> None:
         """Give back capacity, typically one file once its delete is confirmed."""
         with self._cond:

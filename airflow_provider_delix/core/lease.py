@@ -42,6 +42,18 @@ def process_gone(lease: Mapping[str, Any]) -> bool:
     return False
 
 
+def lease_dead(lease: Mapping[str, Any], now: float, stale_after_seconds: float) -> bool:
+    """A lease whose writer is gone: not beaten for ``stale_after_seconds``, or its process is gone.
+
+    Without waiting: :meth:`WriterLease.dead_writers` also watches a fresh-looking lease for a
+    beat, the key registry's sweeps (:mod:`.orphan_sweep`) take a lease at its word.
+    """
+    beat = lease.get("heartbeat")
+    if not isinstance(beat, int | float):
+        return True
+    return now - beat > stale_after_seconds or process_gone(lease)
+
+
 def _heartbeat(ref: weakref.ref[WriterLease], stop: threading.Event, interval: float) -> None:
     # Holds only a weak reference, so a store dropped without close() (a simulated crash) drops
     # its lease, stops beating, and the lease goes stale like a killed process's.
@@ -124,11 +136,7 @@ class WriterLease:
         leases = {tag: self.read(tag) for tag in tags | leased}
         now = time.time()
         stale = self.stale_after_seconds
-        dead = {
-            t
-            for t, lease in leases.items()
-            if lease is None or now - lease["heartbeat"] > stale or process_gone(lease)
-        }
+        dead = {t for t, lease in leases.items() if lease is None or lease_dead(lease, now, stale)}
         alive = tags - dead  # only writers with state are worth waiting for
         if alive and wait:
             time.sleep(self.stale_after_seconds)

@@ -20,6 +20,7 @@ def build_manifest(output_uri: str, summary: PipelineSummary) -> dict[str, Any]:
     data = summary.to_dict()
     rows = data.pop("rows")
     undeleted = data.pop("undeleted_uuids")
+    data["unclaimed_files"] = data["unclaimed_files"][:MAX_LISTED_UUIDS]
     return {
         "output_uri": output_uri,
         "schema_version": SCHEMA_VERSION,

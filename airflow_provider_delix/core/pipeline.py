@@ -31,6 +31,7 @@ from airflow_provider_delix.core.budget import BudgetInterrupted, StorageBudget
 from airflow_provider_delix.core.client import DelixClient
 from airflow_provider_delix.core.counting_client import CountingClient
 from airflow_provider_delix.core.jobs import ExtractionJob, job_for
+from airflow_provider_delix.core.key_registry import KeyRegistry
 from airflow_provider_delix.core.metrics import MetricsSink, RunMetrics
 from airflow_provider_delix.core.options import PipelineTuning, RunOptions
 from airflow_provider_delix.core.packing import Packer, PackLimits
@@ -46,6 +47,7 @@ from airflow_provider_delix.core.planning import (
 )
 from airflow_provider_delix.core.resume import ResumeIndex
 from airflow_provider_delix.core.rows import invalid_row, outcome_row
+from airflow_provider_delix.core.run_cleanup import ClaimingClient, RunCleanup
 from airflow_provider_delix.core.run_stats import Progress, ProgressReporter, RunStats
 from airflow_provider_delix.core.store import OutputStore
 from airflow_provider_delix.core.summary import (
@@ -101,12 +103,12 @@ class ExtractionPipeline:
         cancel: threading.Event | None = None,
         metrics: MetricsSink | None = None,
         archive_size: Callable[[], int | None] | None = None,
+        registry: KeyRegistry | None = None,
     ) -> None:
         self.options = options = options or RunOptions()
         self.tuning = tuning = tuning or PipelineTuning()
         self.job = job or job_for(options)
         run_metrics = RunMetrics(metrics, {"kind": options.kind})
-        self.client = CountingClient(client, on_call=run_metrics.request)
         self.store = store
         self.run_id = run_id
         self.files_per_chunk = chunk_size_for(options.max_stored_files)
@@ -144,6 +146,12 @@ class ExtractionPipeline:
             clock=clock,
         )
         self.window = window_for(options.max_stored_files, on_change=self.budget.set_limit)
+        # Every upload is claimed in the key registry; sweeps delete what nobody claims (cleanup.md).
+        self.cleanup = RunCleanup(
+            registry, self.budget, tag=store.run_tag, clock=clock, stopped=self.cancel_event.is_set
+        )
+        self.client = CountingClient(ClaimingClient(client, self.cleanup), on_call=run_metrics.request)
+        self.cleanup.client = self.client
         self.clock = clock
         self.sleep: Callable[[float], object] = sleep or self.cancel_event.wait
         self.stats = RunStats(run_metrics)
@@ -214,6 +222,7 @@ class ExtractionPipeline:
         planner: ChunkPlanner | None = None
         error: BaseException | None = None
         try:
+            self.cleanup.start()
             resume = ResumeIndex(
                 self.store.resume_rows(), engines=self.options.row_engines(), language=self.options.language
             )
@@ -227,6 +236,7 @@ class ExtractionPipeline:
                 )
             self._adopt(resume)
             self._delete_orphans()
+            self.cleanup.exclude |= self._adoption.waiting_files
             planner = ChunkPlanner(
                 max_chunk_bytes=self.budget.max_bytes,
                 chunk_id=lambda: f"c{next(self._ids):07d}",
@@ -272,6 +282,7 @@ class ExtractionPipeline:
                 self._abandon(planner.place_now(self._take_retries(ctx)))
             deletes.shutdown(wait=True)
             self._final_cleanup(ctx)
+            self.cleanup.finish(sweep=not self.control.key_refused())
             if self._misc:  # only after an error: these pages cost nothing to redo
                 self.stats.add_left(len(self._misc))
                 self._misc.clear()
@@ -321,9 +332,9 @@ class ExtractionPipeline:
         if self._files_in_doubt:
             log.warning(
                 "An earlier attempt stopped while uploading %d file(s): Delix may have stored them "
-                "under uuids it never answered, and the API cannot tell whose a stored file is. They "
-                "count against the account's 30 files / 100 MB until Delix deletes them, 24 h after "
-                "upload (files_in_doubt).",
+                "under uuids it never answered, and the API cannot tell whose a stored file is. No task "
+                "claims them in the key registry, so the orphan sweep deletes them (unless the key has "
+                "foreign_uploaders: then Delix does, 24 h after upload) (files_in_doubt).",
                 self._files_in_doubt,
             )
         if not orphans:
@@ -461,6 +472,7 @@ class ExtractionPipeline:
                 return
             self._in_flight += 1
         try:
+            self.cleanup.before_first_upload()  # what earlier runs on the key left goes first
             if self.options.deferrable:
                 acquired = self._acquire_or_defer(chunk, ctx)
             else:
@@ -556,7 +568,8 @@ class ExtractionPipeline:
                 elapsed_seconds=self.clock() - start,
                 peak_stored_files=usage.peak_files,
                 peak_stored_bytes=usage.peak_bytes,
-                orphans_deleted=self._orphans_deleted,
+                orphans_deleted=self._orphans_deleted + self.cleanup.deleted,
+                orphans_reported=[f.to_dict() for f in self.cleanup.reported.values()],
                 undeleted_uuids=sorted(ctx.undeleted),
                 input_complete=self.stats.input_complete,
                 stop_reason=self._stop_reason(ctx),
@@ -598,7 +611,9 @@ class ExtractionPipeline:
         if self.cancel_event.is_set():
             return PipelineCancelledError(f"Cancelled: {done} page(s) done, {left}.", s)
         if c.storage is not None:
-            return StorageWaitTimeoutError(f"{c.storage} {done} page(s) done, {left}.", s)
+            return StorageWaitTimeoutError(
+                f"{c.storage} {done} page(s) done, {left}. {self.cleanup.occupancy()}", s
+            )
         if c.credits is not None:
             return CreditsExhaustedError(
                 f"Delix has no credits left (NO_SUFFICIENT_CREDITS): {done} page(s) are done "

@@ -308,8 +308,8 @@ class ChunkRunner:
             ctx.stats.files_in_doubt += unnamed
         message = (
             f"{exc}. None of these {len(slots)} file(s) was extracted (nothing paid); the "
-            f"{len(named)} file(s) it named are deleted, {unnamed} may stay on the account until "
-            "Delix deletes them 24 h after upload (files_in_doubt)."
+            f"{len(named)} file(s) it named are deleted, {unnamed} are claimed by no task and left "
+            "to the orphan sweep (files_in_doubt)."
         )
         log.warning("Chunk %s: %s", self.chunk.chunk_id, message)
         for slot in slots:
@@ -409,10 +409,9 @@ class ChunkRunner:
                 if left <= 0:
                     ctx.store.record_uploaded(self.chunk.chunk_id, [])  # refused: nothing stored
                     raise StorageWaitTimeout(
-                        f"The Delix account stayed full ({exc.error}) for {wait_limit:.0f} s "
-                        "although this run never holds more than the account's limits: other users of "
-                        "the same API key are filling it. Free space or raise storage_wait_timeout, then "
-                        "re-run (finished pages are kept)."
+                        f"The Delix account stayed full ({exc.error}) for {wait_limit:.0f} s although "
+                        "this run never holds more than the account's limits: other files fill it. Free "
+                        "space or raise storage_wait_timeout, then re-run (finished pages are kept)."
                     ) from exc
                 attempt += 1
                 if window is not None:

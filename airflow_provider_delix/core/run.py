@@ -16,6 +16,7 @@ from typing import Any
 from airflow_provider_delix.core.client import DelixClient
 from airflow_provider_delix.core.inputs import InputRef, resolve_inputs
 from airflow_provider_delix.core.jobs import ExtractionJob, job_for
+from airflow_provider_delix.core.key_registry import KeyRegistry
 from airflow_provider_delix.core.metrics import MetricsSink
 from airflow_provider_delix.core.options import RunOptions
 from airflow_provider_delix.core.pipeline import ExtractionPipeline
@@ -74,6 +75,7 @@ def run_extraction(
     progress: Callable[[Progress], None] | None = None,
     on_pipeline: Callable[[ExtractionPipeline], None] | None = None,
     metrics: MetricsSink | None = None,
+    registry: KeyRegistry | None = None,
 ) -> PipelineSummary:
     """Run the archive through Delix into ``output_path``; raise a ``PipelineError`` if unfinished.
 
@@ -82,6 +84,8 @@ def run_extraction(
     queued extracts on record: call again (after they finish) to collect them and go on.
     ``inputs`` items and ``output_path`` may carry their own filesystem (``ObjectStoragePath``,
     :class:`~airflow_provider_delix.core.fspath.FsPath`): then ``storage_options`` do not apply.
+    ``registry`` is the key registry (``docs/cleanup.md``); by default the client's own
+    (``DelixHook.key_registry()``), none for a client that has no such method.
     """
     storage_options = dict(options.storage_options)
     job = job_for(options)
@@ -89,6 +93,8 @@ def run_extraction(
     reporter = progress or ArchiveProgress(
         inputs, storage_options=storage_options, noun=options.kind, keep=None if keep is None else job.takes
     )
+    if registry is None and callable(getattr(client, "key_registry", None)):
+        registry = client.key_registry()  # type: ignore[attr-defined]
     store = OutputStore(output_path, run_tag=run_id, storage_options=storage_options)
     try:
         recovered = store.recover()
@@ -104,6 +110,7 @@ def run_extraction(
             progress=reporter,
             metrics=metrics,
             archive_size=(lambda: reporter.images_total) if isinstance(reporter, ArchiveProgress) else None,
+            registry=registry,
         )
     except BaseException:
         store.abort()

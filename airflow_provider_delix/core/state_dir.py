@@ -22,10 +22,13 @@ class StateUnreadableError(RuntimeError):
 class StateDir:
     """Atomic small writes, listings that skip temp files, and tolerant deletes under ``root``."""
 
-    def __init__(self, fs: Any, root: str) -> None:
+    def __init__(self, fs: Any, root: str, *, fsync: bool = True) -> None:
         self.fs = fs
         self.root = root
         self.local = isinstance(fs, LocalFileSystem)
+        # False where a record only matters while its writer's process lives (the key registry):
+        # a host crash kills the writer too, so an os.replace visible to other processes is enough.
+        self.fsync = fsync
 
     def mkdirs(self, path: str) -> None:
         if self.local:
@@ -42,7 +45,8 @@ class StateDir:
         with open(tmp, "wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if self.fsync:
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
 
     def read_bytes(self, path: str) -> bytes | None:

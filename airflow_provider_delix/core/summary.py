@@ -43,6 +43,9 @@ class PipelineSummary:
     files_in_doubt: int = 0  # uploaded by a dead attempt without an answer: maybe left on Delix (24 h)
     requests_in_doubt: int = 0  # paid sends whose answer was lost after sending (re-sent at most once)
     credits_at_risk: int = 0  # credits the table counts for those sends: charged only if Delix applied them
+    # Files no task on the key claims, left alone because the key has foreign uploaders (or a
+    # sweep could not decide): {"uuid", "first_seen", "expires_by"} (epoch seconds).
+    orphans_reported: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def waiting(self) -> bool:
@@ -91,6 +94,8 @@ class PipelineSummary:
             "files_in_doubt": self.files_in_doubt,
             "requests_in_doubt": self.requests_in_doubt,
             "credits_at_risk": self.credits_at_risk,
+            "orphans_reported": len(self.orphans_reported),
+            "unclaimed_files": [dict(f) for f in self.orphans_reported],
         }
 
 

@@ -102,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=EmulatorConfig.lost_after_apply_on,
         help="comma list: upload, extraction",
     )
+    p.add_argument(
+        "--lost-after-apply-every",
+        type=int,
+        default=EmulatorConfig.lost_after_apply_every,
+        help="instead of the rate: lose every n-th applied answer (the first kind); 0 = off",
+    )
     return p
 
 

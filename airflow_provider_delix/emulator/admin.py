@@ -7,6 +7,9 @@
   ``ocr``), plus ``add_credits`` to top up. Unknown names or bad values: 400, nothing changed.
 * ``POST /_emulator/reset``: forget everything, back to the start settings and real time.
 * ``POST /_emulator/clock`` ``{"advance_seconds": N}``: move the emulator clock forward.
+* ``POST /_emulator/foreign_upload`` ``{"files": n}``, ``POST /_emulator/restart``,
+  ``POST /_emulator/lose_answers`` ``{"endpoint": "POST /files", "every": k}``: see
+  :mod:`.account_events`.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from airflow_provider_delix.emulator import account_events
+from airflow_provider_delix.emulator.apierrors import ApiError
 from airflow_provider_delix.emulator.app import EmulatorApp, Response
 
 
@@ -43,6 +48,12 @@ def handle_admin(app: EmulatorApp, method: str, path: str, raw: bytes) -> Respon
             if not isinstance(seconds, int | float) or isinstance(seconds, bool):
                 raise ValueError("advance_seconds must be a number")
             return Response(200, {"now": app.clock.advance(float(seconds))})
+        if path == "/foreign_upload" and method == "POST":
+            return Response(200, {"uuids": account_events.foreign_upload(app, _body(raw).get("files"))})
+        if path == "/restart" and method == "POST":
+            return Response(200, account_events.restart(app))
+    except ApiError as exc:
+        return Response(exc.status, exc.body)
     except ValueError as exc:
         return Response(400, {"message": str(exc)})
     return Response(404, {"message": "Not Found"})

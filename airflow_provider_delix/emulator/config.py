@@ -64,6 +64,7 @@ class EmulatorConfig:
     rate_lost_after_apply: float = 0.0
     lost_after_apply_kinds: str = "drop,502,504"
     lost_after_apply_on: str = "upload,extraction"
+    lost_after_apply_every: int = 0  # instead of the rate: every n-th applied answer (deterministic)
 
     def __post_init__(self) -> None:
         if self.ocr not in OCR_BACKENDS:

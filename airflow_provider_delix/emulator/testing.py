@@ -69,6 +69,19 @@ class EmulatorHandle:
     def reset(self) -> None:
         self._admin("POST", "/reset", {})
 
+    def foreign_upload(self, files: int) -> list[str]:
+        """Files another program on the key stores (no task claims them)."""
+        return list(self._admin("POST", "/foreign_upload", {"files": files})["uuids"])
+
+    def restart(self) -> dict[str, int]:
+        """The server forgets its files and unfinished extracts (credits and ledger stay)."""
+        return dict(self._admin("POST", "/restart", {}))
+
+    def lose_answers(self, every: int, on: str = "upload") -> None:
+        """Every ``every``-th applied answer of ``on`` (``upload``/``extraction``) is dropped after
+        the request was applied; 0 turns it off. Shorthand for the ``lost_after_apply_*`` settings."""
+        self.configure(lost_after_apply_every=every, lost_after_apply_on=on, lost_after_apply_kinds="drop")
+
     def advance_clock(self, seconds: float) -> float:
         now: float = self._admin("POST", "/clock", {"advance_seconds": seconds})["now"]
         return now

@@ -60,10 +60,13 @@ from airflow_provider_delix.api.models import (
 )
 from airflow_provider_delix.api.responses import raise_for_status, read_json, transport_error
 from airflow_provider_delix.api.retry import RETRY_EXTRAS, RetryPolicy, connection_extra
+from airflow_provider_delix.core.key_registry import KeyRegistry
+from airflow_provider_delix.core.orphan_sweep import SweepReport
+from airflow_provider_delix.hooks._registry import REGISTRY_EXTRAS, registry_for_connection
 
 # Our own connection extras. HttpHook sends unknown extras as HTTP headers, so these are
 # removed from the session's headers after HttpHook has built it.
-DELIX_EXTRAS = (*RETRY_EXTRAS, "timeout", "extraction_timeout", "max_connections")
+DELIX_EXTRAS = (*RETRY_EXTRAS, "timeout", "extraction_timeout", "max_connections", *REGISTRY_EXTRAS)
 DEFAULT_TIMEOUT = 120.0
 # An extraction is answered once its OCR is done; a loaded server may take minutes for 5 pages,
 # and a timed-out extraction may still be charged: wait long rather than pay twice.
@@ -404,6 +407,23 @@ class DelixHook(HttpHook):
                 return
             page += 1
 
+    # ------------------------------------------------------------------ key registry
+
+    def key_registry(self) -> KeyRegistry:
+        """The registry the tasks on this key share (connection extras ``registry_path``,
+        ``foreign_uploaders``): where uploads are claimed so leftovers can be swept."""
+        return registry_for_connection(self.get_connection(self.delix_conn_id))
+
+    def cleanup_orphans(self, *, dry_run: bool = False, intent_wait: float = 60.0) -> SweepReport:
+        """Delete the files on the account that no live task on this key claims (``docs/cleanup.md``).
+
+        With ``foreign_uploaders`` files nobody claims are only reported (with their expiry);
+        ``dry_run`` deletes nothing and lists what would go (``would_delete``).
+        """
+        from airflow_provider_delix.core.orphan_sweep import sweep_orphans
+
+        return sweep_orphans(self, self.key_registry(), dry_run=dry_run, intent_wait=intent_wait)
+
     # ------------------------------------------------------------------ Airflow integration
 
     def test_connection(self) -> tuple[bool, str]:
@@ -436,20 +456,28 @@ class DelixHook(HttpHook):
         """Typed extras on Airflow < 3.2 (3.2+ reads ``conn-fields`` from provider info)."""
         from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
         from flask_babel import lazy_gettext
-        from wtforms import IntegerField
+        from wtforms import BooleanField, IntegerField, StringField
         from wtforms.validators import NumberRange, Optional
 
         from airflow_provider_delix.get_provider_info import CONN_FIELDS
 
-        return {
-            name: IntegerField(
-                lazy_gettext(spec["label"]),
-                widget=BS3TextFieldWidget(),
-                validators=[Optional(), NumberRange(min=0)],
-                description=spec["description"],
-            )
-            for name, spec in CONN_FIELDS.items()
-        }
+        fields: dict[str, Any] = {}
+        for name, spec in CONN_FIELDS.items():
+            label, kind = lazy_gettext(spec["label"]), spec["schema"]["type"][0]
+            if kind == "boolean":
+                fields[name] = BooleanField(label, description=spec["description"])
+            elif kind == "string":
+                fields[name] = StringField(
+                    label, widget=BS3TextFieldWidget(), description=spec["description"]
+                )
+            else:
+                fields[name] = IntegerField(
+                    label,
+                    widget=BS3TextFieldWidget(),
+                    validators=[Optional(), NumberRange(min=0)],
+                    description=spec["description"],
+                )
+        return fields
 
 
 def _read_environment_once(session: requests.Session, extras: Mapping[str, Any]) -> None:

@@ -158,10 +158,11 @@ class BaseExtractionOperator(BaseOperator):
             self.log.warning(
                 "Unsettled requests: %d paid extract(s) of earlier attempts collected, %d lost by Delix; "
                 "%d page(s) were sent without a usable answer and may have been paid without a row or "
-                "twice (pages_in_doubt); %d file(s) were uploaded without Delix naming them and may stay "
-                "on the account until Delix deletes them after 24 h (files_in_doubt); %d extraction "
-                "send(s) lost their answer after sending (requests_in_doubt): the table counts them as "
-                "charged, %d credit(s) that Delix charged only if it applied them (credits_at_risk).",
+                "twice (pages_in_doubt); %d file(s) were uploaded without Delix naming them: no task claims "
+                "them, so the orphan sweep deletes them, or with foreign_uploaders Delix after 24 h "
+                "(files_in_doubt); %d extraction send(s) lost their answer after sending "
+                "(requests_in_doubt): the table counts them as charged, %d credit(s) that Delix charged "
+                "only if it applied them (credits_at_risk).",
                 summary.extracts_adopted,
                 summary.extracts_lost,
                 summary.pages_in_doubt,

@@ -264,7 +264,8 @@ def test_storage_full_for_too_long_fails_clearly(out: str) -> None:
         fake, out, images(5), clock=clock, sleep=clock.sleep, storage_wait_timeout=100, max_concurrency=1
     )
     assert isinstance(error, StorageWaitTimeoutError) and summary is not None
-    assert "stayed full" in str(error) and "other users" in str(error)
+    assert "stayed full" in str(error) and "other files fill it" in str(error)
+    assert "Without a key registry (registry_path) whose files they are is unknown" in str(error)
     assert sum(clock.sleeps) == pytest.approx(100) and max(clock.sleeps) <= 30
     assert summary.pages_left == 5
     assert fake.ours_left() == set()

@@ -21,6 +21,7 @@ def loaded():
 found = {"airflow": sorted(loaded())}  # Airflow 2.11 itself imports requests
 import airflow_provider_delix.operators.image_extraction
 import airflow_provider_delix.operators.document_extraction
+import airflow_provider_delix.operators.cleanup
 found["operators"] = sorted(loaded() - set(found["airflow"]))
 import airflow_provider_delix.hooks.delix
 found["hook"] = sorted(loaded() - {"requests"})

@@ -4,8 +4,9 @@ Each runs ``run_extraction`` (what the operator executes) in its own thread with
 like three mapped task instances; none is told about the others. Their storage windows
 (``core/window.py``) must share the account: the emulator never holds more than 30 files
 (it refuses instead), every page is charged once, every file is deleted, the three finish
-close together, and refusals stay a small fraction of the uploads. Latencies are a tenth of
-the bench's so the whole run takes a few seconds.
+close together, and refusals stay a small fraction of the uploads. Each also sweeps the account
+for orphans (``docs/cleanup.md``) while the others upload: the key registry keeps it off their
+files. Latencies are a tenth of the bench's so the whole run takes a few seconds.
 """
 
 from __future__ import annotations
@@ -80,6 +81,9 @@ def test_three_tasks_on_one_key_share_the_account(
     assert 0 < stats["files"]["max_count"] <= 30 and stats["files"]["count"] == 0
     assert_charged_once(stats, TASKS * IMAGES)
     assert all(s.rows["processed"] == IMAGES for s in summaries.values())
+    # Each task swept the account (start, end, refusals) while the others were uploading, and
+    # nothing was left behind to sweep: any file deleted would have been a live task's.
+    assert all(s.requests["list_files"] >= 2 and s.orphans_deleted == 0 for s in summaries.values())
     elapsed = [s.elapsed_seconds for s in summaries.values()]
     assert max(elapsed) / min(elapsed) <= 1.6, elapsed
     uploads = stats["calls_by_status"]["POST /files"]
