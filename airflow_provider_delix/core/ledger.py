@@ -53,6 +53,10 @@ class ExtractRecord:
     language: str | None
     files: tuple[LedgerFile, ...]
     path: str = ""  # where the record lives (filled when read)
+    # The claim on the record's pages when other writers share the output (core/claims.py):
+    # when it was made, and whether the writer has decided to send what the record still lists.
+    claimed_at: float = 0.0
+    decided: bool = False
 
     def to_json(self) -> bytes:
         return json.dumps(
@@ -76,6 +80,8 @@ class ExtractRecord:
                     }
                     for f in self.files
                 ],
+                "claimed_at": self.claimed_at,
+                "decided": self.decided,
             },
             ensure_ascii=False,
         ).encode()
@@ -101,6 +107,8 @@ class ExtractRecord:
             language=None if body.get("language") is None else str(body["language"]),
             files=files,
             path=path,
+            claimed_at=float(body.get("claimed_at", 0.0)),
+            decided=bool(body.get("decided", False)),
         )
 
     @property
@@ -115,6 +123,10 @@ class ExtractRecord:
     def answered(self, extract_uuid: str) -> ExtractRecord:
         """Phase two: the intent with the uuid Delix answered."""
         return dataclasses.replace(self, extract_uuid=extract_uuid)
+
+    def keeping(self, uuids: set[str]) -> ExtractRecord:
+        """The decided claim: only the files in ``uuids`` are sent (core/claims.py)."""
+        return dataclasses.replace(self, files=tuple(f for f in self.files if f.uuid in uuids), decided=True)
 
 
 class ExtractLedger:

@@ -28,6 +28,7 @@ from airflow_provider_delix.api.errors import DelixAuthError
 from airflow_provider_delix.api.models import MAX_FILES_PER_REQUEST
 from airflow_provider_delix.core.adopt import Adoption, adopt_extracts
 from airflow_provider_delix.core.budget import BudgetInterrupted, StorageBudget
+from airflow_provider_delix.core.claims import claim_book
 from airflow_provider_delix.core.client import DelixClient
 from airflow_provider_delix.core.counting_client import CountingClient
 from airflow_provider_delix.core.jobs import ExtractionJob, job_for
@@ -214,6 +215,8 @@ class ExtractionPipeline:
         planner: ChunkPlanner | None = None
         error: BaseException | None = None
         try:
+            # Before the resume index: a part another writer publishes after this is read by the claims.
+            ctx.claims = claim_book(self.store, self.options.row_engines(), self.options.language)
             resume = ResumeIndex(
                 self.store.resume_rows(), engines=self.options.row_engines(), language=self.options.language
             )
@@ -227,6 +230,7 @@ class ExtractionPipeline:
                 )
             self._adopt(resume)
             self._delete_orphans()
+            ctx.claims.join()
             planner = ChunkPlanner(
                 max_chunk_bytes=self.budget.max_bytes,
                 chunk_id=lambda: f"c{next(self._ids):07d}",
@@ -259,6 +263,7 @@ class ExtractionPipeline:
                     self._hold(planner.flush(), chunks, ctx)
                     self._dispatch_tail(chunks, ctx)
                     self._send_again(planner, chunks, ctx)
+                    self._join_deferred(planner, chunks, ctx)
             self._flush_misc(force=True)
         except BaseException as exc:  # also SIGTERM's exception and KeyboardInterrupt: clean up first
             error = exc
@@ -270,6 +275,9 @@ class ExtractionPipeline:
             if planner is not None:
                 self._abandon([*self._take_held(), *planner.flush()])
                 self._abandon(planner.place_now(self._take_retries(ctx)))
+            with ctx.live_lock:
+                self._abandon([Chunk("deferred", ctx.deferred)] if ctx.deferred else [])
+                ctx.deferred = []
             deletes.shutdown(wait=True)
             self._final_cleanup(ctx)
             if self._misc:  # only after an error: these pages cost nothing to redo
@@ -433,6 +441,30 @@ class ExtractionPipeline:
                 log.info("Sending %d page(s) that failed inside a pack again, as images.", len(files))
             for chunk in planner.place_now(files):
                 self._dispatch(chunk, pool, ctx)
+
+    def _join_deferred(self, planner: ChunkPlanner, pool: ThreadPoolExecutor, ctx: RunContext) -> None:
+        """Files another writer held (core/claims.py): wait for its rows, then send what is missing."""
+        claims = ctx.claims
+        for _ in range(5):  # each round waits for the holders; a page rarely needs more than one
+            with ctx.live_lock:
+                files, ctx.deferred = ctx.deferred, []
+            if not files or claims is None or self._stopping():
+                ctx.deferred.extend(files)  # counted as left by run()'s cleanup
+                return
+            settled = claims.settle_deferred(files, self.index.keys_of, aborting=self.control.aborting)
+            for f in settled.done:
+                self.stats.add_planned(0, sum(len(ts) for _, ts in self.index.settle(f, lambda _: None)))
+            if settled.held:
+                log.warning(
+                    "%d file(s) are still held by another writer of this output after %.0f s; their "
+                    "pages are left for a re-run (nothing is paid twice).",
+                    len(settled.held),
+                    claims.wait_timeout,
+                )
+                self._abandon([Chunk("held", settled.held)])
+            for chunk in planner.place_now(settled.free):
+                self._dispatch(chunk, pool, ctx)
+            self._send_again(planner, pool, ctx)
 
     @staticmethod
     def _take_retries(ctx: RunContext) -> list[ChunkFile]:
