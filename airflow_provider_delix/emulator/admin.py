@@ -7,6 +7,7 @@
   ``ocr``), plus ``add_credits`` to top up. Unknown names or bad values: 400, nothing changed.
 * ``POST /_emulator/reset``: forget everything, back to the start settings and real time.
 * ``POST /_emulator/clock`` ``{"advance_seconds": N}``: move the emulator clock forward.
+* ``POST /_emulator/restart``: lose stored files and in-flight extracts (``emulator/restart.py``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 from typing import Any
 
 from airflow_provider_delix.emulator.app import EmulatorApp, Response
+from airflow_provider_delix.emulator.restart import restart
 
 
 def _body(raw: bytes) -> dict[str, Any]:
@@ -38,6 +40,8 @@ def handle_admin(app: EmulatorApp, method: str, path: str, raw: bytes) -> Respon
         if path == "/reset" and method == "POST":
             app.reset()
             return Response(200, {"reset": True})
+        if path == "/restart" and method == "POST":
+            return Response(200, restart(app))
         if path == "/clock" and method == "POST":
             seconds = _body(raw).get("advance_seconds")
             if not isinstance(seconds, int | float) or isinstance(seconds, bool):

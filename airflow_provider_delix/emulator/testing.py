@@ -69,6 +69,11 @@ class EmulatorHandle:
     def reset(self) -> None:
         self._admin("POST", "/reset", {})
 
+    def restart(self) -> dict[str, Any]:
+        """Lose stored files and in-flight extracts, as a server restart would (charges stay)."""
+        result: dict[str, Any] = self._admin("POST", "/restart", {})
+        return result
+
     def advance_clock(self, seconds: float) -> float:
         now: float = self._admin("POST", "/clock", {"advance_seconds": seconds})["now"]
         return now
