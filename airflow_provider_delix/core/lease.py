@@ -42,6 +42,25 @@ def process_gone(lease: Mapping[str, Any]) -> bool:
     return False
 
 
+def process_alive(lease: Mapping[str, Any]) -> bool:
+    """True when the lease's writer runs on this host (another process) and that process exists.
+
+    Such a writer is alive without watching its beat: writers on one worker (mapped tasks, two
+    runs of a DAG) start at once instead of each waiting ``stale_after_seconds`` for the others.
+    """
+    if lease.get("host") != socket.gethostname() or not isinstance(lease.get("pid"), int):
+        return False
+    if lease["pid"] == os.getpid():
+        return False
+    try:
+        os.kill(lease["pid"], 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by another user
+    return True
+
+
 def _heartbeat(ref: weakref.ref[WriterLease], stop: threading.Event, interval: float) -> None:
     # Holds only a weak reference, so a store dropped without close() (a simulated crash) drops
     # its lease, stops beating, and the lease goes stale like a killed process's.
@@ -113,7 +132,8 @@ class WriterLease:
 
         A lease that looks fresh is watched for ``stale_after_seconds``: if its beat did not
         change it is dead, whatever the clocks say. That wait happens only at start-up and only
-        when another writer's lease is recent (a crash moments ago, or a live parallel writer).
+        when another writer's lease is recent (a crash moments ago, or a live parallel writer)
+        and its process is not one this host can see running (:func:`process_alive`).
         """
         if self._dead is not None:
             return self._dead
@@ -130,9 +150,10 @@ class WriterLease:
             if lease is None or now - lease["heartbeat"] > stale or process_gone(lease)
         }
         alive = tags - dead  # only writers with state are worth waiting for
-        if alive and wait:
+        watch = {t for t in alive if not process_alive(leases[t] or {})}
+        if watch and wait:
             time.sleep(self.stale_after_seconds)
-            for tag in alive:
+            for tag in watch:
                 again = self.read(tag)
                 if again is None or again.get("beat") == (leases[tag] or {}).get("beat"):
                     dead.add(tag)
