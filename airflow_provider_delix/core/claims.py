@@ -223,6 +223,23 @@ class ClaimBook:
             )
         return Verdict(send, frozenset(deferred), frozenset(dropped), kept if send else None)
 
+    def precheck(self, keys: Sequence[set[Key]]) -> list[str | None]:
+        """Before upload: "done" / "deferred" for files another writer has or holds, else None.
+
+        Writes nothing and never lets a file through that :meth:`check` would stop: it only
+        saves the upload (and the storage slot) of a file the claim would set aside anyway.
+        """
+        if self.alone():
+            return [None] * len(keys)
+        claims = self._claims(set().union(*keys) if keys else set())
+        done = self._done_keys()
+        out: list[str | None] = []
+        for wanted in keys:
+            left = wanted - done
+            held = any(c.keys & left and (c.alive or c.record.extract_uuid) for c in claims)
+            out.append("done" if not left else "deferred" if held else None)
+        return out
+
     def keep_rows(self, keys: Sequence[Key]) -> list[bool]:
         """Which rows to write: False for a page another writer already wrote (counted)."""
         with self._lock:

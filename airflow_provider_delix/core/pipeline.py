@@ -163,6 +163,7 @@ class ExtractionPipeline:
         self._defer = False  # deferrable: only parked extracts can free the budget; stop here
         self._started = False
         self._archive_size = archive_size or (lambda: None)
+        self._held_pages = 0  # left because another writer of the output still held them
 
     # ------------------------------------------------------------------ control
 
@@ -461,7 +462,9 @@ class ExtractionPipeline:
                     len(settled.held),
                     claims.wait_timeout,
                 )
+                before = self.stats.pages_left
                 self._abandon([Chunk("held", settled.held)])
+                self._held_pages += self.stats.pages_left - before
             for chunk in planner.place_now(settled.free):
                 self._dispatch(chunk, pool, ctx)
             self._send_again(planner, pool, ctx)
@@ -641,6 +644,14 @@ class ExtractionPipeline:
             return None  # not a failure: the caller defers (or re-runs) and the next attempt goes on
         if c.waits is not None:
             return PagesLeftError(f"{c.waits} {done} page(s) done, {left}.", s)
+        if s.pages_left and self._held_pages:
+            return PagesLeftError(
+                f"{s.pages_left} page(s) got no row: {self._held_pages} of them are held by another writer "
+                "of this output_path that did not finish them in time, or that died after Delix answered "
+                f"its request. Every other page is done ({done}); re-run the task to finish them without "
+                "paying twice.",
+                s,
+            )
         if s.pages_left:
             return PagesLeftError(
                 f"{s.pages_left} page(s) got no row because Delix kept failing after the client's "

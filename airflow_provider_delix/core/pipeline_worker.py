@@ -206,7 +206,9 @@ class ChunkRunner:
         started = self.ctx.clock()
         try:
             if not ctrl.aborting():
-                self._upload(self.slots)
+                todo = self._precheck()
+                if todo:
+                    self._upload(todo)
                 stored = [s for s in self.slots if s.uuid is not None]
                 if stored and not ctrl.aborting():
                     self._extract(stored, reupload=True)
@@ -525,6 +527,17 @@ class ChunkRunner:
         if verdict.record is None:
             self._journalled.remove(intent.chunk_id)
         return [s for s in slots if s.aside is None], verdict.record
+
+    def _precheck(self) -> list[Slot]:
+        """The slots to upload: files another writer has done or holds are not (core/claims.py)."""
+        if self.ctx.claims is None:
+            return self.slots
+        verdicts = self.ctx.claims.precheck([self.ctx.index.keys_of(s.file) for s in self.slots])
+        for slot, aside in zip(self.slots, verdicts, strict=True):
+            slot.aside = aside
+            if aside is not None:
+                self._release(slot)  # its budget slot is free at once
+        return [s for s in self.slots if s.aside is None]
 
     def _set_aside(self, slot: Slot) -> None:
         """A deferred file goes back to the pipeline; a done one counts as resumed, without a row."""

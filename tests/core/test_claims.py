@@ -6,6 +6,7 @@ writers race for real; the assertions are on charges and rows, never on timing.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from pathlib import Path
@@ -20,7 +21,7 @@ from airflow_provider_delix.core.options import PipelineTuning, RunOptions
 from airflow_provider_delix.core.pipeline import ExtractionPipeline
 from airflow_provider_delix.core.planning import PageTarget
 from airflow_provider_delix.core.store import OutputStore
-from airflow_provider_delix.core.summary import PipelineSummary
+from airflow_provider_delix.core.summary import PagesLeftError, PipelineSummary
 from airflow_provider_delix.core.table import read_table
 
 pytestmark = pytest.mark.timeout(120)
@@ -102,6 +103,27 @@ def test_pages_claimed_by_a_writer_that_dies_are_sent_after_its_lease_goes(tmp_p
         summary = pipeline(fake, store, "run-s").run(sources)
     assert sum(summary.rows.values()) == 12
     assert_once(fake, out, 12)
+
+
+def test_pages_a_dead_writer_was_answered_for_are_left_for_the_next_run_not_paid_again(
+    tmp_path: Path,
+) -> None:
+    out = str(tmp_path / "out")
+    fake = FakeDelix()
+    sources = images(8)
+    dying = OutputStore(out, run_tag="dying", **FAST)
+    claimed = [PageTarget(s.ref.source, s.sha256, 1, None) for s in sources[:3]]
+    files = tuple(LedgerFile(f"u{i}", ((1, (t,)),)) for i, t in enumerate(claimed))
+    # Delix answered its request (the extract is paid), then the writer died.
+    dying.ledger.record(ExtractRecord("c0000001-x1", "paid-extract", "images", "danlin", "fa", files))
+    threading.Timer(1.5, dying.abort).start()
+    store = OutputStore(out, run_tag="survivor", **FAST)
+    with pytest.raises(PagesLeftError, match="held by another writer") as raised:
+        pipeline(fake, store, "run-s").run(sources)
+    assert raised.value.summary.pages_left == 3 and sum(raised.value.summary.rows.values()) == 5
+    paid = {hashlib.sha256(s.pages[0].data or b"").hexdigest() for s in sources[:3]}
+    assert not paid & set(fake.extracted), "pages a dead writer paid for were sent again"
+    assert len(fake.extracted) == 5
 
 
 def _book(out: str, tag: str) -> tuple[OutputStore, ClaimBook]:
