@@ -57,8 +57,17 @@ def process_alive(lease: Mapping[str, Any]) -> bool:
     except ProcessLookupError:
         return False
     except OSError:
-        return True  # exists, owned by another user
-    return True
+        pass  # exists, owned by another user
+    return not _zombie(lease["pid"])
+
+
+def _zombie(pid: int) -> bool:
+    """A killed process its parent has not reaped yet still answers ``kill(pid, 0)``: it is dead."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return handle.read().rsplit(b")", 1)[-1].split()[0] in (b"Z", b"X")
+    except (OSError, IndexError):
+        return False  # no /proc (not Linux): trust kill()
 
 
 def _heartbeat(ref: weakref.ref[WriterLease], stop: threading.Event, interval: float) -> None:
