@@ -38,6 +38,7 @@ Clocks only order claims; a skewed clock changes who wins, never that exactly on
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -46,6 +47,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from airflow_provider_delix.core.lease import process_gone
 from airflow_provider_delix.core.ledger import ExtractLedger, ExtractRecord
@@ -289,8 +291,6 @@ class ClaimBook:
         if data is None:
             return False
         try:
-            import json
-
             lease = json.loads(data)
             fresh = time.time() - float(lease["heartbeat"]) <= self._stale
         except (ValueError, KeyError, TypeError):
@@ -330,8 +330,6 @@ class ClaimBook:
         with self._lock:
             parts = [p for p in self._parts() if p not in self._read]
         for part in parts:
-            import pyarrow.parquet as pq
-
             try:
                 with self._fs.open(part, "rb") as handle:
                     self._add_rows(part, pq.read_table(handle, columns=list(_ROW_COLUMNS)))
