@@ -54,6 +54,34 @@ def lease_dead(lease: Mapping[str, Any], now: float, stale_after_seconds: float)
     return now - beat > stale_after_seconds or process_gone(lease)
 
 
+def process_alive(lease: Mapping[str, Any]) -> bool:
+    """True when the lease's writer runs on this host (another process) and that process exists.
+
+    Such a writer is alive without watching its beat: writers on one worker (mapped tasks, two
+    runs of a DAG) start at once instead of each waiting ``stale_after_seconds`` for the others.
+    """
+    if lease.get("host") != socket.gethostname() or not isinstance(lease.get("pid"), int):
+        return False
+    if lease["pid"] == os.getpid():
+        return False
+    try:
+        os.kill(lease["pid"], 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        pass  # exists, owned by another user
+    return not _zombie(lease["pid"])
+
+
+def _zombie(pid: int) -> bool:
+    """A killed process its parent has not reaped yet still answers ``kill(pid, 0)``: it is dead."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return handle.read().rsplit(b")", 1)[-1].split()[0] in (b"Z", b"X")
+    except (OSError, IndexError):
+        return False  # no /proc (not Linux): trust kill()
+
+
 def _heartbeat(ref: weakref.ref[WriterLease], stop: threading.Event, interval: float) -> None:
     # Holds only a weak reference, so a store dropped without close() (a simulated crash) drops
     # its lease, stops beating, and the lease goes stale like a killed process's.
@@ -125,7 +153,8 @@ class WriterLease:
 
         A lease that looks fresh is watched for ``stale_after_seconds``: if its beat did not
         change it is dead, whatever the clocks say. That wait happens only at start-up and only
-        when another writer's lease is recent (a crash moments ago, or a live parallel writer).
+        when another writer's lease is recent (a crash moments ago, or a live parallel writer)
+        and its process is not one this host can see running (:func:`process_alive`).
         """
         if self._dead is not None:
             return self._dead
@@ -138,9 +167,10 @@ class WriterLease:
         stale = self.stale_after_seconds
         dead = {t for t, lease in leases.items() if lease is None or lease_dead(lease, now, stale)}
         alive = tags - dead  # only writers with state are worth waiting for
-        if alive and wait:
+        watch = {t for t in alive if not process_alive(leases[t] or {})}
+        if watch and wait:
             time.sleep(self.stale_after_seconds)
-            for tag in alive:
+            for tag in watch:
                 again = self.read(tag)
                 if again is None or again.get("beat") == (leases[tag] or {}).get("beat"):
                     dead.add(tag)

@@ -54,6 +54,10 @@ class ExtractRecord:
     files: tuple[LedgerFile, ...]
     path: str = ""  # where the record lives (filled when read)
     lost_sends: int = 0  # earlier sends of the request whose answer was lost (core/lost_answers.py)
+    # The claim on the record's pages when other writers share the output (core/claims.py):
+    # when it was made, and whether the writer has decided to send what the record still lists.
+    claimed_at: float = 0.0
+    decided: bool = False
 
     def to_json(self) -> bytes:
         return json.dumps(
@@ -78,6 +82,8 @@ class ExtractRecord:
                     }
                     for f in self.files
                 ],
+                "claimed_at": self.claimed_at,
+                "decided": self.decided,
             },
             ensure_ascii=False,
         ).encode()
@@ -104,6 +110,8 @@ class ExtractRecord:
             files=files,
             path=path,
             lost_sends=int(body.get("lost_sends", 0)),
+            claimed_at=float(body.get("claimed_at", 0.0)),
+            decided=bool(body.get("decided", False)),
         )
 
     @property
@@ -118,6 +126,10 @@ class ExtractRecord:
     def answered(self, extract_uuid: str, *, lost_sends: int = 0) -> ExtractRecord:
         """Phase two: the intent with the uuid Delix answered (and its sends lost before that)."""
         return dataclasses.replace(self, extract_uuid=extract_uuid, lost_sends=lost_sends)
+
+    def keeping(self, uuids: set[str]) -> ExtractRecord:
+        """The decided claim: only the files in ``uuids`` are sent (core/claims.py)."""
+        return dataclasses.replace(self, files=tuple(f for f in self.files if f.uuid in uuids), decided=True)
 
 
 class ExtractLedger:

@@ -28,6 +28,7 @@ from airflow_provider_delix.api.errors import DelixAuthError
 from airflow_provider_delix.api.models import MAX_FILES_PER_REQUEST
 from airflow_provider_delix.core.adopt import Adoption, adopt_extracts
 from airflow_provider_delix.core.budget import BudgetInterrupted, StorageBudget
+from airflow_provider_delix.core.claims import claim_book
 from airflow_provider_delix.core.client import DelixClient
 from airflow_provider_delix.core.counting_client import CountingClient
 from airflow_provider_delix.core.jobs import ExtractionJob, job_for
@@ -170,6 +171,7 @@ class ExtractionPipeline:
         self._defer = False  # deferrable: only parked extracts can free the budget; stop here
         self._started = False
         self._archive_size = archive_size or (lambda: None)
+        self._held_pages = 0  # left because another writer of the output still held them
 
     # ------------------------------------------------------------------ control
 
@@ -223,6 +225,8 @@ class ExtractionPipeline:
         error: BaseException | None = None
         try:
             self.cleanup.start()
+            # Before the resume index: a part another writer publishes after this is read by the claims.
+            ctx.claims = claim_book(self.store, self.options.row_engines(), self.options.language)
             resume = ResumeIndex(
                 self.store.resume_rows(), engines=self.options.row_engines(), language=self.options.language
             )
@@ -237,6 +241,7 @@ class ExtractionPipeline:
             self._adopt(resume)
             self._delete_orphans()
             self.cleanup.exclude |= self._adoption.waiting_files
+            ctx.claims.join()
             planner = ChunkPlanner(
                 max_chunk_bytes=self.budget.max_bytes,
                 chunk_id=lambda: f"c{next(self._ids):07d}",
@@ -269,6 +274,7 @@ class ExtractionPipeline:
                     self._hold(planner.flush(), chunks, ctx)
                     self._dispatch_tail(chunks, ctx)
                     self._send_again(planner, chunks, ctx)
+                    self._join_deferred(planner, chunks, ctx)
             self._flush_misc(force=True)
         except BaseException as exc:  # also SIGTERM's exception and KeyboardInterrupt: clean up first
             error = exc
@@ -280,6 +286,9 @@ class ExtractionPipeline:
             if planner is not None:
                 self._abandon([*self._take_held(), *planner.flush()])
                 self._abandon(planner.place_now(self._take_retries(ctx)))
+            with ctx.live_lock:
+                self._abandon([Chunk("deferred", ctx.deferred)] if ctx.deferred else [])
+                ctx.deferred = []
             deletes.shutdown(wait=True)
             self._final_cleanup(ctx)
             self.cleanup.finish(sweep=not self.control.key_refused())
@@ -444,6 +453,32 @@ class ExtractionPipeline:
                 log.info("Sending %d page(s) that failed inside a pack again, as images.", len(files))
             for chunk in planner.place_now(files):
                 self._dispatch(chunk, pool, ctx)
+
+    def _join_deferred(self, planner: ChunkPlanner, pool: ThreadPoolExecutor, ctx: RunContext) -> None:
+        """Files another writer held (core/claims.py): wait for its rows, then send what is missing."""
+        claims = ctx.claims
+        for _ in range(5):  # each round waits for the holders; a page rarely needs more than one
+            with ctx.live_lock:
+                files, ctx.deferred = ctx.deferred, []
+            if not files or claims is None or self._stopping():
+                ctx.deferred.extend(files)  # counted as left by run()'s cleanup
+                return
+            settled = claims.settle_deferred(files, self.index.keys_of, aborting=self.control.aborting)
+            for f in settled.done:
+                self.stats.add_planned(0, sum(len(ts) for _, ts in self.index.settle(f, lambda _: None)))
+            if settled.held:
+                log.warning(
+                    "%d file(s) are still held by another writer of this output after %.0f s; their "
+                    "pages are left for a re-run (nothing is paid twice).",
+                    len(settled.held),
+                    claims.wait_timeout,
+                )
+                before = self.stats.pages_left
+                self._abandon([Chunk("held", settled.held)])
+                self._held_pages += self.stats.pages_left - before
+            for chunk in planner.place_now(settled.free):
+                self._dispatch(chunk, pool, ctx)
+            self._send_again(planner, pool, ctx)
 
     @staticmethod
     def _take_retries(ctx: RunContext) -> list[ChunkFile]:
@@ -626,6 +661,14 @@ class ExtractionPipeline:
             return None  # not a failure: the caller defers (or re-runs) and the next attempt goes on
         if c.waits is not None:
             return PagesLeftError(f"{c.waits} {done} page(s) done, {left}.", s)
+        if s.pages_left and self._held_pages:
+            return PagesLeftError(
+                f"{s.pages_left} page(s) got no row: {self._held_pages} of them are held by another writer "
+                "of this output_path that did not finish them in time, or that died after Delix answered "
+                f"its request. Every other page is done ({done}); re-run the task to finish them without "
+                "paying twice.",
+                s,
+            )
         if s.pages_left:
             return PagesLeftError(
                 f"{s.pages_left} page(s) got no row because Delix kept failing after the client's "

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ from airflow_provider_delix.api.errors import (
 )
 from airflow_provider_delix.api.models import ErrorCode, Extract, RejectedFile, StoredFile
 from airflow_provider_delix.core.budget import BudgetInterrupted, StorageBudget
+from airflow_provider_delix.core.claims import ClaimBook
 from airflow_provider_delix.core.codes import PageError
 from airflow_provider_delix.core.collect import (
     ExtractWaitTimeout,
@@ -66,7 +68,7 @@ from airflow_provider_delix.core.planning import Chunk, ChunkFile, ContentIndex,
 from airflow_provider_delix.core.rows import page_rows
 from airflow_provider_delix.core.run_stats import ProgressReporter, RunStats
 from airflow_provider_delix.core.store import OutputStore
-from airflow_provider_delix.core.table import PageRow, RowStatus, split_credits
+from airflow_provider_delix.core.table import PageRow, RowStatus, resume_key, split_credits
 from airflow_provider_delix.core.window import StorageWindow
 
 log = logging.getLogger(__name__)
@@ -172,6 +174,8 @@ class RunContext:
     parked: list[str] = field(default_factory=list)  # queued extracts left for the next attempt
     retries: list[ChunkFile] = field(default_factory=list)  # packed images to send again alone
     window: StorageWindow | None = None  # the task's share of a shared account (core/window.py)
+    claims: ClaimBook | None = None  # other writers of the output path (core/claims.py)
+    deferred: list[ChunkFile] = field(default_factory=list)  # another writer holds their pages
 
 
 @dataclass(slots=True)
@@ -183,6 +187,7 @@ class Slot:
     released: bool = False
     outcome: FileOutcome | None = None  # for every page (rejected at upload, refused extraction)
     pages: dict[int, PageResult] = field(default_factory=dict)  # per stored page, once extracted
+    aside: str | None = None  # "deferred" / "done": another writer has its pages (core/claims.py)
 
     def outcome_of(self, page: int) -> FileOutcome | None:
         """What became of a page of this file; None when it got no result."""
@@ -209,7 +214,9 @@ class ChunkRunner:
         started = self.ctx.clock()
         try:
             if not ctrl.aborting():
-                self._upload(self.slots)
+                todo = self._precheck()
+                if todo:
+                    self._upload(todo)
                 stored = [s for s in self.slots if s.uuid is not None]
                 if stored and not ctrl.aborting():
                     self._extract(stored, reupload=True)
@@ -438,8 +445,13 @@ class ChunkRunner:
     # ------------------------------------------------------------------ extraction
 
     def _extract(self, slots: list[Slot], *, reupload: bool) -> None:
-        files = [(s.uuid, s.file) for s in slots if s.uuid is not None]
         intent = self._intend(slots)
+        if self.ctx.claims is not None:
+            slots, kept = self._claim(slots, intent)
+            if kept is None:
+                return
+            intent = kept
+        files = [(s.uuid, s.file) for s in slots if s.uuid is not None]
         try:
             extract = self.ctx.job.submit(self.ctx.client, files)
         except DelixResponseError as exc:
@@ -516,10 +528,45 @@ class ChunkRunner:
             engine=ctx.job.row_engine(slots[0].file),
             language=ctx.options.language,
             files=tuple(files),
+            claimed_at=time.time(),  # orders claims of writers sharing the output (core/claims.py)
         )
         ctx.store.ledger.record(record)
         self._journalled.append(record.chunk_id)
         return record
+
+    def _claim(self, slots: list[Slot], intent: ExtractRecord) -> tuple[list[Slot], ExtractRecord | None]:
+        """Another writer of the output may have or be doing some of these files: set them aside."""
+        assert self.ctx.claims is not None
+        verdict = self.ctx.claims.check(intent)
+        for slot in slots:
+            if slot.uuid in verdict.deferred:
+                slot.aside = "deferred"
+            elif slot.uuid in verdict.done:
+                slot.aside = "done"
+        if verdict.record is None:
+            self._journalled.remove(intent.chunk_id)
+        return [s for s in slots if s.aside is None], verdict.record
+
+    def _precheck(self) -> list[Slot]:
+        """The slots to upload: files another writer has done or holds are not (core/claims.py)."""
+        if self.ctx.claims is None:
+            return self.slots
+        verdicts = self.ctx.claims.precheck([self.ctx.index.keys_of(s.file) for s in self.slots])
+        for slot, aside in zip(self.slots, verdicts, strict=True):
+            slot.aside = aside
+            if aside is not None:
+                self._release(slot)  # its budget slot is free at once
+        return [s for s in self.slots if s.aside is None]
+
+    def _set_aside(self, slot: Slot) -> None:
+        """A deferred file goes back to the pipeline; a done one counts as resumed, without a row."""
+        ctx = self.ctx
+        if slot.aside == "deferred":
+            with ctx.live_lock:
+                ctx.deferred.append(slot.file)
+        else:
+            done = sum(len(ts) for _, ts in ctx.index.settle(slot.file, lambda _: None))
+            ctx.stats.add_planned(0, done)
 
     def _collect(self, extract: Extract, slots: list[Slot], *, may_park: bool) -> None:
         ctx = self.ctx
@@ -647,6 +694,9 @@ class ChunkRunner:
         for slot in self.slots:
             if only_refused and slot.uuid is not None:
                 continue
+            if slot.aside is not None:
+                self._set_aside(slot)
+                continue
             engine = ctx.job.row_engine(slot.file)
             again = self._send_again(slot)
             for number, page_targets in ctx.index.settle(slot.file, slot.outcome_of, keep=again):
@@ -671,6 +721,9 @@ class ChunkRunner:
                 reused += len(page_targets) - 1
         if left:
             ctx.stats.add_left(left)
+        if rows and ctx.claims is not None:
+            keep = ctx.claims.keep_rows([resume_key(r.source_sha256, r.source, r.page_number) for r in rows])
+            rows = [r for r, k in zip(rows, keep, strict=True) if k]
         if rows:
             ctx.store.append(self.chunk.chunk_id, rows)
             ctx.stats.add_rows(rows, reused=reused)

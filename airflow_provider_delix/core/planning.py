@@ -256,6 +256,10 @@ class ContentIndex:
             return [(i, self.peek(m)) for i, m in enumerate(file.members, 1)]
         return file.rows(self.peek(file))
 
+    def keys_of(self, file: ChunkFile) -> set[tuple[str, int]]:
+        """Resume keys of every row the file answers so far."""
+        return {t.key for _, ts in self.pending_rows(file) for t in ts}
+
     def settle(
         self,
         file: ChunkFile,

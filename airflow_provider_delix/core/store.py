@@ -257,6 +257,11 @@ class OutputStore:
         else:
             self.abort()
 
+    @property
+    def state(self) -> StateDir:
+        """The resume state's directory (other writers' claims are read there: core/claims.py)."""
+        return self._sd
+
     # ----------------------------------------------------------------- counters
     @property
     def buffered_bytes(self) -> int:

@@ -1,12 +1,8 @@
-"""What happens to an account from outside a client's requests: for the orphan tests.
+"""A foreign uploader: another program on the same key, for the orphan tests.
 
-* **a foreign uploader** (``POST /_emulator/foreign_upload {"files": n}``): another program on
-  the same key stores ``n`` small PNGs; no task's registry claims them;
-* **a restart** (``POST /_emulator/restart``): the server forgets its stored files and the
-  extracts still processing, as a restart without persistent storage would; the charge
-  ledger, the credits and finished extracts stay;
-Answers lost after the request was applied are settings, not events: ``rate_lost_after_apply``
-or ``lost_after_apply_every`` (:mod:`.lost_answers`).
+``POST /_emulator/foreign_upload {"files": n}`` stores ``n`` small PNGs that no task's registry
+claims. A restart is :mod:`.restart`; answers lost after the request was applied are settings
+(``rate_lost_after_apply``, ``lost_after_apply_every``: :mod:`.lost_answers`).
 """
 
 from __future__ import annotations
@@ -45,18 +41,3 @@ def foreign_upload(app: EmulatorApp, files: Any) -> list[str]:
     ]
     app.account.store(blobs, now)  # 422 STORAGE_* when the account is full, as for anyone
     return [b.uuid for b in blobs]
-
-
-def restart(app: EmulatorApp) -> dict[str, int]:
-    """Forget stored files and unfinished extracts; keep credits, ledger and finished extracts."""
-    account = app.account
-    app.extractor.queue.clear()
-    with account.lock:
-        files = len(account.files)
-        account.files.clear()
-        account.stored_bytes = 0
-        unfinished = [u for u, r in account.extracts.items() if r.status != "processed"]
-        for uuid in unfinished:
-            del account.extracts[uuid]
-    app.extractor.queue.wake()
-    return {"files_lost": files, "extracts_lost": len(unfinished)}

@@ -7,9 +7,8 @@
   ``ocr``), plus ``add_credits`` to top up. Unknown names or bad values: 400, nothing changed.
 * ``POST /_emulator/reset``: forget everything, back to the start settings and real time.
 * ``POST /_emulator/clock`` ``{"advance_seconds": N}``: move the emulator clock forward.
-* ``POST /_emulator/foreign_upload`` ``{"files": n}``, ``POST /_emulator/restart``,
-  ``POST /_emulator/lose_answers`` ``{"endpoint": "POST /files", "every": k}``: see
-  :mod:`.account_events`.
+* ``POST /_emulator/foreign_upload`` ``{"files": n}``: see :mod:`.account_events`.
+* ``POST /_emulator/restart``: lose stored files and in-flight extracts (``emulator/restart.py``).
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ from typing import Any
 from airflow_provider_delix.emulator import account_events
 from airflow_provider_delix.emulator.apierrors import ApiError
 from airflow_provider_delix.emulator.app import EmulatorApp, Response
+from airflow_provider_delix.emulator.restart import restart
 
 
 def _body(raw: bytes) -> dict[str, Any]:
@@ -43,6 +43,8 @@ def handle_admin(app: EmulatorApp, method: str, path: str, raw: bytes) -> Respon
         if path == "/reset" and method == "POST":
             app.reset()
             return Response(200, {"reset": True})
+        if path == "/restart" and method == "POST":
+            return Response(200, restart(app))
         if path == "/clock" and method == "POST":
             seconds = _body(raw).get("advance_seconds")
             if not isinstance(seconds, int | float) or isinstance(seconds, bool):
@@ -50,8 +52,6 @@ def handle_admin(app: EmulatorApp, method: str, path: str, raw: bytes) -> Respon
             return Response(200, {"now": app.clock.advance(float(seconds))})
         if path == "/foreign_upload" and method == "POST":
             return Response(200, {"uuids": account_events.foreign_upload(app, _body(raw).get("files"))})
-        if path == "/restart" and method == "POST":
-            return Response(200, account_events.restart(app))
     except ApiError as exc:
         return Response(exc.status, exc.body)
     except ValueError as exc:

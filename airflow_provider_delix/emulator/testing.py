@@ -73,9 +73,10 @@ class EmulatorHandle:
         """Files another program on the key stores (no task claims them)."""
         return list(self._admin("POST", "/foreign_upload", {"files": files})["uuids"])
 
-    def restart(self) -> dict[str, int]:
-        """The server forgets its files and unfinished extracts (credits and ledger stay)."""
-        return dict(self._admin("POST", "/restart", {}))
+    def restart(self) -> dict[str, Any]:
+        """Lose stored files and in-flight extracts, as a server restart would (charges stay)."""
+        result: dict[str, Any] = self._admin("POST", "/restart", {})
+        return result
 
     def lose_answers(self, every: int, on: str = "upload") -> None:
         """Every ``every``-th applied answer of ``on`` (``upload``/``extraction``) is dropped after

@@ -9,6 +9,7 @@ from airflow_provider_delix.emulator.__main__ import build_parser, config_from_a
 from airflow_provider_delix.emulator.testing import InProcessEmulator, cli_args, start_emulator_process
 
 from .samples import ENGINE_FA, Api, png
+from .test_async_queue import queue_one
 
 
 def test_stats_shape(emulator: InProcessEmulator, api: Api) -> None:
@@ -120,3 +121,22 @@ def test_subprocess_emulator_serves_and_stops_on_sigterm() -> None:
         assert emulator.stats()["files"]["count"] == 1 and emulator.config()["per_page"] == 4
         emulator.process.send_signal(signal.SIGTERM)
         assert emulator.process.wait(10) == 0
+
+
+def test_restart_loses_files_and_running_extracts_but_keeps_charges(emulator_factory: Any) -> None:
+    emulator = emulator_factory(credits=1000, queue_delay=3600)
+    api = Api(emulator)
+    (done,) = api.store(png("done"))
+    finished = api.images({"engine": ENGINE_FA, "files": [{"uuid": done}]}).json()["data"]["uuid"]
+    (kept,) = api.store(png("lost"))
+    queued = queue_one(api)  # processing: the queue holds it for an hour
+    charged = emulator.stats()["credits"]
+    lost = emulator.restart()
+    assert lost == {"restarted": True, "files_lost": 3, "extracts_lost": 1}
+    assert api.extract(queued).status_code == 404
+    stats = emulator.stats()
+    assert stats["files"]["count"] == 0 and stats["credits"] == charged and stats["faults"] == {"restart": 1}
+    assert stats["charges"] and api.extract(finished).status_code == 200  # what the database keeps
+    answer = api.images({"engine": ENGINE_FA, "files": [{"uuid": kept}]})
+    assert answer.status_code == 404  # the file is gone, nothing charged
+    assert emulator.stats()["credits"] == charged

@@ -98,7 +98,7 @@ def test_a_restart_forgets_files_and_unfinished_extracts_but_keeps_the_ledger(
     assert isinstance(stored, StoredFile)
     hook.extract_images([stored.uuid])
     charged = emulator.stats()["credits"]["charged"]
-    assert emulator.restart() == {"files_lost": 1, "extracts_lost": 0}
+    assert emulator.restart() == {"restarted": True, "files_lost": 1, "extracts_lost": 0}
     stats = emulator.stats()
     assert stats["files"]["count"] == 0 and stats["credits"]["charged"] == charged and stats["charges"]
 

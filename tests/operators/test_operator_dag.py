@@ -42,6 +42,7 @@ with DAG("{dag_id}", schedule=None, start_date=pendulum.datetime(2026, 1, 1), ca
     )
 """
 
+
 def _dag(
     env: AirflowEnv,
     dag_id: str,
