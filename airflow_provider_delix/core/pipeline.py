@@ -225,6 +225,11 @@ class ExtractionPipeline:
         error: BaseException | None = None
         try:
             self.cleanup.start()
+            others = self.cleanup.other_live_writers()
+            if others is not None:  # alone on the key: the window starts at the whole account
+                self.window = ctx.window = window_for(
+                    self.options.max_stored_files, on_change=self.budget.set_limit, others=others
+                )
             # Before the resume index: a part another writer publishes after this is read by the claims.
             ctx.claims = claim_book(self.store, self.options.row_engines(), self.options.language)
             resume = ResumeIndex(

@@ -110,6 +110,17 @@ class RunCleanup:
                     "(docs/cleanup.md)."
                 ) from exc
 
+    def other_live_writers(self) -> int | None:
+        """Live writers on the key besides this run, or None when the registry cannot tell: no
+        registry, or files of uploaders it cannot see (``foreign_uploaders``, other hosts)."""
+        if self.registry is None or self.registry.foreign_uploaders:
+            return None
+        try:
+            view = self.registry.read()
+        except Exception:  # the storage window only starts more cautiously
+            return None
+        return sum(1 for w in view.writers.values() if w.live and w.tag != self.tag)
+
     # ------------------------------------------------------------------ sweeps
     def before_first_upload(self) -> None:
         """The start sweep, once, just before the run first needs the account's storage."""

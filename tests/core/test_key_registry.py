@@ -432,3 +432,31 @@ def test_the_registry_works_on_object_storage_too() -> None:
     assert set(fake.stored) == set(mine) and report.dead_claimed == 1 and stray in report.deleted
     live.close()
     assert set(reg.read().writers) == set()
+
+
+@pytest.mark.parametrize(("others", "foreign", "start"), [(0, False, 30), (1, False, 5), (0, True, 5)])
+def test_the_storage_window_starts_full_only_when_the_registry_knows_the_run_is_alone(
+    tmp_path: Path, others: int, foreign: bool, start: int
+) -> None:
+    from fakes import images
+
+    from airflow_provider_delix.core.options import RunOptions
+    from airflow_provider_delix.core.pipeline import ExtractionPipeline
+    from airflow_provider_delix.core.store import OutputStore
+
+    reg = registry(tmp_path, foreign_uploaders=foreign)
+    live = [reg.writer(f"other{i}") for i in range(others)]  # other tasks on the key, alive
+    limits: list[int] = []
+    fake = FakeDelix()
+    upload_files = fake.upload_files
+
+    def watching(files: Any) -> Any:
+        limits.append(pipeline.window.limit)
+        return upload_files(files)
+
+    fake.upload_files = watching  # type: ignore[method-assign]
+    pipeline = ExtractionPipeline(fake, OutputStore(str(tmp_path / "out")), RunOptions(), registry=reg)
+    pipeline.run(iter(images(10)))
+    for writer in live:
+        writer.close()
+    assert limits and limits[0] == start
