@@ -36,8 +36,9 @@ from airflow_provider_delix.core.key_registry import KeyRegistry
 from airflow_provider_delix.core.metrics import MetricsSink, RunMetrics
 from airflow_provider_delix.core.options import PipelineTuning, RunOptions
 from airflow_provider_delix.core.packing import Packer, PackLimits
+from airflow_provider_delix.core.pipeline_context import Control, RunContext
 from airflow_provider_delix.core.pipeline_prefetch import Prefetcher
-from airflow_provider_delix.core.pipeline_worker import ChunkRunner, Control, RunContext
+from airflow_provider_delix.core.pipeline_worker import ChunkRunner
 from airflow_provider_delix.core.planning import (
     Chunk,
     ChunkFile,

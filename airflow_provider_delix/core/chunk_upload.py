@@ -1,0 +1,117 @@
+"""A chunk's upload, waiting out a full shared account under the task's storage window.
+
+Every upload is journalled as an intent before it is sent and settled with the uuids Delix
+answered (or none), so a crash cannot leak stored files. Rejected files get their rows and
+their budget slots back at once.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from airflow_provider_delix.api.errors import (
+    DelixApiError,
+    DelixAuthError,
+    DelixResponseError,
+    DelixStorageFullError,
+)
+from airflow_provider_delix.api.models import RejectedFile, StoredFile
+from airflow_provider_delix.core.budget import BudgetInterrupted
+from airflow_provider_delix.core.chunk_bad_answers import ChunkBadAnswers
+from airflow_provider_delix.core.pipeline_context import ChunkAborted, Slot, SlotsReturned, StorageWaitTimeout
+from airflow_provider_delix.core.planning import ChunkFile, FileOutcome
+from airflow_provider_delix.core.table import RowStatus
+
+log = logging.getLogger(__name__)
+
+
+class ChunkUpload(ChunkBadAnswers):
+    """The upload step of :class:`.pipeline_worker.ChunkRunner`."""
+
+    def _upload(self, slots: list[Slot]) -> None:
+        try:
+            results = self._upload_waiting([s.file for s in slots])
+        except DelixResponseError as exc:
+            self._unreadable_upload(slots, exc)
+            return
+        except SlotsReturned:
+            for slot in slots:
+                slot.released = True
+            raise
+        uuids: list[str] = []
+        for slot, result in zip(slots, results, strict=True):
+            if isinstance(result, StoredFile):
+                slot.uuid = result.uuid
+                uuids.append(result.uuid)
+            else:
+                slot.outcome = FileOutcome(RowStatus.REJECTED, None, str(result.reason), None, None, None)
+                self._release(slot)
+        if uuids:
+            with self.ctx.live_lock:
+                self.ctx.live.update(uuids)
+            self._recorded = True
+        self.ctx.store.record_uploaded(self.chunk.chunk_id, uuids)  # the intent is answered
+
+    def _upload_waiting(self, files: list[ChunkFile]) -> list[StoredFile | RejectedFile]:
+        """Upload, waiting out a full account (other tasks' files) under the storage window.
+
+        A refusal shrinks the window (:mod:`.window`); the chunk then gives its slots back,
+        waits a jittered moment and queues for them again, so it goes out only when the smaller
+        window has room -- paced by this task's own deletes, not by a blind back-off.
+        """
+        ctx = self.ctx
+        first, longest = ctx.tuning.storage_backoff
+        delay, since, attempt = first, None, 0
+        window = ctx.window
+        nbytes = sum(f.size for f in files)
+        wait_limit = ctx.options.storage_wait_timeout
+        # One intent for every attempt below: a storage-full refusal stores nothing, so the
+        # record stays true across the waits; every exit settles it.
+        ctx.store.record_upload_intent(self.chunk.chunk_id, len(files))
+        while True:
+            token = window.sending() if window is not None else 0
+            try:
+                stored = list(ctx.client.upload_files([(f.filename, f.data) for f in files]))
+                if window is not None:
+                    use = ctx.budget.usage()
+                    window.stored(
+                        token,
+                        len(files),
+                        limited=use.waiting > 0 or use.files + len(files) > ctx.budget.limit,
+                    )
+                if since is not None:
+                    ctx.stats.metrics.storage_wait(ctx.clock() - since)
+                return stored
+            except DelixStorageFullError as exc:
+                ctx.stats.metrics.storage_full()
+                now = ctx.clock()
+                since = now if since is None else since
+                left = wait_limit - (now - since)
+                if left <= 0:
+                    ctx.store.record_uploaded(self.chunk.chunk_id, [])  # refused: nothing stored
+                    raise StorageWaitTimeout(
+                        f"The Delix account stayed full ({exc.error}) for {wait_limit:.0f} s although "
+                        "this run never holds more than the account's limits: other files fill it. Free "
+                        "space or raise storage_wait_timeout, then re-run (finished pages are kept)."
+                    ) from exc
+                attempt += 1
+                if window is not None:
+                    window.refused(token, held=ctx.budget.usage().files)
+                    delay = window.retry_delay(attempt, first, longest)
+                log.info("Delix storage is full (%s); waiting %.1f s", exc.error, min(delay, left))
+                requeue = window is not None and not ctx.parked  # parked extracts cannot free slots
+                if requeue:
+                    ctx.budget.release(len(files), nbytes)
+                ctx.sleep(min(delay, left))
+                delay = min(delay * 2, longest)
+                try:
+                    if ctx.control.aborting():
+                        raise BudgetInterrupted
+                    if requeue:
+                        ctx.budget.acquire(len(files), nbytes, cancel=ctx.control.cancel)
+                except BudgetInterrupted:
+                    ctx.store.record_uploaded(self.chunk.chunk_id, [])
+                    raise (SlotsReturned if requeue else ChunkAborted)(self.chunk.chunk_id) from exc
+            except (DelixApiError, DelixAuthError):
+                ctx.store.record_uploaded(self.chunk.chunk_id, [])  # refused: nothing stored
+                raise
