@@ -3,7 +3,7 @@
 Neither is retried: an unreadable upload answer paid nothing (its pages get
 ``malformed_answer`` rows and the files it named are deleted at once), an unreadable
 extraction answer was paid (its pages get ``malformed_answer`` rows carrying the charge).
-See ``docs/pipeline.md`` (bad answers).
+See ``docs/pipeline.md`` (Errors, per class).
 """
 
 from __future__ import annotations

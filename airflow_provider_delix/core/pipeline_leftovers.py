@@ -1,0 +1,125 @@
+"""What earlier attempts left on the account, and what this run leaves: before and after the work.
+
+Before any budget is used, queued extracts of earlier attempts are adopted (:mod:`.adopt`) and
+the files they left are deleted (orphans); after the workers stop, every file this run still
+has stored is deleted once more and the store is closed (or aborted after an error). Split out
+of :mod:`.pipeline` so the run loop reads as the run, and these guarantees read in one place.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from airflow_provider_delix.api.errors import DelixAuthError
+from airflow_provider_delix.core.adopt import Adoption, adopt_extracts
+from airflow_provider_delix.core.counting_client import CountingClient
+from airflow_provider_delix.core.options import RunOptions
+from airflow_provider_delix.core.pipeline_context import Control, RunContext
+from airflow_provider_delix.core.resume import ResumeIndex
+from airflow_provider_delix.core.run_stats import RunStats
+from airflow_provider_delix.core.store import OutputStore
+
+log = logging.getLogger(__name__)
+
+
+class PipelineLeftovers:
+    """Start and end cleanup of :class:`.pipeline.ExtractionPipeline` (set up by its ``__init__``)."""
+
+    client: CountingClient
+    store: OutputStore
+    options: RunOptions
+    stats: RunStats
+    run_id: str
+    clock: Callable[[], float]
+    sleep: Callable[[float], object]
+    control: Control
+    delete_concurrency: int
+    _adoption: Adoption
+    _orphans_deleted: int
+    _files_in_doubt: int
+
+    def _adopt(self, resume: ResumeIndex) -> None:
+        self._adoption = adopt_extracts(
+            self.client,
+            self.store,
+            resume,
+            self.options,
+            self.stats,
+            run_id=self.run_id,
+            clock=self.clock,
+            sleep=self.sleep,
+            aborting=self.control.aborting,
+        )
+        self.stats.add_waiting(self._adoption.waiting_pages)
+        self.stats.add_in_doubt(self._adoption.in_doubt_pages)
+
+    def _delete_orphans(self) -> None:
+        """Delete what crashed earlier attempts left on the account, before using any budget.
+
+        Files of extracts still processing are not orphans: Delix is using them (a delete would
+        answer FILE_UNDER_PROCESSING), and the attempt that collects the extract deletes them.
+        """
+        waiting = self._adoption.waiting_files
+        orphans = [uuid for uuid in self.store.orphaned_uploads() if uuid not in waiting]
+        self._files_in_doubt = self.store.uploads_in_doubt()
+        if self._files_in_doubt:
+            log.warning(
+                "An earlier attempt stopped while uploading %d file(s): Delix may have stored them "
+                "under uuids it never answered, and the API cannot tell whose a stored file is. No task "
+                "claims them in the key registry, so the orphan sweep deletes them (unless the key has "
+                "foreign_uploaders: then Delix does, 24 h after upload) (files_in_doubt).",
+                self._files_in_doubt,
+            )
+        if not orphans:
+            return
+        gone: list[str] = []
+
+        refused: list[DelixAuthError] = []
+
+        def delete(uuid: str) -> None:
+            if refused:
+                return  # the key was refused: every other delete would be too
+            try:
+                self.client.delete_file(uuid)
+                gone.append(uuid)
+            except DelixAuthError as exc:
+                refused.append(exc)
+            except Exception as exc:
+                log.warning("Could not delete orphaned Delix file %s (kept for the next run): %s", uuid, exc)
+
+        with ThreadPoolExecutor(self.delete_concurrency, thread_name_prefix="delix-orphans") as pool:
+            list(pool.map(delete, orphans))
+        self.store.forget_uploads(gone)
+        self._orphans_deleted = len(gone)
+        if refused:
+            raise refused[0]
+        log.info("Deleted %d of %d files left on Delix by an earlier attempt", len(gone), len(orphans))
+
+    def _final_cleanup(self, ctx: RunContext) -> None:
+        """Last attempt at every file still stored (a failed delete, an abort mid-chunk)."""
+        with ctx.live_lock:
+            leftovers = sorted(ctx.live)
+        if self.control.key_refused():
+            leftovers = []  # the key was refused: a delete would be refused too (the next run deletes them)
+        for uuid in leftovers:
+            try:
+                self.client.delete_file(uuid)
+            except Exception as exc:
+                log.error("Could not delete Delix file %s; the next run deletes it: %s", uuid, exc)
+                continue
+            with ctx.live_lock:
+                ctx.live.discard(uuid)
+                ctx.undeleted.discard(uuid)
+        with ctx.live_lock:
+            ctx.undeleted |= ctx.live
+
+    def _close_store(self, error: BaseException | None) -> None:
+        if error is None and self.control.fatal is None:
+            try:
+                self.store.close()
+                return
+            except Exception as exc:
+                self.control.fail(exc, abort=True)
+        self.store.abort()
