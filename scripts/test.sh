@@ -25,7 +25,10 @@ if [ -f mkdocs.yml ]; then
 fi
 
 echo "== tests on Airflow $("$VENV/bin/python" -c 'import airflow; print(airflow.__version__)')"
-"$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@"
+# Two workers: most of this lane waits on Airflow subprocesses and emulator latencies, so both
+# cores stay busy (every fixture uses its own temp dir and free ports). A file's tests stay on
+# one worker, so each file migrates its Airflow DB once.
+"$VENV/bin/python" -m pytest -q -p no:cacheprovider -n 2 --dist loadfile "$@"
 
 echo "== Airflow 2.11 lane: API, hook, sensor, emulator, core, operator and example-DAG tests"
 make_venv "$ROOT/.venv-af211" "2.11.2" "test"

@@ -97,7 +97,12 @@ def test_pdf_archive_under_faults_one_row_per_original_page(
     assert len(table) == len(truth) + sum(p for _, p in invalid.values())
     split = table[table["source"].str.endswith("long160.pdf")]
     assert sorted(split["page_number"]) == list(range(1, 161))
-    assert table["credits_charged"].sum() == sum(stats["charges"].values()) * 100
+    # A dropped connection may come after Delix applied the request: the table counts such a lost
+    # send as charged and the run reports it as at risk. The emulator's drops come before
+    # anything is applied, so here the at-risk credits are exactly the table's excess.
+    at_risk = re.search(r"(\d+) credit\(s\) that Delix charged only if it applied them", log)
+    excess = int(at_risk.group(1)) if at_risk else 0
+    assert table["credits_charged"].sum() - excess == sum(stats["charges"].values()) * 100
     assert_charged_once(stats, len(truth))
     assert stats["files"]["count"] == 0, "every uploaded file is deleted"
     assert 0 < stats["files"]["max_count"] <= 20
