@@ -23,23 +23,31 @@ from airflow_provider_delix.core.state_dir import StateDir
 log = logging.getLogger(__name__)
 
 
+def _local_pid(lease: Mapping[str, Any]) -> int | None:
+    """The lease's pid when its writer ran on this host in another process; None otherwise."""
+    if lease.get("host") != socket.gethostname() or not isinstance(lease.get("pid"), int):
+        return None
+    return None if lease["pid"] == os.getpid() else int(lease["pid"])
+
+
+def _pid_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        pass  # exists, owned by another user
+    return True
+
+
 def process_gone(lease: Mapping[str, Any]) -> bool:
     """True when the lease's writer ran on this host and its process no longer exists.
 
     Lets an immediate re-run on the same worker (a SIGKILL then a clear) adopt the state at
     once instead of watching the lease go stale; other hosts still wait for staleness.
     """
-    if lease.get("host") != socket.gethostname() or not isinstance(lease.get("pid"), int):
-        return False
-    if lease["pid"] == os.getpid():
-        return False
-    try:
-        os.kill(lease["pid"], 0)
-    except ProcessLookupError:
-        return True
-    except OSError:
-        return False
-    return False
+    pid = _local_pid(lease)
+    return pid is not None and not _pid_exists(pid)
 
 
 def lease_dead(lease: Mapping[str, Any], now: float, stale_after_seconds: float) -> bool:
@@ -60,17 +68,8 @@ def process_alive(lease: Mapping[str, Any]) -> bool:
     Such a writer is alive without watching its beat: writers on one worker (mapped tasks, two
     runs of a DAG) start at once instead of each waiting ``stale_after_seconds`` for the others.
     """
-    if lease.get("host") != socket.gethostname() or not isinstance(lease.get("pid"), int):
-        return False
-    if lease["pid"] == os.getpid():
-        return False
-    try:
-        os.kill(lease["pid"], 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        pass  # exists, owned by another user
-    return not _zombie(lease["pid"])
+    pid = _local_pid(lease)
+    return pid is not None and _pid_exists(pid) and not _zombie(pid)
 
 
 def _zombie(pid: int) -> bool:
