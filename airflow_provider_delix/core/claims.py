@@ -6,10 +6,12 @@ scale-out, so writers *join*: each page goes to exactly one of them.
 
 The claim is the ledger intent (:mod:`.ledger`): before an extraction request is sent, its
 record lists every page it answers (content hash, page number, source) and carries
-``claimed_at``. After writing it, the writer looks for other writers' leases; alone, that is
-the whole cost (one listing of ``_delix_state/writers``, reused for ``cache_seconds``). When
-others exist, it reads their extract records, then their journals and any part file
-published since it started, and for each file of its request:
+``claimed_at``. After writing it, the writer looks for other writers' leases and for part
+files others published since it started (a writer that already left has rows but no lease);
+alone, those two listings are the whole cost (reused for ``cache_seconds``). Once others were
+seen, the writer is never "alone" again in this run. When others exist, it reads their
+extract records, then their journals and any part file published since it started, and for
+each file of its request:
 
 * every page already has a row (another writer's, same engine and language): the file is
   *dropped*, no row is written here;
@@ -99,6 +101,7 @@ def claim_book(store: OutputStore, engines: Iterable[str], language: str | None,
         store.ledger,
         fs=store.fs,
         path=store.path,
+        own_parts=store.part_prefix,
         matches=lambda engine, lang: engine in allowed and lang == language,
         stale_after_seconds=store.stale_after_seconds,
         **kw,
@@ -120,6 +123,7 @@ class ClaimBook:
         *,
         fs: Any,
         path: str,
+        own_parts: str,
         matches: Callable[[str | None, str | None], bool],
         stale_after_seconds: float,
         cache_seconds: float = 1.0,
@@ -130,14 +134,14 @@ class ClaimBook:
         sleep: Callable[[float], object] = time.sleep,
     ) -> None:
         self._state, self._tag, self._ledger = state, run_tag, ledger
-        self._fs, self._path = fs, path
+        self._fs, self._path, self._own_parts = fs, path, own_parts
         self._matches = matches
         self._stale = stale_after_seconds
         self.cache_seconds, self.poll_seconds = cache_seconds, poll_seconds
         self.decide_timeout, self.wait_timeout = decide_timeout, wait_timeout
         self._clock, self._sleep = clock, sleep
         self._lock = threading.Lock()
-        self._others: tuple[float, bool] | None = None  # (when listed, others exist)
+        self._others: tuple[float, bool] | None = None  # (when listed, others exist or existed)
         self._read: set[str] = set(self._parts())  # rows present at start are the resume index's
         self._done: set[Key] = set()  # keys other writers gave a row (this run's settings)
         self.dropped_rows = 0  # rows not written because another writer had written them
@@ -158,13 +162,26 @@ class ClaimBook:
     def _list_others(self) -> bool:
         started = self._clock()
         leases = self._state.ls(f"{self._state.root}/writers")
-        others = any(p.rsplit("/", 1)[-1] != f"{self._tag}.json" for p in leases)
+        others = any(p.rsplit("/", 1)[-1] != f"{self._tag}.json" for p in leases) or self._new_parts()
         with self._lock:
-            self._others = (started, others)
-        return others
+            seen = others or (self._others is not None and self._others[1])
+            self._others = (started, seen)
+        return seen
+
+    def _new_parts(self) -> bool:
+        """Another writer published rows since this one started (it may have left already)."""
+        with self._lock:
+            read = set(self._read)
+        return any(
+            p not in read and not p.rsplit("/", 1)[-1].startswith(self._own_parts) for p in self._parts()
+        )
 
     def alone(self) -> bool:
-        """No other writer's lease (listed at most ``cache_seconds`` ago)."""
+        """No other writer, now or since this run started (looked at most ``cache_seconds`` ago).
+
+        A writer that left counts: its lease is gone but its rows are not, and a page it wrote
+        must be dropped here, not paid again. Once another writer was seen, every claim is
+        checked for the rest of the run."""
         with self._lock:
             cached = self._others
         if cached is not None and self._clock() - cached[0] < self.cache_seconds:

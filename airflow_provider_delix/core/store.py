@@ -182,8 +182,13 @@ class OutputStore:
         self._writer.write_table(table, row_group_size=max(table.num_rows, 1))
         self._pending, self._pending_rows, self._pending_bytes = [], 0, 0
 
+    @property
+    def part_prefix(self) -> str:
+        """How this writer's part files are named: others tell its rows from theirs by it."""
+        return f"part-{self.run_tag}-"
+
     def _part_name(self) -> str:
-        return f"part-{self.run_tag}-{self._seq:05d}.parquet"
+        return f"{self.part_prefix}{self._seq:05d}.parquet"
 
     def _finish_part(self) -> None:
         """Close the open part, publish it under its final name, then drop the journals it covers."""

@@ -185,3 +185,18 @@ def test_a_lone_writer_only_lists_the_leases(tmp_path: Path) -> None:
     verdict = book.check(record)
     assert verdict.send == {f"f-{store.run_tag}"} and verdict.record is record  # not rewritten
     store.abort()
+
+
+def test_pages_a_writer_finished_after_the_other_joined_are_not_sent_again(tmp_path: Path) -> None:
+    """B joined while A lived; A then wrote its rows, published and left: B is alone again, but
+    the pages A wrote are done, not free (CI saw 60 rows for 40 pages when A finished first)."""
+    out, fake = str(tmp_path / "out"), FakeDelix()
+    shared = images(5)
+    b, book_b = _book(out, "b")
+    with OutputStore(out, run_tag="a", **FAST) as a:
+        pipeline(fake, a, "run-a").run(shared)
+    assert book_b.alone() is False, "a writer that published rows since B started is not 'alone'"
+    first = shared[0]
+    verdict = book_b.check(_claim(b, [PageTarget(first.ref.source, first.sha256, 1, None)], time.time()))
+    assert not verdict.send and verdict.done == {f"f-{b.run_tag}"}
+    b.abort()
