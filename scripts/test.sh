@@ -26,17 +26,22 @@ fi
 
 echo "== tests on Airflow $("$VENV/bin/python" -c 'import airflow; print(airflow.__version__)')"
 # Two workers: most of this lane waits on Airflow subprocesses and emulator latencies, so both
-# cores stay busy (every fixture uses its own temp dir and free ports). A file's tests stay on
-# one worker, so each file migrates its Airflow DB once.
-"$VENV/bin/python" -m pytest -q -p no:cacheprovider -n 2 --dist loadfile "$@"
+# cores stay busy (every fixture uses its own temp dir and free ports; session fixtures such as
+# the migrated Airflow DB are made once per worker). A file's tests stay on one worker (module
+# fixtures, and one S3 server for test_s3.py); the longest files go first (tests/conftest.py)
+# so neither worker is left alone with a long one at the end. --durations keeps that list right.
+XDIST=(-n 2 --dist loadfile)
+"$VENV/bin/python" -m pytest -q -p no:cacheprovider "${XDIST[@]}" --durations=15 "$@"
 
-echo "== Airflow 2.11 lane: API, hook, sensor, emulator, core, operator and example-DAG tests"
+echo "== Airflow 2.11 lane: hook, sensor, trigger, operator, decorator and example-DAG tests"
 make_venv "$ROOT/.venv-af211" "2.11.2" "test"
 # On 2.11 the suite proves what depends on the Airflow version: the hook and connection, the
 # operators' execute/on_kill/XCom/deferral, object storage, lineage, decorators and the example
 # DAGs, with one end-to-end run of each. The kill, crash, credit and bad-answer runs drive the
 # core (plain Python, the same on both versions) through the same operator code: they run on
-# Airflow 3 only, which keeps the whole suite near 20 minutes on 2 cores.
+# Airflow 3 only. tests/api, tests/emulator and tests/core import no Airflow at all: they run in
+# the Airflow 3 lane (and the core again without Airflow below). That keeps the whole suite
+# near 20 minutes on 2 cores.
 AF3_ONLY=(
   --ignore=tests/operators/test_bad_answers_dag.py --ignore=tests/operators/test_sigterm_dag.py
   --ignore=tests/operators/test_packing_dag.py --ignore=tests/operators/test_memory_dag.py
@@ -48,9 +53,10 @@ AF3_ONLY=(
   --deselect=tests/operators/test_operator_dag.py::test_sigkill_mid_run_then_rerun_loses_nothing
   --deselect=tests/operators/test_s3.py::test_sigkill_mid_run_then_rerun_loses_nothing_and_pays_nothing_twice
 )
-AIRFLOW_HOME="$ROOT/build/airflow-home-af211" "$ROOT/.venv-af211/bin/python" -m pytest -q -p no:cacheprovider -m "not tesseract" \
+AIRFLOW_HOME="$ROOT/build/airflow-home-af211" "$ROOT/.venv-af211/bin/python" -m pytest -q -p no:cacheprovider \
+  "${XDIST[@]}" -m "not tesseract" \
   "${AF3_ONLY[@]}" \
-  tests/api tests/hooks tests/sensors tests/triggers tests/emulator tests/core tests/operators tests/dags tests/decorators tests/test_provider_info.py
+  tests/hooks tests/sensors tests/triggers tests/operators tests/dags tests/decorators tests/test_provider_info.py
 
 echo "== the core without Airflow (chunk planning, budget, validation, table, store, pipeline)"
 CORE="$ROOT/.venv-core"
@@ -65,12 +71,12 @@ for dep in project["dependencies"] + extras["emulator"] + extras["packing"]:
 PYEOF
 )
 "${UV[@]}" pip install -q -p "$CORE/bin/python" --no-deps -e "$ROOT"
-"${UV[@]}" pip install -q -p "$CORE/bin/python" "${CORE_DEPS[@]}" pytest pytest-timeout
+"${UV[@]}" pip install -q -p "$CORE/bin/python" "${CORE_DEPS[@]}" pytest pytest-timeout pytest-xdist
 if "$CORE/bin/python" -c 'import airflow' 2>/dev/null; then
   echo "test: Airflow is importable in the core venv; the core tests would prove nothing" >&2
   exit 1
 fi
-"$CORE/bin/python" -m pytest -q -p no:cacheprovider tests/core
+"$CORE/bin/python" -m pytest -q -p no:cacheprovider "${XDIST[@]}" tests/core
 
 if [ "$HOME_AIRFLOW_BEFORE" = 0 ] && [ -e "$HOME/airflow" ]; then
   echo "test: a lane wrote into $HOME/airflow; every lane must set AIRFLOW_HOME" >&2
