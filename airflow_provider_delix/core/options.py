@@ -118,6 +118,17 @@ class RunOptions:
             raise ValueError(
                 "retry_packed_failures retries pages that failed inside a pack: set packing='pdf'."
             )
+        if self.deferrable and self.kind == "images" and self.packing == "none":
+            raise ValueError(
+                "deferrable waits for queued extracts in the triggerer: Delix answers image extractions "
+                "at once, so only packed images (packing='pdf') are queued and can defer."
+            )
+        if self.deferrable and self.retry_packed_failures:
+            raise ValueError(
+                "retry_packed_failures sends a page that failed in a pack again from the task that "
+                "collects the pack; a deferrable run collects packs after the triggerer, where that "
+                "retry cannot be sent: choose one of them."
+            )
         if self.packing == "pdf" and importlib.util.find_spec("img2pdf") is None:
             raise ValueError("packing='pdf' needs img2pdf: pip install 'airflow-provider-delix[packing]'.")
         if self.kind == "images" and self.pages:

@@ -17,6 +17,7 @@ from airflow_provider_delix.core.options import RunOptions
 from airflow_provider_delix.operators._extraction import (
     DEFAULT_CONN_ID,
     BaseExtractionOperator,
+    default_deferrable,
     output_uri,
 )
 
@@ -62,6 +63,9 @@ class ImageExtractionOperator(BaseExtractionOperator):
         docs for what it relies on.
     :param retry_packed_failures: with ``packing="pdf"``: send a page that failed inside a pack
         again on its own, as an image (paid again at the image price). Default False.
+    :param deferrable: with ``packing="pdf"``: wait for queued packs in the triggerer instead of a
+        worker slot (default: Airflow's ``[operators] default_deferrable`` when packing, else
+        False: image extractions are answered at once and never wait in Delix's queue).
     :param poll_interval: with ``packing="pdf"``: seconds between polls of a queued pack.
     :param extract_timeout: with ``packing="pdf"``: seconds to wait for one queued pack
         before leaving its pages for a re-run.
@@ -95,11 +99,14 @@ class ImageExtractionOperator(BaseExtractionOperator):
         mixed_archive: bool = False,
         packing: str = "none",
         retry_packed_failures: bool = False,
+        deferrable: bool | None = None,
         poll_interval: float = 5.0,
         extract_timeout: float = 6 * 3600.0,
         **kwargs: Any,
     ) -> None:
         # Bad arguments fail when the DAG is parsed, not after the first upload.
+        if deferrable is None:  # Airflow's default applies where deferring means something
+            deferrable = packing != "none" and not retry_packed_failures and default_deferrable()
         options = RunOptions(
             kind="images",
             engine=str(engine),
@@ -113,6 +120,7 @@ class ImageExtractionOperator(BaseExtractionOperator):
             mixed_archive=bool(mixed_archive),
             packing=packing,  # type: ignore[arg-type]  # validated by RunOptions
             retry_packed_failures=bool(retry_packed_failures),
+            deferrable=bool(deferrable),
             poll_interval=poll_interval,
             extract_timeout=extract_timeout,
             storage_options=dict(storage_options or {}),

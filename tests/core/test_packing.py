@@ -189,3 +189,30 @@ def test_pages_that_fail_in_a_pack_go_again_as_images_only_when_asked(tmp_path: 
     assert retried.stored == {}
     with pytest.raises(ValueError, match="packing='pdf'"):
         RunOptions(retry_packed_failures=True)
+
+
+def test_a_deferrable_packed_run_parks_its_queued_packs_and_the_next_run_unpacks_them(tmp_path: Path) -> None:
+    refs = archive(tmp_path / "scans", 12)
+    fake = FakeDelix(queue_polls=10**6)  # Delix keeps the packs queued until the "trigger" is done
+    out = str(tmp_path / "out")
+    parked = run(fake, out, refs, packing="pdf", deferrable=True)
+    assert parked.stop_reason == "waiting for queued extracts" and len(parked.waiting_extracts) == 2
+    assert parked.pages_waiting == 12 and sum(parked.rows.values()) == 0
+    assert fake.calls["get_extract"] == 0, "a deferrable run parks at once instead of polling"
+    fake.queue_polls = 0  # the triggerer saw both packs finish
+    resumed = run(fake, out, refs, packing="pdf", deferrable=True)
+    assert resumed.extracts_adopted == 2 and resumed.waiting_extracts == []
+    assert fake.calls["upload_files"] == 2 and fake.calls["extract_documents"] == 2  # nothing paid again
+    got = rows(out)
+    assert len(got) == 12 and {v[0] for v in got.values()} == {"processed"}
+    assert got["scan-005.jpg"][1] == text_of(jpeg(5)), "each image gets its own page's text back"
+    assert sum(v[2] for v in got.values()) == 12 * PRICE_PER_PDF_PAGE
+    assert fake.stored == {}
+
+
+def test_only_packed_images_can_defer_and_not_with_pack_retries() -> None:
+    with pytest.raises(ValueError, match="only packed images"):
+        RunOptions(kind="images", deferrable=True)
+    with pytest.raises(ValueError, match="choose one of them"):
+        RunOptions(kind="images", packing="pdf", deferrable=True, retry_packed_failures=True)
+    assert RunOptions(kind="images", packing="pdf", deferrable=True).deferrable

@@ -44,8 +44,26 @@ def test_output_uri() -> None:
         ({"max_stored_files": 0}, "between 1 and 30"),
         ({"max_stored_bytes": 200_000_000}, "100 MB"),
         ({"max_concurrency": 0}, "max_concurrency"),
+        ({"deferrable": True}, "only packed images"),
+        ({"packing": "pdf", "deferrable": True, "retry_packed_failures": True}, "choose one of them"),
     ],
 )
 def test_bad_arguments_fail_when_the_dag_is_parsed(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         ImageExtractionOperator(task_id="ocr", images="x", output_path="/t", **kwargs)  # type: ignore[arg-type]
+
+
+def test_deferrable_follows_airflows_default_only_where_packs_can_wait(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", "true")
+    plain = ImageExtractionOperator(task_id="a", images="x", output_path="/t")
+    packed = ImageExtractionOperator(task_id="b", images="x", output_path="/t", packing="pdf")
+    retried = ImageExtractionOperator(
+        task_id="c", images="x", output_path="/t", packing="pdf", retry_packed_failures=True
+    )
+    assert (plain.options.deferrable, packed.options.deferrable, retried.options.deferrable) == (
+        False,
+        True,
+        False,
+    )
