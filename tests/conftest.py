@@ -47,7 +47,7 @@ LONGEST_FIRST = (
     "test_bench_smoke.py",
     "test_lost_answers_dag.py",
     "test_sigterm_dag.py",
-    "test_packing_dag.py",
+    "test_packing_dag.py",  # with the deferred run: ~95 s
     "test_memory_dag.py",
 )
 

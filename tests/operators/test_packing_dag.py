@@ -100,3 +100,48 @@ def test_packed_images_get_their_own_rows_through_faults_and_a_rerun_pays_nothin
     assert state == "success", log[-5000:]
     assert emulator.stats()["credits"]["charged"] == stats["credits"]["charged"], "a re-run pays nothing"
     assert len(read_table(str(output))) == len(table)
+
+
+DEFERRED_DAG = """
+import pendulum
+from airflow.providers.common.compat.sdk import DAG
+from airflow_provider_delix.operators.image_extraction import ImageExtractionOperator
+
+with DAG("ocr_packed_deferred", schedule=None, start_date=pendulum.datetime(2026, 1, 1)) as dag:
+    ImageExtractionOperator(
+        task_id="ocr",
+        images={images!r},
+        output_path={output!r},
+        packing="pdf",
+        deferrable=True,
+        poll_interval=0.2,
+        max_failed_ratio=None,
+        progress_interval=1,
+        retries=0,
+    )
+"""
+
+
+def test_a_deferrable_packed_run_waits_in_the_triggerer_then_writes_one_row_per_image(
+    airflow_env: AirflowEnv, emulator_factory: Any, tmp_path: Path
+) -> None:
+    emulator = emulator_factory(queue_delay=2.0, async_workers=8)  # packs stay queued: the task defers
+    truth = write_jpeg_scans(tmp_path / "archive", 36)
+    output = tmp_path / "table"
+    dag_file = airflow_env.write_dag(
+        "ocr_packed_deferred", DEFERRED_DAG.format(images=str(tmp_path / "archive"), output=str(output))
+    )
+    state, log = airflow_env.run(
+        dag_file, AIRFLOW_CONN_DELIX_DEFAULT=connection_json(emulator, **FAST_RETRIES)
+    )
+    assert state == "success", log[-6000:]
+    # dag.test() runs the trigger in line only for a task instance that ended in DEFERRED.
+    assert "deferring until they finish" in log and "running trigger in line" in log, log[-6000:]
+    table = read_table(str(output))
+    assert len(table) == 36 and not table.duplicated(["source", "page_number"]).any()
+    assert dict(zip(table["source"], table["text"], strict=True)) == truth
+    stats = emulator.stats()
+    assert stats["calls"].get("POST /image-extraction", 0) == 0
+    assert_charged_once(stats, 36)
+    assert int(table["credits_charged"].sum()) == stats["credits"]["charged"]
+    assert stats["files"]["count"] == 0
