@@ -45,9 +45,9 @@ LONGEST_FIRST = (
     "test_orphans_dag.py",
     "test_s3.py",
     "test_bench_smoke.py",
+    "test_packing_dag.py",  # with the deferred run: ~95 s
     "test_lost_answers_dag.py",
     "test_sigterm_dag.py",
-    "test_packing_dag.py",  # with the deferred run: ~95 s
     "test_memory_dag.py",
 )
 
