@@ -61,3 +61,54 @@ class DelixClient(Protocol):
     def iter_extract_pages(self, extract_uuid: str, file_uuid: str) -> Iterator[ExtractFilePage]:
         """Every page of one file of a finished queued extract (the paginated contents)."""
         ...
+
+
+class ForwardingClient:
+    """A :class:`DelixClient` that passes every call to ``inner``: the base of the pipeline's
+    wrappers (counting, registry claims), which override only what they add to.
+
+    ``_calling(name)`` runs before each call; messages about answers name the connection when
+    the innermost client is a hook (``delix_conn_id``).
+    """
+
+    def __init__(self, inner: DelixClient) -> None:
+        self._inner = inner
+        self.delix_conn_id: str | None = getattr(inner, "delix_conn_id", None)
+
+    def _calling(self, name: str) -> None:
+        """Called with the method's name before it is forwarded; nothing by default."""
+
+    def upload_files(self, files: Sequence[UploadItem]) -> list[StoredFile | RejectedFile]:
+        self._calling("upload_files")
+        return self._inner.upload_files(files)
+
+    def delete_file(self, uuid: str) -> bool:
+        self._calling("delete_file")
+        return self._inner.delete_file(uuid)
+
+    def extract_images(
+        self, file_uuids: Sequence[str], engine: Engine | str, language: Language | str
+    ) -> Extract:
+        self._calling("extract_images")
+        return self._inner.extract_images(file_uuids, engine, language)
+
+    def list_files(self) -> list[StoredFile]:
+        self._calling("list_files")
+        return self._inner.list_files()
+
+    def extract_documents(
+        self,
+        files: Sequence[tuple[str, str | None]],
+        engine: Engine | str,
+        language: Language | str | None,
+    ) -> Extract:
+        self._calling("extract_documents")
+        return self._inner.extract_documents(files, engine, language)
+
+    def get_extract(self, uuid: str) -> Extract:
+        self._calling("get_extract")
+        return self._inner.get_extract(uuid)
+
+    def iter_extract_pages(self, extract_uuid: str, file_uuid: str) -> Iterator[ExtractFilePage]:
+        self._calling("iter_extract_pages")
+        return self._inner.iter_extract_pages(extract_uuid, file_uuid)

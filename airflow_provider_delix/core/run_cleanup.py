@@ -23,7 +23,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 from airflow_provider_delix.api.errors import (
     DelixApiError,
@@ -34,15 +34,11 @@ from airflow_provider_delix.api.errors import (
     DelixValidationError,
 )
 from airflow_provider_delix.api.models import (
-    Engine,
-    Extract,
-    ExtractFilePage,
-    Language,
     RejectedFile,
     StoredFile,
 )
 from airflow_provider_delix.core.budget import StorageBudget
-from airflow_provider_delix.core.client import DelixClient, UploadItem
+from airflow_provider_delix.core.client import DelixClient, ForwardingClient, UploadItem
 from airflow_provider_delix.core.key_registry import KeyRegistry, RegistryWriter
 from airflow_provider_delix.core.orphan_sweep import SweepReport, UnclaimedFile, sweep_orphans
 
@@ -248,13 +244,12 @@ class RunCleanup:
         return f"Whose files: {self.last.describe()}."
 
 
-class ClaimingClient:
+class ClaimingClient(ForwardingClient):
     """A :class:`DelixClient` that records every upload in the key registry (intent -> claims)."""
 
     def __init__(self, inner: DelixClient, cleanup: RunCleanup) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._cleanup = cleanup
-        self.delix_conn_id: str | None = getattr(inner, "delix_conn_id", None)
 
     def upload_files(self, files: Sequence[UploadItem]) -> list[StoredFile | RejectedFile]:
         cleanup, writer = self._cleanup, self._cleanup.writer
@@ -283,28 +278,6 @@ class ClaimingClient:
         if self._cleanup.writer is not None:
             self._cleanup.writer.dropped([uuid])
         return gone
-
-    def extract_images(
-        self, file_uuids: Sequence[str], engine: Engine | str, language: Language | str
-    ) -> Extract:
-        return self._inner.extract_images(file_uuids, engine, language)
-
-    def list_files(self) -> list[StoredFile]:
-        return self._inner.list_files()
-
-    def extract_documents(
-        self,
-        files: Sequence[tuple[str, str | None]],
-        engine: Engine | str,
-        language: Language | str | None,
-    ) -> Extract:
-        return self._inner.extract_documents(files, engine, language)
-
-    def get_extract(self, uuid: str) -> Extract:
-        return self._inner.get_extract(uuid)
-
-    def iter_extract_pages(self, extract_uuid: str, file_uuid: str) -> Iterator[ExtractFilePage]:
-        return self._inner.iter_extract_pages(extract_uuid, file_uuid)
 
 
 def _size(files: Collection[UploadItem]) -> int:
