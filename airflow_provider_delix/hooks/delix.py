@@ -14,8 +14,10 @@ Built on ``HttpHook`` so the connection behaves like every other HTTP connection
   server may take minutes), while every connection attempt stays bounded by ``timeout``.
 
 Every page costs a delete request (the API has no bulk delete), so the per-request client CPU
-is most of a run's: a ``Retrying`` is built once per thread, not per call, and requests' per-call
-environment lookups are done once, when the session is built, when that changes nothing.
+is most of a run's: a ``Retrying`` is built once per thread, not per call, requests' per-call
+environment lookups are done once, when the session is built, when that changes nothing, and
+requests without a file go through the session's connection pool directly when nothing per call
+could differ (:mod:`airflow_provider_delix.hooks._transport`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ import dataclasses
 import os
 import threading
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -33,7 +34,6 @@ from typing import Any
 
 import requests
 from airflow.providers.http.hooks.http import HttpHook
-from requests.adapters import HTTPAdapter
 from tenacity import Retrying
 
 from airflow_provider_delix.api.auth import DelixBearerAuth
@@ -63,6 +63,12 @@ from airflow_provider_delix.api.retry import RETRY_EXTRAS, RetryPolicy, connecti
 from airflow_provider_delix.core.key_registry import KeyRegistry
 from airflow_provider_delix.core.orphan_sweep import SweepReport
 from airflow_provider_delix.hooks._registry import REGISTRY_EXTRAS, registry_for_connection
+from airflow_provider_delix.hooks._transport import (
+    LeanAnswer,
+    LeanTransport,
+    mount_pool,
+    read_environment_once,
+)
 
 # Our own connection extras. HttpHook sends unknown extras as HTTP headers, so these are
 # removed from the session's headers after HttpHook has built it.
@@ -118,6 +124,7 @@ class DelixHook(HttpHook):
         self._max_connections_arg = max_connections
         self._sleep = sleep
         self._session: requests.Session | None = None
+        self._lean: LeanTransport | None = None  # the session's lean path (hooks/_transport.py)
         self._session_lock = threading.Lock()
         self._counts_lock = threading.Lock()
         self._per_thread = threading.local()  # each thread's Retrying (see _retrying)
@@ -137,6 +144,7 @@ class DelixHook(HttpHook):
         with self._session_lock:
             if self._session is None:
                 self._session = self._build_session(None, None)
+                self._lean = LeanTransport.for_session(self._session, self.base_url)
             return self._session
 
     def _build_session(
@@ -171,10 +179,8 @@ class DelixHook(HttpHook):
             or connection_extra(extras, "max_connections")
             or DEFAULT_MAX_CONNECTIONS
         )
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=int(pool))
-        session.mount("https://", adapter)
-        session.mount("http://", adapter)
-        _read_environment_once(session, extras)
+        mount_pool(session, int(pool))
+        read_environment_once(session, extras)
         return session
 
     def close(self) -> None:
@@ -183,6 +189,7 @@ class DelixHook(HttpHook):
             if self._session is not None:
                 self._session.close()
                 self._session = None
+                self._lean = None
 
     # ------------------------------------------------------------------ the one request path
 
@@ -213,10 +220,16 @@ class DelixHook(HttpHook):
         their answer and are re-sent at most once after a maybe-applied failure. ``lost`` (a box)
         receives how many sends of this call lost their answer after sending."""
         session = self.get_conn()
-        url = f"{self.base_url}/{endpoint.lstrip('/')}"
+        endpoint = endpoint.lstrip("/")
+        url = f"{self.base_url}/{endpoint}"
         key = f"{method} /{endpoint.split('/', maxsplit=1)[0]}"
         read_timeout = self.extraction_timeout if paid else self.timeout
         lost = lost if lost is not None else [0]
+        lean = (
+            self._lean
+            if not files and self._lean is not None and self._lean.takes(endpoint, params)
+            else None
+        )
 
         def attempt() -> Any:
             with self._counts_lock:
@@ -225,14 +238,20 @@ class DelixHook(HttpHook):
             multipart = [("file[]", (name, data, "application/octet-stream")) for name, data in files or ()]
             try:
                 try:
-                    response = session.request(
-                        method,
-                        url,
-                        json=json,
-                        files=multipart or None,
-                        params=params,
-                        timeout=(self.timeout, read_timeout),
-                    )
+                    # The lean path raises what session.request would; None: a redirect to follow.
+                    response: requests.Response | LeanAnswer | None = None
+                    if lean is not None:
+                        timeouts = (self.timeout, read_timeout)
+                        response = lean.send(method, endpoint, json=json, params=params, timeout=timeouts)
+                    if response is None:
+                        response = session.request(
+                            method,
+                            url,
+                            json=json,
+                            files=multipart or None,
+                            params=params,
+                            timeout=(self.timeout, read_timeout),
+                        )
                 except (requests.Timeout, requests.ConnectionError) as error:
                     raise transport_error(
                         error, self.base_url, what, read_timeout, conn_id=self.delix_conn_id
@@ -478,26 +497,6 @@ class DelixHook(HttpHook):
                     description=spec["description"],
                 )
         return fields
-
-
-def _read_environment_once(session: requests.Session, extras: Mapping[str, Any]) -> None:
-    """Switch off requests' ``trust_env`` when what it would find each request is known now.
-
-    With ``trust_env`` on, every request re-reads the proxy variables (and ``no_proxy``), the CA
-    bundle variables and ``~/.netrc``: a tenth of the client's CPU per request. When the
-    connection sets no proxy and no ``trust_env``, the environment has no proxy, and the session
-    has its own auth (so ``.netrc`` is never read), the only thing left to find is a CA bundle
-    (``REQUESTS_CA_BUNDLE``, then ``CURL_CA_BUNDLE``), which requests would use in place of
-    ``verify=True``: it is pinned on the session instead. Anything else keeps ``trust_env``.
-    """
-    if "trust_env" in extras or session.proxies or session.auth is None or urllib.request.getproxies():
-        return
-    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-    if bundle:
-        if session.verify is not True:
-            return  # requests would still put the bundle first: keep its own rules
-        session.verify = bundle
-    session.trust_env = False
 
 
 def _has_next_page(payload: Mapping[str, Any], page: int) -> bool:
