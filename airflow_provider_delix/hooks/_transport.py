@@ -189,7 +189,9 @@ class LeanTransport:
             headers["Content-Length"] = str(len(body))
         elif method not in ("GET", "HEAD"):
             headers["Content-Length"] = "0"
-        answer = self._exchange(method, path, body, headers, urllib3.Timeout(connect=timeout[0], read=timeout[1]))
+        answer = self._exchange(
+            method, path, body, headers, urllib3.Timeout(connect=timeout[0], read=timeout[1])
+        )
         if answer.status_code in _REDIRECTS:
             self.enabled = False
             return None

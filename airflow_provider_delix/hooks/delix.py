@@ -49,8 +49,6 @@ from airflow_provider_delix.api.models import (
     MAX_FILES_PER_REQUEST,
     Engine,
     Extract,
-    ExtractFilePage,
-    FileIdentifier,
     Language,
     StoredFile,
     UploadResult,
@@ -62,6 +60,8 @@ from airflow_provider_delix.api.responses import raise_for_status, read_json, tr
 from airflow_provider_delix.api.retry import RETRY_EXTRAS, RetryPolicy, connection_extra
 from airflow_provider_delix.core.key_registry import KeyRegistry
 from airflow_provider_delix.core.orphan_sweep import SweepReport
+from airflow_provider_delix.hooks._extracts import ExtractEndpoints
+from airflow_provider_delix.hooks._forms import connection_form_widgets, ui_field_behaviour
 from airflow_provider_delix.hooks._registry import REGISTRY_EXTRAS, registry_for_connection
 from airflow_provider_delix.hooks._transport import (
     LeanAnswer,
@@ -80,10 +80,9 @@ DEFAULT_EXTRACTION_TIMEOUT = 600.0
 DEFAULT_MAX_CONNECTIONS = 32
 
 UploadItem = str | os.PathLike[str] | tuple[str, bytes]
-DocumentItem = str | FileIdentifier | tuple[str, str | None]
 
 
-class DelixHook(HttpHook):
+class DelixHook(ExtractEndpoints, HttpHook):
     """
     Talk to the Delix OCR API through an Airflow ``delix`` connection.
 
@@ -351,81 +350,6 @@ class DelixHook(HttpHook):
         with self._reading(what, lost):
             return dataclasses.replace(Extract.from_api(payload), lost_attempts=lost[0])
 
-    def extract_documents(
-        self,
-        files: Sequence[DocumentItem],
-        engine: Engine | str = Engine.DANLIN,
-        language: Language | str | None = None,
-        callback_url: str | None = None,
-    ) -> Extract:
-        """Extract text from 1 to 5 stored PDFs, optionally only some pages of each.
-
-        Each item is a uuid, a :class:`FileIdentifier`, or ``(uuid, pages)`` with pages like
-        ``"3-16"`` or ``"1,4,15"``. The answer is either finished (synchronous) or queued with
-        status ``processing``: then poll :meth:`get_extract` (or :meth:`wait_for_extract`) and
-        read pages with :meth:`iter_extract_pages`. ``callback_url`` only signals completion.
-        """
-        identifiers = [_identifier(item) for item in files]
-        if not 1 <= len(identifiers) <= MAX_FILES_PER_REQUEST:
-            raise ValueError(
-                f"extract_documents takes 1 to {MAX_FILES_PER_REQUEST} files, got {len(identifiers)}."
-            )
-        body: dict[str, Any] = {
-            "engine": engine_body(engine, language),
-            "files": [identifier.to_api() for identifier in identifiers],
-        }
-        if callback_url:
-            body["callback_url"] = callback_url
-        what = f"the document extraction of {len(identifiers)} file(s)"
-        lost = [0]
-        payload = self._call("POST", "document-extraction", what, json=body, paid=True, lost=lost)
-        with self._reading(what, lost):
-            return dataclasses.replace(Extract.from_api(payload), lost_attempts=lost[0])
-
-    def get_extract(self, uuid: str) -> Extract:
-        """The extract now: ``processing`` or ``processed``."""
-        payload = self._call("GET", f"extracts/{uuid}", f"extract {uuid}")
-        with self._reading(f"extract {uuid}"):
-            return Extract.from_api(payload)
-
-    def wait_for_extract(self, uuid: str, *, poll_interval: float = 60.0, timeout: float = 3600.0) -> Extract:
-        """Poll until the extract is processed (the vendor suggests about once a minute)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            extract = self.get_extract(uuid)
-            if extract.is_processed:
-                return extract
-            if time.monotonic() + poll_interval > deadline:
-                raise DelixError(
-                    f"Extract {uuid} was still processing after {timeout:.0f} s "
-                    f"(connection '{self.delix_conn_id}'); poll it again later.",
-                    conn_id=self.delix_conn_id,
-                )
-            self._sleep(poll_interval)
-
-    def iter_extract_pages(self, extract_uuid: str, file_uuid: str) -> Iterator[ExtractFilePage]:
-        """All pages of one file of a finished asynchronous extract, following the pagination.
-
-        Pages are fetched by number from this connection's host; the absolute ``next`` links in
-        the answer are not followed, so the key is never sent to a host the answer names.
-        """
-        endpoint = f"extracts/{extract_uuid}/files/{file_uuid}/contents"
-        page = 1
-        while True:
-            what = f"page {page} of the contents of file {file_uuid} in extract {extract_uuid}"
-            payload = self._call("GET", endpoint, what, params={"page": page})
-            if not isinstance(payload, Mapping) or not isinstance(payload.get("data"), list):
-                raise DelixResponseError(
-                    f"Delix answered {what} without a 'data' list (connection '{self.delix_conn_id}').",
-                    conn_id=self.delix_conn_id,
-                )
-            with self._reading(what):
-                pages = [ExtractFilePage.from_api(item) for item in payload["data"]]
-            yield from pages
-            if not _has_next_page(payload, page):
-                return
-            page += 1
-
     # ------------------------------------------------------------------ key registry
 
     def key_registry(self) -> KeyRegistry:
@@ -462,55 +386,9 @@ class DelixHook(HttpHook):
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         """Connection form on Airflow < 3.2 (3.2+ reads ``ui-field-behaviour`` from provider info)."""
-        from airflow_provider_delix.get_provider_info import UI_FIELD_BEHAVIOUR
-
-        return {
-            "hidden_fields": list(UI_FIELD_BEHAVIOUR["hidden-fields"]),
-            "relabeling": dict(UI_FIELD_BEHAVIOUR["relabeling"]),
-            "placeholders": dict(UI_FIELD_BEHAVIOUR["placeholders"]),
-        }
+        return ui_field_behaviour()
 
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
         """Typed extras on Airflow < 3.2 (3.2+ reads ``conn-fields`` from provider info)."""
-        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
-        from flask_babel import lazy_gettext
-        from wtforms import BooleanField, IntegerField, StringField
-        from wtforms.validators import NumberRange, Optional
-
-        from airflow_provider_delix.get_provider_info import CONN_FIELDS
-
-        fields: dict[str, Any] = {}
-        for name, spec in CONN_FIELDS.items():
-            label, kind = lazy_gettext(spec["label"]), spec["schema"]["type"][0]
-            if kind == "boolean":
-                fields[name] = BooleanField(label, description=spec["description"])
-            elif kind == "string":
-                fields[name] = StringField(
-                    label, widget=BS3TextFieldWidget(), description=spec["description"]
-                )
-            else:
-                fields[name] = IntegerField(
-                    label,
-                    widget=BS3TextFieldWidget(),
-                    validators=[Optional(), NumberRange(min=0)],
-                    description=spec["description"],
-                )
-        return fields
-
-
-def _has_next_page(payload: Mapping[str, Any], page: int) -> bool:
-    """Laravel's paginator: ``meta.last_page`` when present, else a non-null ``links.next``."""
-    meta = payload.get("meta")
-    if isinstance(meta, Mapping) and meta.get("last_page") is not None:
-        return page < int(meta["last_page"])
-    links = payload.get("links")
-    return isinstance(links, Mapping) and links.get("next") is not None
-
-
-def _identifier(item: DocumentItem) -> FileIdentifier:
-    if isinstance(item, FileIdentifier):
-        return item
-    if isinstance(item, tuple):
-        return FileIdentifier(uuid=item[0], page=item[1])
-    return FileIdentifier(uuid=item)
+        return connection_form_widgets()
