@@ -11,6 +11,8 @@ preparing the URL, cookies and hooks, building a ``Response``) and half in urlli
 * the session's headers and the ``Authorization`` header its :class:`DelixBearerAuth` adds,
   computed once by ``Session.prepare_request`` (the key stays in memory only, as in the
   session; :meth:`LeanTransport.__repr__` never shows it);
+* the same body: JSON as requests encodes it, an upload's multipart fields built and encoded
+  by the urllib3 functions requests itself calls (only the random boundary differs);
 * the same pool (keep-alive connections, ``max_connections``), the same ``verify``/``cert``
   (they key the pool, as in ``HTTPAdapter.get_connection_with_tls_context``), the same
   ``(connect, read)`` timeouts, the adapter's own urllib3 retry setting (none);
@@ -32,7 +34,7 @@ import os
 import re
 import threading
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -55,6 +57,8 @@ from urllib3.exceptions import HTTPError as Urllib3HTTPError
 from urllib3.exceptions import InvalidHeader as Urllib3InvalidHeader
 from urllib3.exceptions import ProxyError as Urllib3ProxyError
 from urllib3.exceptions import SSLError as Urllib3SSLError
+from urllib3.fields import RequestField
+from urllib3.filepost import encode_multipart_formdata
 
 from airflow_provider_delix.api.auth import DelixBearerAuth
 
@@ -171,6 +175,7 @@ class LeanTransport:
         endpoint: str,
         *,
         json: Any = None,
+        files: Sequence[tuple[str, bytes]] | None = None,
         params: Mapping[str, Any] | None = None,
         timeout: tuple[float, float],
     ) -> LeanAnswer | None:
@@ -183,7 +188,10 @@ class LeanTransport:
             path = f"{path}?{urlencode([(k, str(v)) for k, v in params.items()])}"
         headers = dict(self._headers)
         body: bytes | None = None
-        if json is not None:
+        if files:
+            body, headers["Content-Type"] = _multipart(files)
+            headers["Content-Length"] = str(len(body))
+        elif json is not None:
             body = jsonlib.dumps(json, allow_nan=False).encode("utf-8")
             headers["Content-Type"] = "application/json"
             headers["Content-Length"] = str(len(body))
@@ -241,6 +249,17 @@ class LeanTransport:
             request = requests.Request(method, url).prepare()
             extract_cookies_to_jar(self._session.cookies, request, response)  # type: ignore[no-untyped-call]
         return answer
+
+
+def _multipart(files: Sequence[tuple[str, bytes]]) -> tuple[bytes, str]:
+    """The body requests builds for ``files=[("file[]", (name, data, "application/octet-stream"))]``:
+    the same urllib3 fields, encoded by the same urllib3 function (only the boundary is random)."""
+    fields = []
+    for name, data in files:
+        field = RequestField(name="file[]", data=data, filename=name)
+        field.make_multipart(content_type="application/octet-stream")
+        fields.append(field)
+    return encode_multipart_formdata(fields)
 
 
 def _plain_value(value: object) -> bool:

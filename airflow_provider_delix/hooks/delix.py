@@ -16,8 +16,8 @@ Built on ``HttpHook`` so the connection behaves like every other HTTP connection
 Every page costs a delete request (the API has no bulk delete), so the per-request client CPU
 is most of a run's: a ``Retrying`` is built once per thread, not per call, requests' per-call
 environment lookups are done once, when the session is built, when that changes nothing, and
-requests without a file go through the session's connection pool directly when nothing per call
-could differ (:mod:`airflow_provider_delix.hooks._transport`).
+requests go through the session's connection pool directly when nothing per call could differ
+(:mod:`airflow_provider_delix.hooks._transport`).
 """
 
 from __future__ import annotations
@@ -224,11 +224,7 @@ class DelixHook(ExtractEndpoints, HttpHook):
         key = f"{method} /{endpoint.split('/', maxsplit=1)[0]}"
         read_timeout = self.extraction_timeout if paid else self.timeout
         lost = lost if lost is not None else [0]
-        lean = (
-            self._lean
-            if not files and self._lean is not None and self._lean.takes(endpoint, params)
-            else None
-        )
+        lean = self._lean if self._lean is not None and self._lean.takes(endpoint, params) else None
 
         def attempt() -> Any:
             with self._counts_lock:
@@ -241,7 +237,9 @@ class DelixHook(ExtractEndpoints, HttpHook):
                     response: requests.Response | LeanAnswer | None = None
                     if lean is not None:
                         timeouts = (self.timeout, read_timeout)
-                        response = lean.send(method, endpoint, json=json, params=params, timeout=timeouts)
+                        response = lean.send(
+                            method, endpoint, json=json, files=files, params=params, timeout=timeouts
+                        )
                     if response is None:
                         response = session.request(
                             method,

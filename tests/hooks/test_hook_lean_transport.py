@@ -63,7 +63,7 @@ def _same_on_both_paths(
     return lean
 
 
-def test_the_lean_path_serves_every_request_but_uploads(hook: DelixHook, monkeypatch: Any) -> None:
+def test_the_lean_path_serves_every_request(hook: DelixHook, monkeypatch: Any) -> None:
     session = hook.get_conn()
     sent: list[str] = []
     real = session.request
@@ -76,9 +76,48 @@ def test_the_lean_path_serves_every_request_but_uploads(hook: DelixHook, monkeyp
     assert [f.uuid for f in hook.list_files()] == [stored.uuid]
     assert hook.delete_file(stored.uuid) is True
     assert hook.delete_file(stored.uuid) is False  # 404: gone
-    assert sent == ["POST"]  # only the multipart upload went through session.request
-    assert "lean" in extract.files[0].pages[0].text
-    assert SECRET not in repr(hook._lean) and "test-key" not in repr(hook._lean)
+    assert sent == [] and hook._lean is not None and hook._lean.enabled
+    assert extract.files[0].pages is not None and "lean" in str(extract.files[0].pages[0].text)
+    assert "test-key" not in repr(hook._lean)
+
+
+def test_the_lean_request_is_the_one_requests_prepares(hook: DelixHook, monkeypatch: Any) -> None:
+    """Headers (the key included), body and path of a JSON POST, an upload and a DELETE."""
+    session, lean = hook.get_conn(), hook._lean
+    assert lean is not None
+    captured: list[dict[str, Any]] = []
+
+    def capture(pool: Any, method: str, url: str, body: Any = None, headers: Any = None, **kw: Any) -> Any:
+        captured.append({"method": method, "url": url, "body": body, "headers": dict(headers)})
+        raise ReadTimeoutError(None, url, "stop here")  # type: ignore[arg-type]
+
+    def boundary_free(request: dict[str, Any]) -> dict[str, Any]:
+        kind = request["headers"].get("Content-Type", "")
+        if "boundary=" in kind:
+            boundary = kind.split("boundary=")[1]
+            request["body"] = request["body"].replace(boundary.encode(), b"B")
+            request["headers"]["Content-Type"] = kind.replace(boundary, "B")
+        return request
+
+    monkeypatch.setattr(urllib3.HTTPConnectionPool, "urlopen", capture)
+    files = [("a.png", b"\x89PNG one"), ("b.jpg", b"\xff\xd8 two")]
+    multipart = [("file[]", (name, data, "application/octet-stream")) for name, data in files]
+    cases = [
+        ("POST", "image-extraction", {"json": {"engine": {"name": "danlin"}, "files": [{"uuid": "u"}]}}, {}),
+        ("POST", "files", {"files": multipart}, {"files": files}),
+        ("DELETE", "files/0000-aaaa", {}, {}),
+        ("GET", "extracts/e/files/f/contents", {"params": {"page": 2}}, {}),
+    ]
+    for method, endpoint, by_session, by_lean in cases:
+        for send in (
+            lambda: session.request(method, f"{hook.base_url}/{endpoint}", timeout=(1, 1), **by_session),
+            lambda: lean.send(method, endpoint, timeout=(1, 1), **(by_lean or by_session)),
+        ):
+            with pytest.raises(requests.ReadTimeout):
+                send()
+        plain, lean_sent = (boundary_free(r) for r in captured[-2:])
+        assert lean_sent == plain
+        assert plain["headers"]["Authorization"] == "Bearer test-key"
 
 
 @pytest.mark.parametrize(
