@@ -1,7 +1,10 @@
 """Summarise a py-spy raw (collapsed) profile: top functions by self and inclusive samples.
 
 py-spy record -f raw -o prof.txt -- python bench/worker.py '{...}'
-python bench/profile_top.py prof.txt [--top 25] [--grep airflow_provider_delix]
+python bench/profile_top.py prof.txt [--top 25] [--grep airflow_provider_delix] [--skip-imports]
+
+``--skip-imports`` drops the samples taken while a module was being imported (a stack through
+``_find_and_load``): a short run spends most of its samples importing Airflow and pandas.
 """
 
 from __future__ import annotations
@@ -24,12 +27,14 @@ def _name(frame: str) -> str:
     return f"{match['func']} ({path})"
 
 
-def summarise(path: str) -> tuple[int, Counter[str], Counter[str]]:
+def summarise(path: str, *, skip_imports: bool = False) -> tuple[int, Counter[str], Counter[str]]:
     total, own, inclusive = 0, Counter[str](), Counter[str]()
     with open(path, encoding="utf-8", errors="replace") as handle:
         for line in handle:
             stack, _, count_text = line.rstrip("\n").rpartition(" ")
             if not stack or not count_text.isdigit():
+                continue
+            if skip_imports and "_find_and_load" in stack:
                 continue
             count = int(count_text)
             frames = [_name(f) for f in stack.split(";")[1:]]  # [0] is the thread
@@ -47,8 +52,9 @@ def main() -> None:
     parser.add_argument("profile")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--grep", default="")
+    parser.add_argument("--skip-imports", action="store_true")
     args = parser.parse_args()
-    total, own, inclusive = summarise(args.profile)
+    total, own, inclusive = summarise(args.profile, skip_imports=args.skip_imports)
     print(f"{total} samples")
     for title, counter in (("self", own), ("inclusive", inclusive)):
         print(f"-- top by {title}")

@@ -1,9 +1,11 @@
-"""Client CPU per HTTP request: DelixHook, a bare requests.Session, and bare http.client.
+"""Client CPU per HTTP request: DelixHook (lean and session path), requests.Session, http.client.
 
 The run makes 1.4 requests per image (an upload and an extraction per 5 files, one delete per
 file, which the API requires), so the CPU of one request bounds the client CPU per page from
 below. Each variant sends ``--requests`` DELETEs of an unknown uuid (404) to a zero-latency
-emulator in another process, one after the other, on one keep-alive connection.
+emulator in another process, one after the other, on one keep-alive connection. The hook is
+measured twice: on its lean path (hooks/_transport.py, what a run uses) and with the lean path
+switched off, through ``Session.request`` (what it did before).
 
     .venv/bin/python bench/request_cost.py [--requests 2000] [--smoke]
 """
@@ -48,6 +50,9 @@ def main() -> None:
         from airflow_provider_delix.hooks.delix import DelixHook
 
         hook = DelixHook(CONN_ID)
+        plain = DelixHook(CONN_ID)
+        plain.get_conn()
+        plain._lean = None  # the session's path
         session = requests.Session()
         url = f"{emu.base_url}/files/{MISSING}"
         parts = urlsplit(url)
@@ -59,10 +64,12 @@ def main() -> None:
 
         figures = {
             "DelixHook.delete_file": cpu_ms(count, lambda: hook.delete_file(MISSING)),
+            "DelixHook.delete_file, session path": cpu_ms(count, lambda: plain.delete_file(MISSING)),
             "requests.Session.delete": cpu_ms(count, lambda: session.delete(url, headers=emu.headers)),
             "http.client": cpu_ms(count, raw),
         }
         hook.close()
+        plain.close()
         session.close()
         conn.close()
     for name, ms in figures.items():

@@ -13,7 +13,7 @@ import json
 import socket
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import requests
 import urllib3
@@ -53,6 +53,19 @@ _ADVICE = {
 }
 
 
+class HttpAnswer(Protocol):
+    """What is read of an answer: ``requests.Response`` and the hook's lean answer both have it."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def content(self) -> bytes: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
     """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date), or None."""
     if not value:
@@ -86,7 +99,7 @@ def _not_json(status: int, *, conn_id: str, what: str) -> DelixResponseError:
     )
 
 
-def read_json(response: requests.Response, *, conn_id: str, what: str) -> Any:
+def read_json(response: HttpAnswer, *, conn_id: str, what: str) -> Any:
     """The parsed body of a successful answer; a body that is not JSON is a DelixResponseError."""
     return read_json_bytes(response.content, response.status_code, conn_id=conn_id, what=what)
 
@@ -182,7 +195,7 @@ def transport_error(
     return unreachable_error(base_url, what, error, conn_id=conn_id, maybe_applied=not never_reached(error))
 
 
-def raise_for_status(response: requests.Response, *, conn_id: str, what: str) -> None:
+def raise_for_status(response: HttpAnswer, *, conn_id: str, what: str) -> None:
     """Raise the exception class that tells a DAG author what to do; return on 2xx."""
     if 200 <= response.status_code < 300:
         return

@@ -14,8 +14,10 @@ Built on ``HttpHook`` so the connection behaves like every other HTTP connection
   server may take minutes), while every connection attempt stays bounded by ``timeout``.
 
 Every page costs a delete request (the API has no bulk delete), so the per-request client CPU
-is most of a run's: a ``Retrying`` is built once per thread, not per call, and requests' per-call
-environment lookups are done once, when the session is built, when that changes nothing.
+is most of a run's: a ``Retrying`` is built once per thread, not per call, requests' per-call
+environment lookups are done once, when the session is built, when that changes nothing, and
+requests go through the session's connection pool directly when nothing per call could differ
+(:mod:`airflow_provider_delix.hooks._transport`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ import dataclasses
 import os
 import threading
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -33,7 +34,6 @@ from typing import Any
 
 import requests
 from airflow.providers.http.hooks.http import HttpHook
-from requests.adapters import HTTPAdapter
 from tenacity import Retrying
 
 from airflow_provider_delix.api.auth import DelixBearerAuth
@@ -49,8 +49,6 @@ from airflow_provider_delix.api.models import (
     MAX_FILES_PER_REQUEST,
     Engine,
     Extract,
-    ExtractFilePage,
-    FileIdentifier,
     Language,
     StoredFile,
     UploadResult,
@@ -62,7 +60,15 @@ from airflow_provider_delix.api.responses import raise_for_status, read_json, tr
 from airflow_provider_delix.api.retry import RETRY_EXTRAS, RetryPolicy, connection_extra
 from airflow_provider_delix.core.key_registry import KeyRegistry
 from airflow_provider_delix.core.orphan_sweep import SweepReport
+from airflow_provider_delix.hooks._extracts import ExtractEndpoints
+from airflow_provider_delix.hooks._forms import connection_form_widgets, ui_field_behaviour
 from airflow_provider_delix.hooks._registry import REGISTRY_EXTRAS, registry_for_connection
+from airflow_provider_delix.hooks._transport import (
+    LeanAnswer,
+    LeanTransport,
+    mount_pool,
+    read_environment_once,
+)
 
 # Our own connection extras. HttpHook sends unknown extras as HTTP headers, so these are
 # removed from the session's headers after HttpHook has built it.
@@ -74,10 +80,9 @@ DEFAULT_EXTRACTION_TIMEOUT = 600.0
 DEFAULT_MAX_CONNECTIONS = 32
 
 UploadItem = str | os.PathLike[str] | tuple[str, bytes]
-DocumentItem = str | FileIdentifier | tuple[str, str | None]
 
 
-class DelixHook(HttpHook):
+class DelixHook(ExtractEndpoints, HttpHook):
     """
     Talk to the Delix OCR API through an Airflow ``delix`` connection.
 
@@ -118,6 +123,7 @@ class DelixHook(HttpHook):
         self._max_connections_arg = max_connections
         self._sleep = sleep
         self._session: requests.Session | None = None
+        self._lean: LeanTransport | None = None  # the session's lean path (hooks/_transport.py)
         self._session_lock = threading.Lock()
         self._counts_lock = threading.Lock()
         self._per_thread = threading.local()  # each thread's Retrying (see _retrying)
@@ -137,6 +143,7 @@ class DelixHook(HttpHook):
         with self._session_lock:
             if self._session is None:
                 self._session = self._build_session(None, None)
+                self._lean = LeanTransport.for_session(self._session, self.base_url)
             return self._session
 
     def _build_session(
@@ -171,10 +178,8 @@ class DelixHook(HttpHook):
             or connection_extra(extras, "max_connections")
             or DEFAULT_MAX_CONNECTIONS
         )
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=int(pool))
-        session.mount("https://", adapter)
-        session.mount("http://", adapter)
-        _read_environment_once(session, extras)
+        mount_pool(session, int(pool))
+        read_environment_once(session, extras)
         return session
 
     def close(self) -> None:
@@ -183,6 +188,7 @@ class DelixHook(HttpHook):
             if self._session is not None:
                 self._session.close()
                 self._session = None
+                self._lean = None
 
     # ------------------------------------------------------------------ the one request path
 
@@ -213,10 +219,12 @@ class DelixHook(HttpHook):
         their answer and are re-sent at most once after a maybe-applied failure. ``lost`` (a box)
         receives how many sends of this call lost their answer after sending."""
         session = self.get_conn()
-        url = f"{self.base_url}/{endpoint.lstrip('/')}"
+        endpoint = endpoint.lstrip("/")
+        url = f"{self.base_url}/{endpoint}"
         key = f"{method} /{endpoint.split('/', maxsplit=1)[0]}"
         read_timeout = self.extraction_timeout if paid else self.timeout
         lost = lost if lost is not None else [0]
+        lean = self._lean if self._lean is not None and self._lean.takes(endpoint, params) else None
 
         def attempt() -> Any:
             with self._counts_lock:
@@ -225,14 +233,22 @@ class DelixHook(HttpHook):
             multipart = [("file[]", (name, data, "application/octet-stream")) for name, data in files or ()]
             try:
                 try:
-                    response = session.request(
-                        method,
-                        url,
-                        json=json,
-                        files=multipart or None,
-                        params=params,
-                        timeout=(self.timeout, read_timeout),
-                    )
+                    # The lean path raises what session.request would; None: a redirect to follow.
+                    response: requests.Response | LeanAnswer | None = None
+                    if lean is not None:
+                        timeouts = (self.timeout, read_timeout)
+                        response = lean.send(
+                            method, endpoint, json=json, files=files, params=params, timeout=timeouts
+                        )
+                    if response is None:
+                        response = session.request(
+                            method,
+                            url,
+                            json=json,
+                            files=multipart or None,
+                            params=params,
+                            timeout=(self.timeout, read_timeout),
+                        )
                 except (requests.Timeout, requests.ConnectionError) as error:
                     raise transport_error(
                         error, self.base_url, what, read_timeout, conn_id=self.delix_conn_id
@@ -332,81 +348,6 @@ class DelixHook(HttpHook):
         with self._reading(what, lost):
             return dataclasses.replace(Extract.from_api(payload), lost_attempts=lost[0])
 
-    def extract_documents(
-        self,
-        files: Sequence[DocumentItem],
-        engine: Engine | str = Engine.DANLIN,
-        language: Language | str | None = None,
-        callback_url: str | None = None,
-    ) -> Extract:
-        """Extract text from 1 to 5 stored PDFs, optionally only some pages of each.
-
-        Each item is a uuid, a :class:`FileIdentifier`, or ``(uuid, pages)`` with pages like
-        ``"3-16"`` or ``"1,4,15"``. The answer is either finished (synchronous) or queued with
-        status ``processing``: then poll :meth:`get_extract` (or :meth:`wait_for_extract`) and
-        read pages with :meth:`iter_extract_pages`. ``callback_url`` only signals completion.
-        """
-        identifiers = [_identifier(item) for item in files]
-        if not 1 <= len(identifiers) <= MAX_FILES_PER_REQUEST:
-            raise ValueError(
-                f"extract_documents takes 1 to {MAX_FILES_PER_REQUEST} files, got {len(identifiers)}."
-            )
-        body: dict[str, Any] = {
-            "engine": engine_body(engine, language),
-            "files": [identifier.to_api() for identifier in identifiers],
-        }
-        if callback_url:
-            body["callback_url"] = callback_url
-        what = f"the document extraction of {len(identifiers)} file(s)"
-        lost = [0]
-        payload = self._call("POST", "document-extraction", what, json=body, paid=True, lost=lost)
-        with self._reading(what, lost):
-            return dataclasses.replace(Extract.from_api(payload), lost_attempts=lost[0])
-
-    def get_extract(self, uuid: str) -> Extract:
-        """The extract now: ``processing`` or ``processed``."""
-        payload = self._call("GET", f"extracts/{uuid}", f"extract {uuid}")
-        with self._reading(f"extract {uuid}"):
-            return Extract.from_api(payload)
-
-    def wait_for_extract(self, uuid: str, *, poll_interval: float = 60.0, timeout: float = 3600.0) -> Extract:
-        """Poll until the extract is processed (the vendor suggests about once a minute)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            extract = self.get_extract(uuid)
-            if extract.is_processed:
-                return extract
-            if time.monotonic() + poll_interval > deadline:
-                raise DelixError(
-                    f"Extract {uuid} was still processing after {timeout:.0f} s "
-                    f"(connection '{self.delix_conn_id}'); poll it again later.",
-                    conn_id=self.delix_conn_id,
-                )
-            self._sleep(poll_interval)
-
-    def iter_extract_pages(self, extract_uuid: str, file_uuid: str) -> Iterator[ExtractFilePage]:
-        """All pages of one file of a finished asynchronous extract, following the pagination.
-
-        Pages are fetched by number from this connection's host; the absolute ``next`` links in
-        the answer are not followed, so the key is never sent to a host the answer names.
-        """
-        endpoint = f"extracts/{extract_uuid}/files/{file_uuid}/contents"
-        page = 1
-        while True:
-            what = f"page {page} of the contents of file {file_uuid} in extract {extract_uuid}"
-            payload = self._call("GET", endpoint, what, params={"page": page})
-            if not isinstance(payload, Mapping) or not isinstance(payload.get("data"), list):
-                raise DelixResponseError(
-                    f"Delix answered {what} without a 'data' list (connection '{self.delix_conn_id}').",
-                    conn_id=self.delix_conn_id,
-                )
-            with self._reading(what):
-                pages = [ExtractFilePage.from_api(item) for item in payload["data"]]
-            yield from pages
-            if not _has_next_page(payload, page):
-                return
-            page += 1
-
     # ------------------------------------------------------------------ key registry
 
     def key_registry(self) -> KeyRegistry:
@@ -443,75 +384,9 @@ class DelixHook(HttpHook):
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         """Connection form on Airflow < 3.2 (3.2+ reads ``ui-field-behaviour`` from provider info)."""
-        from airflow_provider_delix.get_provider_info import UI_FIELD_BEHAVIOUR
-
-        return {
-            "hidden_fields": list(UI_FIELD_BEHAVIOUR["hidden-fields"]),
-            "relabeling": dict(UI_FIELD_BEHAVIOUR["relabeling"]),
-            "placeholders": dict(UI_FIELD_BEHAVIOUR["placeholders"]),
-        }
+        return ui_field_behaviour()
 
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
         """Typed extras on Airflow < 3.2 (3.2+ reads ``conn-fields`` from provider info)."""
-        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
-        from flask_babel import lazy_gettext
-        from wtforms import BooleanField, IntegerField, StringField
-        from wtforms.validators import NumberRange, Optional
-
-        from airflow_provider_delix.get_provider_info import CONN_FIELDS
-
-        fields: dict[str, Any] = {}
-        for name, spec in CONN_FIELDS.items():
-            label, kind = lazy_gettext(spec["label"]), spec["schema"]["type"][0]
-            if kind == "boolean":
-                fields[name] = BooleanField(label, description=spec["description"])
-            elif kind == "string":
-                fields[name] = StringField(
-                    label, widget=BS3TextFieldWidget(), description=spec["description"]
-                )
-            else:
-                fields[name] = IntegerField(
-                    label,
-                    widget=BS3TextFieldWidget(),
-                    validators=[Optional(), NumberRange(min=0)],
-                    description=spec["description"],
-                )
-        return fields
-
-
-def _read_environment_once(session: requests.Session, extras: Mapping[str, Any]) -> None:
-    """Switch off requests' ``trust_env`` when what it would find each request is known now.
-
-    With ``trust_env`` on, every request re-reads the proxy variables (and ``no_proxy``), the CA
-    bundle variables and ``~/.netrc``: a tenth of the client's CPU per request. When the
-    connection sets no proxy and no ``trust_env``, the environment has no proxy, and the session
-    has its own auth (so ``.netrc`` is never read), the only thing left to find is a CA bundle
-    (``REQUESTS_CA_BUNDLE``, then ``CURL_CA_BUNDLE``), which requests would use in place of
-    ``verify=True``: it is pinned on the session instead. Anything else keeps ``trust_env``.
-    """
-    if "trust_env" in extras or session.proxies or session.auth is None or urllib.request.getproxies():
-        return
-    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-    if bundle:
-        if session.verify is not True:
-            return  # requests would still put the bundle first: keep its own rules
-        session.verify = bundle
-    session.trust_env = False
-
-
-def _has_next_page(payload: Mapping[str, Any], page: int) -> bool:
-    """Laravel's paginator: ``meta.last_page`` when present, else a non-null ``links.next``."""
-    meta = payload.get("meta")
-    if isinstance(meta, Mapping) and meta.get("last_page") is not None:
-        return page < int(meta["last_page"])
-    links = payload.get("links")
-    return isinstance(links, Mapping) and links.get("next") is not None
-
-
-def _identifier(item: DocumentItem) -> FileIdentifier:
-    if isinstance(item, FileIdentifier):
-        return item
-    if isinstance(item, tuple):
-        return FileIdentifier(uuid=item[0], page=item[1])
-    return FileIdentifier(uuid=item)
+        return connection_form_widgets()

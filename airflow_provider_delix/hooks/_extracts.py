@@ -1,0 +1,149 @@
+"""The hook's extract endpoints: document extraction, extract polls and paginated contents.
+
+Kept apart from :mod:`.delix` (the connection, the session and the one request path) because
+these are what the queued document path adds on top of the request path: they only call
+``_call`` and read answers. :class:`DelixHook` inherits them from :class:`ExtractEndpoints`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+from airflow_provider_delix.api.errors import DelixError, DelixResponseError
+from airflow_provider_delix.api.models import (
+    MAX_FILES_PER_REQUEST,
+    Engine,
+    Extract,
+    ExtractFilePage,
+    FileIdentifier,
+    Language,
+    engine_body,
+)
+
+DocumentItem = str | FileIdentifier | tuple[str, str | None]
+
+
+class _Hook(Protocol):
+    """What these endpoints use of :class:`~airflow_provider_delix.hooks.delix.DelixHook`."""
+
+    delix_conn_id: str
+    _sleep: Callable[[float], None]
+
+    def _call(
+        self,
+        method: str,
+        endpoint: str,
+        what: str,
+        *,
+        json: Any = None,
+        files: Sequence[tuple[str, bytes]] | None = None,
+        params: Mapping[str, Any] | None = None,
+        paid: bool = False,
+        lost: list[int] | None = None,
+    ) -> Any: ...
+
+    def _reading(self, what: str, lost: list[int] | None = None) -> AbstractContextManager[None]: ...
+
+    def get_extract(self, uuid: str) -> Extract: ...
+
+
+class ExtractEndpoints:
+    """``extract_documents``, ``get_extract``, ``wait_for_extract``, ``iter_extract_pages``."""
+
+    def extract_documents(
+        self: _Hook,
+        files: Sequence[DocumentItem],
+        engine: Engine | str = Engine.DANLIN,
+        language: Language | str | None = None,
+        callback_url: str | None = None,
+    ) -> Extract:
+        """Extract text from 1 to 5 stored PDFs, optionally only some pages of each.
+
+        Each item is a uuid, a :class:`FileIdentifier`, or ``(uuid, pages)`` with pages like
+        ``"3-16"`` or ``"1,4,15"``. The answer is either finished (synchronous) or queued with
+        status ``processing``: then poll :meth:`get_extract` (or :meth:`wait_for_extract`) and
+        read pages with :meth:`iter_extract_pages`. ``callback_url`` only signals completion.
+        """
+        identifiers = [_identifier(item) for item in files]
+        if not 1 <= len(identifiers) <= MAX_FILES_PER_REQUEST:
+            raise ValueError(
+                f"extract_documents takes 1 to {MAX_FILES_PER_REQUEST} files, got {len(identifiers)}."
+            )
+        body: dict[str, Any] = {
+            "engine": engine_body(engine, language),
+            "files": [identifier.to_api() for identifier in identifiers],
+        }
+        if callback_url:
+            body["callback_url"] = callback_url
+        what = f"the document extraction of {len(identifiers)} file(s)"
+        lost = [0]
+        payload = self._call("POST", "document-extraction", what, json=body, paid=True, lost=lost)
+        with self._reading(what, lost):
+            return dataclasses.replace(Extract.from_api(payload), lost_attempts=lost[0])
+
+    def get_extract(self: _Hook, uuid: str) -> Extract:
+        """The extract now: ``processing`` or ``processed``."""
+        payload = self._call("GET", f"extracts/{uuid}", f"extract {uuid}")
+        with self._reading(f"extract {uuid}"):
+            return Extract.from_api(payload)
+
+    def wait_for_extract(
+        self: _Hook, uuid: str, *, poll_interval: float = 60.0, timeout: float = 3600.0
+    ) -> Extract:
+        """Poll until the extract is processed (the vendor suggests about once a minute)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            extract = self.get_extract(uuid)
+            if extract.is_processed:
+                return extract
+            if time.monotonic() + poll_interval > deadline:
+                raise DelixError(
+                    f"Extract {uuid} was still processing after {timeout:.0f} s "
+                    f"(connection '{self.delix_conn_id}'); poll it again later.",
+                    conn_id=self.delix_conn_id,
+                )
+            self._sleep(poll_interval)
+
+    def iter_extract_pages(self: _Hook, extract_uuid: str, file_uuid: str) -> Iterator[ExtractFilePage]:
+        """All pages of one file of a finished asynchronous extract, following the pagination.
+
+        Pages are fetched by number from this connection's host; the absolute ``next`` links in
+        the answer are not followed, so the key is never sent to a host the answer names.
+        """
+        endpoint = f"extracts/{extract_uuid}/files/{file_uuid}/contents"
+        page = 1
+        while True:
+            what = f"page {page} of the contents of file {file_uuid} in extract {extract_uuid}"
+            payload = self._call("GET", endpoint, what, params={"page": page})
+            if not isinstance(payload, Mapping) or not isinstance(payload.get("data"), list):
+                raise DelixResponseError(
+                    f"Delix answered {what} without a 'data' list (connection '{self.delix_conn_id}').",
+                    conn_id=self.delix_conn_id,
+                )
+            with self._reading(what):
+                pages = [ExtractFilePage.from_api(item) for item in payload["data"]]
+            yield from pages
+            if not _has_next_page(payload, page):
+                return
+            page += 1
+
+
+def _has_next_page(payload: Mapping[str, Any], page: int) -> bool:
+    """Laravel's paginator: ``meta.last_page`` when present, else a non-null ``links.next``."""
+    meta = payload.get("meta")
+    if isinstance(meta, Mapping) and meta.get("last_page") is not None:
+        return page < int(meta["last_page"])
+    links = payload.get("links")
+    return isinstance(links, Mapping) and links.get("next") is not None
+
+
+def _identifier(item: DocumentItem) -> FileIdentifier:
+    if isinstance(item, FileIdentifier):
+        return item
+    if isinstance(item, tuple):
+        return FileIdentifier(uuid=item[0], page=item[1])
+    return FileIdentifier(uuid=item)
