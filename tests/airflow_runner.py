@@ -12,9 +12,13 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 RUNNER_FOOTER = """
 if __name__ == "__main__":
@@ -74,6 +78,32 @@ class AirflowEnv:
         if not state:
             raise AssertionError(f"the DAG run did not finish (exit {process.returncode}):\n{output[-6000:]}")
         return state, output
+
+
+def signal_when(
+    process: subprocess.Popen[str],
+    ready: Callable[[], bool],
+    sig: int,
+    *,
+    never: str,
+    poll: float = 0.02,
+    timeout: float = 120,
+) -> None:
+    """Send ``sig`` to a run started with :meth:`AirflowEnv.popen` as soon as ``ready()`` holds.
+
+    The interruption tests stop a run at a chosen moment (extractions on the wire, an upload
+    burst); if that moment never comes within ``timeout`` seconds, the run is killed and the
+    test fails with ``never``.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ready():
+            break
+        time.sleep(poll)
+    else:
+        process.kill()
+        pytest.fail(never)
+    process.send_signal(sig)
 
 
 def migrate(home: Path, dags: Path | None = None) -> AirflowEnv:

@@ -43,7 +43,7 @@ from types import ModuleType
 import pytest
 from PIL import Image
 
-from airflow_provider_delix.emulator import scans
+from airflow_provider_delix.emulator import fonts, scans
 
 ROOT = Path(__file__).resolve().parent.parent
 SCANS = ROOT / "tests" / "data" / "scans"
@@ -304,6 +304,6 @@ def test_corrupt_png_has_a_signature_but_does_not_load() -> None:
 
 
 def test_missing_fonts_are_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(scans._FAMILIES, "xx", ("No Such Family",))
+    monkeypatch.setitem(fonts._FAMILIES, "xx", ("No Such Family",))
     with pytest.raises(scans.FontNotFoundError, match="no font for language 'xx'"):
         scans.find_font("xx")

@@ -10,29 +10,49 @@ Two properties that cost money if got wrong:
 * **Identical content is extracted once.** Every page is keyed by the sha256 of the bytes
   that would be uploaded. A page whose content is already waiting in an open chunk or in
   flight is attached to that file as one more *target* (one more row to write); a page whose
-  content finished recently reuses the cached outcome. The :class:`ContentIndex` is shared
-  with the workers, which is why it has a lock.
+  content finished recently reuses the cached outcome. The :class:`ContentIndex`
+  (``core/content_index.py``) is shared with the workers, which is why it has a lock.
 * **Resumed pages are never sent again.** ``(source_sha256, page_number)`` keys already in
   the output are skipped before anything else.
 
 Pages of one source are kept together where possible: a source that fits in one chunk goes
 whole into an open chunk with room for it, or into a new one; a longer source is cut into
 full chunks of consecutive pages.
+
+The records planning produces (``PageTarget``, ``ChunkFile``, ``Chunk``, ``FileOutcome``,
+``InvalidPage``) live in ``core/chunks.py`` and the index in ``core/content_index.py``; both are
+re-exported here, where the rest of the package has always imported them from.
 """
 
 from __future__ import annotations
 
 import hashlib
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from airflow_provider_delix.api.models import MAX_FILES_PER_REQUEST, MAX_SYNC_DOCUMENT_PAGES
+from airflow_provider_delix.core.chunks import Chunk, ChunkFile, FileOutcome, InvalidPage, PageTarget
 from airflow_provider_delix.core.codes import TOO_LARGE_FOR_BUDGET, Reason
+from airflow_provider_delix.core.content_index import ContentIndex
 from airflow_provider_delix.core.options import page_selector
-from airflow_provider_delix.core.table import resume_key
+
+__all__ = [
+    "TOO_LARGE_FOR_BUDGET",
+    "Chunk",
+    "ChunkFile",
+    "ChunkPlanner",
+    "ContentIndex",
+    "FileOutcome",
+    "FilePacker",
+    "InvalidPage",
+    "PageLike",
+    "PageTarget",
+    "PartLike",
+    "PlanStep",
+    "RefLike",
+    "SourceLike",
+]
 
 
 class PageLike(Protocol):
@@ -89,110 +109,6 @@ class SourceLike(Protocol):
     def pages(self) -> Sequence[PageLike]: ...
 
 
-@dataclass(frozen=True, slots=True)
-class PageTarget:
-    """One row to write: a page of a source."""
-
-    source: str
-    source_sha256: str
-    page_number: int
-    normalization: str | None
-
-    @property
-    def key(self) -> tuple[str, int]:
-        return resume_key(self.source_sha256, self.source, self.page_number)
-
-
-@dataclass(slots=True)
-class ChunkFile:
-    """One file to upload and the rows its pages answer.
-
-    An image is one page: ``targets`` are every page of the archive with this content; the list
-    grows while the file is live (duplicates attach to it) and is only read through
-    :meth:`ContentIndex.complete`, which freezes it under the index's lock. A PDF (part) has
-    ``page_map``: for each page to extract, its number in the uploaded file and its row;
-    ``selection`` is the API's page selector for them and ``engine`` the engine of the request
-    it may join. ``sync`` files (<= 5 pages) only share a request with other sync files whose
-    pages add up to at most 5, so the API can answer them at once. A *queued* file (more pages)
-    is sent alone: it holds its storage slot until its extract finishes, so in a request with
-    others it would wait for the slowest of them, and alone Delix's queue can work on several.
-    """
-
-    content_sha256: str
-    filename: str
-    data: bytes
-    targets: list[PageTarget] = field(default_factory=list)
-    page_map: tuple[tuple[int, PageTarget], ...] | None = None
-    selection: str | None = None
-    engine: str | None = None
-    sync: bool = True
-    members: tuple[ChunkFile, ...] = ()  # a pack (core.packing): page i answers member i's rows
-    carried: tuple[int, int] = (0, 0)  # credits (charged, refunded) of an earlier try in a pack
-
-    @property
-    def size(self) -> int:
-        return len(self.data)
-
-    @property
-    def page_count(self) -> int:
-        """Pages this file asks the API to extract."""
-        return 1 if self.page_map is None else len(self.page_map)
-
-    @property
-    def sync_pages(self) -> int:
-        """Pages that count against the 5 of a synchronous document request (0 for images)."""
-        return self.page_count if self.page_map is not None and self.sync else 0
-
-    @property
-    def queued(self) -> bool:
-        """A document (part) over 5 pages: Delix queues its extraction."""
-        return self.page_map is not None and not self.sync
-
-    @property
-    def group(self) -> tuple[str | None, bool]:
-        """Files of one request share an engine and a mode."""
-        return (self.engine, self.sync)
-
-    @property
-    def requested_pages(self) -> tuple[int, ...]:
-        return (1,) if self.page_map is None else tuple(n for n, _ in self.page_map)
-
-    def rows(self, final_targets: Sequence[PageTarget]) -> list[tuple[int, list[PageTarget]]]:
-        """(page in the stored file, rows it answers); ``final_targets`` from ContentIndex.complete."""
-        if self.page_map is None:
-            return [(1, list(final_targets))]
-        return [(n, [t]) for n, t in self.page_map]
-
-
-@dataclass(slots=True)
-class Chunk:
-    chunk_id: str
-    files: list[ChunkFile]
-
-    @property
-    def nbytes(self) -> int:
-        return sum(f.size for f in self.files)
-
-
-@dataclass(frozen=True, slots=True)
-class FileOutcome:
-    """What became of one uploaded content; reused for later pages with the same content."""
-
-    status: str  # a core.table.RowStatus value
-    text: str | None
-    error: str | None
-    error_message: str | None
-    file_uuid: str | None
-    extract_uuid: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class InvalidPage:
-    target: PageTarget
-    error: str
-    message: str | None
-
-
 @dataclass(slots=True)
 class PlanStep:
     """What one call of :meth:`ChunkPlanner.add` produced."""
@@ -203,85 +119,6 @@ class PlanStep:
     resumed: int = 0
     resumed_not_processed: int = 0  # resumed pages whose stored row is failed/rejected/invalid
     pages: int = 0  # pages of this run's inputs, resumed ones included
-
-
-class ContentIndex:
-    """Live contents (open or in flight) by sha256, plus a bounded cache of finished outcomes."""
-
-    def __init__(self, cache_size: int = 2048) -> None:
-        self._lock = threading.Lock()
-        self._live: dict[str, ChunkFile] = {}
-        self._done: OrderedDict[str, FileOutcome] = OrderedDict()
-        self._cache_size = cache_size
-
-    def claim(
-        self, content_sha256: str, target: PageTarget, filename: str, data: bytes
-    ) -> ChunkFile | FileOutcome | None:
-        """A new :class:`ChunkFile` to place, a cached outcome to reuse, or None (attached to a live file)."""
-        with self._lock:
-            live = self._live.get(content_sha256)
-            if live is not None:
-                live.targets.append(target)
-                return None
-            cached = self._done.get(content_sha256)
-            if cached is not None:
-                self._done.move_to_end(content_sha256)
-                return cached
-            new = ChunkFile(content_sha256=content_sha256, filename=filename, data=data, targets=[target])
-            self._live[content_sha256] = new
-            return new
-
-    def complete(self, file: ChunkFile, outcome: FileOutcome | None) -> list[PageTarget]:
-        """Retire a live file and return its final targets; cache ``outcome`` unless None.
-
-        None means "no result" (a transient failure): later duplicates must be sent again.
-        """
-        with self._lock:
-            self._live.pop(file.content_sha256, None)
-            if outcome is not None and self._cache_size > 0:
-                self._done[file.content_sha256] = outcome
-                self._done.move_to_end(file.content_sha256)
-                while len(self._done) > self._cache_size:
-                    self._done.popitem(last=False)
-            return list(file.targets)
-
-    def peek(self, file: ChunkFile) -> list[PageTarget]:
-        """The file's targets so far (for the ledger); duplicates may still attach later."""
-        with self._lock:
-            return list(file.targets)
-
-    def pending_rows(self, file: ChunkFile) -> list[tuple[int, list[PageTarget]]]:
-        """(page in the stored file, rows it answers so far): what the ledger records."""
-        if file.members:
-            return [(i, self.peek(m)) for i, m in enumerate(file.members, 1)]
-        return file.rows(self.peek(file))
-
-    def keys_of(self, file: ChunkFile) -> set[tuple[str, int]]:
-        """Resume keys of every row the file answers so far."""
-        return {t.key for _, ts in self.pending_rows(file) for t in ts}
-
-    def settle(
-        self,
-        file: ChunkFile,
-        outcome_of: Callable[[int], FileOutcome | None],
-        keep: Container[int] = (),
-    ) -> list[tuple[int, list[PageTarget]]]:
-        """Retire the file (a pack: each member) and return (page in the stored file, final rows).
-
-        ``outcome_of(page)`` is what became of a page, None when it got no result: an image's
-        (or a packed image's) outcome is cached for later pages with the same content. Members
-        of a pack on a page in ``keep`` stay live: they are sent again.
-        """
-        if file.members:
-            return [
-                (i, self.complete(m, outcome_of(i))) for i, m in enumerate(file.members, 1) if i not in keep
-            ]
-        cache = outcome_of(1) if file.page_map is None else None
-        return file.rows(self.complete(file, cache))
-
-    def live_count(self) -> int:
-        with self._lock:
-            return len(self._live)
 
 
 class FilePacker(Protocol):

@@ -8,11 +8,21 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import uuid
 from collections.abc import Iterable
 from typing import Any
 
 from fsspec.implementations.local import LocalFileSystem
+
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+
+
+def safe_name(chunk_id: str) -> str:
+    """``chunk_id`` if it can name a state file as it is (no separator, no leading dot); else ValueError."""
+    if not _SAFE_NAME.fullmatch(chunk_id):
+        raise ValueError(f"chunk_id must match {_SAFE_NAME.pattern}, got {chunk_id!r}")
+    return chunk_id
 
 
 class StateUnreadableError(RuntimeError):

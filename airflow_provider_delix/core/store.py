@@ -13,11 +13,13 @@ Why it is built this way (details in ``docs/table.md``):
 * Several writers may share an output path (parallel tasks, a zombie try): recovery adopts the
   state only of writers whose lease is gone or stopped beating (``core/lease.py``), so it never
   takes over (or deletes Delix files of) a writer that is still alive.
+
+The journal's format is in ``core/row_journal.py``; the records of uploaded Delix files, which
+the store keeps beside its rows, in ``core/upload_records.py``.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -35,7 +37,8 @@ import pyarrow.parquet as pq
 
 from airflow_provider_delix.core.lease import WriterLease
 from airflow_provider_delix.core.ledger import ExtractLedger
-from airflow_provider_delix.core.state_dir import StateDir, StateUnreadableError
+from airflow_provider_delix.core.row_journal import journal_bytes, read_journals
+from airflow_provider_delix.core.state_dir import StateDir, safe_name
 from airflow_provider_delix.core.supersede import drop_stale_rows
 from airflow_provider_delix.core.table import (
     SCHEMA,
@@ -47,24 +50,17 @@ from airflow_provider_delix.core.table import (
     resume_key,
     rows_to_record_batch,
 )
+from airflow_provider_delix.core.upload_records import UploadRecords
 
 log = logging.getLogger(__name__)
 
 STATE_DIR = "_delix_state"
-_SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 Key = tuple[str, int]
 
 
 def _safe_tag(tag: str) -> str:
     cleaned = re.sub(r"[^A-Za-z0-9_-]+", "_", tag).strip("_-")[:80]
     return f"{cleaned or 'run'}-{uuid.uuid4().hex[:8]}"
-
-
-def _ipc_bytes(batch: pa.RecordBatch) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, SCHEMA) as writer:
-        writer.write_batch(batch)
-    return bytes(sink.getvalue().to_pybytes())
 
 
 class OutputStore:
@@ -109,7 +105,6 @@ class OutputStore:
         self._tmp_path, self._file_rows, self._seq = "", 0, 0
         self._file_journals: set[str] = set()  # journals whose rows are in the open part
         self._in_flight: set[str] = set()  # journals being written, not yet in a part
-        self._uploads: dict[str, list[str]] = {}
         self._counts: Counter[str] = Counter()
         self.recovered_rows, self.parts, self._closed = 0, list[str](), False
         self.drop_stale_on_close = False  # set when the resume index found rows to supersede
@@ -122,14 +117,14 @@ class OutputStore:
             stale_after_seconds=stale_after_seconds,
         )
         self.ledger = ExtractLedger(self._sd, self.run_tag, self._lease)
+        self.uploads = UploadRecords(self._sd, self.run_tag, self._lease, self._lock)
 
     # ----------------------------------------------------------------- writing
     def append(self, chunk_id: str, rows: Sequence[PageRow]) -> None:
         """Store the rows of one chunk; they are durable (journaled) when this returns."""
         if not rows:
             return
-        if not _SAFE.fullmatch(chunk_id):
-            raise ValueError(f"chunk_id must match {_SAFE.pattern}, got {chunk_id!r}")
+        safe_name(chunk_id)
         batch = rows_to_record_batch(rows)
         stem = f"{self._state}/journal/{self.run_tag}/{chunk_id}"
         with self._lock:
@@ -141,7 +136,8 @@ class OutputStore:
                 journal = f"{stem}.{k}.arrow"
             self._in_flight.add(journal)
         try:
-            self._sd.write_bytes(journal, _ipc_bytes(batch))  # outside the lock: workers journal in parallel
+            # Outside the lock: workers journal in parallel.
+            self._sd.write_bytes(journal, journal_bytes(batch))
             with self._lock:
                 self._check_open()
                 self._add(batch, [journal])
@@ -290,7 +286,7 @@ class OutputStore:
         recovered = 0
         for tag in sorted(self._lease.dead_writers(wait)):
             self._sd.rmdir(f"{self._state}/partial/{tag}")
-            batches = self._read_journals(self._sd.files("journal", tag, ".arrow"), missing_ok=True)
+            batches = read_journals(self._sd, self._sd.files("journal", tag, ".arrow"), missing_ok=True)
             wanted = {k for b in batches.values() for k in _triples(b)}
             seen = self._stored_triples(wanted)
             with self._lock:
@@ -336,7 +332,7 @@ class OutputStore:
         :class:`StateUnreadableError`: treating it as "no state" would pay again for its pages.
         """
         journals = [p for tag in self._sd.tags("journal") for p in self._sd.files("journal", tag, ".arrow")]
-        batches: list[pa.RecordBatch] = list(self._read_journals(journals, missing_ok=True).values())
+        batches: list[pa.RecordBatch] = list(read_journals(self._sd, journals, missing_ok=True).values())
         columns = ("source", "source_sha256", "page_number", "status", "engine", "language", "error")
         parts = iter_batches(self.output_path, columns, storage_options=self.storage_options)
         for batch in chain(batches, parts):
@@ -355,99 +351,30 @@ class OutputStore:
             if wanted is None or status in wanted
         }
 
-    # ----------------------------------------------------------------- uploads journal
+    # ----------------------------------------------------------------- uploads (core/upload_records.py)
     def record_upload_intent(self, chunk_id: str, files: int) -> None:
-        """Before an upload request: ``files`` may be stored under uuids we are not told yet.
-
-        If the answer never arrives (a kill, a lost connection), the next attempt knows that
-        many files may sit on the account -- the API cannot list whose they are -- and reports
-        them (``files_in_doubt``) instead of passing over them in silence.
-        """
-        self._write_uploads(chunk_id, [], pending=files)
+        """Before an upload request: ``files`` may be stored under uuids we are not told yet."""
+        self.uploads.record_upload_intent(chunk_id, files)
 
     def record_uploaded(self, chunk_id: str, uuids: Sequence[str]) -> None:
         """Remember Delix files we stored, before using them, so a crash cannot leak them."""
-        self._write_uploads(chunk_id, uuids, pending=0)
-
-    def _write_uploads(self, chunk_id: str, uuids: Sequence[str], *, pending: int) -> None:
-        if not _SAFE.fullmatch(chunk_id):
-            raise ValueError(f"chunk_id must match {_SAFE.pattern}, got {chunk_id!r}")
-        path = f"{self._state}/uploads/{self.run_tag}/{chunk_id}.json"
-        with self._lock:
-            merged = self._uploads.setdefault(chunk_id, [])
-            merged.extend(u for u in uuids if u not in merged)
-            if not merged and not pending:
-                self._uploads.pop(chunk_id, None)
-                self._sd.rm([path])  # a refused upload: nothing was stored
-                return
-            body = {"run_tag": self.run_tag, "chunk_id": chunk_id, "uuids": merged, "pending": pending}
-            self._sd.write_bytes(path, json.dumps(body).encode())
+        self.uploads.record_uploaded(chunk_id, uuids)
 
     def record_deleted(self, chunk_id: str) -> None:
         """Every file of the chunk is confirmed deleted on Delix: forget the record."""
-        with self._lock:
-            self._uploads.pop(chunk_id, None)
-            self._sd.rm([f"{self._state}/uploads/{self.run_tag}/{chunk_id}.json"])
+        self.uploads.record_deleted(chunk_id)
 
     def orphaned_uploads(self, *, wait: bool = True) -> list[str]:
         """Uuids stored on Delix by crashed writers and never deleted (never a live writer's)."""
-        uuids: set[str] = set()
-        for _path, body in self._upload_records(wait):
-            uuids.update(body.get("uuids", []))
-        return sorted(uuids)
+        return self.uploads.orphaned_uploads(wait=wait)
 
     def uploads_in_doubt(self) -> int:
-        """Files dead writers were uploading when they stopped: maybe stored, uuids unknown.
-
-        Counted once: the pending counts are cleared as they are read.
-        """
-        pending = 0
-        for path, body in self._upload_records(wait=False):
-            count = int(body.get("pending", 0))
-            if not count:
-                continue
-            pending += count
-            if body.get("uuids"):
-                self._sd.write_bytes(path, json.dumps({**body, "pending": 0}).encode())
-            else:
-                self._sd.rm([path])
-        return pending
+        """Files dead writers were uploading when they stopped: maybe stored, uuids unknown."""
+        return self.uploads.uploads_in_doubt()
 
     def forget_uploads(self, uuids: Iterable[str]) -> None:
         """Drop uuids (deleted through the API, or found gone) from crashed writers' records."""
-        gone = set(uuids)
-        for path, body in self._upload_records(wait=False):
-            left = [u for u in body.get("uuids", []) if u not in gone]
-            if not left and not body.get("pending"):
-                self._sd.rm([path])
-            elif len(left) != len(body.get("uuids", [])):
-                self._sd.write_bytes(path, json.dumps({**body, "uuids": left}).encode())
-
-    def _read_journals(self, paths: list[str], *, missing_ok: bool = False) -> dict[str, pa.RecordBatch]:
-        batches = {}
-        for path, data in self._sd.read_many(paths, missing_ok=missing_ok).items():
-            try:
-                batches[path] = pa.ipc.open_stream(data).read_all().combine_chunks().to_batches()[0]
-            except (pa.ArrowInvalid, IndexError) as exc:
-                raise StateUnreadableError(
-                    f"The journal {path} of the output table cannot be read ({type(exc).__name__}): "
-                    "resuming without it could pay again for its pages. Restore or remove it by hand."
-                ) from None
-        return batches
-
-    def _upload_records(self, wait: bool) -> list[tuple[str, dict[str, Any]]]:
-        records = []
-        for tag in sorted(self._lease.dead_writers(wait)):
-            paths = self._sd.files("uploads", tag, ".json")
-            for path, data in self._sd.read_many(paths, missing_ok=True).items():
-                try:
-                    records.append((path, dict(json.loads(data))))
-                except ValueError:
-                    raise StateUnreadableError(
-                        f"The upload record {path} cannot be read: the Delix files it lists could not "
-                        "be deleted. Restore or remove it by hand."
-                    ) from None
-        return records
+        self.uploads.forget_uploads(uuids)
 
 
 def _triples(batch: pa.RecordBatch) -> list[tuple[str | None, int, str]]:

@@ -67,6 +67,26 @@ def render_page_pgm(data: bytes, page_number: int, dpi: int = 300) -> bytes:
     return b"P5\n%d %d\n255\n" % (width, height) + pixels
 
 
+def _lone_image(page: Any) -> Any | None:
+    """The page's only object if it is an image -- a scan, a packed image -- else None.
+
+    One test for both readers of scanned pages below, so the Tesseract backend and the
+    groundtruth backend agree on which pages are scans. A page with text or several objects is
+    not one: the caller renders it, or reads its text layer.
+    """
+    objects = list(page.get_objects())
+    if len(objects) != 1 or objects[0].type != pdfium_c.FPDF_PAGEOBJ_IMAGE:
+        return None
+    return objects[0]
+
+
+def _embedded_jpeg(image: Any) -> bytes | None:
+    """The image's bytes as embedded, if it is a JPEG (``/DCTDecode`` and no other filter)."""
+    if image.get_filters() == ["DCTDecode"]:
+        return bytes(image.get_data(decode_simple=False))
+    return None
+
+
 def page_scan(data: bytes, page_number: int) -> bytes | None:
     """A scanned page's one image at its own resolution, as an image file; None for other pages.
 
@@ -79,12 +99,12 @@ def page_scan(data: bytes, page_number: int) -> bytes | None:
         doc = pdfium.PdfDocument(data)
         try:
             page = doc[page_number - 1]
-            objects = list(page.get_objects())
-            if len(objects) != 1 or objects[0].type != pdfium_c.FPDF_PAGEOBJ_IMAGE:
+            image = _lone_image(page)
+            if image is None:
                 return None
-            image = objects[0]
-            if image.get_filters() == ["DCTDecode"]:
-                return bytes(image.get_data(decode_simple=False))
+            jpeg = _embedded_jpeg(image)
+            if jpeg is not None:
+                return jpeg
             width_pt = page.get_size()[0]
             pil = image.get_bitmap(render=False).to_pil()
         finally:
@@ -96,12 +116,13 @@ def page_scan(data: bytes, page_number: int) -> bytes | None:
 
 
 def page_jpeg(data: bytes, page_number: int) -> bytes | None:
-    """The JPEG a scanned page is made of, as embedded (``/DCTDecode``), if it holds just one.
+    """The JPEG a scanned page is made of, as embedded (``/DCTDecode``); None for other pages.
 
     A page made by embedding a JPEG losslessly (img2pdf, packed scans) carries the file's
     bytes unchanged, so the groundtruth backend can read that page the way it reads the JPEG.
-    Every page of a document is read in one parse and kept for the next pages (a pack of 150
-    pages would otherwise be parsed 150 times). pypdf only parses: no PDFium, no lock.
+    The same pages as :func:`page_scan` count as scans. Every page of a document is read at
+    once and kept for the next pages (a pack of 150 pages would otherwise be opened 150 times
+    and take the PDFium lock for each).
     """
     key = hashlib.sha256(data).hexdigest()
     with _JPEG_LOCK:
@@ -123,26 +144,18 @@ _JPEG_CACHE = 64
 
 
 def _jpeg_pages(data: bytes) -> list[bytes | None]:
-
-    import pypdf
-
-    try:
-        reader = pypdf.PdfReader(io.BytesIO(data))
-        return [_single_jpeg(page) for page in reader.pages]
-    except Exception:  # not a PDF pypdf reads: no page is a packed scan
-        return []
-
-
-def _single_jpeg(page: Any) -> bytes | None:
-    try:
-        xobjects: Any = page["/Resources"].get_object().get("/XObject")
-        if xobjects is None:
-            return None
-        images: list[Any] = [x.get_object() for x in xobjects.get_object().values()]
-        images = [x for x in images if x.get("/Subtype") == "/Image"]
-        if len(images) != 1 or images[0].get("/Filter") != "/DCTDecode":
-            return None
-        raw: bytes = images[0].get_data()
-        return raw
-    except Exception:  # not a page of that shape: the caller falls back
-        return None
+    with _PDFIUM:
+        try:
+            doc = pdfium.PdfDocument(data)
+        except pdfium.PdfiumError:  # not a PDF PDFium opens: no page is a packed scan
+            return []
+        try:
+            pages: list[bytes | None] = []
+            for page in doc:
+                image = _lone_image(page)
+                pages.append(None if image is None else _embedded_jpeg(image))
+            return pages
+        except Exception:  # a page PDFium cannot load: treat the document as holding no scan
+            return []
+        finally:
+            doc.close()

@@ -4,12 +4,11 @@ Why this exists: OCR accuracy tests need pages that look like what a scanner pro
 paper, grey anti-aliased ink, sensor noise, a page that is never quite straight), and protocol
 tests need the expected text of a page without running OCR at all. Both come from here:
 
-* :func:`render_scan` draws a few lines of text like a 300 dpi scan. Persian and Arabic are
-  shaped and laid out right to left by Pillow's raqm engine (HarfBuzz + FriBiDi): without it
-  the letters would be drawn isolated and left to right, which no OCR model was trained on.
-* :func:`embed_ground_truth` / :func:`read_ground_truth` carry the exact expected text inside
-  the PNG, in an ``iTXt`` chunk with keyword ``delix:text`` -- the chunk the emulator's
-  ``groundtruth`` backend returns verbatim, so a test can compare text byte for byte.
+* :func:`render_scan` draws a few lines of text like a 300 dpi scan, in a font found by
+  ``emulator/fonts.py`` (Persian and Arabic shaped right to left by Pillow's raqm engine).
+* :func:`embed_ground_truth` / :func:`read_ground_truth` (``emulator/png_text.py``) carry the
+  exact expected text inside the PNG, in an ``iTXt`` chunk with keyword ``delix:text`` -- the
+  chunk the emulator's ``groundtruth`` backend returns verbatim.
 * :func:`make_png`, :func:`make_multipage_tiff`, :func:`make_oversize_png` and
   :func:`corrupt_png` make the small, fast, and bad inputs other tests need.
 
@@ -17,24 +16,37 @@ Everything is deterministic for a given seed (noise comes from :class:`random.Ra
 from Pillow's unseeded ``effect_noise``), so committed sample files can be regenerated. Pixel
 output can still differ across FreeType/HarfBuzz versions; the committed files are the truth.
 
-Fonts are found at run time with fontconfig (``fc-list``), because their paths differ between
-distributions; a missing font is a clear :class:`FontNotFoundError`, not a tofu-filled image.
+The names of ``fonts`` and ``png_text`` listed in ``__all__`` are re-exported here, where tests
+and scripts import them from.
 """
 
 from __future__ import annotations
 
-import functools
 import io
 import math
 import random
-import re
-import shutil
-import struct
-import subprocess
 import unicodedata
-import zlib
 
 from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageFont
+
+from airflow_provider_delix.emulator.fonts import (
+    RTL_LANGUAGES,
+    FontNotFoundError,
+    find_font,
+    guess_language,
+    raqm_font,
+)
+from airflow_provider_delix.emulator.png_text import (
+    FAIL_KEY,
+    PNG_SIGNATURE,
+    TEXT_KEY,
+    embed_ground_truth,
+    encode_png,
+    png_chunk,
+    png_chunks,
+    read_ground_truth,
+    with_text_chunks,
+)
 
 __all__ = [
     "FAIL_KEY",
@@ -52,81 +64,6 @@ __all__ = [
     "read_ground_truth",
     "render_scan",
 ]
-
-TEXT_KEY = "delix:text"
-"""PNG text-chunk keyword holding the page's expected text (read by the ``groundtruth`` backend)."""
-FAIL_KEY = "delix:fail"
-"""PNG text-chunk keyword; value ``1`` makes the ``groundtruth`` backend fail the page."""
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-RTL_LANGUAGES = frozenset({"fa", "ar"})
-"""Delix language codes written right to left."""
-
-# Font families in order of preference. For Persian, the farsiweb text faces come first: they
-# are what fonts-farsiweb installs and look like ordinary Persian print. Homa before Nazli
-# because, on the sample set, Tesseract 5.3's fas model reads Homa at about 2 % CER on every
-# seed tried, while with Nazli it intermittently drops whole lines (up to 17 % CER). Titr is a bold
-# headline face and only a last resort; DejaVu covers Arabic script too, as a fallback.
-_FAMILIES: dict[str, tuple[str, ...]] = {
-    "fa": ("Homa", "Nazli", "DejaVu Sans", "Titr"),
-    "ar": ("Homa", "Nazli", "DejaVu Sans", "Titr"),
-    "en": ("DejaVu Serif", "Liberation Serif", "DejaVu Sans", "Liberation Sans"),
-    "tr": ("DejaVu Serif", "Liberation Serif", "DejaVu Sans", "Liberation Sans"),
-}
-_ARABIC_SCRIPT = re.compile("[\u0600-\u06ff\u0750-\u077f\ufb50-\ufdff\ufe70-\ufeff]")
-
-
-class FontNotFoundError(RuntimeError):
-    """No installed font can render the language (or fontconfig itself is missing)."""
-
-
-def guess_language(text: str) -> str:
-    """``fa`` when the text contains Arabic-script letters, else ``en``.
-
-    Only for the quick helpers (:func:`make_png`...), where the caller usually does not care.
-    """
-    return "fa" if _ARABIC_SCRIPT.search(text) else "en"
-
-
-@functools.cache
-def find_font(language: str, *, bold: bool = False) -> str:
-    """Path of an installed font for a Delix language code (``fa``, ``ar``, ``en``, ``tr``).
-
-    Asks fontconfig for fonts that declare coverage of the language (``fc-list :lang=xx``) and
-    picks the first preferred family present, regular weight unless ``bold``. Cached, because
-    each call runs a subprocess. Raises :class:`FontNotFoundError` with an install hint.
-    """
-    if shutil.which("fc-list") is None:
-        raise FontNotFoundError("fontconfig's fc-list is not installed: apt-get install fontconfig")
-    fc_lang = {"fa": "fa", "ar": "ar", "en": "en", "tr": "tr"}.get(language, language)
-    out = subprocess.run(
-        ["fc-list", f":lang={fc_lang}", "family", "style", "file"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    ).stdout
-    # Lines look like "/path/nazli.ttf: Nazli:style=Regular" (family may list aliases, comma-separated).
-    fonts: list[tuple[str, set[str], str]] = []
-    for line in out.splitlines():
-        path, _, rest = line.partition(": ")
-        family, _, style = rest.partition(":style=")
-        fonts.append((path.strip(), {f.strip() for f in family.split(",")}, style.strip()))
-    for wanted in _FAMILIES.get(language, _FAMILIES["en"]):
-        candidates = [f for f in fonts if wanted in f[1]]
-        candidates.sort(key=lambda f: (("Bold" in f[2]) != bold, "Italic" in f[2] or "Oblique" in f[2], f[0]))
-        if candidates:
-            return candidates[0][0]
-    hint = "fonts-farsiweb" if language in RTL_LANGUAGES else "fonts-dejavu-core"
-    raise FontNotFoundError(
-        f"no font for language {language!r} (wanted one of {', '.join(_FAMILIES.get(language, ()))}); "
-        f"install e.g. apt-get install {hint}"
-    )
-
-
-@functools.cache
-def _font(path: str, size: int) -> ImageFont.FreeTypeFont:
-    """A raqm-layout font: shaping (joined Arabic letters, ligatures) needs HarfBuzz."""
-    return ImageFont.truetype(path, size, layout_engine=ImageFont.Layout.RAQM)
 
 
 def _draw_lines(
@@ -211,7 +148,7 @@ def render_scan(
     Same arguments and fonts, same pixels.
     """
     rng = random.Random(seed)  # noqa: S311 -- reproducible test pixels, not secrets
-    font = _font(find_font(language), max(6, round(font_pt * dpi / 72)))
+    font = raqm_font(find_font(language), max(6, round(font_pt * dpi / 72)))
     paper = 236 + rng.randint(0, 12)  # recycled-grey to bright-white office paper
     ink = 28 + rng.randint(0, 22)  # toner is dark grey, not 0
     margin = round(0.3 * dpi)
@@ -247,112 +184,6 @@ def render_scan(
     return page
 
 
-# --- PNG chunks ---------------------------------------------------------------------------
-
-
-def _chunk(ctype: bytes, body: bytes) -> bytes:
-    return (
-        struct.pack(">I", len(body)) + ctype + body + struct.pack(">I", zlib.crc32(ctype + body) & 0xFFFFFFFF)
-    )
-
-
-def _chunks(data: bytes) -> list[tuple[bytes, bytes]]:
-    """(type, body) of every chunk, up to IEND or the end of the data; ValueError if not a PNG."""
-    if not data.startswith(PNG_SIGNATURE):
-        raise ValueError("not a PNG (bad signature)")
-    out: list[tuple[bytes, bytes]] = []
-    pos = len(PNG_SIGNATURE)
-    while pos + 8 <= len(data):
-        (length,) = struct.unpack(">I", data[pos : pos + 4])
-        ctype = data[pos + 4 : pos + 8]
-        out.append((ctype, data[pos + 8 : pos + 8 + length]))
-        pos += 12 + length
-        if ctype == b"IEND":
-            break
-    return out
-
-
-def _text_of(ctype: bytes, body: bytes) -> tuple[str, str] | None:
-    """(keyword, text) of a tEXt/zTXt/iTXt chunk, or None for other or malformed chunks."""
-    try:
-        key, _, rest = body.partition(b"\0")
-        if ctype == b"tEXt":
-            raw = rest
-        elif ctype == b"zTXt":
-            raw = zlib.decompress(rest[1:])
-        elif ctype == b"iTXt":
-            compressed = rest[0] == 1
-            _lang, _, rest = rest[2:].partition(b"\0")
-            _translated, _, raw = rest.partition(b"\0")
-            raw = zlib.decompress(raw) if compressed else raw
-        else:
-            return None
-        text = raw.decode("utf-8") if ctype == b"iTXt" else raw.decode("latin-1")
-    except (zlib.error, IndexError, UnicodeDecodeError):
-        return None
-    return key.decode("latin-1"), text
-
-
-def _itxt(key: str, text: str) -> bytes:
-    """An uncompressed iTXt chunk: UTF-8 by definition, unlike tEXt (Latin-1)."""
-    return _chunk(b"iTXt", key.encode("latin-1") + b"\0\0\0\0\0" + text.encode("utf-8"))
-
-
-def _png_bytes(image: Image.Image, *, compress_level: int = 9) -> bytes:
-    buf = io.BytesIO()
-    dpi = image.info.get("dpi")
-    if dpi is not None:
-        image.save(buf, "PNG", compress_level=compress_level, dpi=dpi)
-    else:
-        image.save(buf, "PNG", compress_level=compress_level)
-    return buf.getvalue()
-
-
-def _with_text_chunks(data: bytes, extra: list[bytes], drop: set[str]) -> bytes:
-    """The PNG with text chunks keyed in ``drop`` removed and ``extra`` chunks inserted after IHDR.
-
-    Editing chunks, not re-encoding, keeps the pixels and the compressed size exactly as they
-    were (which matters for the oversize PNG). Early placement lets streaming readers see the
-    text before the image data.
-    """
-    chunks = _chunks(data)
-    if not chunks or chunks[0][0] != b"IHDR":
-        raise ValueError("not a PNG (no IHDR chunk first)")
-    out = bytearray(PNG_SIGNATURE)
-    out += _chunk(*chunks[0])
-    out += b"".join(extra)
-    for ctype, body in chunks[1:]:
-        parsed = _text_of(ctype, body)
-        if parsed is not None and parsed[0] in drop:
-            continue
-        out += _chunk(ctype, body)
-    return bytes(out)
-
-
-def embed_ground_truth(png_bytes_or_image: bytes | Image.Image, text: str) -> bytes:
-    """PNG bytes carrying ``text`` (UTF-8) in an iTXt chunk keyed ``delix:text``.
-
-    Accepts PNG bytes (chunks are edited in place, pixels untouched) or a Pillow image (saved
-    as PNG, keeping ``info["dpi"]``). An existing ``delix:text`` chunk is replaced, so the
-    file never holds two contradicting answers.
-    """
-    data = png_bytes_or_image if isinstance(png_bytes_or_image, bytes) else _png_bytes(png_bytes_or_image)
-    return _with_text_chunks(data, [_itxt(TEXT_KEY, text)], {TEXT_KEY})
-
-
-def read_ground_truth(png_bytes: bytes) -> str | None:
-    """The ``delix:text`` of a PNG (from tEXt, zTXt or iTXt), or None if absent or not a PNG."""
-    try:
-        chunks = _chunks(png_bytes)
-    except ValueError:
-        return None
-    for ctype, body in chunks:
-        parsed = _text_of(ctype, body)
-        if parsed is not None and parsed[0] == TEXT_KEY:
-            return parsed[1]
-    return None
-
-
 # --- quick and bad inputs -----------------------------------------------------------------
 
 
@@ -365,7 +196,7 @@ def _quick_page(text: str, language: str | None, size_px: int) -> Image.Image:
     lang = language or guess_language(text)
     lines = [line[:60] for line in text.splitlines() if line.strip()][:3] or [" "]
     try:
-        font = _font(find_font(lang), size_px)
+        font = raqm_font(find_font(lang), size_px)
     except FontNotFoundError:
         return Image.new("L", (320, 48 * len(lines)), 250)
     return _draw_lines(lines, lang, font, margin=size_px // 2, paper=250, ink=20, min_width=64)
@@ -384,9 +215,9 @@ def make_png(
     ``fail`` a tEXt chunk ``delix:fail`` = ``1`` is added, which makes the emulator's
     ``groundtruth`` backend fail the page. ``language`` defaults to :func:`guess_language`.
     """
-    data = embed_ground_truth(_png_bytes(_quick_page(text, language, size_px), compress_level=6), text)
+    data = embed_ground_truth(encode_png(_quick_page(text, language, size_px), compress_level=6), text)
     if fail:
-        data = _with_text_chunks(data, [_chunk(b"tEXt", FAIL_KEY.encode("latin-1") + b"\x001")], {FAIL_KEY})
+        data = with_text_chunks(data, [png_chunk(b"tEXt", FAIL_KEY.encode("latin-1") + b"\x001")], {FAIL_KEY})
     return data
 
 
@@ -442,7 +273,7 @@ def make_oversize_png(
         page.paste(base, ((width - base.width) // 2, 0))
         page = ImageChops.darker(page, grain)
         page.info["dpi"] = base.info.get("dpi", (300, 300))
-        data = embed_ground_truth(_png_bytes(page, compress_level=6), text)
+        data = embed_ground_truth(encode_png(page, compress_level=6), text)
         if len(data) > target_bytes:
             return data
         height = math.ceil(height * 1.15)
@@ -454,10 +285,10 @@ def corrupt_png() -> bytes:
     Decoders accept the header (so type sniffing says PNG) and then fail while loading
     pixels: the "upload accepted, page unreadable" path.
     """
-    data = _png_bytes(_quick_page("corrupt", "en", 24))
-    chunks = _chunks(data)
+    data = encode_png(_quick_page("corrupt", "en", 24))
+    chunks = png_chunks(data)
     idat = b"".join(body for ctype, body in chunks if ctype == b"IDAT")
     ihdr = chunks[0][1]
     # Keep the first half of the compressed data in a well-formed IDAT chunk, then stop: no
     # more IDAT, no IEND. A checksum error would be a different (also useful) failure mode.
-    return PNG_SIGNATURE + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat[: max(1, len(idat) // 2)])
+    return PNG_SIGNATURE + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", idat[: max(1, len(idat) // 2)])

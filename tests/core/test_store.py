@@ -101,10 +101,10 @@ def test_recover_skips_rows_whose_part_was_published_before_the_crash(out: str) 
     with OutputStore(out, **FAST) as first:
         first.append("c0", rows(0))
     # A crash between publishing a part and deleting its journals leaves both behind.
-    from airflow_provider_delix.core.store import _ipc_bytes
+    from airflow_provider_delix.core.row_journal import journal_bytes
     from airflow_provider_delix.core.table import rows_to_record_batch
 
-    put(out, "_delix_state/journal/dead-1/c0.arrow", _ipc_bytes(rows_to_record_batch(rows(0) + rows(1))))
+    put(out, "_delix_state/journal/dead-1/c0.arrow", journal_bytes(rows_to_record_batch(rows(0) + rows(1))))
     with OutputStore(out, **FAST) as store:
         assert store.recover() == 5  # only chunk 1's rows were missing
     assert len(read_table(out)) == 10

@@ -18,29 +18,13 @@ from typing import Any
 import pytest
 from airflow_runner import AirflowEnv, connection_json
 from archives import write_good_scans
+from dag_templates import write_operator_dag
 from emulator_checks import FAST_RETRIES
 
 from airflow_provider_delix.core.table import read_table
 
 pytestmark = pytest.mark.timeout(600)
 
-DAG = """
-import pendulum
-from airflow.providers.common.compat.sdk import DAG
-from airflow_provider_delix.operators.image_extraction import ImageExtractionOperator
-
-with DAG("ocr_bad_answers", schedule=None, start_date=pendulum.datetime(2026, 1, 1), catchup=False) as dag:
-    ImageExtractionOperator(
-        task_id="ocr",
-        images={images!r},
-        output_path={output!r},
-        max_failed_ratio=None,
-        max_stored_files=10,
-        poll_interval=0.2,
-        progress_interval=1,
-        retries=0,
-    )
-"""
 KINDS = (
     "upload_missing_entry",
     "extract_not_json",
@@ -56,8 +40,15 @@ def test_each_malformed_answer_costs_only_its_pages(
     emulator = emulator_factory(malformed_every=3)
     truth = write_good_scans(tmp_path / "archive", 120)
     output = tmp_path / "table"
-    dag_file = airflow_env.write_dag(
-        "ocr_bad_answers", DAG.format(images=str(tmp_path / "archive"), output=str(output))
+    dag_file = write_operator_dag(
+        airflow_env,
+        "ocr_bad_answers",
+        images=tmp_path / "archive",
+        output_path=output,
+        max_failed_ratio=None,
+        max_stored_files=10,
+        poll_interval=0.2,
+        progress_interval=1,
     )
     state, log = airflow_env.run(
         dag_file, AIRFLOW_CONN_DELIX_DEFAULT=connection_json(emulator, **FAST_RETRIES)

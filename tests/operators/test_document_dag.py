@@ -10,39 +10,18 @@ from __future__ import annotations
 import json
 import re
 import signal
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow_runner import AirflowEnv, connection_json
+from airflow_runner import AirflowEnv, connection_json, signal_when
+from dag_templates import write_operator_dag
 from documents import write_pdf_archive
 from emulator_checks import FAST_RETRIES, assert_charged_once
 
 from airflow_provider_delix.core.table import read_table
 
 pytestmark = pytest.mark.timeout(600)
-
-DAG = """
-import pendulum
-from airflow.providers.common.compat.sdk import DAG
-from airflow_provider_delix.operators.document_extraction import DocumentExtractionOperator
-
-with DAG("{dag_id}", schedule=None, start_date=pendulum.datetime(2026, 1, 1), catchup=False) as dag:
-    DocumentExtractionOperator(
-        task_id="ocr_pdfs",
-        documents={documents!r},
-        output_path={output!r},
-        engine={engine!r},
-        language={language!r},
-        deferrable={deferrable!r},
-        poll_interval=0.2,
-        max_failed_ratio=None,
-        max_stored_files={max_files},
-        progress_interval=1,
-        retries=0,
-    )
-"""
 
 
 def _dag(
@@ -56,16 +35,20 @@ def _dag(
     deferrable: bool = False,
     max_files: int = 30,
 ) -> Path:
-    source = DAG.format(
-        dag_id=dag_id,
-        documents=str(documents),
-        output=str(output),
+    return write_operator_dag(
+        env,
+        dag_id,
+        task_id="ocr_pdfs",
+        documents=documents,
+        output_path=output,
         engine=engine,
         language=language,
         deferrable=deferrable,
-        max_files=max_files,
+        poll_interval=0.2,
+        max_failed_ratio=None,
+        max_stored_files=max_files,
+        progress_interval=1,
     )
-    return env.write_dag(dag_id, source)
 
 
 def test_pdf_archive_under_faults_one_row_per_original_page(
@@ -120,18 +103,15 @@ def test_sigkill_while_extracts_are_queued_then_rerun_reattaches(
     dag_file = _dag(airflow_env, "pdf_kill", tmp_path / "pdfs", output)
     conn = connection_json(emulator, **FAST_RETRIES)
 
-    process = airflow_env.popen(dag_file, AIRFLOW_CONN_DELIX_DEFAULT=conn)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
+    def queued_and_journalled() -> bool:
         # Kill once a queued extract is journalled with its uuid (the write-ahead under test);
         # the emulator's count alone can run ahead of the answer reaching the client.
-        if emulator.stats()["extracts"]["processing"] >= 1 and _journalled_extracts(output):
-            break
-        time.sleep(0.05)
-    else:
-        process.kill()
-        pytest.fail("the run never had a queued extract")
-    process.send_signal(signal.SIGKILL)
+        return emulator.stats()["extracts"]["processing"] >= 1 and bool(_journalled_extracts(output))
+
+    process = airflow_env.popen(dag_file, AIRFLOW_CONN_DELIX_DEFAULT=conn)
+    signal_when(
+        process, queued_and_journalled, signal.SIGKILL, never="the run never had a queued extract", poll=0.05
+    )
     process.wait(timeout=30)
     assert emulator.stats()["charges"], "the killed attempt paid for queued extracts"
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from airflow_runner import AirflowEnv, connection_json
+from dag_templates import operator_dag
 from emulator_checks import FAST_RETRIES, assert_charged_once
 from huge_images import huge_png
 
@@ -22,31 +23,18 @@ pytestmark = pytest.mark.timeout(600)
 
 GIB_KB = 1024 * 1024  # ru_maxrss is in KiB on Linux
 
-DAG = """
+REPORT_PEAK_RSS = """
 import atexit
 import resource
-
-import pendulum
-from airflow.providers.common.compat.sdk import DAG
-from airflow_provider_delix.operators.image_extraction import ImageExtractionOperator
 
 
 def _report():
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    print(f"MAXRSS_KB={{own}} CHILDREN_KB={{children}}", flush=True)
+    print(f"MAXRSS_KB={own} CHILDREN_KB={children}", flush=True)
 
 
 atexit.register(_report)
-
-with DAG("{dag_id}", schedule=None, start_date=pendulum.datetime(2026, 1, 1), catchup=False) as dag:
-    ImageExtractionOperator(
-        task_id="ocr",
-        images={images!r},
-        output_path={output!r},
-        max_failed_ratio=None,
-        retries=0,
-    )
 """
 
 
@@ -70,7 +58,9 @@ def test_three_11000x16000_pngs_stay_under_1_gib(
     assert all(path.stat().st_size < 1_000_000 for path in huge.values())
     emulator = emulator_factory()
     output = tmp_path / "table"
-    source = DAG.format(dag_id="ocr_memory", images=str(archive), output=str(output))
+    source = operator_dag(
+        "ocr_memory", preamble=REPORT_PEAK_RSS, images=archive, output_path=output, max_failed_ratio=None
+    )
     state, log = airflow_env.run(
         airflow_env.write_dag("ocr_memory", source),
         AIRFLOW_CONN_DELIX_DEFAULT=connection_json(emulator, **FAST_RETRIES),

@@ -8,39 +8,19 @@ then a re-run, and an empty archive.
 from __future__ import annotations
 
 import signal
-import time
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
-from airflow_runner import AirflowEnv, connection_json
+from airflow_runner import AirflowEnv, connection_json, signal_when
 from archives import write_bad_inputs, write_good_scans
+from dag_templates import write_operator_dag
 from emulator_checks import FAST_RETRIES, assert_charged_once
 
 from airflow_provider_delix.core.table import read_table
 
 pytestmark = pytest.mark.timeout(600)
-
-DAG = """
-import pendulum
-from airflow.providers.common.compat.sdk import DAG
-from airflow_provider_delix.operators.image_extraction import ImageExtractionOperator
-
-with DAG("{dag_id}", schedule=None, start_date=pendulum.datetime(2026, 1, 1), catchup=False) as dag:
-    ImageExtractionOperator(
-        task_id="ocr",
-        images={images!r},
-        output_path={output!r},
-        engine="danlin",
-        language="fa",
-        max_failed_ratio=None,
-        max_stored_files={max_files},
-        max_concurrency={concurrency},
-        progress_interval=1,
-        retries=0,
-    )
-"""
 
 
 def _dag(
@@ -51,10 +31,18 @@ def _dag(
     max_files: int = 30,
     concurrency: int | None = None,
 ) -> Path:
-    source = DAG.format(
-        dag_id=dag_id, images=images, output=str(output), max_files=max_files, concurrency=concurrency
+    return write_operator_dag(
+        env,
+        dag_id,
+        images=images,
+        output_path=output,
+        engine="danlin",
+        language="fa",
+        max_failed_ratio=None,
+        max_stored_files=max_files,
+        max_concurrency=concurrency,
+        progress_interval=1,
     )
-    return env.write_dag(dag_id, source)
 
 
 def _assert_storage_empty(stats: dict[str, Any], limit: int) -> None:
@@ -146,18 +134,17 @@ def test_sigkill_mid_run_then_rerun_loses_nothing(
     dag_file = _dag(airflow_env, "ocr_kill", str(tmp_path / "archive"), output, max_files=5, concurrency=1)
     conn = connection_json(emulator, **FAST_RETRIES)
 
-    process = airflow_env.popen(dag_file, AIRFLOW_CONN_DELIX_DEFAULT=conn)
-    deadline = time.monotonic() + 120
-    # Kill while an extraction is in flight, after a few chunks have finished.
-    while time.monotonic() < deadline:
+    def extracting_after_a_few_chunks() -> bool:  # kill while an extraction is in flight
         stats = emulator.stats()
-        if stats["calls"].get("POST /image-extraction", 0) >= 4 and stats["extracts"]["processing"] >= 1:
-            break
-        time.sleep(0.02)
-    else:
-        process.kill()
-        pytest.fail("the run never reached its fourth extraction")
-    process.send_signal(signal.SIGKILL)
+        return stats["calls"].get("POST /image-extraction", 0) >= 4 and stats["extracts"]["processing"] >= 1
+
+    process = airflow_env.popen(dag_file, AIRFLOW_CONN_DELIX_DEFAULT=conn)
+    signal_when(
+        process,
+        extracting_after_a_few_chunks,
+        signal.SIGKILL,
+        never="the run never reached its fourth extraction",
+    )
     process.wait(timeout=30)
     charged_before = sum(emulator.stats()["charges"].values())
     assert 0 < charged_before < 40

@@ -16,33 +16,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow_runner import AirflowEnv, connection_json
+from airflow_runner import AirflowEnv, connection_json, signal_when
 from archives import write_good_scans
+from dag_templates import write_operator_dag
 from emulator_checks import FAST_RETRIES, assert_charged_once
 
 from airflow_provider_delix.core.table import read_table
 
 pytestmark = pytest.mark.timeout(600)
 
-DAG = """
-import pendulum
-from airflow.providers.common.compat.sdk import DAG
-from airflow_provider_delix.operators.image_extraction import ImageExtractionOperator
-
-with DAG("{dag_id}", schedule=None, start_date=pendulum.datetime(2026, 1, 1), catchup=False) as dag:
-    ImageExtractionOperator(
-        task_id="ocr",
-        images={images!r},
-        output_path={output!r},
-        max_failed_ratio=None,
-        progress_interval=1,
-        retries=0,
-    )
-"""
-
 
 def _dag(env: AirflowEnv, dag_id: str, images: Path, output: Path) -> Path:
-    return env.write_dag(dag_id, DAG.format(dag_id=dag_id, images=str(images), output=str(output)))
+    return write_operator_dag(
+        env, dag_id, images=images, output_path=output, max_failed_ratio=None, progress_interval=1
+    )
 
 
 def test_lost_upload_answers_leave_no_file_on_the_account(
@@ -78,17 +65,12 @@ def test_a_rerun_after_a_sigkill_during_an_upload_burst_leaves_no_file(
     dag_file = _dag(airflow_env, "ocr_kill_uploads", tmp_path / "archive", output)
     conn = connection_json(emulator, **FAST_RETRIES)
 
-    process = airflow_env.popen(dag_file, AIRFLOW_CONN_DELIX_DEFAULT=conn)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # a burst: files stored and uploads still on the wire
+    def upload_burst() -> bool:  # files stored and uploads still on the wire
         stats = emulator.stats()
-        if stats["files"]["count"] >= 10 and stats["calls"].get("POST /files", 0) >= 4:
-            break
-        time.sleep(0.02)
-    else:
-        process.kill()
-        pytest.fail("the run never reached an upload burst")
-    process.send_signal(signal.SIGKILL)
+        return stats["files"]["count"] >= 10 and stats["calls"].get("POST /files", 0) >= 4
+
+    process = airflow_env.popen(dag_file, AIRFLOW_CONN_DELIX_DEFAULT=conn)
+    signal_when(process, upload_burst, signal.SIGKILL, never="the run never reached an upload burst")
     process.wait(timeout=30)
     time.sleep(0.6)  # the uploads on the wire at the kill finish on the server
     left = emulator.stats()["files"]["count"]

@@ -15,31 +15,13 @@ from typing import Any
 import pytest
 from airflow_runner import AirflowEnv, connection_json
 from archives import write_bad_inputs
+from dag_templates import write_operator_dag
 from emulator_checks import FAST_RETRIES, assert_charged_once
 from PIL import Image, ImageDraw
 
 from airflow_provider_delix.core.table import read_table
 
 pytestmark = pytest.mark.timeout(600)
-
-DAG = """
-import pendulum
-from airflow.providers.common.compat.sdk import DAG
-from airflow_provider_delix.operators.image_extraction import ImageExtractionOperator
-
-with DAG("ocr_packed", schedule=None, start_date=pendulum.datetime(2026, 1, 1), catchup=False) as dag:
-    ImageExtractionOperator(
-        task_id="ocr",
-        images={images!r},
-        output_path={output!r},
-        packing="pdf",
-        poll_interval=0.2,
-        max_failed_ratio=None,
-        max_stored_files=8,
-        progress_interval=1,
-        retries=0,
-    )
-"""
 
 
 def write_jpeg_scans(folder: Path, count: int) -> dict[str, str]:
@@ -66,8 +48,16 @@ def test_packed_images_get_their_own_rows_through_faults_and_a_rerun_pays_nothin
     truth = write_jpeg_scans(tmp_path / "archive", 48)
     bad = write_bad_inputs(tmp_path / "archive" / "bad")
     output = tmp_path / "table"
-    dag_file = airflow_env.write_dag(
-        "ocr_packed", DAG.format(images=str(tmp_path / "archive"), output=str(output))
+    dag_file = write_operator_dag(
+        airflow_env,
+        "ocr_packed",
+        images=tmp_path / "archive",
+        output_path=output,
+        packing="pdf",
+        poll_interval=0.2,
+        max_failed_ratio=None,
+        max_stored_files=8,
+        progress_interval=1,
     )
     conn = connection_json(emulator, **FAST_RETRIES)
 

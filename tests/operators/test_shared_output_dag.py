@@ -19,30 +19,12 @@ from typing import Any
 import pytest
 from airflow_runner import AirflowEnv, connection_json
 from archives import write_good_scans
+from dag_templates import operator_dag
 from emulator_checks import FAST_RETRIES, assert_charged_once
 
 from airflow_provider_delix.core.table import read_table
 
 pytestmark = pytest.mark.timeout(300)
-
-DAG = """
-import pendulum
-from airflow.providers.common.compat.sdk import DAG
-from airflow_provider_delix.operators.image_extraction import ImageExtractionOperator
-
-with DAG({dag_id!r}, schedule=None, start_date=pendulum.datetime(2026, 1, 1), catchup=False) as dag:
-    ImageExtractionOperator(
-        task_id="ocr",
-        images={images!r},
-        output_path={output!r},
-        max_failed_ratio=None,
-        max_stored_files=10,
-        poll_interval=0.2,
-        progress_interval=1,
-        retries=0,
-    )
-"""
-
 
 GATE = """
 import pathlib, time
@@ -62,7 +44,15 @@ def _copy(env: AirflowEnv, home: Path) -> AirflowEnv:
 def _dag(
     env: AirflowEnv, dag_id: str, images: Path, output: Path, gate: tuple[Path, str] | None = None
 ) -> Path:
-    source = DAG.format(dag_id=dag_id, images=str(images), output=str(output))
+    source = operator_dag(
+        dag_id,
+        images=images,
+        output_path=output,
+        max_failed_ratio=None,
+        max_stored_files=10,
+        poll_interval=0.2,
+        progress_interval=1,
+    )
     if gate is not None:
         source += GATE.format(ready=str(gate[0] / f"ready-{gate[1]}"), go=str(gate[0] / "go"))
     return env.write_dag(dag_id, source)

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from airflow_runner import AirflowEnv, connection_json
 from archives import write_good_scans
+from dag_templates import write_operator_dag
 from emulator_checks import FAST_RETRIES
 
 from airflow_provider_delix.core.table import read_table
@@ -32,25 +33,6 @@ pytestmark = pytest.mark.timeout(900)
 IMAGES = 120
 KILLS = 10
 SEED = 11
-
-DAG = """
-import pendulum
-from airflow.providers.common.compat.sdk import DAG
-from airflow_provider_delix.operators.image_extraction import ImageExtractionOperator
-
-with DAG("ocr_sigkill", schedule=None, start_date=pendulum.datetime(2026, 1, 1), catchup=False) as dag:
-    ImageExtractionOperator(
-        task_id="ocr",
-        images={images!r},
-        output_path={output!r},
-        engine="danlin",
-        language="fa",
-        max_failed_ratio=None,
-        max_stored_files=10,
-        progress_interval=1,
-        retries=0,
-    )
-"""
 
 
 def _pages_on_the_wire(output: Path) -> int:
@@ -77,8 +59,16 @@ def test_ten_random_sigkills_each_followed_by_a_rerun_lose_nothing_and_leave_not
     )
     truth = write_good_scans(tmp_path / "archive", IMAGES)
     output = tmp_path / "table"
-    dag_file = airflow_env.write_dag(
-        "ocr_sigkill", DAG.format(images=str(tmp_path / "archive"), output=str(output))
+    dag_file = write_operator_dag(
+        airflow_env,
+        "ocr_sigkill",
+        images=tmp_path / "archive",
+        output_path=output,
+        engine="danlin",
+        language="fa",
+        max_failed_ratio=None,
+        max_stored_files=10,
+        progress_interval=1,
     )
     conn = connection_json(emulator, **FAST_RETRIES)
     rng = random.Random(SEED)
