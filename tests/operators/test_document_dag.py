@@ -60,14 +60,26 @@ def test_pdf_archive_under_faults_one_row_per_original_page(
     truth, invalid = write_pdf_archive(tmp_path / "pdfs")
     output = tmp_path / "table"
     dag_file = _dag(airflow_env, "pdf_faults", tmp_path / "pdfs", output, max_files=20)
-    state, log = airflow_env.run(
-        dag_file, AIRFLOW_CONN_DELIX_DEFAULT=connection_json(emulator, **FAST_RETRIES)
-    )
+    conn = connection_json(emulator, **FAST_RETRIES)
+    state, log = airflow_env.run(dag_file, AIRFLOW_CONN_DELIX_DEFAULT=conn)
     assert state == "success", log[-6000:]
     stats = emulator.stats()
     assert sum(stats["faults"].values()) > 0, "faults must actually have been injected"
 
     table = read_table(str(output))
+    # A dropped connection may come after Delix applied the request: the table counts such a lost
+    # send as charged and the run reports it as at risk. The emulator's drops come before
+    # anything is applied, so here the at-risk credits are exactly the table's excess.
+    at_risk = re.search(r"(\d+) credit\(s\) that Delix charged only if it applied them", log)
+    excess = int(at_risk.group(1)) if at_risk else 0
+    assert table["credits_charged"].sum() - excess == sum(stats["charges"].values()) * 100
+    if (table["error"] == "answer_lost").any():
+        # An extraction dropped on both of its sends (about one run in a hundred here): its pages
+        # have answer_lost rows, and the next run on the output finishes exactly them.
+        state, log = airflow_env.run(dag_file, AIRFLOW_CONN_DELIX_DEFAULT=conn)
+        assert state == "success", log[-6000:]
+        table, stats = read_table(str(output)), emulator.stats()
+        assert not (table["error"] == "answer_lost").any()
     assert not table.duplicated(["source", "page_number"]).any()
     good = table[table["status"] == "processed"]
     got = {(s, int(p)): t for s, p, t in zip(good["source"], good["page_number"], good["text"], strict=True)}
@@ -80,12 +92,6 @@ def test_pdf_archive_under_faults_one_row_per_original_page(
     assert len(table) == len(truth) + sum(p for _, p in invalid.values())
     split = table[table["source"].str.endswith("long160.pdf")]
     assert sorted(split["page_number"]) == list(range(1, 161))
-    # A dropped connection may come after Delix applied the request: the table counts such a lost
-    # send as charged and the run reports it as at risk. The emulator's drops come before
-    # anything is applied, so here the at-risk credits are exactly the table's excess.
-    at_risk = re.search(r"(\d+) credit\(s\) that Delix charged only if it applied them", log)
-    excess = int(at_risk.group(1)) if at_risk else 0
-    assert table["credits_charged"].sum() - excess == sum(stats["charges"].values()) * 100
     assert_charged_once(stats, len(truth))
     assert stats["files"]["count"] == 0, "every uploaded file is deleted"
     assert 0 < stats["files"]["max_count"] <= 20
