@@ -141,7 +141,8 @@ class ClaimBook:
         self.decide_timeout, self.wait_timeout = decide_timeout, wait_timeout
         self._clock, self._sleep = clock, sleep
         self._lock = threading.Lock()
-        self._others: tuple[float, bool] | None = None  # (when listed, others exist or existed)
+        self._seen = False  # another writer was seen: for the rest of the run, never "alone"
+        self._alone_at: float | None = None  # when a listing last found nobody else
         self._read: set[str] = set(self._parts())  # rows present at start are the resume index's
         self._done: set[Key] = set()  # keys other writers gave a row (this run's settings)
         self.dropped_rows = 0  # rows not written because another writer had written them
@@ -164,9 +165,10 @@ class ClaimBook:
         leases = self._state.ls(f"{self._state.root}/writers")
         others = any(p.rsplit("/", 1)[-1] != f"{self._tag}.json" for p in leases) or self._new_parts()
         with self._lock:
-            seen = others or (self._others is not None and self._others[1])
-            self._others = (started, seen)
-        return seen
+            self._seen = self._seen or others
+            if not self._seen:
+                self._alone_at = started
+            return self._seen
 
     def _new_parts(self) -> bool:
         """Another writer published rows since this one started (it may have left already)."""
@@ -183,9 +185,11 @@ class ClaimBook:
         must be dropped here, not paid again. Once another writer was seen, every claim is
         checked for the rest of the run."""
         with self._lock:
-            cached = self._others
-        if cached is not None and self._clock() - cached[0] < self.cache_seconds:
-            return not cached[1]
+            if self._seen:
+                return False  # nothing to list: the answer cannot change back
+            at = self._alone_at
+        if at is not None and self._clock() - at < self.cache_seconds:
+            return True
         return not self._list_others()
 
     # ------------------------------------------------------------------ one request
