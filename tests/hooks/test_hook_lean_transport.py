@@ -199,42 +199,41 @@ URLLIB3_FAILURES = [
 BODY_FAILURES = [ProtocolError("cut"), ReadTimeoutError(None, "/", "read"), DecodeError("gzip")]  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("failure", URLLIB3_FAILURES, ids=lambda e: type(e).__name__)
-def test_urllib3_errors_are_wrapped_as_requests_wraps_them(
-    hook: DelixHook, monkeypatch: pytest.MonkeyPatch, failure: Exception
-) -> None:
+def _raised_by_both(hook: DelixHook) -> tuple[BaseException, BaseException]:
+    """The same GET through requests' session and through the lean path: what each raised."""
     session, lean = hook.get_conn(), hook._lean
     assert lean is not None
-
-    def fail(*args: Any, **kwargs: Any) -> Any:
-        raise failure
-
-    monkeypatch.setattr(urllib3.HTTPConnectionPool, "urlopen", fail)
     with pytest.raises(Exception) as by_session:
         session.request("GET", f"{hook.base_url}/files", timeout=(1, 1))
     with pytest.raises(Exception) as by_lean:
         lean.send("GET", "files", timeout=(1, 1))
-    assert type(by_lean.value) is type(by_session.value)
-    assert isinstance(by_lean.value, requests.RequestException) or by_lean.value is failure
+    return by_session.value, by_lean.value
+
+
+@pytest.mark.parametrize("failure", URLLIB3_FAILURES, ids=lambda e: type(e).__name__)
+def test_urllib3_errors_are_wrapped_as_requests_wraps_them(
+    hook: DelixHook, monkeypatch: pytest.MonkeyPatch, failure: Exception
+) -> None:
+    def fail(*args: Any, **kwargs: Any) -> Any:
+        raise failure
+
+    monkeypatch.setattr(urllib3.HTTPConnectionPool, "urlopen", fail)
+    by_session, by_lean = _raised_by_both(hook)
+    assert type(by_lean) is type(by_session)
+    assert isinstance(by_lean, requests.RequestException) or by_lean is failure
 
 
 @pytest.mark.parametrize("failure", BODY_FAILURES, ids=lambda e: type(e).__name__)
 def test_errors_reading_the_body_are_wrapped_alike(
     hook: DelixHook, monkeypatch: pytest.MonkeyPatch, failure: Exception
 ) -> None:
-    session, lean = hook.get_conn(), hook._lean
-    assert lean is not None
-
     def fail(*args: Any, **kwargs: Any) -> Any:
         raise failure
 
     monkeypatch.setattr(urllib3.HTTPResponse, "read", fail)
     monkeypatch.setattr(urllib3.HTTPResponse, "stream", lambda self, *a, **k: iter([fail()]))
-    with pytest.raises(Exception) as by_session:
-        session.request("GET", f"{hook.base_url}/files", timeout=(1, 1))
-    with pytest.raises(Exception) as by_lean:
-        lean.send("GET", "files", timeout=(1, 1))
-    assert type(by_lean.value) is type(by_session.value)
+    by_session, by_lean = _raised_by_both(hook)
+    assert type(by_lean) is type(by_session)
 
 
 @pytest.mark.parametrize(
