@@ -78,6 +78,7 @@ class ChunkUpload(ChunkBadAnswers):
                         token,
                         len(files),
                         limited=use.waiting > 0 or use.files + len(files) > ctx.budget.limit,
+                        share=ctx.fair_share(),
                     )
                 if since is not None:
                     ctx.stats.metrics.storage_wait(ctx.clock() - since)
@@ -96,7 +97,9 @@ class ChunkUpload(ChunkBadAnswers):
                     ) from exc
                 attempt += 1
                 if window is not None:
-                    window.refused(token, held=ctx.budget.usage().files)
+                    # What the task holds besides this refused chunk, against an equal share.
+                    held = max(0, ctx.budget.usage().files - len(files))
+                    window.refused(token, held=held, share=ctx.fair_share())
                     delay = window.retry_delay(attempt, first, longest)
                 log.info("Delix storage is full (%s); waiting %.1f s", exc.error, min(delay, left))
                 requeue = window is not None and not ctx.parked  # parked extracts cannot free slots

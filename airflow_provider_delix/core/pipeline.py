@@ -213,6 +213,7 @@ class ExtractionPipeline(PipelineDispatch, PipelineLeftovers, PipelineOutcome):
             clock=self.clock,
             sleep=self.sleep,
             window=self.window,
+            fair_share=self.cleanup.fair_share,
         )
         reader: Prefetcher[SourceLike] | None = None
         planner: ChunkPlanner | None = None

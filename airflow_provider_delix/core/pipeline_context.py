@@ -127,6 +127,7 @@ class RunContext:
     retries: list[ChunkFile] = field(default_factory=list)  # packed images to send again alone
     window: StorageWindow | None = None  # the task's share of a shared account (core/window.py)
     claims: ClaimBook | None = None  # other writers of the output path (core/claims.py)
+    fair_share: Callable[[], float | None] = lambda: None  # the key registry's equal share, if known
     deferred: list[ChunkFile] = field(default_factory=list)  # another writer holds their pages
 
 

@@ -41,6 +41,7 @@ from airflow_provider_delix.core.budget import StorageBudget
 from airflow_provider_delix.core.client import DelixClient, ForwardingClient, UploadItem
 from airflow_provider_delix.core.key_registry import KeyRegistry, RegistryWriter
 from airflow_provider_delix.core.orphan_sweep import SweepReport, UnclaimedFile, sweep_orphans
+from airflow_provider_delix.core.window import fair_share
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,9 @@ class RunCleanup:
         self._holds: list[tuple[int, int]] = []  # (files, bytes) of lost uploads, not yet swept
         self._closed = False
         self._swept_at_start = False
+        self.share_interval = 1.0
+        self._share: float | None = None
+        self._share_at = float("-inf")
 
     @property
     def active(self) -> bool:
@@ -116,6 +120,33 @@ class RunCleanup:
         except Exception:  # the storage window only starts more cautiously
             return None
         return sum(1 for w in view.writers.values() if w.live and w.tag != self.tag)
+
+    def fair_share(self) -> float | None:
+        """An equal share of the account for the storage window (:func:`~.window.fair_share`).
+
+        The live writers come from the registry, read at most every ``share_interval`` seconds
+        (a refusal asks; refusals are rare). Files the last sweep found claimed by no writer it
+        can see (other hosts' tasks, other programs on the key, reported when the registry is not
+        shared) are taken off the account first. None without a registry, or when it cannot be
+        read: the window then falls back to AIMD alone.
+        """
+        if self.registry is None:
+            return None
+        now = self.clock()
+        with self._lock:
+            if self._share is not None and now - self._share_at < self.share_interval:
+                return self._share
+            last = self.last
+        try:
+            view = self.registry.read()
+        except Exception:
+            return None
+        others = sum(1 for w in view.writers.values() if w.live and w.tag != self.tag)
+        unseen = last.unclaimed if last is not None and self.registry.foreign_uploaders else 0
+        share = fair_share(others + 1, unseen)
+        with self._lock:
+            self._share, self._share_at = share, now
+        return share
 
     # ------------------------------------------------------------------ sweeps
     def before_first_upload(self) -> None:

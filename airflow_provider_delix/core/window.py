@@ -24,6 +24,15 @@ TCP shares a link without a coordinator:
   are refused every few rounds and stay at +1 file per round (fair, few refusals); a task left
   alone (the others finished) climbs back to the whole account in a few rounds instead of 20.
 
+* **the registry's equal share**, when the key registry can name the live tasks on the key
+  (:func:`fair_share`: the account, less the files no visible task claims, split among them):
+  the window stays within one file of that share, a task below it keeps its window on a
+  refusal (the tasks above it make room), and one above 1.5 shares is cut hard. AIMD alone
+  evens out shares only as fast as refusals reach the early tasks; with the share a late task
+  gets its part within a round trip. Simulated (``tests/core/window_sim.py``): slowest ÷
+  fastest of equal tasks started seconds apart falls from about 1.4 to 1.15 with no more
+  refusals.
+
 Large windows are refused more often (they upload more often), and a cut takes more from a
 large window than from a small one, so the windows converge to equal shares: AIMD's fairness.
 The manual share (``max_stored_files``) is the ceiling; with shares that already fit the
@@ -55,6 +64,8 @@ class WindowSettings:
     quiet_rounds: float = 5.0  # round trips without a refusal before the increase speeds up
     max_step: float = 8.0  # largest increase per round trip, in files
     increase: float = 1.0  # files per round trip in the shared steady state
+    hard_above: float = 1.5  # held above this many equal shares: cut like above half the account
+    share_slack: int = 1  # files a window may hold above the registry's equal share
 
     def __post_init__(self) -> None:
         for kept in (self.decrease, self.above_half):
@@ -62,6 +73,8 @@ class WindowSettings:
                 raise ValueError("decrease and above_half must be in (0, 1) and jitter keep them there.")
         if self.floor < 1 or self.initial < self.floor or self.quiet_rounds < 0 or self.max_step < 1:
             raise ValueError("floor >= 1, initial >= floor, quiet_rounds >= 0 and max_step >= 1.")
+        if self.hard_above < 1 or self.share_slack < 0:
+            raise ValueError("hard_above must be at least 1 (one equal share), share_slack at least 0.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,18 +134,27 @@ class StorageWindow:
 
     # ------------------------------------------------------------------ signals
 
-    def stored(self, token: int, files: int, *, limited: bool) -> None:
+    def stored(self, token: int, files: int, *, limited: bool, share: float | None = None) -> None:
         """An upload of ``files`` was accepted; grow if the window is what holds the task back.
 
         ``limited`` is the caller's view: the budget had work waiting, or no room for another
-        chunk. The token is unused today but keeps the call symmetric with :meth:`refused`.
+        chunk. ``share`` is the registry's equal share (:func:`fair_share`), when known: the
+        window never passes it by more than ``share_slack`` files, so a task that grew into an
+        empty account gives way the moment another task joins the key, not after its own
+        refusals. The token is unused today but keeps the call symmetric with :meth:`refused`.
         """
         del token
         if files <= 0:
             return
         with self._lock:
             self._confirmed += files
-            if not limited or self._window >= self.ceiling:
+            cap = float(self.ceiling)
+            if share is not None:
+                cap = min(cap, max(self.settings.floor, math.ceil(share - 1e-9) + self.settings.share_slack))
+            if self._window > cap:
+                self._set(cap)
+                return
+            if not limited or self._window >= cap:
                 return
             if self._slow_start:
                 step = float(files)  # doubles per round trip
@@ -140,9 +162,9 @@ class StorageWindow:
                 extra = self._confirmed / self._window - self.settings.quiet_rounds
                 per_round = min(self.settings.max_step, self.settings.increase * 2.0 ** max(extra, 0.0))
                 step = per_round * files / self._window
-            self._set(min(float(self.ceiling), self._window + step))
+            self._set(min(cap, self._window + step))
 
-    def refused(self, token: int, held: int | None = None) -> None:
+    def refused(self, token: int, held: int | None = None, share: float | None = None) -> None:
         """The account refused an upload sent under ``token``: shrink, once per overload.
 
         ``held`` is what the task held when refused. More than half the account means the
@@ -150,13 +172,24 @@ class StorageWindow:
         is cut harder (``above_half``). This evens out a task that grew into an empty account
         before the others started (mapped tasks start seconds apart) much faster than AIMD's
         usual cuts.
+
+        ``share`` is the equal share the key's registry names (:func:`fair_share`), when it can:
+        a task holding less than it is not what fills the account and keeps its window (the
+        refusal is the others' to answer), one holding more than ``hard_above`` times it is cut
+        like a task above half the account. Without it, AIMD alone converges, more slowly:
+        a task that started late waits for the early ones to be refused.
         """
         with self._lock:
             self._refusals += 1
             if token != self._epoch:
                 return  # sent before the last decrease: that overload is already answered
             s = self.settings
-            kept = s.above_half if held is not None and held > MAX_STORED_FILES / 2 else s.decrease
+            if held is not None and share is not None and held < share:
+                return  # below an equal share: the tasks above it make room
+            above = held is not None and (
+                held > MAX_STORED_FILES / 2 or (share is not None and held > s.hard_above * share)
+            )
+            kept = s.above_half if above else s.decrease
             factor = kept + self._rng.uniform(-s.jitter, s.jitter)
             self._epoch += 1
             self._decreases += 1
@@ -204,3 +237,14 @@ def window_for(
     window = StorageWindow(ceiling, initial=initial, on_change=on_change)
     on_change(window.limit)
     return window
+
+
+def fair_share(live_writers: int, foreign_files: int = 0) -> float:
+    """One equal share of the account: what the files no registered writer claims leave, split
+    among the key's live writers (this one included).
+
+    ``foreign_files`` are the account's files the last sweep found claimed by no writer it can
+    see: other hosts' tasks when the registry is not shared, other programs on the key.
+    """
+    room = max(0, MAX_STORED_FILES - foreign_files)
+    return max(1.0, room / max(1, live_writers))

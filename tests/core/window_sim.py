@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from airflow_provider_delix.core.budget import StorageBudget
 from airflow_provider_delix.core.pipeline import chunk_size_for
-from airflow_provider_delix.core.window import StorageWindow
+from airflow_provider_delix.core.window import StorageWindow, fair_share
 
 ACCOUNT = 30
 U, E_BASE, E_PAGE, D = 0.5, 1.0, 0.1, 0.1  # the bench's latencies (bound 30 / 2.1 images/s)
@@ -42,6 +42,12 @@ class Task:
     finished_at: float | None = None
     queue: deque[tuple[int, int]] = field(default_factory=deque)  # (files, attempt) waiting for slots
     window_area: float = 0.0  # integral of the window limit over time, for averages
+    start: float = 0.0  # mapped tasks start seconds apart
+
+    @property
+    def elapsed(self) -> float:
+        assert self.finished_at is not None
+        return self.finished_at - self.start
 
 
 @dataclass
@@ -64,8 +70,11 @@ class Simulation:
         initial: list[float | None] | None = None,
         window_class: type[StorageWindow] = StorageWindow,
         registry: bool = False,
+        starts: list[float] | None = None,
+        shares: bool = False,
     ) -> None:
         rng = random.Random(seed)
+        self.shares = shares  # refusals carry the registry's equal share (live tasks)
         self.now = 0.0
         self.stored = 0
         self.high_water = 0
@@ -85,7 +94,7 @@ class Simulation:
                 on_change=budget.set_limit,
             )
             budget.set_limit(window.limit)
-            self.tasks.append(Task(f"t{i}", n, window, budget))
+            self.tasks.append(Task(f"t{i}", n, window, budget, start=0.0 if starts is None else starts[i]))
 
     # ------------------------------------------------------------------ engine
 
@@ -94,21 +103,22 @@ class Simulation:
 
     def run(self, horizon: float = 10_000.0) -> Result:
         for task in self.tasks:
-            self._pump(task)
+            self.at(task.start, lambda: None)  # wakes the loop when the task starts
         while self._events:
             when, _, action = heapq.heappop(self._events)
             assert when <= horizon, "the simulation did not finish"
             self._advance(when)
             action()
             for task in self.tasks:
-                self._pump(task)
+                if self.now >= task.start:
+                    self._pump(task)
         return Result(self.tasks, self.now, self.high_water, self.stored_area)
 
     def _advance(self, when: float) -> None:
         dt = when - self.now
         self.stored_area += self.stored * dt
         for task in self.tasks:
-            if task.finished_at is None:
+            if task.finished_at is None and self.now >= task.start:
                 task.window_area += task.window.limit * dt
         self.now = when
 
@@ -135,7 +145,8 @@ class Simulation:
         def answered() -> None:
             if self.stored + files > ACCOUNT:  # STORAGE_COUNT_EXCEEDED: the whole request
                 task.refusals += 1
-                task.window.refused(token, held=task.budget.usage().files)
+                share = fair_share(self.live()) if self.shares else None
+                task.window.refused(token, held=task.budget.usage().files - files, share=share)
                 task.budget.release(files, files)
                 delay = task.window.retry_delay(attempt + 1, 1.0, 30.0)
                 self.at(delay, lambda: task.queue.append((files, attempt + 1)))
@@ -144,10 +155,19 @@ class Simulation:
             self.high_water = max(self.high_water, self.stored)
             use = task.budget.usage()
             waiting = bool(task.queue) or task.planned < task.images
-            task.window.stored(token, files, limited=waiting or use.files + files > task.budget.limit)
+            task.window.stored(
+                token,
+                files,
+                limited=waiting or use.files + files > task.budget.limit,
+                share=fair_share(self.live()) if self.shares else None,
+            )
             self.at(E_BASE + E_PAGE * files, lambda: self.at(D, lambda: self._deleted(task, files)))
 
         self.at(U, answered)
+
+    def live(self) -> int:
+        """Tasks started and not finished: the live writers the key's registry lists."""
+        return sum(1 for t in self.tasks if t.start <= self.now and t.finished_at is None)
 
     def _deleted(self, task: Task, files: int) -> None:
         self.stored -= files  # the files of a chunk are deleted in parallel: all after D
@@ -166,5 +186,15 @@ def simulate(
     initial: list[float | None] | None = None,
     window_class: type[StorageWindow] = StorageWindow,
     registry: bool = False,
+    starts: list[float] | None = None,
+    shares: bool = False,
 ) -> Result:
-    return Simulation(sizes, seed=seed, initial=initial, window_class=window_class, registry=registry).run()
+    return Simulation(
+        sizes,
+        seed=seed,
+        initial=initial,
+        window_class=window_class,
+        registry=registry,
+        starts=starts,
+        shares=shares,
+    ).run()
