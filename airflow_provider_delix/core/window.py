@@ -22,16 +22,15 @@ TCP shares a link without a coordinator:
 * **probing speeds up while nothing is refused**: after ``quiet_rounds`` round trips without a
   refusal the increase per round doubles (up to ``max_step``). In a shared steady state tasks
   are refused every few rounds and stay at +1 file per round (fair, few refusals); a task left
-  alone (the others finished) climbs back to the whole account in a few rounds instead of 20.
-
+  alone (the others finished) climbs back to the whole account in a few rounds instead of 20;
 * **the registry's equal share**, when the key registry can name the live tasks on the key
   (:func:`fair_share`: the account, less the files no visible task claims, split among them):
-  the window stays within one file of that share, a task below it keeps its window on a
-  refusal (the tasks above it make room), and one above 1.5 shares is cut hard. AIMD alone
-  evens out shares only as fast as refusals reach the early tasks; with the share a late task
-  gets its part within a round trip. Simulated (``tests/core/window_sim.py``): slowest ÷
-  fastest of equal tasks started seconds apart falls from about 1.4 to 1.15 with no more
-  refusals.
+  the window stays within one file above that share and rises to it when it rises (tasks
+  finished); a task below it keeps its window on a refusal (the tasks above it make room), and
+  one above 1.5 shares is cut hard. AIMD alone evens out shares only as fast as refusals reach
+  the early tasks; with the share a late task gets its part within a round trip. Simulated
+  (``tests/core/window_sim.py``): slowest ÷ fastest of equal tasks started seconds apart falls
+  from about 1.4 to 1.1 with about as many refusals.
 
 Large windows are refused more often (they upload more often), and a cut takes more from a
 large window than from a small one, so the windows converge to equal shares: AIMD's fairness.
@@ -115,6 +114,7 @@ class StorageWindow:
         self._refusals = 0
         self._decreases = 0
         self._peak = self.limit
+        self._share: float | None = None  # the registry's last equal share, for its rises
 
     # ------------------------------------------------------------------ reading
 
@@ -141,7 +141,9 @@ class StorageWindow:
         chunk. ``share`` is the registry's equal share (:func:`fair_share`), when known: the
         window never passes it by more than ``share_slack`` files, so a task that grew into an
         empty account gives way the moment another task joins the key, not after its own
-        refusals. The token is unused today but keeps the call symmetric with :meth:`refused`.
+        refusals; and when the share rises (other tasks finished) a window below it rises to it
+        at once instead of growing into it round by round. The token is unused today but keeps
+        the call symmetric with :meth:`refused`.
         """
         del token
         if files <= 0:
@@ -151,6 +153,10 @@ class StorageWindow:
             cap = float(self.ceiling)
             if share is not None:
                 cap = min(cap, max(self.settings.floor, math.ceil(share - 1e-9) + self.settings.share_slack))
+                grew, self._share = self._share is not None and share > self._share, share
+                if grew and self._window < math.floor(share):  # tasks left: take their part now
+                    self._set(min(cap, float(math.floor(share))))
+                    return
             if self._window > cap:
                 self._set(cap)
                 return
