@@ -141,11 +141,17 @@ def sweep_orphans(
     claims are then left alone. Raises :class:`DelixAuthError` (a refused key refuses every
     delete too); any other failed delete is counted in ``failed`` and left for the next sweep.
     """
+    # Claims read before the snapshot too: a file a live writer deletes between the listing and
+    # the read below has left its claims already; without this read it would look unclaimed.
+    earlier = registry.read()
     snapshot = [f.uuid for f in client.list_files()]
     view, pending = wait_for_intents(
         registry, wait=intent_wait, poll=poll, clock=clock, sleep=sleep, stopped=stopped
     )
-    live = view.claimed_by_live()
+    still_live = {w.tag for w in view.writers.values() if w.live}
+    live = view.claimed_by_live() | {
+        u for w in earlier.writers.values() if w.live and w.tag in still_live for u in w.claims
+    }
     dead = view.claimed_by_dead() - live
     mine = view.writers[me].claims if me is not None and me in view.writers else frozenset()
     report = SweepReport(listed=len(snapshot), foreign_uploaders=registry.foreign_uploaders, dry_run=dry_run)

@@ -91,6 +91,8 @@ class RunCleanup:
         self._closed = False
         self._swept_at_start = False
         self.share_interval = 1.0
+        self.unseen_ttl = 15.0  # how long a sweep's count of files nobody visible claims is trusted
+        self._last_at = float("-inf")
         self._share: float | None = None
         self._share_at = float("-inf")
 
@@ -124,11 +126,13 @@ class RunCleanup:
     def fair_share(self) -> float | None:
         """An equal share of the account for the storage window (:func:`~.window.fair_share`).
 
-        The live writers come from the registry, read at most every ``share_interval`` seconds
-        (a refusal asks; refusals are rare). Files the last sweep found claimed by no writer it
-        can see (other hosts' tasks, other programs on the key, reported when the registry is not
-        shared) are taken off the account first. None without a registry, or when it cannot be
-        read: the window then falls back to AIMD alone.
+        The live writers come from the registry, read at most every ``share_interval`` seconds.
+        Files the last sweep found claimed by no writer it can see (other hosts' tasks, other
+        programs on the key: reported, not deleted, when the registry is not shared) are taken
+        off the account first, for ``unseen_ttl`` seconds after that sweep: sweeps run on
+        refusals, so while the others crowd the account the count is refreshed, and a task left
+        alone (no refusal, no sweep) soon counts the whole account as its own again. None
+        without a registry, or when it cannot be read: the window then runs on AIMD alone.
         """
         if self.registry is None:
             return None
@@ -136,13 +140,15 @@ class RunCleanup:
         with self._lock:
             if self._share is not None and now - self._share_at < self.share_interval:
                 return self._share
-            last = self.last
+            last, last_at = self.last, self._last_at
         try:
             view = self.registry.read()
         except Exception:
             return None
         others = sum(1 for w in view.writers.values() if w.live and w.tag != self.tag)
-        unseen = last.unclaimed if last is not None and self.registry.foreign_uploaders else 0
+        unseen = 0
+        if last is not None and self.registry.foreign_uploaders and now - last_at <= self.unseen_ttl:
+            unseen = last.unclaimed  # other hosts' tasks, other programs; refreshed on refusals
         share = fair_share(others + 1, unseen)
         with self._lock:
             self._share, self._share_at = share, now
@@ -183,7 +189,7 @@ class RunCleanup:
 
     def _take(self, report: SweepReport, when: str) -> None:
         with self._lock:
-            self.last = report
+            self.last, self._last_at = report, self.clock()
             self.deleted += len(report.deleted)
             self.busy |= set(report.busy)
             for item in report.reported:
