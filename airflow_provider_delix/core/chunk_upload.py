@@ -15,7 +15,7 @@ from airflow_provider_delix.api.errors import (
     DelixResponseError,
     DelixStorageFullError,
 )
-from airflow_provider_delix.api.models import RejectedFile, StoredFile
+from airflow_provider_delix.api.models import ErrorCode, RejectedFile, StoredFile
 from airflow_provider_delix.core.budget import BudgetInterrupted
 from airflow_provider_delix.core.chunk_bad_answers import ChunkBadAnswers
 from airflow_provider_delix.core.pipeline_context import ChunkAborted, Slot, SlotsReturned, StorageWaitTimeout
@@ -97,9 +97,11 @@ class ChunkUpload(ChunkBadAnswers):
                     ) from exc
                 attempt += 1
                 if window is not None:
-                    # What the task holds besides this refused chunk, against an equal share.
+                    # What the task holds besides this refused chunk, against an equal share of
+                    # files; the share says nothing about bytes, so a size refusal always cuts.
                     held = max(0, ctx.budget.usage().files - len(files))
-                    window.refused(token, held=held, share=ctx.fair_share())
+                    by_count = exc.error == ErrorCode.STORAGE_COUNT_EXCEEDED
+                    window.refused(token, held=held, share=ctx.fair_share() if by_count else None)
                     delay = window.retry_delay(attempt, first, longest)
                 log.info("Delix storage is full (%s); waiting %.1f s", exc.error, min(delay, left))
                 requeue = window is not None and not ctx.parked  # parked extracts cannot free slots

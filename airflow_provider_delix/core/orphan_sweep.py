@@ -148,9 +148,11 @@ def sweep_orphans(
     view, pending = wait_for_intents(
         registry, wait=intent_wait, poll=poll, clock=clock, sleep=sleep, stopped=stopped
     )
-    still_live = {w.tag for w in view.writers.values() if w.live}
+    # A writer that finished in between (its records gone) deleted its files just as well; one
+    # that died in between is dead now, and its files are swept as dead claims.
+    gone_or_live = {t for t in earlier.writers if t not in view.writers or view.writers[t].live}
     live = view.claimed_by_live() | {
-        u for w in earlier.writers.values() if w.live and w.tag in still_live for u in w.claims
+        u for w in earlier.writers.values() if w.live and w.tag in gone_or_live for u in w.claims
     }
     dead = view.claimed_by_dead() - live
     mine = view.writers[me].claims if me is not None and me in view.writers else frozenset()

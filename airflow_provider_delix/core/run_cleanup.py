@@ -41,7 +41,7 @@ from airflow_provider_delix.core.budget import StorageBudget
 from airflow_provider_delix.core.client import DelixClient, ForwardingClient, UploadItem
 from airflow_provider_delix.core.key_registry import KeyRegistry, RegistryWriter
 from airflow_provider_delix.core.orphan_sweep import SweepReport, UnclaimedFile, sweep_orphans
-from airflow_provider_delix.core.window import fair_share
+from airflow_provider_delix.core.registry_share import ShareReader
 
 log = logging.getLogger(__name__)
 
@@ -90,11 +90,18 @@ class RunCleanup:
         self._holds: list[tuple[int, int]] = []  # (files, bytes) of lost uploads, not yet swept
         self._closed = False
         self._swept_at_start = False
-        self.share_interval = 1.0
-        self.unseen_ttl = 15.0  # how long a sweep's count of files nobody visible claims is trusted
-        self._last_at = float("-inf")
-        self._share: float | None = None
-        self._share_at = float("-inf")
+        self._last_at = float("-inf")  # when the last sweep listed the account
+        self.shares = (
+            ShareReader(
+                registry,
+                tag,
+                clock=clock,
+                last_sweep=self._last_sweep,
+                request_sweep=lambda: self._request(force=False),
+            )
+            if registry is not None
+            else None
+        )
 
     @property
     def active(self) -> bool:
@@ -124,35 +131,9 @@ class RunCleanup:
         return sum(1 for w in view.writers.values() if w.live and w.tag != self.tag)
 
     def fair_share(self) -> float | None:
-        """An equal share of the account for the storage window (:func:`~.window.fair_share`).
-
-        The live writers come from the registry, read at most every ``share_interval`` seconds.
-        Files the last sweep found claimed by no writer it can see (other hosts' tasks, other
-        programs on the key: reported, not deleted, when the registry is not shared) are taken
-        off the account first, for ``unseen_ttl`` seconds after that sweep: sweeps run on
-        refusals, so while the others crowd the account the count is refreshed, and a task left
-        alone (no refusal, no sweep) soon counts the whole account as its own again. None
-        without a registry, or when it cannot be read: the window then runs on AIMD alone.
-        """
-        if self.registry is None:
-            return None
-        now = self.clock()
-        with self._lock:
-            if self._share is not None and now - self._share_at < self.share_interval:
-                return self._share
-            last, last_at = self.last, self._last_at
-        try:
-            view = self.registry.read()
-        except Exception:
-            return None
-        others = sum(1 for w in view.writers.values() if w.live and w.tag != self.tag)
-        unseen = 0
-        if last is not None and self.registry.foreign_uploaders and now - last_at <= self.unseen_ttl:
-            unseen = last.unclaimed  # other hosts' tasks, other programs; refreshed on refusals
-        share = fair_share(others + 1, unseen)
-        with self._lock:
-            self._share, self._share_at = share, now
-        return share
+        """The registry's equal share of the account for the storage window (:mod:`.registry_share`);
+        None without a registry."""
+        return self.shares.share() if self.shares is not None else None
 
     # ------------------------------------------------------------------ sweeps
     def before_first_upload(self) -> None:
@@ -166,6 +147,7 @@ class RunCleanup:
         """One sweep now (start and end of the run). A refused key raises; anything else is logged."""
         if self.registry is None or self.client is None:
             return None
+        started = self.clock()  # the listing is the sweep's first request
         try:
             report = sweep_orphans(
                 self.client,
@@ -184,19 +166,24 @@ class RunCleanup:
                 "The orphan sweep at the %s of the run failed (the next one tries again): %s", when, exc
             )
             return None
-        self._take(report, when)
+        self._take(report, when, started)
         return report
 
-    def _take(self, report: SweepReport, when: str) -> None:
+    def _last_sweep(self) -> tuple[SweepReport | None, float]:
         with self._lock:
-            self.last, self._last_at = report, self.clock()
+            return self.last, self._last_at
+
+    def _take(self, report: SweepReport, when: str, started: float) -> None:
+        with self._lock:
+            self.last, self._last_at = report, started
             self.deleted += len(report.deleted)
             self.busy |= set(report.busy)
-            for item in report.reported:
-                self.reported.setdefault(item.uuid, item)
-        if report.deleted or report.reported or report.busy:
+            new = [item for item in report.reported if item.uuid not in self.reported]
+            for item in new:
+                self.reported[item.uuid] = item
+        if report.deleted or new or report.busy:
             log.info("Orphan sweep (%s of the run): %s.", when, report.describe())
-        for item in report.reported:
+        for item in new:  # once per file: sweeps repeat while another host's files come and go
             log.warning(
                 "Delix file %s is claimed by no task on this key (foreign_uploaders): left alone; "
                 "first seen %s, deleted by Delix by %s at the latest.",

@@ -259,3 +259,20 @@ def test_with_the_registry_share_tasks_started_apart_finish_together(sizes: list
         assert rate(shared) >= 0.85 * BOUND
     assert max(with_share) <= 1.3
     assert sum(with_share) / len(with_share) < sum(without) / len(without) - 0.1
+
+
+def test_a_manual_share_is_kept_whatever_the_registry_share() -> None:
+    w = window(initial=20, ceiling=20)  # max_stored_files=20: the user's split of the account
+    w.stored(w.sending(), 5, limited=True, share=10.0)
+    assert w.limit == 20  # not capped at 11
+    w.refused(w.sending(), held=5, share=10.0)  # refused: AIMD under the manual share
+    assert w.state().decreases == 1
+
+
+def test_a_cut_to_the_share_answers_the_refusals_of_uploads_sent_before_it() -> None:
+    w = window(initial=30)
+    token = w.sending()  # an upload in flight while three tasks join
+    w.stored(w.sending(), 5, limited=True, share=7.5)
+    assert w.limit == 9
+    w.refused(token, held=20)
+    assert w.limit == 9 and w.state().decreases == 0  # the same overload: not cut twice
