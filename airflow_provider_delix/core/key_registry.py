@@ -77,6 +77,10 @@ class RegistryView:
     def claimed_by_dead(self) -> set[str]:
         return {u for w in self.writers.values() if not w.live for u in w.claims}
 
+    def live_besides(self, tag: str | None) -> int:
+        """Live writers other than ``tag``: the tasks sharing the key with it."""
+        return sum(1 for w in self.writers.values() if w.live and w.tag != tag)
+
     def pending(self) -> set[tuple[str, str]]:
         """(writer, intent) of every live writer's upload whose answer is not in yet."""
         return {(w.tag, i) for w in self.writers.values() if w.live for i in w.intents}

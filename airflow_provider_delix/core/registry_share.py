@@ -63,7 +63,7 @@ class ShareReader:
         try:
             view = self.registry.read()
             self.reads += 1
-            live = 1 + sum(1 for w in view.writers.values() if w.live and w.tag != self.tag)
+            live = 1 + view.live_besides(self.tag)
             until = now + self.interval + self.per_writer * live
             share = self._split(live, now)
         except Exception:  # unreadable: AIMD alone until the back-off ends

@@ -128,7 +128,7 @@ class RunCleanup:
             view = self.registry.read()
         except Exception:  # the storage window only starts more cautiously
             return None
-        return sum(1 for w in view.writers.values() if w.live and w.tag != self.tag)
+        return view.live_besides(self.tag)
 
     def fair_share(self) -> float | None:
         """The registry's equal share of the account for the storage window (:mod:`.registry_share`);
