@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,9 +18,9 @@ from test_key_registry import dead_writer, registry
 
 from airflow_provider_delix.api.models import StoredFile
 from airflow_provider_delix.core.budget import StorageBudget
-from airflow_provider_delix.core.key_registry import KeyRegistry
+from airflow_provider_delix.core.key_registry import KeyRegistry, RegistryWriter
 from airflow_provider_delix.core.options import PipelineTuning, RunOptions
-from airflow_provider_delix.core.orphan_sweep import sweep_orphans
+from airflow_provider_delix.core.orphan_sweep import SweepReport, sweep_orphans
 from airflow_provider_delix.core.pipeline import ExtractionPipeline
 from airflow_provider_delix.core.run_cleanup import ClaimingClient, RunCleanup
 from airflow_provider_delix.core.store import OutputStore
@@ -123,46 +124,55 @@ def test_a_size_refusal_cuts_the_window_even_below_the_share(tmp_path: Path) -> 
     assert state.decreases >= 1 and state.limit < 30
 
 
+def claimed_upload(fake: FakeDelix, reg: KeyRegistry) -> tuple[RegistryWriter, str]:
+    """Writer ``a`` with one stored file it claims."""
+    writer = reg.writer("a")
+    (x,) = [r.uuid for r in fake.upload_files([("a.png", b"a")]) if isinstance(r, StoredFile)]
+    writer.answered(writer.intend(1), [x])
+    return writer, x
+
+
+def sweep_with(fake: FakeDelix, reg: KeyRegistry, after_listing: Callable[[], None]) -> SweepReport:
+    """A sweep during which ``after_listing`` happens just after the account is listed."""
+    listing = fake.list_files
+
+    def listed() -> list[StoredFile]:
+        files = listing()
+        after_listing()
+        return files
+
+    fake.list_files = listed  # type: ignore[method-assign]
+    return sweep_orphans(fake, reg, me="sweeper")
+
+
 def test_a_file_deleted_between_the_listing_and_the_claims_read_is_not_counted_unclaimed(
     tmp_path: Path,
 ) -> None:
     # Without the read before the listing, every delete racing a sweep showed up as a file
     # nobody claims: reported as foreign, and taken off every task's share.
     fake, reg = FakeDelix(), registry(tmp_path, foreign_uploaders=True)
-    writer = reg.writer("a")
-    (x,) = [r.uuid for r in fake.upload_files([("a.png", b"a")])]
-    writer.answered(writer.intend(1), [x])
-    listing = fake.list_files
+    writer, x = claimed_upload(fake, reg)
 
-    def list_then_delete() -> list[StoredFile]:
-        files = listing()
+    def delete() -> None:
         fake.delete_file(x)  # the writer's delete lands just after the snapshot...
         writer.dropped([x])
         writer.answered(writer.intend(1), [])  # ...and its claims are rewritten without x
-        return files
 
-    fake.list_files = list_then_delete  # type: ignore[method-assign]
-    report = sweep_orphans(fake, reg, me="sweeper")
+    report = sweep_with(fake, reg, delete)
     assert report.listed == 1 and report.unclaimed == 0 and not report.reported
     writer.close()
 
 
 def test_a_writer_that_finishes_during_a_sweep_leaves_no_unclaimed_file_behind(tmp_path: Path) -> None:
     fake, reg = FakeDelix(), registry(tmp_path, foreign_uploaders=True)
-    writer = reg.writer("a")
-    (x,) = [r.uuid for r in fake.upload_files([("a.png", b"a")])]
-    writer.answered(writer.intend(1), [x])
-    listing = fake.list_files
+    writer, x = claimed_upload(fake, reg)
 
-    def list_then_finish() -> list[StoredFile]:
-        files = listing()
+    def finish() -> None:
         fake.delete_file(x)  # its last delete, then it leaves the registry
         writer.dropped([x])
         writer.close()
-        return files
 
-    fake.list_files = list_then_finish  # type: ignore[method-assign]
-    report = sweep_orphans(fake, reg, me="sweeper")
+    report = sweep_with(fake, reg, finish)
     assert report.listed == 1 and report.unclaimed == 0 and not report.reported
 
 
@@ -173,13 +183,6 @@ def test_a_writer_that_dies_during_a_sweep_still_has_its_files_deleted(tmp_path:
     reg.state.write_bytes(f"{reg.state.root}/writers/a.json", json.dumps(lease).encode())
     body = {"intents": {}, "claims": [x]}
     reg.state.write_bytes(f"{reg.state.root}/claims/a.json", json.dumps(body).encode())
-    listing = fake.list_files
-
-    def list_then_die() -> list[StoredFile]:
-        files = listing()
-        dead_writer(reg, "a", claims=[x])  # killed: its lease stops beating, its claims stay
-        return files
-
-    fake.list_files = list_then_die  # type: ignore[method-assign]
-    report = sweep_orphans(fake, reg, me="sweeper")
+    # Killed just after the listing: its lease stops beating, its claims stay.
+    report = sweep_with(fake, reg, lambda: dead_writer(reg, "a", claims=[x]))
     assert report.dead_claimed == 1 and report.deleted == [x] and x not in fake.stored

@@ -17,6 +17,7 @@ import random
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from airflow_provider_delix.core.budget import StorageBudget
 from airflow_provider_delix.core.pipeline import chunk_size_for
@@ -179,22 +180,6 @@ class Simulation:
             task.finished_at = self.now
 
 
-def simulate(
-    sizes: list[int],
-    *,
-    seed: int,
-    initial: list[float | None] | None = None,
-    window_class: type[StorageWindow] = StorageWindow,
-    registry: bool = False,
-    starts: list[float] | None = None,
-    shares: bool = False,
-) -> Result:
-    return Simulation(
-        sizes,
-        seed=seed,
-        initial=initial,
-        window_class=window_class,
-        registry=registry,
-        starts=starts,
-        shares=shares,
-    ).run()
+def simulate(sizes: list[int], *, seed: int, **options: Any) -> Result:
+    """One seeded run; ``options`` are :class:`Simulation`'s (initial windows, starts, shares...)."""
+    return Simulation(sizes, seed=seed, **options).run()
