@@ -32,7 +32,9 @@ class ChunkDeletes(ChunkState):
                 break
             except DelixApiError as exc:
                 busy = exc.error == ErrorCode.FILE_UNDER_PROCESSING
-                if not busy or ctx.clock() - start >= ctx.tuning.under_processing_timeout:
+                waited = ctx.clock() - start >= ctx.tuning.under_processing_timeout
+                # After a cancel ctx.sleep returns at once: waiting on would be a loop of DELETEs.
+                if not busy or waited or ctx.control.aborting():
                     raise
                 ctx.sleep(delay)
                 delay = min(delay * 2, longest)
@@ -58,13 +60,15 @@ class ChunkDeletes(ChunkState):
         return 0
 
     def _schedule_deletes(self) -> None:
-        stored = [s for s in self.slots if s.uuid is not None]
+        # Files of an extract left on record stay stored, in their budget slots, and on the
+        # chunk's upload record: a later attempt collects that extract, then deletes them.
+        stored = [s for s in self.slots if s.uuid is not None and not s.held]
         for slot in self.slots:
             if slot.uuid is None:
                 self._release(slot)
         self._deletes_left = len(stored)
         if not stored:
-            if self._recorded:
+            if self._recorded and not any(s.held for s in self.slots):
                 self.ctx.store.record_deleted(self.chunk.chunk_id)
             return
         for slot in stored:
@@ -90,7 +94,9 @@ class ChunkDeletes(ChunkState):
         self._release(slot)
         with self._lock:
             self._deletes_left -= 1
-            last = self._deletes_left == 0 and not self._deletes_failed
+            last = (
+                self._deletes_left == 0 and not self._deletes_failed and not any(s.held for s in self.slots)
+            )
         if last:
             try:
                 self.ctx.store.record_deleted(self.chunk.chunk_id)

@@ -91,5 +91,6 @@ class ChunkRows(ChunkState):
             ctx.stats.add_rows(rows, reused=reused)
         if not only_refused:
             for record_id in self._journalled:
-                ctx.store.ledger.forget(record_id)
+                if record_id not in self._held:
+                    ctx.store.ledger.forget(record_id)
         ctx.progress.maybe_report()

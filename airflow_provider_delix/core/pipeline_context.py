@@ -101,6 +101,14 @@ class Control:
         with self._lock:
             self.transient = exc
 
+    def extract_held(self) -> None:
+        """An extract stays uncollected with its files: no new chunk starts, the attempt ends.
+
+        Its files keep their budget slots (they are stored until a later attempt collects the
+        extract), so chunks started after it could wait for storage that never frees.
+        """
+        self._stop(abort=False)
+
 
 @dataclass(slots=True)
 class RunContext:
@@ -141,6 +149,7 @@ class Slot:
     outcome: FileOutcome | None = None  # for every page (rejected at upload, refused extraction)
     pages: dict[int, PageResult] = field(default_factory=dict)  # per stored page, once extracted
     aside: str | None = None  # "deferred" / "done": another writer has its pages (core/claims.py)
+    held: bool = False  # in an extract left uncollected on record: stored until a later attempt reads it
 
     def outcome_of(self, page: int) -> FileOutcome | None:
         """What became of a page of this file; None when it got no result."""
@@ -157,6 +166,7 @@ class ChunkState:
         self.slots = [Slot(f) for f in chunk.files]
         self.parked = False
         self._journalled: list[str] = []  # ledger record ids of this chunk's extracts
+        self._held: set[str] = set()  # of those, the ones left on record for a later attempt
         self._recorded = False
         self._deletes_left = 0
         self._deletes_failed = False

@@ -155,12 +155,16 @@ class ChunkRunner(ChunkUpload, ChunkRows):
             self.ctx.store.ledger.forget(intent.chunk_id)  # refused: nothing was charged
             self._refused(exc, slots, reupload=reupload)
         else:
-            self.ctx.store.ledger.record(intent.answered(extract.uuid, lost_sends=extract.lost_attempts))
+            answered = intent.answered(extract.uuid, lost_sends=extract.lost_attempts)
+            self.ctx.store.ledger.record(answered)
             stored = [s for s in self.slots if s.uuid is not None]
             try:
                 self._collect(extract, slots, may_park=len(slots) == len(stored))
             except DelixResponseError as exc:
                 self._unreadable_extract(slots, exc, extract, intent.kind)
+            except BaseException:
+                self._hold(answered, slots)
+                raise
             if not self.parked:  # a parked extract's lost sends are charged when it is collected
                 pages = [s.pages[n] for s in slots for n in s.file.requested_pages]
                 charge_lost_sends(pages, extract, self.ctx.stats)
@@ -262,6 +266,29 @@ class ChunkRunner(ChunkUpload, ChunkRows):
         results = page_results(extract, pages, requested, ctx.client)
         for slot in slots:
             slot.pages = {n: results[(slot.uuid or "", n)] for n in slot.file.requested_pages}
+
+    def _hold(self, record: ExtractRecord, slots: list[Slot]) -> None:
+        """Paid for, answered, not read (a wait that timed out or was stopped, a poll that failed).
+
+        The record stays in the ledger and the files stay stored, out of the run's cleanup: a
+        later attempt collects the extract (:mod:`.adopt`) instead of paying for its pages again.
+        Deleting them now would also be refused while a queued extract still works on them.
+        """
+        self._held.add(record.chunk_id)
+        uuids = set(record.file_uuids)
+        for slot in slots:
+            slot.held = slot.uuid in uuids
+        with self.ctx.live_lock:
+            self.ctx.live -= uuids
+        log.warning(
+            "Chunk %s: extract %s (%d page(s)) stays on record with its %d file(s); a later attempt "
+            "collects it without paying again.",
+            self.chunk.chunk_id,
+            record.extract_uuid,
+            record.page_count,
+            len(uuids),
+        )
+        self.ctx.control.extract_held()
 
     def _one_by_one(self, slots: list[Slot], *, reupload: bool) -> None:
         for slot in slots:

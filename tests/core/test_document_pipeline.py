@@ -17,6 +17,7 @@ import pytest
 from core_pdfs import document, image_pdf, merged, page_text, text_pdf
 from fakes import PRICE_PER_PDF_PAGE, FakeClock, FakeDelix
 
+from airflow_provider_delix.api.errors import DelixTransientError
 from airflow_provider_delix.core.inputs import InputRef
 from airflow_provider_delix.core.jobs import DocumentJob
 from airflow_provider_delix.core.options import PipelineTuning, RunOptions
@@ -24,7 +25,7 @@ from airflow_provider_delix.core.pipeline import ExtractionPipeline
 from airflow_provider_delix.core.planning import SourceLike
 from airflow_provider_delix.core.resume import ResumeIndex
 from airflow_provider_delix.core.store import OutputStore
-from airflow_provider_delix.core.summary import PipelineSummary
+from airflow_provider_delix.core.summary import PagesLeftError, PipelineSummary
 from airflow_provider_delix.core.table import open_output, read_table
 
 pytestmark = pytest.mark.timeout(120)
@@ -241,4 +242,48 @@ def test_a_queued_extract_is_polled_on_the_clock(out: str, tmp_path: Path) -> No
     summary = run(fake, out, refs, clock=clock, sleep=clock.sleep, poll_interval=60.0)
     assert texts(out) == truth and summary.rows["processed"] == 12
     assert clock.sleeps == [60.0, 60.0, 60.0] and summary.requests["get_extract"] == 3
+    assert_clean(fake, out)
+
+
+def extract_records_left(out: str) -> list[str]:
+    return [p.rsplit("/", 1)[-1] for p in state_left(out) if "/extracts/" in p]
+
+
+def test_a_queued_extract_past_the_timeout_is_collected_by_the_next_attempt(out: str, tmp_path: Path) -> None:
+    clock = FakeClock()
+    fake = FakeDelix(queue_polls=0, queue_seconds=10_000, clock=clock)
+    refs, truth = archive(tmp_path / "pdfs", twelve=12)
+    timing: dict[str, Any] = {"clock": clock, "sleep": clock.sleep, "poll_interval": 60.0}
+    with pytest.raises(PagesLeftError, match="re-run collects it without paying again"):
+        run(fake, out, refs, extract_timeout=300.0, **timing)
+    # Paid and still queued: the record and the file stay; a delete would only be refused.
+    assert len(extract_records_left(out)) == 1 and len(fake.ours_left()) == 1
+    assert fake.calls["delete_file"] == 0
+    clock.advance(10_000)  # Delix finished it meanwhile
+    summary = run(fake, out, refs, **timing)
+    assert summary.extracts_adopted == 1 and summary.requests["extract_documents"] == 0
+    assert texts(out) == truth
+    charged_once(fake, 12)
+    assert_clean(fake, out)
+
+
+def test_a_poll_that_keeps_failing_leaves_the_extract_for_the_next_attempt(
+    out: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeDelix(queue_polls=1)
+    refs, truth = archive(tmp_path / "pdfs", twelve=12, two=2)
+
+    def unreachable(uuid: str) -> None:
+        raise DelixTransientError("Delix answered 503 after the client's retries", status_code=503)
+
+    monkeypatch.setattr(fake, "get_extract", unreachable)
+    with pytest.raises(PagesLeftError, match="kept failing") as failed:
+        run(fake, out, refs)
+    assert failed.value.summary.pages_left == 12 and len(extract_records_left(out)) == 1
+    assert fake.calls["delete_file"] == 1  # the 2-page document's file; the queued one is kept
+    monkeypatch.undo()  # Delix answers again
+    second = run(fake, out, refs)
+    assert second.extracts_adopted == 1 and second.requests["extract_documents"] == 0
+    assert texts(out) == truth
+    charged_once(fake, 14)
     assert_clean(fake, out)

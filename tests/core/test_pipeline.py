@@ -412,6 +412,24 @@ def test_deletes_wait_out_file_under_processing_and_404_frees_the_slot(out: str)
     assert_clean(fake)
 
 
+def test_a_cancel_stops_waiting_for_a_busy_file_at_once(out: str) -> None:
+    # After a cancel the pipeline's sleep returns at once: waiting on would be a loop of DELETEs.
+    fake = FakeDelix()
+    cancel = threading.Event()
+    attempts: dict[str, int] = {}
+
+    def delete(uuid: str) -> bool:
+        attempts[uuid] = attempts.get(uuid, 0) + 1
+        cancel.set()
+        raise DelixApiError("in use", error=ErrorCode.FILE_UNDER_PROCESSING, status_code=422)
+
+    fake.delete_file = delete  # type: ignore[method-assign]
+    summary, error, _ = run(fake, out, images(5), cancel=cancel, max_concurrency=7)  # one chunk
+    assert error is not None and summary is not None
+    assert len(attempts) == 5 and max(attempts.values()) <= 3, attempts  # chunk, then final cleanup
+    assert set(summary.undeleted_uuids) == set(attempts), "kept on record for the next attempt"
+
+
 @pytest.mark.parametrize(
     ("budget", "size"), [(30, 5), (25, 5), (8, 4), (7, 3), (6, 3), (29, 4), (5, 5), (3, 3), (1, 1)]
 )
