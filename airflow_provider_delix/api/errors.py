@@ -29,6 +29,9 @@ class DelixError(Exception):
         # Paid requests only: earlier sends of this call whose answer was lost after sending
         # (Delix may have charged them), set by the hook on whatever it finally raises.
         self.lost_attempts = 0
+        # Whether the failed request spends credits (the extraction POSTs), set by the hook:
+        # the retry policy treats a refused free request differently (api/retry.py).
+        self.paid = False
 
 
 class DelixResponseError(DelixError):
@@ -115,4 +118,3 @@ class DelixTransientError(DelixError):
         super().__init__(message, **kwargs)
         self.retry_after = retry_after
         self.maybe_applied = maybe_applied
-        self.paid = False

@@ -1,12 +1,16 @@
 """The hook's one retry policy: what is retried, how long to wait, when to give up.
 
-Only :class:`DelixTransientError` is retried (429, 5xx, dropped connections, timeouts).
-401/403, 404 and 422 are answers, not accidents: retrying them wastes time and, for 422,
-can never succeed. The wait is exponential with jitter, except that a ``Retry-After`` sent
-with a 429/503 is honoured: the next attempt waits exactly that long (capped by the
-total-time bound) instead of the computed backoff. Attempts and total time are both bounded.
-Built on tenacity so the policy is a declaration, not a hand-written loop; the sleep
-function is injectable so tests prove the waits without spending wall time.
+:class:`DelixTransientError` is retried (429, 5xx, dropped connections, timeouts). 401/403,
+404 and 422 are answers, not accidents: retrying them wastes time and, for 422, can never
+succeed. One 422 is the exception: ``GENERAL_EXCEPTION`` is Delix's "unexpected server
+failure", and the request it refuses was not applied. A free request (upload, read, delete)
+refused with it is tried again under the same bounds; a paid extraction is not: the pipeline
+sends its files again one by one, as the API's decisions say. The wait is exponential with
+jitter, except that a ``Retry-After`` sent with a 429/503 is honoured: the next attempt waits
+exactly that long (capped by the total-time bound) instead of the computed backoff. Attempts
+and total time are both bounded. Built on tenacity so the policy is a declaration, not a
+hand-written loop; the sleep function is injectable so tests prove the waits without
+spending wall time.
 
 Paid requests (the extraction POSTs) follow one more rule (spec section 9, "retries against
 section 7"): a failure that Delix may have applied (``maybe_applied``: a read timeout, a
@@ -36,7 +40,8 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from airflow_provider_delix.api.errors import DelixTransientError
+from airflow_provider_delix.api.errors import DelixApiError, DelixTransientError
+from airflow_provider_delix.api.models import ErrorCode
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +112,8 @@ class RetryPolicy:
 
 
 class _RetryTransient(retry_base):
-    """Retry every :class:`DelixTransientError`, except a paid request's second lost answer."""
+    """Retry every :class:`DelixTransientError`, except a paid request's second lost answer, and
+    a free request refused with ``GENERAL_EXCEPTION``."""
 
     def __init__(self, describe: str | Callable[[], str]) -> None:
         self._describe = describe
@@ -115,6 +121,8 @@ class _RetryTransient(retry_base):
     def __call__(self, retry_state: RetryCallState) -> bool:
         outcome = retry_state.outcome
         error = outcome.exception() if outcome is not None else None
+        if isinstance(error, DelixApiError) and error.error == ErrorCode.GENERAL_EXCEPTION:
+            return not error.paid
         if not isinstance(error, DelixTransientError):
             return False
         if error.paid and error.lost_attempts > MAX_LOST_RESENDS:

@@ -260,7 +260,7 @@ class DelixHook(ExtractEndpoints, HttpHook):
                 # applied; whatever is finally raised tells the caller how many there were.
                 if isinstance(error, DelixTransientError):
                     lost[0] += error.maybe_applied
-                    error.paid = paid
+                error.paid = paid
                 error.lost_attempts = lost[0]
                 raise
 
@@ -341,6 +341,11 @@ class DelixHook(ExtractEndpoints, HttpHook):
             raise ValueError(f"extract_images takes 1 to {MAX_FILES_PER_REQUEST} files, got {len(uuids)}.")
         if len(set(uuids)) != len(uuids):
             raise ValueError("extract_images got the same file uuid twice (the API answers DUPLICATED_FILE).")
+        if Engine(engine) is Engine.PROBE:
+            raise ValueError(
+                "The probe engine reads a PDF's text layer; image extraction refuses it (WRONG_FILE_TYPE). "
+                "Use danlin or tiho for images."
+            )
         body = {"engine": engine_body(engine, language), "files": [{"uuid": u} for u in uuids]}
         what = f"the image extraction of {len(uuids)} file(s)"
         lost = [0]

@@ -70,6 +70,12 @@ def test_api_error_carries_the_error_value_and_is_not_retried(hook: DelixHook, s
     assert sleeps.waits == [] and hook.request_counts["POST /image-extraction"] == 1
 
 
+def test_probe_on_images_is_refused_before_any_call(hook: DelixHook) -> None:
+    with pytest.raises(ValueError, match="image extraction refuses it"):
+        hook.extract_images(["0" * 32], "probe", "fa")
+    assert hook.request_counts["POST /image-extraction"] == 0
+
+
 def test_storage_full_is_its_own_class(hook: DelixHook) -> None:
     for batch in range(6):
         hook.upload_files([(f"{batch}-{i}.png", make_png(f"file {batch} {i}")) for i in range(5)])
@@ -196,3 +202,23 @@ def test_the_key_appears_in_no_log_line_and_no_exception_text(
     everything = "\n".join([*texts, caplog.text, captured.out, captured.err])
     assert SECRET not in everything
     assert caplog.records, "the retries must have logged something"
+
+
+def test_general_exception_is_retried_for_free_requests_only(
+    emulator: Any, connect: Callable[..., str], sleeps: Any
+) -> None:
+    # A 422 GENERAL_EXCEPTION refuses the request (nothing stored, charged or deleted): an
+    # upload, a read or a delete is tried again; an extraction is not (its files go one by one).
+    emulator.configure(rate_general_exception=0.5, seed=5)
+    hook = DelixHook(connect(emulator, max_retries=30, retry_wait_max=0.5), sleep=sleeps)
+    for n in range(6):
+        (stored,) = hook.upload_files([(f"p{n}.png", make_png(f"page {n}", language="en"))])
+        assert isinstance(stored, StoredFile) and stored.uuid in {f.uuid for f in hook.list_files()}
+        assert hook.delete_file(stored.uuid)
+    assert sleeps.waits, "some requests were refused and retried"
+    emulator.configure(rate_general_exception=0.0)
+    (stored,) = hook.upload_files([("x.png", make_png("x", language="en"))])
+    emulator.configure(rate_general_exception=1.0)
+    with pytest.raises(DelixApiError) as info:
+        hook.extract_images([stored.uuid])
+    assert info.value.error == "GENERAL_EXCEPTION" and hook.request_counts["POST /image-extraction"] == 1
