@@ -27,6 +27,7 @@ from typing import Any
 
 import fsspec
 from fsspec.core import url_to_fs
+from fsspec.implementations.local import LocalFileSystem
 from fsspec.utils import glob_translate
 
 from airflow_provider_delix.core.fspath import carries_fs, location_text
@@ -45,6 +46,7 @@ __all__ = [
 # A single source (e.g. a multi-page TIFF) bigger than this is refused before it is read into
 # memory: the pipeline keeps several sources in flight, and no page we could upload needs more.
 MAX_SOURCE_BYTES = 512 * 1024 * 1024
+_READ_STEP = 1024 * 1024  # a local file read past its size at open, or of unknown size
 
 _MAGIC = re.compile(r"[*?\[]")
 
@@ -222,7 +224,32 @@ def read_input(ref: InputRef, *, max_bytes: int = MAX_SOURCE_BYTES) -> bytes:
     size lookup followed by a read. I/O errors (``FileNotFoundError``, ``PermissionError``, ...)
     propagate; ``prepare_source`` turns them into rows.
     """
-    data: bytes = ref.fs.cat_file(ref.path, start=0, end=max_bytes + 1)
+    if isinstance(ref.fs, LocalFileSystem):
+        data = _read_local(ref.path, max_bytes + 1)
+    else:
+        data = ref.fs.cat_file(ref.path, start=0, end=max_bytes + 1)
     if len(data) > max_bytes:
         raise SourceTooLargeError(f"{ref.source} is larger than {max_bytes} bytes")
     return data
+
+
+def _read_local(path: str, limit: int) -> bytes:
+    """At most ``limit`` bytes of a local file, sized by ``fstat`` first.
+
+    fsspec's ranged read asks for ``limit`` bytes at once, so every page of an archive allocated
+    (and gave back) a buffer of the whole limit, through a dozen system calls. A file that grows
+    while it is read is still read to its end or to the limit, never cut at its old size.
+    """
+    with open(path, "rb", buffering=0) as handle:
+        size = os.fstat(handle.fileno()).st_size
+        want = min(size + 1, limit) if size else min(_READ_STEP, limit)
+        parts: list[bytes] = []
+        got = 0
+        while got < limit:
+            part = handle.read(want)
+            if not part:
+                break
+            parts.append(part)
+            got += len(part)
+            want = min(_READ_STEP, limit - got)
+    return parts[0] if len(parts) == 1 else b"".join(parts)

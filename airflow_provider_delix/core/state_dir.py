@@ -15,6 +15,8 @@ from typing import Any
 
 from fsspec.implementations.local import LocalFileSystem
 
+# Raw descriptors: a state write is on every chunk's path, and a buffered open() adds system calls.
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 
 
@@ -50,13 +52,24 @@ class StateDir:
             self.fs.pipe_file(path, data)  # one PUT: atomic on object storage and in memory://
             return
         directory, name = os.path.split(path)
-        os.makedirs(directory, exist_ok=True)
         tmp = os.path.join(directory, f".{name}.{uuid.uuid4().hex}.tmp")
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
+        try:
+            fd = os.open(tmp, _NEW_FILE, 0o666)
+        except FileNotFoundError:  # the first write in this directory (or it was removed since)
+            os.makedirs(directory, exist_ok=True)
+            fd = os.open(tmp, _NEW_FILE, 0o666)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
             if self.fsync:
-                os.fsync(handle.fileno())
+                os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        os.close(fd)
         os.replace(tmp, path)
 
     def read_bytes(self, path: str) -> bytes | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import fsspec
@@ -210,3 +211,26 @@ def test_mixed_archive_each_job_takes_its_own_listed_files(tmp_path: Path) -> No
     assert names(f"{tmp_path}/*", documents) == took_documents  # globs are filtered too
     # A file named explicitly is always taken: the user asked for it (it gets a clear row).
     assert names([str(tmp_path / "d.pdf"), str(tmp_path)], images) == ["a.png", "c.tif", "f", "d.pdf"]
+
+
+def test_read_input_reads_local_files_whole_at_any_size(tmp_path: Path) -> None:
+    path = tmp_path / "scan.png"
+    ref = InputRef(source="scan.png", fs=fsspec.filesystem("file"), path=str(path))
+    for size in (0, 1, 5000, 3 * 1024 * 1024 + 7):  # empty, tiny, several read steps
+        data = os.urandom(size)
+        path.write_bytes(data)
+        assert read_input(ref) == data
+
+
+def test_a_local_file_larger_than_its_size_at_open_is_read_to_its_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A scanner still writing the file: the size taken at open is only where reading starts.
+    path = tmp_path / "growing.png"
+    data = os.urandom(2 * 1024 * 1024 + 3)
+    path.write_bytes(data)
+    ref = InputRef(source="growing.png", fs=fsspec.filesystem("file"), path=str(path))
+    monkeypatch.setattr(os, "fstat", lambda _fd: SimpleNamespace(st_size=10))
+    assert read_input(ref) == data
+    with pytest.raises(SourceTooLargeError):
+        read_input(ref, max_bytes=len(data) - 1)
