@@ -22,7 +22,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from airflow_provider_delix.api.errors import DelixApiError, DelixNotFoundError
+from airflow_provider_delix.api.errors import DelixApiError, DelixNotFoundError, DelixResponseError
 from airflow_provider_delix.core.client import DelixClient
 from airflow_provider_delix.core.collect import PageResult, file_pages, page_results, wait_processed
 from airflow_provider_delix.core.ledger import ExtractRecord
@@ -98,7 +98,19 @@ def adopt_extracts(
             sleep=sleep,
             aborting=aborting,
         )
-        results = page_results(extract, file_pages(client, extract), _requested(record), client)
+        try:
+            results = page_results(extract, file_pages(client, extract), _requested(record), client)
+        except DelixResponseError as exc:
+            # Read again on every attempt, the same unreadable answer would stop each one here.
+            log.error(
+                "Extract %s paid for by an earlier attempt cannot be read (%s): its pages are sent "
+                "again (paid twice).",
+                extract.uuid,
+                exc,
+            )
+            result.lost += 1
+            _drop(client, store, record)
+            continue
         # Sends of this request that lost their answer before it was answered: assumed charged.
         charge_lost_sends(list(results.values()), extract, stats, lost=record.lost_sends)
         rows = _rows(record, results, index, run_id)

@@ -161,6 +161,11 @@ class ChunkRunner(ChunkUpload, ChunkRows):
             try:
                 self._collect(extract, slots, may_park=len(slots) == len(stored))
             except DelixResponseError as exc:
+                if not extract.is_processed:
+                    # The answer to a GET of a queued extract: reading it again is free, and
+                    # its files may still be in use. Held like a failed poll, not paid again.
+                    self._hold(answered, slots)
+                    raise
                 self._unreadable_extract(slots, exc, extract, intent.kind)
             except BaseException:
                 self._hold(answered, slots)

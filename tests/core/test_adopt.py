@@ -17,6 +17,7 @@ import pytest
 from core_pdfs import document, page_text, text_pdf
 from fakes import PRICE_PER_PDF_PAGE, FakeClock, FakeDelix
 
+from airflow_provider_delix.api.errors import DelixResponseError
 from airflow_provider_delix.core.adopt import Adoption, adopt_extracts
 from airflow_provider_delix.core.collect import ExtractWaitTimeout
 from airflow_provider_delix.core.ledger import ExtractRecord, ledger_files
@@ -268,3 +269,19 @@ def test_a_collected_extract_also_carries_its_sends_whose_answer_was_lost(out: s
     frame = read_table(out)
     assert frame.credits_charged.sum() == 2 * 3 * PRICE_PER_PDF_PAGE
     assert (stats.requests_in_doubt, stats.pages_in_doubt, stats.credits_at_risk) == (1, 3, 300)
+
+
+def test_an_extract_whose_pages_cannot_be_read_is_counted_lost_not_retried_forever(
+    out: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeDelix(queue_polls=0)
+    record = paid(fake, "seven", 7)  # queued: its pages come through the paginated contents
+    dead_writer(out, record)
+
+    def unreadable(extract_uuid: str, file_uuid: str) -> Iterator[Any]:
+        raise DelixResponseError("a contents page that is not JSON")
+
+    monkeypatch.setattr(fake, "iter_extract_pages", unreadable)
+    adoption, _ = adopt(fake, out)
+    assert (adoption.adopted, adoption.lost) == (0, 1)
+    assert records_left(out) == [] and fake.ours_left() == set()  # its pages are sent again

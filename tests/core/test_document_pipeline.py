@@ -17,7 +17,7 @@ import pytest
 from core_pdfs import document, image_pdf, merged, page_text, text_pdf
 from fakes import PRICE_PER_PDF_PAGE, FakeClock, FakeDelix
 
-from airflow_provider_delix.api.errors import DelixTransientError
+from airflow_provider_delix.api.errors import DelixResponseError, DelixTransientError
 from airflow_provider_delix.core.inputs import InputRef
 from airflow_provider_delix.core.jobs import DocumentJob
 from airflow_provider_delix.core.options import PipelineTuning, RunOptions
@@ -286,4 +286,24 @@ def test_a_poll_that_keeps_failing_leaves_the_extract_for_the_next_attempt(
     assert second.extracts_adopted == 1 and second.requests["extract_documents"] == 0
     assert texts(out) == truth
     charged_once(fake, 14)
+    assert_clean(fake, out)
+
+
+def test_an_unreadable_poll_answer_holds_the_extract_instead_of_paying_again(
+    out: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeDelix(queue_polls=1)
+    refs, truth = archive(tmp_path / "pdfs", twelve=12)
+
+    def gateway_page(uuid: str) -> None:  # a proxy's HTML page with a 200
+        raise DelixResponseError("the answer is not JSON")
+
+    monkeypatch.setattr(fake, "get_extract", gateway_page)
+    with pytest.raises(DelixResponseError):
+        run(fake, out, refs)
+    assert len(extract_records_left(out)) == 1 and fake.calls["delete_file"] == 0
+    monkeypatch.undo()
+    second = run(fake, out, refs)
+    assert second.extracts_adopted == 1 and texts(out) == truth
+    charged_once(fake, 12)
     assert_clean(fake, out)
