@@ -156,7 +156,13 @@ class ChunkRunner(ChunkUpload, ChunkRows):
             self._refused(exc, slots, reupload=reupload)
         else:
             answered = intent.answered(extract.uuid, lost_sends=extract.lost_attempts)
-            self.ctx.store.ledger.record(answered)
+            try:
+                self.ctx.store.ledger.record(answered)
+            except BaseException:
+                # Paid, and the uuid could not be journalled: the intent stays, so the next
+                # attempt counts these pages in doubt instead of sending them again unseen.
+                self._hold(intent, slots)
+                raise
             stored = [s for s in self.slots if s.uuid is not None]
             try:
                 self._collect(extract, slots, may_park=len(slots) == len(stored))

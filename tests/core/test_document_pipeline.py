@@ -20,6 +20,7 @@ from fakes import PRICE_PER_PDF_PAGE, FakeClock, FakeDelix
 from airflow_provider_delix.api.errors import DelixResponseError, DelixTransientError
 from airflow_provider_delix.core.inputs import InputRef
 from airflow_provider_delix.core.jobs import DocumentJob
+from airflow_provider_delix.core.ledger import ExtractLedger, ExtractRecord
 from airflow_provider_delix.core.options import PipelineTuning, RunOptions
 from airflow_provider_delix.core.pipeline import ExtractionPipeline
 from airflow_provider_delix.core.planning import SourceLike
@@ -279,11 +280,14 @@ def test_a_poll_that_keeps_failing_leaves_the_extract_for_the_next_attempt(
     monkeypatch.setattr(fake, "get_extract", unreachable)
     with pytest.raises(PagesLeftError, match="kept failing") as failed:
         run(fake, out, refs)
-    assert failed.value.summary.pages_left == 12 and len(extract_records_left(out)) == 1
-    assert fake.calls["delete_file"] == 1  # the 2-page document's file; the queued one is kept
+    first = failed.value.summary
+    # The hold stops new chunks: the 2-page document is done only if it started before.
+    done = first.rows["processed"]
+    assert done in (0, 2) and first.pages_left == 14 - done and len(extract_records_left(out)) == 1
+    assert fake.calls["delete_file"] == done // 2, "only the 2-page document's file; the queued one is kept"
     monkeypatch.undo()  # Delix answers again
     second = run(fake, out, refs)
-    assert second.extracts_adopted == 1 and second.requests["extract_documents"] == 0
+    assert second.extracts_adopted == 1 and second.requests["extract_documents"] == (0 if done else 1)
     assert texts(out) == truth
     charged_once(fake, 14)
     assert_clean(fake, out)
@@ -306,4 +310,26 @@ def test_an_unreadable_poll_answer_holds_the_extract_instead_of_paying_again(
     second = run(fake, out, refs)
     assert second.extracts_adopted == 1 and texts(out) == truth
     charged_once(fake, 12)
+    assert_clean(fake, out)
+
+
+def test_a_paid_extract_whose_uuid_cannot_be_journalled_is_counted_in_doubt(
+    out: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeDelix()
+    refs, truth = archive(tmp_path / "pdfs", three=3)
+    original = ExtractLedger.record
+
+    def throttled(self: ExtractLedger, record: ExtractRecord) -> None:
+        if record.extract_uuid is not None:  # phase two fails: the intent is already durable
+            raise OSError("SlowDown: the state store refused the write")
+        original(self, record)
+
+    monkeypatch.setattr(ExtractLedger, "record", throttled)
+    with pytest.raises(OSError, match="SlowDown"):
+        run(fake, out, refs)
+    assert len(extract_records_left(out)) == 1, "the intent stays on record"
+    monkeypatch.undo()
+    second = run(fake, out, refs)
+    assert second.pages_in_doubt == 3 and texts(out) == truth  # sent again, and said so
     assert_clean(fake, out)
