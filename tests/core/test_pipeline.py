@@ -453,9 +453,11 @@ def test_first_and_last_budget_of_files_go_in_small_chunks_each_content_charged_
     assert error is None and summary is not None and summary.rows["processed"] == 100
     sizes = [len(r) for r in fake.extract_requests]
     # ramp: the first chunks are cut to 1 or 2 files; tail: the last budget's worth goes in 2s.
-    # (The storage window sets the body's chunk size, so only the ends are pinned here.)
+    # (The storage window sets the body's chunk size, so only the ends are pinned here.) The
+    # requests are in the order they reached the fake: on a loaded machine a larger chunk
+    # planned just before the tail can arrive among the tail's, so two of them are allowed.
     assert sum(sizes) == 100 and max(sizes) <= 5
-    assert max(sizes[:6]) <= 2 and max(sizes[-10:]) <= 2
+    assert max(sizes[:6]) <= 2 and sum(size <= 2 for size in sizes[-12:]) >= 10, sizes
     assert set(fake.extracted.values()) == {1} and len(fake.extracted) == 100
     assert fake.peak_files <= 30 and summary.peak_stored_files <= 30
     assert_clean(fake)
