@@ -40,6 +40,10 @@ class Engine(StrEnum):
     PROBE = "probe"  # reads the embedded text layer of PDFs; takes no options
 
 
+# What /image-extraction takes: probe reads a PDF's text layer, so Delix answers WRONG_FILE_TYPE.
+IMAGE_EXTRACTION_ENGINES = (Engine.DANLIN, Engine.TIHO)
+
+
 class Language(StrEnum):
     """Main language of the content (spec section 5)."""
 

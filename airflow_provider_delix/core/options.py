@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from airflow_provider_delix.api.models import (
+    IMAGE_EXTRACTION_ENGINES,
     MAX_STORED_BYTES,
     MAX_STORED_FILES,
     Engine,
@@ -26,7 +27,7 @@ JobKind = Literal["images", "documents"]
 Packing = Literal["none", "pdf"]
 PACKINGS = ("none", "pdf")
 AUTO_ENGINE = "auto"  # documents: probe for pages with a text layer, OCR (danlin) for scans
-IMAGE_ENGINES = (Engine.DANLIN.value, Engine.TIHO.value)
+IMAGE_ENGINES = tuple(e.value for e in IMAGE_EXTRACTION_ENGINES)
 DOCUMENT_ENGINES = (Engine.DANLIN.value, Engine.TIHO.value, Engine.PROBE.value, AUTO_ENGINE)
 _SELECTION = re.compile(r"^\s*\d+\s*(-\s*\d+\s*)?(,\s*\d+\s*(-\s*\d+\s*)?)*$")
 

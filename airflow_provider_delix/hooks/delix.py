@@ -46,6 +46,7 @@ from airflow_provider_delix.api.errors import (
     DelixTransientError,
 )
 from airflow_provider_delix.api.models import (
+    IMAGE_EXTRACTION_ENGINES,
     MAX_FILES_PER_REQUEST,
     Engine,
     Extract,
@@ -341,7 +342,7 @@ class DelixHook(ExtractEndpoints, HttpHook):
             raise ValueError(f"extract_images takes 1 to {MAX_FILES_PER_REQUEST} files, got {len(uuids)}.")
         if len(set(uuids)) != len(uuids):
             raise ValueError("extract_images got the same file uuid twice (the API answers DUPLICATED_FILE).")
-        if Engine(engine) is Engine.PROBE:
+        if Engine(engine) not in IMAGE_EXTRACTION_ENGINES:
             raise ValueError(
                 "The probe engine reads a PDF's text layer; image extraction refuses it (WRONG_FILE_TYPE). "
                 "Use danlin or tiho for images."
