@@ -68,7 +68,7 @@ class ChunkDeletes(ChunkState):
                 self._release(slot)
         self._deletes_left = len(stored)
         if not stored:
-            if self._recorded and not any(s.held for s in self.slots):
+            if self._recorded and not self._holds_files():
                 self.ctx.store.record_deleted(self.chunk.chunk_id)
             return
         for slot in stored:
@@ -94,9 +94,7 @@ class ChunkDeletes(ChunkState):
         self._release(slot)
         with self._lock:
             self._deletes_left -= 1
-            last = (
-                self._deletes_left == 0 and not self._deletes_failed and not any(s.held for s in self.slots)
-            )
+            last = self._deletes_left == 0 and not self._deletes_failed and not self._holds_files()
         if last:
             try:
                 self.ctx.store.record_deleted(self.chunk.chunk_id)

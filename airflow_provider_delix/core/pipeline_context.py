@@ -172,6 +172,10 @@ class ChunkState:
         self._deletes_failed = False
         self._lock = threading.Lock()
 
+    def _holds_files(self) -> bool:
+        """Files of a held extract stay stored: the chunk's upload record must stay with them."""
+        return any(slot.held for slot in self.slots)
+
     def _release(self, slot: Slot) -> None:
         if not slot.released:
             slot.released = True

@@ -291,11 +291,14 @@ class ChunkRunner(ChunkUpload, ChunkRows):
             slot.held = slot.uuid in uuids
         with self.ctx.live_lock:
             self.ctx.live -= uuids
+        if record.extract_uuid is None:
+            what = "its paid extraction (uuid not journalled; the next attempt counts it in doubt)"
+        else:
+            what = f"extract {record.extract_uuid} (a later attempt collects it without paying again)"
         log.warning(
-            "Chunk %s: extract %s (%d page(s)) stays on record with its %d file(s); a later attempt "
-            "collects it without paying again.",
+            "Chunk %s: %s stays on record with %d page(s) and %d file(s).",
             self.chunk.chunk_id,
-            record.extract_uuid,
+            what,
             record.page_count,
             len(uuids),
         )
