@@ -8,6 +8,8 @@ triggerer -- lists its extracts and, for each stored file, the rows its pages an
   write the rows that are not in the table yet, delete the files, drop the record;
 * 404: Delix no longer has it. Its pages get no row here and the planner sends them again:
   paid twice, counted as ``extracts_lost`` and logged;
+* another live writer of the output is collecting it (:mod:`.adopt_claims`: exactly one
+  writer collects each extract): left to that writer, its files kept;
 * an *intent* without an extract uuid: the writer died while the request was on the wire.
   Delix may have charged it and cannot be asked (no extract can be found by its files), so its
   pages are sent again, counted as ``pages_in_doubt`` (possibly paid twice) and logged. Its
@@ -21,8 +23,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
-from airflow_provider_delix.api.errors import DelixApiError, DelixNotFoundError, DelixResponseError
+from airflow_provider_delix.api.errors import (
+    DelixApiError,
+    DelixNotFoundError,
+    DelixResponseError,
+    DelixTransientError,
+)
+from airflow_provider_delix.core.adopt_claims import AdoptionClaims
 from airflow_provider_delix.core.client import DelixClient
 from airflow_provider_delix.core.collect import PageResult, file_pages, page_results, wait_processed
 from airflow_provider_delix.core.ledger import ExtractRecord
@@ -36,13 +45,18 @@ from airflow_provider_delix.core.table import PageRow
 
 log = logging.getLogger(__name__)
 
+# What became of one collected record: rows written and record dropped; rows written and the
+# record kept (a delete failed); Delix lost it; or still processing (deferrable runs).
+Outcome = Literal["collected", "kept", "lost", "waiting"]
+
 
 @dataclass(slots=True)
 class Adoption:
     adopted: int = 0
     lost: int = 0
     waiting: list[str] = field(default_factory=list)  # still processing (deferrable runs only)
-    waiting_files: set[str] = field(default_factory=set)  # theirs: in use, never deleted as orphans
+    # In use -- processing, or collected by another live writer -- so never deleted as orphans.
+    waiting_files: set[str] = field(default_factory=set)
     waiting_pages: int = 0
     in_doubt_pages: int = 0  # in requests sent by a dead writer that never saw the answer
 
@@ -54,12 +68,14 @@ def adopt_extracts(
     options: RunOptions,
     stats: RunStats,
     *,
+    claims: AdoptionClaims,
     run_id: str,
     clock: Callable[[], float],
     sleep: Callable[[float], object],
     aborting: Callable[[], bool],
 ) -> Adoption:
-    result = Adoption()
+    adopter = _Adopter(client, store, index, options, stats, run_id, clock, sleep, aborting)
+    settled: set[str] = set()  # collected or lost here: a dead adopter's marker may name it again
     for record in store.ledger.orphaned(wait=True):
         if aborting():
             break
@@ -70,33 +86,82 @@ def adopt_extracts(
                 "sent again and may be paid twice (counted as pages_in_doubt).",
                 record.page_count,
             )
-            result.in_doubt_pages += record.page_count
+            adopter.result.in_doubt_pages += record.page_count
             store.ledger.forget_record(record)
             continue
+        if record.extract_uuid in settled:
+            _drop(client, store, record)
+            continue
+        if record.extract_uuid in adopter.result.waiting:
+            continue
+        marker = claims.take(record)
+        if marker is None:
+            log.info(
+                "Extract %s paid for by an earlier attempt is being collected by another writer of "
+                "this output: its %d file(s) are left to it.",
+                record.extract_uuid,
+                len(record.files),
+            )
+            adopter.result.waiting_files.update(record.file_uuids)
+            continue
+        if not store.ledger.still_recorded(record):
+            claims.release(marker)  # collected by another writer since this one listed it
+            continue
+        outcome: Outcome | None = None
         try:
-            extract = client.get_extract(record.extract_uuid)
+            outcome = adopter.collect(record, record.extract_uuid)
+        finally:
+            if outcome != "kept":
+                claims.release(marker)
+        if outcome != "waiting":
+            settled.add(record.extract_uuid)
+    return adopter.result
+
+
+@dataclass(slots=True)
+class _Adopter:
+    """Collects one answered record at a time (this writer holds its marker)."""
+
+    client: DelixClient
+    store: OutputStore
+    index: ResumeIndex
+    options: RunOptions
+    stats: RunStats
+    run_id: str
+    clock: Callable[[], float]
+    sleep: Callable[[float], object]
+    aborting: Callable[[], bool]
+    result: Adoption = field(default_factory=Adoption)
+
+    def collect(self, record: ExtractRecord, extract_uuid: str) -> Outcome:
+        """What became of the extract: ``collected`` (rows written, record dropped), ``kept``
+        (rows written; a delete failed, so the record stays and so does this writer's marker,
+        which keeps other live writers from collecting it again), ``lost`` or ``waiting``."""
+        client, store, result = self.client, self.store, self.result
+        try:
+            extract = client.get_extract(extract_uuid)
         except DelixNotFoundError:
             log.warning(
                 "Delix no longer has extract %s paid for by an earlier attempt: its pages are sent "
                 "again (paid twice).",
-                record.extract_uuid,
+                extract_uuid,
             )
             result.lost += 1
             _drop(client, store, record)
-            continue
-        if not extract.is_processed and options.deferrable:
-            result.waiting.append(record.extract_uuid)
+            return "lost"
+        if not extract.is_processed and self.options.deferrable:
+            result.waiting.append(extract_uuid)
             result.waiting_files.update(record.file_uuids)
             result.waiting_pages += sum(len(f.pages) for f in record.files)
-            continue
+            return "waiting"
         extract = wait_processed(
             client,
             extract,
-            poll_interval=options.poll_interval,
-            timeout=options.extract_timeout,
-            clock=clock,
-            sleep=sleep,
-            aborting=aborting,
+            poll_interval=self.options.poll_interval,
+            timeout=self.options.extract_timeout,
+            clock=self.clock,
+            sleep=self.sleep,
+            aborting=self.aborting,
         )
         try:
             results = page_results(extract, file_pages(client, extract), _requested(record), client)
@@ -110,19 +175,19 @@ def adopt_extracts(
             )
             result.lost += 1
             _drop(client, store, record)
-            continue
+            return "lost"
         # Sends of this request that lost their answer before it was answered: assumed charged.
-        charge_lost_sends(list(results.values()), extract, stats, lost=record.lost_sends)
-        rows = _rows(record, results, index, run_id)
+        charge_lost_sends(list(results.values()), extract, self.stats, lost=record.lost_sends)
+        rows = _rows(record, results, self.index, self.run_id)
         if rows:
             store.append(f"adopt-{record.chunk_id}", rows)
-            stats.add_rows(rows)
-        _drop(client, store, record)
+            self.stats.add_rows(rows)
+        dropped = _drop(client, store, record)
         result.adopted += 1
         log.info(
             "Collected %d page(s) of extract %s paid for by an earlier attempt.", len(rows), extract.uuid
         )
-    return result
+        return "collected" if dropped else "kept"
 
 
 def _requested(record: ExtractRecord) -> list[tuple[str, list[int], bool]]:
@@ -154,17 +219,22 @@ def _rows(
     return rows
 
 
-def _drop(client: DelixClient, store: OutputStore, record: ExtractRecord) -> None:
-    """Delete the extract's files (gone already is fine), then forget them and the record."""
+def _drop(client: DelixClient, store: OutputStore, record: ExtractRecord) -> bool:
+    """Delete the extract's files (gone already is fine), then forget them and the record.
+
+    False when a delete failed: the record stays, so a later attempt deletes what is left.
+    """
     gone = []
     for uuid in record.file_uuids:
         try:
             client.delete_file(uuid)
             gone.append(uuid)
-        except DelixApiError as exc:
+        except (DelixApiError, DelixTransientError) as exc:
             log.warning(
                 "Could not delete Delix file %s of an adopted extract (kept on record): %s", uuid, exc
             )
     store.forget_uploads(gone)
-    if len(gone) == len(record.file_uuids):
-        store.ledger.forget_record(record)
+    if len(gone) < len(record.file_uuids):
+        return False
+    store.ledger.forget_record(record)
+    return True

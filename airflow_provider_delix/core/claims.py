@@ -51,6 +51,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from airflow_provider_delix.core.adopt_claims import AdoptionClaims
 from airflow_provider_delix.core.lease import process_gone
 from airflow_provider_delix.core.ledger import ExtractLedger, ExtractRecord
 from airflow_provider_delix.core.planning import ChunkFile, PageTarget
@@ -271,6 +272,19 @@ class ClaimBook:
             keep = [k not in self._done for k in keys]
             self.dropped_rows += keep.count(False)
             return keep
+
+    def adoption_claims(self) -> AdoptionClaims:
+        """The same protocol for whole extracts dead writers left (:mod:`.adopt_claims`)."""
+        return AdoptionClaims(
+            self._state,
+            self._tag,
+            self._ledger,
+            self._alive,
+            poll_seconds=self.poll_seconds,
+            decide_timeout=self.decide_timeout,
+            clock=self._clock,
+            sleep=self._sleep,
+        )
 
     # ------------------------------------------------------------------ end of the run
 

@@ -154,6 +154,10 @@ class ExtractLedger:
     def forget_record(self, record: ExtractRecord) -> None:
         self._state.rm([record.path])
 
+    def still_recorded(self, record: ExtractRecord) -> bool:
+        """Whether ``record`` (as read from its path) is still on record: not collected since."""
+        return self._state.read_bytes(record.path) is not None
+
     def orphaned(self, *, wait: bool = True) -> list[ExtractRecord]:
         """Extracts recorded by writers that are gone (crashed, killed, deferred), oldest tag first."""
         records: list[ExtractRecord] = []

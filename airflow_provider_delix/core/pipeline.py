@@ -238,7 +238,7 @@ class ExtractionPipeline(PipelineDispatch, PipelineLeftovers, PipelineOutcome):
                     "malformed_answer, no_result, answer_lost): they are sent again.",
                     resume.sent_again,
                 )
-            self._adopt(resume)
+            self._adopt(resume, ctx.claims.adoption_claims())
             self._delete_orphans()
             self.cleanup.exclude |= self._adoption.waiting_files
             ctx.claims.join()

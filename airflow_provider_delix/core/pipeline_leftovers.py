@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from airflow_provider_delix.api.errors import DelixAuthError
 from airflow_provider_delix.core.adopt import Adoption, adopt_extracts
+from airflow_provider_delix.core.adopt_claims import AdoptionClaims
 from airflow_provider_delix.core.counting_client import CountingClient
 from airflow_provider_delix.core.options import RunOptions
 from airflow_provider_delix.core.pipeline_context import Control, RunContext
@@ -40,13 +41,14 @@ class PipelineLeftovers:
     _orphans_deleted: int
     _files_in_doubt: int
 
-    def _adopt(self, resume: ResumeIndex) -> None:
+    def _adopt(self, resume: ResumeIndex, claims: AdoptionClaims) -> None:
         self._adoption = adopt_extracts(
             self.client,
             self.store,
             resume,
             self.options,
             self.stats,
+            claims=claims,
             run_id=self.run_id,
             clock=self.clock,
             sleep=self.sleep,

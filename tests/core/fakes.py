@@ -278,8 +278,21 @@ class FakeDelix:
             refund = PRICE_PER_PAGE * failed
             if self.credits is not None:
                 self.credits += refund
+            extract_uuid = uuidlib.uuid4().hex
+            self.extracts[extract_uuid] = _FakeExtract(  # readable later, as on Delix
+                uuid=extract_uuid,
+                engine=str(engine),
+                language=str(language),
+                pages={f.uuid: f.pages or () for f in files},
+                cost=cost,
+                failed=failed,
+                refund=refund,
+                queued=False,
+                created=self.clock(),
+                file_type="images",
+            )
             return Extract(
-                uuid=uuidlib.uuid4().hex,
+                uuid=extract_uuid,
                 status=ExtractStatus.PROCESSED,
                 file_type="images",
                 engine=str(engine),
@@ -393,7 +406,7 @@ class FakeDelix:
         return Extract(
             uuid=extract.uuid,
             status=ExtractStatus.PROCESSED if done else ExtractStatus.PROCESSING,
-            file_type="documents",
+            file_type=extract.file_type,
             engine=extract.engine,
             language=extract.language,
             total_files=len(extract.pages),
@@ -423,6 +436,7 @@ class _FakeExtract:
     queued: bool
     created: float
     polls: int = 0
+    file_type: str = "documents"
 
     @property
     def file_uuids(self) -> list[str]:

@@ -8,8 +8,9 @@ is released, so it is dead at once). Its extracts live on the fake account: sync
 from __future__ import annotations
 
 import hashlib
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -17,8 +18,10 @@ import pytest
 from core_pdfs import document, page_text, text_pdf
 from fakes import PRICE_PER_PDF_PAGE, FakeClock, FakeDelix
 
-from airflow_provider_delix.api.errors import DelixResponseError
+from airflow_provider_delix.api.errors import DelixResponseError, DelixTransientError
 from airflow_provider_delix.core.adopt import Adoption, adopt_extracts
+from airflow_provider_delix.core.adopt_claims import marker_name
+from airflow_provider_delix.core.claims import claim_book
 from airflow_provider_delix.core.collect import ExtractWaitTimeout
 from airflow_provider_delix.core.ledger import ExtractRecord, ledger_files
 from airflow_provider_delix.core.options import RunOptions
@@ -79,16 +82,30 @@ def adopt(
     options: RunOptions = DOCS,
     index: ResumeIndex | None = None,
     clock: FakeClock | None = None,
+    tag: str = "again",
+    listed: Callable[[], object] | None = None,
 ) -> tuple[Adoption, RunStats]:
+    """One later attempt's adoption; ``listed`` runs once it has read the dead writers' records."""
     clock = clock or FakeClock()
     stats = RunStats()
-    with OutputStore(out, run_tag="again", **FAST) as store:
+    with OutputStore(out, run_tag=tag, **FAST) as store:
+        if listed is not None:
+            orphaned = store.ledger.orphaned
+
+            def orphaned_then(*, wait: bool = True) -> list[ExtractRecord]:
+                records = orphaned(wait=wait)
+                listed()
+                return records
+
+            store.ledger.orphaned = orphaned_then  # type: ignore[method-assign]
+        claims = claim_book(store, options.row_engines(), options.language, poll_seconds=0.01)
         adoption = adopt_extracts(
             fake,
             store,
             index if index is not None else empty_index(),
             options,
             stats,
+            claims=claims.adoption_claims(),
             run_id="run-2",
             clock=clock,
             sleep=clock.sleep,
@@ -285,3 +302,97 @@ def test_an_extract_whose_pages_cannot_be_read_is_counted_lost_not_retried_forev
     adoption, _ = adopt(fake, out)
     assert (adoption.adopted, adoption.lost) == (0, 1)
     assert records_left(out) == [] and fake.ours_left() == set()  # its pages are sent again
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_two_writers_resuming_together_collect_each_extract_once(out: str, round_: int) -> None:
+    """Mapped deferrable tasks sharing an output resume at once: each sees the other's earlier
+    attempt as a dead writer. Both read the records before either collects; each extract's rows
+    are written by exactly one of them, and every file is deleted."""
+    fake = FakeDelix()
+    records = [paid(fake, f"doc{i}", 3) for i in range(4)]
+    dead_writer(out, *records)
+    both_listed = threading.Barrier(2, timeout=20)
+    adoptions: dict[str, Adoption] = {}
+
+    def resume(tag: str) -> None:
+        adoptions[tag], _ = adopt(fake, out, tag=tag, listed=both_listed.wait)
+
+    threads = [threading.Thread(target=resume, args=(tag,)) for tag in ("mapped-0", "mapped-1")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert set(adoptions) == {"mapped-0", "mapped-1"}
+    assert len(rows_by_page(out)) == 12  # no page twice (rows_by_page checks)
+    assert sum(a.adopted for a in adoptions.values()) == 4
+    for a in adoptions.values():  # what one left to the other (still collecting) it does not delete
+        assert len(a.waiting_files) <= 4 - a.adopted and not a.waiting  # one file per document
+    assert records_left(out) == [] and fake.ours_left() == set() and orphaned_uploads(out) == []
+
+
+def test_an_extract_a_live_writer_is_collecting_is_left_to_it(out: str) -> None:
+    fake = FakeDelix()
+    record = paid(fake, "four", 4)
+    dead_writer(out, record)
+    assert record.extract_uuid is not None
+    marker = replace(record, chunk_id=marker_name(record.extract_uuid), claimed_at=1.0, decided=True)
+    collector = OutputStore(out, run_tag="collector", **FAST)  # alive: its lease beats
+    try:
+        collector.ledger.record(marker)
+        before = fake.calls.copy()
+        adoption, _ = adopt(fake, out)
+        assert (adoption.adopted, adoption.lost, adoption.waiting) == (0, 0, [])
+        assert adoption.waiting_files == set(record.file_uuids)  # not deleted under the collector
+        assert fake.calls == before, "not even read: the other writer collects it"
+        assert read_table(out).empty
+        assert records_left(out) == sorted(["c-four-x1.json", f"{marker.chunk_id}.json"])
+    finally:
+        collector.close()
+
+
+def test_a_dead_collectors_marker_and_the_original_are_collected_once(out: str) -> None:
+    """An attempt died while collecting: its marker is one more record of the same extract."""
+    fake = FakeDelix()
+    record = paid(fake, "four", 4)
+    dead_writer(out, record)
+    assert record.extract_uuid is not None
+    died = OutputStore(out, run_tag="died", **FAST)
+    died.ledger.record(replace(record, chunk_id=marker_name(record.extract_uuid), decided=True))
+    died.close()
+    before = fake.calls.copy()
+    adoption, _ = adopt(fake, out)
+    assert (adoption.adopted, adoption.lost) == (1, 0)
+    assert len(rows_by_page(out)) == 4
+    assert (fake.calls - before)["get_extract"] == 1
+    assert records_left(out) == [] and fake.ours_left() == set()
+
+
+def test_a_collected_extract_whose_files_cannot_be_deleted_keeps_its_marker(
+    out: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows written, a delete failing: the record stays for a later attempt, and so does the
+    collector's marker, so no other live writer collects (and writes) the extract again."""
+    fake = FakeDelix()
+    record = paid(fake, "four", 4)
+    dead_writer(out, record)
+    assert record.extract_uuid is not None
+    delete = fake.delete_file
+
+    def unavailable(uuid: str) -> bool:
+        raise DelixTransientError("503 after 5 attempts", status_code=503)
+
+    monkeypatch.setattr(fake, "delete_file", unavailable)
+    adoption, _ = adopt(fake, out, tag="collector")
+    assert adoption.adopted == 1 and len(rows_by_page(out)) == 4
+    marker = f"{marker_name(record.extract_uuid)}.json"
+    assert records_left(out) == sorted(["c-four-x1.json", marker])
+    assert len(fake.ours_left()) == 1
+
+    # The collector is gone now; the next attempt reads its rows, finishes the deletes, writes nothing.
+    monkeypatch.setattr(fake, "delete_file", delete)
+    with OutputStore(out, run_tag="reader", **FAST) as reader:
+        index = ResumeIndex(reader.resume_rows(), engines=["danlin"], language="fa")
+    again, _ = adopt(fake, out, index=index)
+    assert again.adopted == 1 and len(rows_by_page(out)) == 4
+    assert records_left(out) == [] and fake.ours_left() == set()

@@ -200,3 +200,28 @@ def test_pages_a_writer_finished_after_the_other_joined_are_not_sent_again(tmp_p
     verdict = book_b.check(_claim(b, [PageTarget(first.ref.source, first.sha256, 1, None)], time.time()))
     assert not verdict.send and verdict.done == {f"f-{b.run_tag}"}
     b.abort()
+
+
+def test_writers_resuming_together_collect_a_dead_writers_extracts_once(tmp_path: Path) -> None:
+    """Two writers start at once over an output whose earlier writer was answered for half the
+    pages and died: its extracts are collected by one of them (core/adopt_claims.py), the other
+    half is paid once, and nothing is left on the account."""
+    out = str(tmp_path / "out")
+    fake = FakeDelix(extract_latency=(0.03, 0.0))
+    sources = images(20)
+    dead = OutputStore(out, run_tag="dead", **FAST)
+    for n in range(2):
+        batch = sources[5 * n : 5 * n + 5]
+        stored = fake.upload_files([(s.ref.source, s.pages[0].data or b"") for s in batch])
+        uuids = [f.uuid for f in stored]  # type: ignore[union-attr]
+        extract = fake.extract_images(uuids, "danlin", "fa")
+        files = tuple(
+            LedgerFile(u, ((1, (PageTarget(s.ref.source, s.sha256, 1, None),)),))
+            for u, s in zip(uuids, batch, strict=True)
+        )
+        dead.record_uploaded(f"c{n}", uuids)
+        dead.ledger.record(ExtractRecord(f"c{n}-x1", extract.uuid, "images", "danlin", "fa", files))
+    dead.close()
+    summaries = run_writers(fake, out, [sources, list(sources)])
+    assert_once(fake, out, 20)
+    assert sum(s.extracts_adopted for s in summaries) == 2

@@ -1,0 +1,106 @@
+"""Exactly one live writer collects each extract a dead writer left on record.
+
+Why: writers that share an output path (mapped tasks, overlapping DAG runs) all see the
+records of a writer that is gone, and deferrable tasks that resume together are exactly such
+writers: each one's earlier attempt is "gone" to the others. Two of them collecting the same
+extract would both write its rows. Collecting is free, so the harm is data, not money: every
+page of that extract twice in the table.
+
+The protocol is the one :mod:`.claims` uses for pages, applied to a whole extract. Before
+collecting, a writer writes a *marker* into its own ledger: a copy of the record named after
+the extract (``adopt-<hash of the extract uuid>``, the same name in every writer's ledger, so
+a dead adopter's marker and the original name one extract), with ``claimed_at`` and
+``decided=False``. Then it reads the same name in every live writer's ledger:
+
+* another marker is decided (its writer is collecting): withdraw;
+* another undecided marker is earlier, by ``(claimed_at, writer tag)``: withdraw;
+* a later undecided marker: wait until it withdraws or decides (then withdraw), at most
+  ``decide_timeout``; past it, withdraw (the record stays for a later attempt);
+* none: mark ours decided and collect.
+
+A writer reads only after its own marker is written, so of two markers at least one writer
+sees the other; both order the same two markers the same way, and the earlier one waits for
+the later one to say what it did. So exactly one collects. To withdraw is to delete the
+marker; a writer that dies holding one leaves an ordinary record of a dead writer, which the
+next attempt adopts like the original (its rows are not written twice: the resume index
+holds them). Markers of dead writers are ignored here for the same reason.
+
+The marker is a full record with the extract uuid, so a writer claiming the same pages for a
+new request sets them aside (:meth:`.claims.ClaimBook.check`), as it would for the original.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import time
+from collections.abc import Callable
+
+from airflow_provider_delix.core.ledger import ExtractLedger, ExtractRecord
+from airflow_provider_delix.core.state_dir import StateDir
+
+
+def marker_name(extract_uuid: str) -> str:
+    """The marker's chunk id: one name per extract in every writer's ledger (safe as a file name)."""
+    return "adopt-" + hashlib.sha256(extract_uuid.encode()).hexdigest()[:24]
+
+
+class AdoptionClaims:
+    """Takes (or yields) the right to collect a dead writer's extract; see the module docstring."""
+
+    def __init__(
+        self,
+        state: StateDir,
+        run_tag: str,
+        ledger: ExtractLedger,
+        alive: Callable[[str], bool],
+        *,
+        poll_seconds: float = 0.2,
+        decide_timeout: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], object] = time.sleep,
+    ) -> None:
+        self._state, self._tag, self._ledger, self._alive = state, run_tag, ledger, alive
+        self.poll_seconds, self.decide_timeout = poll_seconds, decide_timeout
+        self._clock, self._sleep = clock, sleep
+        self.withdrawn = 0  # extracts left to another writer that is collecting them
+
+    def take(self, record: ExtractRecord) -> ExtractRecord | None:
+        """Our decided marker for ``record``'s extract, or None: another writer collects it."""
+        assert record.extract_uuid is not None, "an intent has no extract to collect"
+        name = marker_name(record.extract_uuid)
+        mine = dataclasses.replace(record, chunk_id=name, claimed_at=time.time(), decided=False, path="")
+        self._ledger.record(mine)
+        deadline = self._clock() + self.decide_timeout
+        while True:
+            others = self._others(name)
+            ahead = any(r.decided or (r.claimed_at, tag) < (mine.claimed_at, self._tag) for tag, r in others)
+            if ahead or (others and self._clock() >= deadline):
+                self.release(mine)
+                self.withdrawn += 1
+                return None
+            if not others:
+                break
+            self._sleep(self.poll_seconds)  # ours is earlier: wait for the later ones to say
+        decided = dataclasses.replace(mine, decided=True)
+        self._ledger.record(decided)
+        return decided
+
+    def release(self, marker: ExtractRecord) -> None:
+        """Drop our marker: collected (rows durable), left waiting, or given up."""
+        self._ledger.forget(marker.chunk_id)
+
+    def _others(self, name: str) -> list[tuple[str, ExtractRecord]]:
+        out = []
+        for tag in sorted(self._state.tags("extracts") - {self._tag}):
+            path = f"{self._state.root}/extracts/{tag}/{name}.json"
+            data = self._state.read_bytes(path)
+            if data is None:
+                continue
+            try:
+                record = ExtractRecord.from_json(data, path)
+            except (ValueError, KeyError, TypeError):
+                record = None  # being rewritten: a marker that exists is a claim
+            if self._alive(tag):
+                out.append((tag, record or ExtractRecord(name, None, "", "", None, (), decided=True)))
+        return out
