@@ -198,7 +198,10 @@ def _requested(record: ExtractRecord) -> list[tuple[str, list[int], bool]]:
 def _rows(
     record: ExtractRecord, results: dict[tuple[str, int], PageResult], index: ResumeIndex, run_id: str
 ) -> list[PageRow]:
+    """The record's rows not stored yet; a page whose content another source of the record shares
+    gets its own row, as in the run that sent it (the resume key is the content)."""
     rows: list[PageRow] = []
+    written: dict[tuple[str, int], set[str]] = {}  # by this record: key -> sources
     for f in record.files:
         for number, targets in f.pages:
             page = results[(f.uuid, number)]
@@ -212,10 +215,14 @@ def _rows(
                 refunded=page.refunded,
             )
             for target, row in zip(targets, built, strict=True):
-                if target.key in index:
+                sources = written.get(target.key)
+                if sources is None and target.key in index:
                     continue  # the earlier attempt stored it before it stopped (with its credits)
+                if sources is not None and target.source in sources:
+                    continue
                 rows.append(row)
                 index.add(target.key)
+                written.setdefault(target.key, set()).add(target.source)
     return rows
 
 

@@ -59,6 +59,8 @@ class ChunkRows(ChunkState):
             if slot.aside is not None:
                 self._set_aside(slot)
                 continue
+            if slot.held:  # stays live; its rows count as left at the end of the run (KeptExtract)
+                continue
             engine = ctx.job.row_engine(slot.file)
             again = self._send_again(slot)
             for number, page_targets in ctx.index.settle(slot.file, slot.outcome_of, keep=again):

@@ -283,6 +283,7 @@ class ExtractionPipeline(PipelineDispatch, PipelineLeftovers, PipelineOutcome):
             if reader is not None:
                 reader.close()
             chunks.shutdown(wait=True)
+            self._record_kept(ctx)
             if planner is not None:
                 self._abandon([*self._take_held(), *planner.flush()])
                 self._abandon(planner.place_now(self._take_retries(ctx)))

@@ -22,6 +22,7 @@ from airflow_provider_delix.core.claims import ClaimBook
 from airflow_provider_delix.core.collect import ExtractWaitTimeout, PageResult
 from airflow_provider_delix.core.counting_client import CountingClient
 from airflow_provider_delix.core.jobs import ExtractionJob
+from airflow_provider_delix.core.ledger import ExtractRecord
 from airflow_provider_delix.core.options import PipelineTuning, RunOptions
 from airflow_provider_delix.core.planning import Chunk, ChunkFile, ContentIndex, FileOutcome
 from airflow_provider_delix.core.run_stats import ProgressReporter, RunStats
@@ -110,6 +111,21 @@ class Control:
         self._stop(abort=False)
 
 
+@dataclass(frozen=True, slots=True)
+class KeptExtract:
+    """A paid extract left on record for a later attempt: parked (queued, deferrable) or held.
+
+    Its files stay in the content index, so later pages with the same content still attach to
+    them; at the end of the run its record is rewritten with every row they answer
+    (``PipelineLeftovers._record_kept``). Otherwise those pages would be on no record, and the
+    later attempt would pay for that content again.
+    """
+
+    record: ExtractRecord
+    files: dict[str, ChunkFile]  # by stored file uuid, as in ``record.files``
+    parked: bool
+
+
 @dataclass(slots=True)
 class RunContext:
     """Everything a chunk needs; built once per run by the pipeline."""
@@ -132,6 +148,7 @@ class RunContext:
     live: set[str] = field(default_factory=set)  # uploaded by this run, delete not confirmed
     undeleted: set[str] = field(default_factory=set)
     parked: list[str] = field(default_factory=list)  # queued extracts left for the next attempt
+    kept: list[KeptExtract] = field(default_factory=list)  # parked or held: rewritten at the end
     retries: list[ChunkFile] = field(default_factory=list)  # packed images to send again alone
     window: StorageWindow | None = None  # the task's share of a shared account (core/window.py)
     claims: ClaimBook | None = None  # other writers of the output path (core/claims.py)

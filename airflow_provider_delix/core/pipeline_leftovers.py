@@ -8,6 +8,7 @@ of :mod:`.pipeline` so the run loop reads as the run, and these guarantees read 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +17,7 @@ from airflow_provider_delix.api.errors import DelixAuthError
 from airflow_provider_delix.core.adopt import Adoption, adopt_extracts
 from airflow_provider_delix.core.adopt_claims import AdoptionClaims
 from airflow_provider_delix.core.counting_client import CountingClient
+from airflow_provider_delix.core.ledger import LedgerFile
 from airflow_provider_delix.core.options import RunOptions
 from airflow_provider_delix.core.pipeline_context import Control, RunContext
 from airflow_provider_delix.core.resume import ResumeIndex
@@ -117,6 +119,43 @@ class PipelineLeftovers:
         with ctx.live_lock:
             ctx.undeleted |= ctx.live
 
+    def _record_kept(self, ctx: RunContext) -> None:
+        """Count the pages of extracts left for a later attempt; put every one on their record.
+
+        Called once no chunk runs and nothing is planned any more. Pages whose content matched
+        a kept extract's file after its request was journalled attached to that file (and so
+        were not sent again); the record must name them, or the attempt that collects the
+        extract writes no row for them and sends that content again. Parked pages count as
+        waiting, held ones as left (the attempt stops).
+        """
+        for kept in ctx.kept:
+            files = tuple(
+                LedgerFile(
+                    f.uuid, tuple((n, tuple(ts)) for n, ts in ctx.index.pending_rows(kept.files[f.uuid]))
+                )
+                for f in kept.record.files
+            )
+            (self.stats.add_waiting if kept.parked else self.stats.add_left)(_rows_of(files))
+            extra = _rows_of(files) - _rows_of(kept.record.files)
+            if extra <= 0:
+                continue
+            try:
+                self.store.ledger.record(dataclasses.replace(kept.record, files=files))
+            except Exception:
+                log.exception(
+                    "Could not add %d page(s) with the same content to the record of extract %s: a "
+                    "later attempt sends them again.",
+                    extra,
+                    kept.record.extract_uuid,
+                )
+                continue
+            log.info(
+                "%d page(s) with the same content as extract %s join its record: the attempt that "
+                "collects it writes their rows.",
+                extra,
+                kept.record.extract_uuid,
+            )
+
     def _close_store(self, error: BaseException | None) -> None:
         if error is None and self.control.fatal is None:
             try:
@@ -125,3 +164,7 @@ class PipelineLeftovers:
             except Exception as exc:
                 self.control.fail(exc, abort=True)
         self.store.abort()
+
+
+def _rows_of(files: tuple[LedgerFile, ...]) -> int:
+    return sum(len(ts) for f in files for _, ts in f.pages)

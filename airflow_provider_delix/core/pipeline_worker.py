@@ -56,7 +56,7 @@ from airflow_provider_delix.core.collect import (
 )
 from airflow_provider_delix.core.ledger import ExtractRecord, LedgerFile
 from airflow_provider_delix.core.lost_answers import answer_lost_results, carry_lost_sends, charge_lost_sends
-from airflow_provider_delix.core.pipeline_context import ChunkAborted, Slot, StorageWaitTimeout
+from airflow_provider_delix.core.pipeline_context import ChunkAborted, KeptExtract, Slot, StorageWaitTimeout
 from airflow_provider_delix.core.planning import FileOutcome
 from airflow_provider_delix.core.table import RowStatus
 
@@ -120,9 +120,8 @@ class ChunkRunner(ChunkUpload, ChunkRows):
         for slot in self.slots:
             if slot.uuid is None:
                 self._release(slot)
-        pages = sum(slot.file.page_count for slot in self.slots if slot.uuid is not None)
-        ctx.stats.add_waiting(pages)
-        # Rows of refused files (rejected at upload) are written now; the rest wait.
+        # Its pages count as waiting at the end of the run (KeptExtract). Rows of refused files
+        # (rejected at upload) are written now; the rest wait.
         self._write_rows(only_refused=True)
 
     # ------------------------------------------------------------------ extraction
@@ -176,7 +175,9 @@ class ChunkRunner(ChunkUpload, ChunkRows):
             except BaseException:
                 self._hold(answered, slots)
                 raise
-            if not self.parked:  # a parked extract's lost sends are charged when it is collected
+            if self.parked:
+                self._keep(answered, slots, parked=True)
+            else:  # a parked extract's lost sends are charged when it is collected
                 pages = [s.pages[n] for s in slots for n in s.file.requested_pages]
                 charge_lost_sends(pages, extract, self.ctx.stats)
 
@@ -291,6 +292,7 @@ class ChunkRunner(ChunkUpload, ChunkRows):
             slot.held = slot.uuid in uuids
         with self.ctx.live_lock:
             self.ctx.live -= uuids
+        self._keep(record, slots, parked=False)
         if record.extract_uuid is None:
             what = "its paid extraction (uuid not journalled; the next attempt counts it in doubt)"
         else:
@@ -303,6 +305,13 @@ class ChunkRunner(ChunkUpload, ChunkRows):
             len(uuids),
         )
         self.ctx.control.extract_held()
+
+    def _keep(self, record: ExtractRecord, slots: list[Slot], *, parked: bool) -> None:
+        """The extract stays on record for a later attempt; its files stay live in the index."""
+        uuids = set(record.file_uuids)
+        files = {s.uuid: s.file for s in slots if s.uuid is not None and s.uuid in uuids}
+        with self.ctx.live_lock:
+            self.ctx.kept.append(KeptExtract(record, files, parked))
 
     def _one_by_one(self, slots: list[Slot], *, reupload: bool) -> None:
         for slot in slots:

@@ -396,3 +396,21 @@ def test_a_collected_extract_whose_files_cannot_be_deleted_keeps_its_marker(
     again, _ = adopt(fake, out, index=index)
     assert again.adopted == 1 and len(rows_by_page(out)) == 4
     assert records_left(out) == [] and fake.ours_left() == set()
+
+
+def test_every_source_sharing_a_page_of_the_extract_gets_its_row(out: str) -> None:
+    """The same scan in two folders: in the run that sent it both got a row; collected after a
+    deferral they do too (the resume key is the content, so only the index would stop it)."""
+    fake = FakeDelix()
+    record = paid(fake, "three", 3)
+    (f,) = record.files
+    shared = tuple(
+        (n, (*ts, PageTarget("copy/three.pdf", ts[0].source_sha256, n, None))) for n, ts in f.pages
+    )
+    record = replace(record, files=(replace(f, pages=shared),))
+    dead_writer(out, record)
+    adoption, stats = adopt(fake, out)
+    assert adoption.adopted == 1 and stats.rows["processed"] == 6
+    got = rows_by_page(out)
+    assert {s for s, _ in got} == {"three.pdf", "copy/three.pdf"}
+    assert got[("copy/three.pdf", 2)] == got[("three.pdf", 2)] == page_text("three", 2)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -207,6 +208,43 @@ def test_a_deferrable_packed_run_parks_its_queued_packs_and_the_next_run_unpacks
     assert len(got) == 12 and {v[0] for v in got.values()} == {"processed"}
     assert got["scan-005.jpg"][1] == text_of(jpeg(5)), "each image gets its own page's text back"
     assert sum(v[2] for v in got.values()) == 12 * PRICE_PER_PDF_PAGE
+    assert fake.stored == {}
+
+
+class LateCopy(list[InputRef]):
+    """The archive's listing: its last input (a copy of the first image) is listed only once a
+    pack's request was journalled and answered as queued."""
+
+    def __init__(self, refs: list[InputRef], fake: FakeDelix) -> None:
+        super().__init__(refs)
+        self.fake = fake
+
+    def __iter__(self) -> Iterator[InputRef]:
+        *first, copy = list.__iter__(self)
+        yield from first
+        deadline = time.monotonic() + 30
+        while not any(e.queued for e in self.fake.extracts.values()) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        yield copy
+
+
+def test_a_copy_that_joins_a_parked_pack_is_collected_with_it_not_paid_again(tmp_path: Path) -> None:
+    """An image whose bytes equal a member of a parked pack, listed after the pack's request was
+    journalled, attaches to that member; the pack's record is rewritten at the end of the run,
+    so the attempt that collects it writes the copy's row too instead of sending it again."""
+    refs = archive(tmp_path / "scans", 13, duplicate_of={12: 0})
+    fake = FakeDelix(queue_polls=10**6)
+    out = str(tmp_path / "out")
+    parked = run(fake, out, LateCopy(refs, fake), packing="pdf", deferrable=True)
+    assert len(parked.waiting_extracts) == 2 and sum(parked.rows.values()) == 0
+    assert parked.pages_total == parked.pages_waiting == 13
+    fake.queue_polls = 0
+    resumed = run(fake, out, refs, packing="pdf", deferrable=True)
+    assert resumed.extracts_adopted == 2
+    assert fake.calls["upload_files"] == 2 and fake.calls["extract_documents"] == 2
+    assert fake.calls["extract_images"] == 0, "the copy's content was paid again"
+    got = rows(out)
+    assert len(got) == 13 and got["scan-012.jpg"][1] == got["scan-000.jpg"][1] == text_of(jpeg(0))
     assert fake.stored == {}
 
 
