@@ -21,6 +21,9 @@ def build_manifest(output_uri: str, summary: PipelineSummary) -> dict[str, Any]:
     rows = data.pop("rows")
     undeleted = data.pop("undeleted_uuids")
     data["unclaimed_files"] = data["unclaimed_files"][:MAX_LISTED_UUIDS]
+    data["held_files"] = len(data["held_file_uuids"])
+    data["held_file_uuids"] = data["held_file_uuids"][:MAX_LISTED_UUIDS]
+    data["held_extracts"] = data["held_extracts"][:MAX_LISTED_UUIDS]
     return {
         "output_uri": output_uri,
         "schema_version": SCHEMA_VERSION,

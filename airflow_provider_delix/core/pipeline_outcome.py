@@ -46,6 +46,8 @@ class PipelineOutcome:
 
     def _summary(self, start: float, ctx: RunContext) -> PipelineSummary:
         usage = self.budget.usage()
+        with ctx.live_lock:
+            held = [k for k in ctx.kept if not k.parked]
         with self.stats.lock:
             rows = {s.value: self.stats.rows.get(s.value, 0) for s in RowStatus}
             return PipelineSummary(
@@ -69,6 +71,8 @@ class PipelineOutcome:
                 stop_reason=self._stop_reason(ctx),
                 pages_waiting=self.stats.pages_waiting,
                 waiting_extracts=sorted([*self._adoption.waiting, *ctx.parked]),
+                held_extracts=sorted(k.record.extract_uuid for k in held if k.record.extract_uuid),
+                held_file_uuids=sorted(u for k in held for u in k.files),
                 extracts_adopted=self._adoption.adopted,
                 extracts_lost=self._adoption.lost,
                 pages_in_doubt=self.stats.pages_in_doubt,
@@ -101,7 +105,7 @@ class PipelineOutcome:
             return error or c.fatal
         done = sum(s.rows.values()) + s.pages_resumed
         unread = "" if s.input_complete else ", plus the inputs not read yet"
-        left = f"{s.pages_left} page(s) remain{unread}"
+        left = f"{s.pages_left} page(s) remain{unread}{_held_note(s)}"
         if self.cancel_event.is_set():
             return PipelineCancelledError(f"Cancelled: {done} page(s) done, {left}.", s)
         if c.storage is not None:
@@ -131,8 +135,18 @@ class PipelineOutcome:
         if s.pages_left:
             return PagesLeftError(
                 f"{s.pages_left} page(s) got no row because Delix kept failing after the client's "
-                f"retries (last error: {c.transient}). Every other page is done ({done}); re-run the "
-                "task to do exactly those pages.",
+                f"retries (last error: {c.transient}){_held_note(s)}. Every other page is done ({done}); "
+                "re-run the task to do exactly those pages.",
                 s,
             )
         return None
+
+
+def _held_note(s: PipelineSummary) -> str:
+    """Why files stay on Delix after a run that stopped waiting for paid extracts."""
+    if not s.held_file_uuids:
+        return ""
+    return (
+        f" (of them, the pages of paid extracts stay on record, with their {len(s.held_file_uuids)} "
+        "file(s) kept on Delix: the next attempt collects them without paying again)"
+    )

@@ -37,6 +37,10 @@ class PipelineSummary:
     pages_resumed_not_processed: int = 0  # resumed pages whose stored row is not "processed"
     pages_waiting: int = 0  # in queued extracts left for the next attempt (a deferral)
     waiting_extracts: list[str] = field(default_factory=list)  # their uuids: the trigger polls them
+    # Paid extracts this run stopped waiting for (timeout, cancel, failing polls), left on record
+    # uncollected, and their files, kept on Delix on purpose: the next attempt collects them.
+    held_extracts: list[str] = field(default_factory=list)
+    held_file_uuids: list[str] = field(default_factory=list)
     extracts_adopted: int = 0  # paid extracts of earlier attempts whose pages this run collected
     extracts_lost: int = 0  # paid extracts of earlier attempts that Delix no longer has
     pages_in_doubt: int = 0  # sent without an answer (here or by a dead attempt): maybe paid twice
@@ -88,6 +92,8 @@ class PipelineSummary:
             "stop_reason": self.stop_reason,
             "pages_waiting": self.pages_waiting,
             "waiting_extracts": list(self.waiting_extracts),
+            "held_extracts": list(self.held_extracts),
+            "held_file_uuids": list(self.held_file_uuids),
             "extracts_adopted": self.extracts_adopted,
             "extracts_lost": self.extracts_lost,
             "pages_in_doubt": self.pages_in_doubt,

@@ -255,11 +255,15 @@ def test_a_queued_extract_past_the_timeout_is_collected_by_the_next_attempt(out:
     fake = FakeDelix(queue_polls=0, queue_seconds=10_000, clock=clock)
     refs, truth = archive(tmp_path / "pdfs", twelve=12)
     timing: dict[str, Any] = {"clock": clock, "sleep": clock.sleep, "poll_interval": 60.0}
-    with pytest.raises(PagesLeftError, match="re-run collects it without paying again"):
+    with pytest.raises(PagesLeftError, match="re-run collects it without paying again") as stopped:
         run(fake, out, refs, extract_timeout=300.0, **timing)
     # Paid and still queued: the record and the file stay; a delete would only be refused.
     assert len(extract_records_left(out)) == 1 and len(fake.ours_left()) == 1
     assert fake.calls["delete_file"] == 0
+    held = stopped.value.summary  # the manifest names what stays on Delix, and why
+    assert held.held_file_uuids == sorted(fake.ours_left()) and held.undeleted_uuids == []
+    assert held.held_extracts == sorted(fake.extracts) and held.pages_left == 12
+    assert "1 file(s) kept on Delix" in str(stopped.value)
     clock.advance(10_000)  # Delix finished it meanwhile
     summary = run(fake, out, refs, **timing)
     assert summary.extracts_adopted == 1 and summary.requests["extract_documents"] == 0
@@ -285,6 +289,8 @@ def test_a_poll_that_keeps_failing_leaves_the_extract_for_the_next_attempt(
     done = first.rows["processed"]
     assert done in (0, 2) and first.pages_left == 14 - done and len(extract_records_left(out)) == 1
     assert fake.calls["delete_file"] == done // 2, "only the 2-page document's file; the queued one is kept"
+    assert first.held_file_uuids == sorted(fake.ours_left()) and len(first.held_extracts) == 1
+    assert "kept on Delix" in str(failed.value)
     monkeypatch.undo()  # Delix answers again
     second = run(fake, out, refs)
     assert second.extracts_adopted == 1 and second.requests["extract_documents"] == (0 if done else 1)

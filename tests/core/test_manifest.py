@@ -9,7 +9,7 @@ from airflow_provider_delix.core.summary import PipelineSummary
 from airflow_provider_delix.core.table import SCHEMA_VERSION
 
 
-def _summary(undeleted: int = 0) -> PipelineSummary:
+def _summary(undeleted: int = 0, held: int = 0) -> PipelineSummary:
     return PipelineSummary(
         run_id="dag/run/task/try1",
         rows={"processed": 9, "failed": 1, "rejected": 0, "invalid": 2},
@@ -25,6 +25,8 @@ def _summary(undeleted: int = 0) -> PipelineSummary:
         peak_stored_bytes=12345,
         orphans_deleted=0,
         undeleted_uuids=[f"u{i}" for i in range(undeleted)],
+        held_extracts=[f"x{i}" for i in range(held)],
+        held_file_uuids=[f"h{i}" for i in range(held)],
     )
 
 
@@ -39,7 +41,9 @@ def test_manifest_fields_and_json() -> None:
 
 
 def test_manifest_stays_small_whatever_is_left_behind() -> None:
-    manifest = build_manifest("memory://t", _summary(undeleted=500))
+    manifest = build_manifest("memory://t", _summary(undeleted=500, held=40))
     assert manifest["undeleted_files"] == 500
     assert len(manifest["undeleted_uuids"]) == MAX_LISTED_UUIDS
+    assert manifest["held_files"] == 40 and len(manifest["held_file_uuids"]) == MAX_LISTED_UUIDS
+    assert len(manifest["held_extracts"]) == MAX_LISTED_UUIDS
     assert len(json.dumps(manifest)) < 4096
