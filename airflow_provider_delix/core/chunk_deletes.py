@@ -5,6 +5,11 @@ are scheduled *before* the rows are written: they do not need the rows, and the 
 refills while the store works. A file is gone when its delete is confirmed (404 included);
 one still being processed is waited for. A delete that fails keeps the file on record
 (``undeleted``) for the final cleanup and the next run; after a refused key none is sent.
+
+A file still in use when the wait is over, or at once when the chunk's extraction answer was
+lost (Delix may be working on it for an extract nobody can name), is kept the same way
+without failing the run: Delix refuses the delete until it is done, and the pages' rows do
+not depend on it. The next attempt deletes it (or Delix does, 24 h after upload).
 """
 
 from __future__ import annotations
@@ -31,8 +36,8 @@ class ChunkDeletes(ChunkState):
                 ctx.client.delete_file(uuid)
                 break
             except DelixApiError as exc:
-                busy = exc.error == ErrorCode.FILE_UNDER_PROCESSING
-                waited = ctx.clock() - start >= ctx.tuning.under_processing_timeout
+                busy = _in_use(exc)
+                waited = self._extract_unknown or ctx.clock() - start >= ctx.tuning.under_processing_timeout
                 # After a cancel ctx.sleep returns at once: waiting on would be a loop of DELETEs.
                 if not busy or waited or ctx.control.aborting():
                     raise
@@ -87,7 +92,16 @@ class ChunkDeletes(ChunkState):
             with self.ctx.live_lock:
                 self.ctx.undeleted.add(uuid)
             with self._lock:
-                self._deletes_failed = True
+                self._deletes_failed = True  # the chunk's upload record stays: the next run deletes it
+            if _in_use(exc):
+                log.warning(
+                    "Delix file %s of chunk %s is still in use by an extraction (%s): kept on record, "
+                    "the next attempt deletes it.",
+                    uuid,
+                    self.chunk.chunk_id,
+                    exc,
+                )
+                return
             log.error("Could not delete Delix file %s of chunk %s: %s", uuid, self.chunk.chunk_id, exc)
             self.ctx.control.fail(exc, abort=isinstance(exc, DelixAuthError))
             return
@@ -101,3 +115,7 @@ class ChunkDeletes(ChunkState):
             except Exception as exc:
                 log.exception("Could not record the deletion of chunk %s", self.chunk.chunk_id)
                 self.ctx.control.fail(exc, abort=False)
+
+
+def _in_use(exc: Exception) -> bool:
+    return isinstance(exc, DelixApiError) and exc.error == ErrorCode.FILE_UNDER_PROCESSING

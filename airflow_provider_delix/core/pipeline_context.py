@@ -187,6 +187,9 @@ class ChunkState:
         self._recorded = False
         self._deletes_left = 0
         self._deletes_failed = False
+        # An extraction answer was lost after sending: Delix may be working on these files for an
+        # extract this chunk cannot name, so a delete refused as busy is not waited for.
+        self._extract_unknown = False
         self._lock = threading.Lock()
 
     def _holds_files(self) -> bool:

@@ -144,6 +144,7 @@ class ChunkRunner(ChunkUpload, ChunkRows):
                 raise  # never reached Delix, or refused (429/500/503): nothing paid, left for a re-run
             # Sent, and the answer lost on each send the policy allowed: maybe charged, no text.
             log.warning("Chunk %s: %s", self.chunk.chunk_id, exc)
+            self._extract_unknown = True
             requested = [(s, n) for s in slots for n in s.file.requested_pages]
             results = answer_lost_results([s.uuid for s, _ in requested], exc, intent.kind, self.ctx.stats)
             for (slot, number), result in zip(requested, results, strict=True):

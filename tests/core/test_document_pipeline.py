@@ -319,6 +319,36 @@ def test_an_unreadable_poll_answer_holds_the_extract_instead_of_paying_again(
     assert_clean(fake, out)
 
 
+def test_files_of_a_queued_request_whose_answer_was_lost_are_kept_not_waited_for(
+    out: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Delix queued the request, and its answer never came back (on both sends): the pages get
+    ``answer_lost`` rows, and the file is in use by an extract nobody can name. Its delete is
+    refused as busy; the run keeps it on record instead of retrying for a minute and failing."""
+    clock = FakeClock()
+    fake = FakeDelix(queue_polls=0, queue_seconds=10_000, clock=clock)
+    refs, _ = archive(tmp_path / "pdfs", twelve=12)
+    queue = fake.extract_documents
+
+    def answer_lost(*args: Any) -> None:
+        queue(*args)  # applied and charged, as far as anyone knows
+        error = DelixTransientError("Delix did not answer (read timeout)", maybe_applied=True)
+        error.paid, error.lost_attempts = True, 2
+        raise error
+
+    monkeypatch.setattr(fake, "extract_documents", answer_lost)
+    summary = run(fake, out, refs, clock=clock, sleep=clock.sleep)
+    assert summary.rows["failed"] == 12 and summary.pages_in_doubt == 12
+    assert summary.undeleted_uuids == sorted(fake.ours_left()) and len(fake.ours_left()) == 1
+    assert clock.sleeps.count(1.0) == 0, "no back-off on a file whose extract cannot be named"
+    assert fake.calls["delete_file"] <= 2  # the chunk's delete, and the final cleanup's
+    monkeypatch.undo()
+    clock.advance(10_000)  # Delix finished with it
+    again = run(fake, out, refs, clock=clock, sleep=clock.sleep)
+    assert again.orphans_deleted == 1 and again.rows["processed"] == 12  # sent again, as answer_lost
+    assert_clean(fake, out)
+
+
 def test_a_paid_extract_whose_uuid_cannot_be_journalled_is_counted_in_doubt(
     out: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
