@@ -38,7 +38,7 @@ class ChunkBadAnswers(ChunkDeletes):
         with ctx.live_lock:
             ctx.live.update(named)
         ctx.store.record_uploaded(self.chunk.chunk_id, named)
-        self._recorded = bool(named)
+        self._recorded = self._recorded or bool(named)
         unnamed = max(len(slots) - len(named), 0)
         with ctx.stats.lock:
             ctx.stats.files_in_doubt += unnamed
@@ -56,8 +56,8 @@ class ChunkBadAnswers(ChunkDeletes):
         for uuid in named:
             deleted += self._delete_or_keep(uuid)
         if deleted == len(named) and named:
-            ctx.store.record_deleted(self.chunk.chunk_id)
-            self._recorded = False
+            # Only these: on a re-upload (an expired file) the chunk's other files are stored.
+            ctx.store.record_gone(self.chunk.chunk_id, named)
         for slot in slots:
             self._release(slot)
 

@@ -364,6 +364,10 @@ class OutputStore:
         """Every file of the chunk is confirmed deleted on Delix: forget the record."""
         self.uploads.record_deleted(chunk_id)
 
+    def record_gone(self, chunk_id: str, uuids: Sequence[str]) -> None:
+        """These files of the chunk are confirmed deleted; its others stay on record."""
+        self.uploads.record_gone(chunk_id, uuids)
+
     def orphaned_uploads(self, *, wait: bool = True) -> list[str]:
         """Uuids stored on Delix by crashed writers and never deleted (never a live writer's)."""
         return self.uploads.orphaned_uploads(wait=wait)

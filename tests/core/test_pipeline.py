@@ -469,3 +469,58 @@ def test_a_chosen_max_concurrency_keeps_every_chunk_full(out: str) -> None:
     assert error is None and summary is not None and summary.rows["processed"] == 100
     assert [len(r) for r in fake.extract_requests] == [5] * 20
     assert_clean(fake)
+
+
+def test_an_unreadable_answer_to_a_re_upload_keeps_the_chunks_other_files_on_record(
+    out: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file expired before its extraction and its re-upload got an answer that cannot be read:
+    the file the answer named is deleted, and the chunk's other stored file (here "bad", refused
+    alone and not deleted yet) stays on the upload record, so a kill at that moment still
+    leaves it to the next attempt's orphan deletes."""
+    from airflow_provider_delix.api.errors import DelixResponseError
+    from airflow_provider_delix.core.chunk_bad_answers import ChunkBadAnswers
+
+    fake = FakeDelix()
+    upload = fake.upload_files
+    uploaded: set[bytes] = set()
+
+    def second_answer_unreadable(files: Any) -> Any:
+        stored = upload(files)
+        datas = [bytes(d) for _, d in files]
+        again = datas == [b"EXPIRE-1"] and b"EXPIRE-1" in uploaded
+        uploaded.update(datas)
+        if again:  # the re-upload of the expired file alone
+            raise DelixResponseError("two entries for one file", uuids=tuple(s.uuid for s in stored))
+        return stored
+
+    monkeypatch.setattr(fake, "upload_files", second_answer_unreadable)
+    # The chunk's request is refused for the bad file (422), so its files go one by one; only
+    # then does "once" expire, so it alone is uploaded again while "fine" waits, stored.
+    extract = fake.extract_images
+    extractions = itertools.count()
+
+    def expiring_later(*args: Any) -> Any:
+        fake.expiring = next(extractions) >= 2
+        return extract(*args)
+
+    monkeypatch.setattr(fake, "extract_images", expiring_later)
+    recorded: list[tuple[set[str], set[str]]] = []  # (on the upload record, the chunk's stored files)
+    unreadable = ChunkBadAnswers._unreadable_upload
+
+    def snapshot(self: Any, slots: Any, exc: DelixResponseError) -> None:
+        unreadable(self, slots, exc)
+        with self.ctx.store._lock:
+            on_record = set(self.ctx.store.uploads._uploads.get(self.chunk.chunk_id, []))
+        recorded.append((on_record, {s.uuid for s in self.slots if s.uuid in fake.stored}))
+
+    monkeypatch.setattr(ChunkBadAnswers, "_unreadable_upload", snapshot)
+    # The tail goes in chunks of two: "bad" and "once" share the last one.
+    sources = [source("fine", b"fine"), source("bad", b"BADINPUT"), source("once", b"EXPIRE-1")]
+    summary, error, _ = run(fake, out, sources)
+    assert error is None and summary is not None
+    ((on_record, stored),) = recorded
+    assert len(stored) == 1 and stored <= on_record, "a stored file of the chunk left the upload record"
+    frame = table(out).set_index("source")
+    assert frame.loc["fine", "status"] == "processed" and frame.loc["once", "error"] == "malformed_answer"
+    assert_clean(fake)
