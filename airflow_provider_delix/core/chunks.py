@@ -53,6 +53,9 @@ class ChunkFile:
     sync: bool = True
     members: tuple[ChunkFile, ...] = ()  # a pack (core.packing): page i answers member i's rows
     carried: tuple[int, int] = (0, 0)  # credits (charged, refunded) of an earlier try in a pack
+    # A PDF (part): the page maps of identical parts (same bytes, same pages) listed while this
+    # one is live; their pages are answered by this file's (ContentIndex.join).
+    copies: list[tuple[tuple[int, PageTarget], ...]] = field(default_factory=list)
 
     @property
     def size(self) -> int:
@@ -82,11 +85,17 @@ class ChunkFile:
     def requested_pages(self) -> tuple[int, ...]:
         return (1,) if self.page_map is None else tuple(n for n, _ in self.page_map)
 
-    def rows(self, final_targets: Sequence[PageTarget]) -> list[tuple[int, list[PageTarget]]]:
-        """(page in the stored file, rows it answers); ``final_targets`` from ContentIndex.complete."""
+    def rows(
+        self,
+        final_targets: Sequence[PageTarget],
+        copies: Sequence[tuple[tuple[int, PageTarget], ...]] | None = None,
+    ) -> list[tuple[int, list[PageTarget]]]:
+        """(page in the stored file, rows it answers); ``final_targets`` and ``copies`` as the
+        ContentIndex saw them (``copies`` defaults to this file's own, once it is retired)."""
         if self.page_map is None:
             return [(1, list(final_targets))]
-        return [(n, [t]) for n, t in self.page_map]
+        extra = [dict(c) for c in (self.copies if copies is None else copies)]
+        return [(n, [t, *(c[n] for c in extra if n in c)]) for n, t in self.page_map]
 
 
 @dataclass(slots=True)

@@ -5,7 +5,9 @@ entries from their own threads (hence the lock), so it is shared state with its 
 than a part of planning. Every page is keyed by the sha256 of the bytes that would be uploaded:
 a page whose content is already waiting in an open chunk or in flight attaches to that file as
 one more *target* (one more row to write); a page whose content finished recently reuses the
-cached outcome.
+cached outcome. A PDF (part) is keyed by its bytes' hash, its engine and the pages asked for
+(:meth:`ContentIndex.join`): an identical one attaches as a *copy* while it is live, or reuses
+the cached outcome of every page once it finished.
 """
 
 from __future__ import annotations
@@ -43,19 +45,57 @@ class ContentIndex:
             self._live[content_sha256] = new
             return new
 
+    def join(self, file: ChunkFile) -> list[tuple[PageTarget, FileOutcome]] | None:
+        """A PDF (part) about to be placed: None to place it, or the rows it needs no request for.
+
+        An identical part (its key is the bytes' hash and the pages asked for) that is live
+        takes this one's pages as a copy: [] (its rows come with that file's). One that finished
+        recently with an answer for every page gives (row, outcome) for each page to reuse.
+        """
+        assert file.page_map is not None
+        with self._lock:
+            live = self._live.get(file.content_sha256)
+            if live is not None:
+                live.copies.append(file.page_map)
+                return []
+            cached = [self._done.get(_page_key(file.content_sha256, n)) for n, _ in file.page_map]
+            if all(c is not None for c in cached):
+                for n, _ in file.page_map:
+                    self._done.move_to_end(_page_key(file.content_sha256, n))
+                return [(t, c) for (_, t), c in zip(file.page_map, cached, strict=True) if c is not None]
+            self._live[file.content_sha256] = file
+            return None
+
     def complete(self, file: ChunkFile, outcome: FileOutcome | None) -> list[PageTarget]:
         """Retire a live file and return its final targets; cache ``outcome`` unless None.
 
         None means "no result" (a transient failure): later duplicates must be sent again.
         """
         with self._lock:
-            self._live.pop(file.content_sha256, None)
-            if outcome is not None and self._cache_size > 0:
-                self._done[file.content_sha256] = outcome
-                self._done.move_to_end(file.content_sha256)
-                while len(self._done) > self._cache_size:
-                    self._done.popitem(last=False)
+            if self._live.get(file.content_sha256) is file:
+                del self._live[file.content_sha256]
+            if outcome is not None:
+                self._cache(file.content_sha256, outcome)
             return list(file.targets)
+
+    def _complete_part(self, file: ChunkFile, outcome_of: Callable[[int], FileOutcome | None]) -> None:
+        """Retire a PDF (part); cache each answered page for identical parts listed later."""
+        assert file.page_map is not None
+        with self._lock:
+            if self._live.get(file.content_sha256) is file:
+                del self._live[file.content_sha256]
+            for n, _ in file.page_map:
+                outcome = outcome_of(n)
+                if outcome is not None:
+                    self._cache(_page_key(file.content_sha256, n), outcome)
+
+    def _cache(self, key: str, outcome: FileOutcome) -> None:
+        if self._cache_size <= 0:
+            return
+        self._done[key] = outcome
+        self._done.move_to_end(key)
+        while len(self._done) > self._cache_size:
+            self._done.popitem(last=False)
 
     def peek(self, file: ChunkFile) -> list[PageTarget]:
         """The file's targets so far (for the ledger); duplicates may still attach later."""
@@ -66,7 +106,9 @@ class ContentIndex:
         """(page in the stored file, rows it answers so far): what the ledger records."""
         if file.members:
             return [(i, self.peek(m)) for i, m in enumerate(file.members, 1)]
-        return file.rows(self.peek(file))
+        with self._lock:
+            targets, copies = list(file.targets), list(file.copies)
+        return file.rows(targets, copies)
 
     def keys_of(self, file: ChunkFile) -> set[tuple[str, int]]:
         """Resume keys of every row the file answers so far."""
@@ -88,9 +130,16 @@ class ContentIndex:
             return [
                 (i, self.complete(m, outcome_of(i))) for i, m in enumerate(file.members, 1) if i not in keep
             ]
-        cache = outcome_of(1) if file.page_map is None else None
-        return file.rows(self.complete(file, cache))
+        if file.page_map is not None:
+            self._complete_part(file, outcome_of)
+            return file.rows(())  # retired: no copy attaches any more
+        return file.rows(self.complete(file, outcome_of(1)))
 
     def live_count(self) -> int:
         with self._lock:
             return len(self._live)
+
+
+def _page_key(part_key: str, page: int) -> str:
+    """The cache key of one page of a PDF (part): a part's key never equals an image's hash."""
+    return f"{part_key}#{page}"

@@ -232,17 +232,22 @@ class ChunkPlanner:
         selection = part.selection
         if len(page_map) != len(part.page_map):  # some pages are done: ask only for the others
             selection = page_selector([n for n, _ in page_map])
-        return [
-            ChunkFile(
-                content_sha256=hashlib.sha256(part.data).hexdigest(),
-                filename=part.filename,
-                data=part.data,
-                page_map=tuple(page_map),
-                selection=selection,
-                engine=part.engine,
-                sync=len(page_map) <= MAX_SYNC_DOCUMENT_PAGES,
-            )
-        ]
+        asked = ",".join(str(n) for n, _ in page_map)
+        file = ChunkFile(
+            # Identical parts asking for the same pages share one upload and one extraction.
+            content_sha256=f"{hashlib.sha256(part.data).hexdigest()}:{part.engine}:{asked}",
+            filename=part.filename,
+            data=part.data,
+            page_map=tuple(page_map),
+            selection=selection,
+            engine=part.engine,
+            sync=len(page_map) <= MAX_SYNC_DOCUMENT_PAGES,
+        )
+        reused = self.index.join(file)
+        if reused is None:
+            return [file]
+        step.reused.extend(reused)
+        return []
 
     def flush(self) -> list[Chunk]:
         """Emit every open chunk (end of input)."""

@@ -184,6 +184,28 @@ def test_invalid_documents_get_rows_without_a_call(out: str, tmp_path: Path) -> 
     assert summary.rows["invalid"] == 2 and sum(fake.calls.values()) == 0
 
 
+def test_identical_pdfs_are_paid_once_and_each_gets_its_rows(out: str, tmp_path: Path) -> None:
+    """The same PDF in two folders: one upload and one extraction, a row per page for each copy
+    (as for images); a queued one too. Credits are on the first copy's rows only."""
+    fake = FakeDelix(queue_polls=2)
+    refs, truth = archive(
+        tmp_path / "pdfs",
+        three=3,
+        twelve=12,
+        three_copy=document("three", 3),
+        twelve_copy=document("twelve", 12),
+    )
+    summary = run(fake, out, refs)
+    charged_once(fake, 15)
+    assert fake.calls["upload_files"] + fake.calls["extract_documents"] <= 4
+    copies = {(refs[2].source, n): page_text("three", n) for n in range(1, 4)}
+    copies |= {(refs[3].source, n): page_text("twelve", n) for n in range(1, 13)}
+    assert texts(out) == truth | copies
+    assert summary.rows["processed"] == 30 and summary.pages_reused == 15
+    assert read_table(out).credits_charged.sum() == 15 * PRICE_PER_PDF_PAGE == summary.credits_charged
+    assert_clean(fake, out)
+
+
 def park_then_resume(
     out: str, refs: list[InputRef], fake: FakeDelix
 ) -> tuple[PipelineSummary, PipelineSummary]:

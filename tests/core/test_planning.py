@@ -11,6 +11,7 @@ from fakes import Page, Ref, Source, images, invalid_source, source
 from airflow_provider_delix.core.planning import (
     TOO_LARGE_FOR_BUDGET,
     Chunk,
+    ChunkFile,
     ChunkPlanner,
     ContentIndex,
     FileOutcome,
@@ -167,3 +168,35 @@ def test_unreadable_sources_are_keyed_by_name_so_two_missing_files_never_share_a
     b = PageTarget("missing-b.png", "", 1, None)
     assert a.key != b.key
     assert PageTarget("x.png", "abc", 2, None).key == ("abc", 2)
+
+
+def _part(source: str, key: str = "abc:danlin:1,2") -> ChunkFile:
+    targets = [PageTarget(source, "sha-of-the-pdf", n, None) for n in (1, 2)]
+    return ChunkFile(key, "x.pdf", b"%PDF-", page_map=((1, targets[0]), (2, targets[1])), engine="danlin")
+
+
+def test_identical_pdf_parts_share_one_request_while_live_and_reuse_it_once_finished() -> None:
+    index = ContentIndex()
+    first = _part("a.pdf")
+    assert index.join(first) is None  # placed: uploaded and extracted
+    assert index.join(_part("b.pdf")) == []  # live: its pages ride on the first one's request
+    sources = [(n, [t.source for t in ts]) for n, ts in index.pending_rows(first)]
+    assert sources == [(1, ["a.pdf", "b.pdf"]), (2, ["a.pdf", "b.pdf"])]  # what the ledger records
+    done = FileOutcome("processed", "text", None, None, "file-uuid", "extract-uuid")
+    settled = index.settle(first, lambda n: done)
+    assert [(n, [t.source for t in ts]) for n, ts in settled] == sources
+    reused = index.join(_part("c.pdf"))  # finished: every page's answer is reused, no request
+    assert reused is not None and [(t.source, t.page_number, o) for t, o in reused] == [
+        ("c.pdf", 1, done),
+        ("c.pdf", 2, done),
+    ]
+
+
+def test_a_pdf_part_with_a_page_left_unanswered_is_sent_again() -> None:
+    index = ContentIndex()
+    first = _part("a.pdf")
+    assert index.join(first) is None
+    done = FileOutcome("processed", "text", None, None, "file-uuid", "extract-uuid")
+    index.settle(first, lambda n: done if n == 1 else None)  # page 2: no result
+    assert index.join(_part("b.pdf")) is None
+    assert index.join(_part("c.pdf", key="abc:danlin:2")) is None  # other pages: another request
