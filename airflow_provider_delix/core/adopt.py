@@ -211,8 +211,8 @@ def _rows(
                 engine=record.engine,
                 language=record.language or "",
                 run_id=run_id,
-                charged=page.charged,
-                refunded=page.refunded,
+                charged=page.charged + f.carried[0],
+                refunded=page.refunded + f.carried[1],
             )
             for target, row in zip(targets, built, strict=True):
                 sources = written.get(target.key)

@@ -40,6 +40,9 @@ class LedgerFile:
 
     uuid: str
     pages: tuple[tuple[int, tuple[PageTarget, ...]], ...]  # (page in the stored file, targets)
+    # Credits (charged, refunded) each page carries from earlier tries: a pack it failed in, or
+    # sends whose answer was lost (core/lost_answers.py). Added to its row when it is collected.
+    carried: tuple[int, int] = (0, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +82,7 @@ class ExtractRecord:
                             ]
                             for number, ts in f.pages
                         ],
+                        "carried": list(f.carried),
                     }
                     for f in self.files
                 ],
@@ -98,6 +102,7 @@ class ExtractRecord:
                     (int(number), tuple(PageTarget(str(s), str(h), int(p), n) for s, h, p, n in targets))
                     for number, targets in f["pages"]
                 ),
+                carried=(int(f.get("carried", (0, 0))[0]), int(f.get("carried", (0, 0))[1])),
             )
             for f in body["files"]
         )

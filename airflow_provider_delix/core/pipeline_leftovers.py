@@ -130,8 +130,8 @@ class PipelineLeftovers:
         """
         for kept in ctx.kept:
             files = tuple(
-                LedgerFile(
-                    f.uuid, tuple((n, tuple(ts)) for n, ts in ctx.index.pending_rows(kept.files[f.uuid]))
+                dataclasses.replace(
+                    f, pages=tuple((n, tuple(ts)) for n, ts in ctx.index.pending_rows(kept.files[f.uuid]))
                 )
                 for f in kept.record.files
             )

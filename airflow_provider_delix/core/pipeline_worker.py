@@ -219,7 +219,7 @@ class ChunkRunner(ChunkUpload, ChunkRows):
         for slot in slots:
             assert slot.uuid is not None
             rows = ctx.index.pending_rows(slot.file)
-            files.append(LedgerFile(slot.uuid, tuple((n, tuple(ts)) for n, ts in rows)))
+            files.append(LedgerFile(slot.uuid, tuple((n, tuple(ts)) for n, ts in rows), slot.file.carried))
         record = ExtractRecord(
             chunk_id=f"{self.chunk.chunk_id}-x{len(self._journalled) + 1}",
             extract_uuid=None,

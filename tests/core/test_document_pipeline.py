@@ -7,6 +7,7 @@ Each page's text names its document and page, so a row in the wrong place shows.
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 from core_pdfs import document, image_pdf, merged, page_text, text_pdf
 from fakes import PRICE_PER_PDF_PAGE, FakeClock, FakeDelix
 
-from airflow_provider_delix.api.errors import DelixResponseError, DelixTransientError
+from airflow_provider_delix.api.errors import DelixNotFoundError, DelixResponseError, DelixTransientError
 from airflow_provider_delix.core.inputs import InputRef
 from airflow_provider_delix.core.jobs import DocumentJob
 from airflow_provider_delix.core.ledger import ExtractLedger, ExtractRecord
@@ -231,6 +232,38 @@ def test_a_deferrable_run_parks_a_queued_extract_and_the_next_one_collects_it(
     assert texts(out) == truth
     charged_once(fake, 14)
     assert_clean(fake, out)
+
+
+def test_a_parked_extract_keeps_the_credits_its_pages_carry_from_a_lost_send(
+    out: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first send's answer was lost (assumed charged) and the re-send found the file expired:
+    uploaded and sent again, queued, parked. The attempt that collects it puts the lost send's
+    credits on the rows too, so the table adds up to what Delix may have charged."""
+    fake = FakeDelix(queue_polls=10**6)
+    refs, truth = archive(tmp_path / "pdfs", twelve=12)
+    queue = fake.extract_documents
+    sends = itertools.count()
+
+    def lost_then_expired(*args: Any) -> Any:
+        if next(sends) == 0:
+            error = DelixNotFoundError("404: the file expired", status_code=404)
+            error.lost_attempts = 1  # the first send was applied, its answer lost
+            raise error
+        return queue(*args)
+
+    monkeypatch.setattr(fake, "extract_documents", lost_then_expired)
+    parked = run(fake, out, refs, deferrable=True)
+    assert (
+        parked.waiting and parked.requests_in_doubt == 1 and parked.credits_at_risk == 12 * PRICE_PER_PDF_PAGE
+    )
+    fake.queue_polls = 0
+    resumed = run(fake, out, refs, deferrable=True)
+    assert resumed.extracts_adopted == 1 and texts(out) == truth
+    assert (
+        read_table(out).credits_charged.sum() == 2 * 12 * PRICE_PER_PDF_PAGE
+    )  # the lost send and the paid one
+    assert resumed.credits_charged == 2 * 12 * PRICE_PER_PDF_PAGE
 
 
 def test_a_rerun_while_delix_still_works_leaves_the_parked_files_alone(out: str, tmp_path: Path) -> None:

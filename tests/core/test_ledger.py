@@ -6,6 +6,7 @@ at once) or dropped without closing (a SIGKILL: its lease stops beating and goes
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import json
 from pathlib import Path
@@ -76,6 +77,19 @@ def test_record_json_round_trip(extract_uuid: str | None) -> None:
     assert back == ExtractRecord(**{**_fields(original), "path": back.path})
     assert back.files[1].pages == ((1, (PageTarget("long.pdf", "sha-long.pdf", 151, "split"),)),)
     assert back.files[2].pages[0][1][1].source == "نامه.png"
+
+
+def test_the_credits_a_file_carries_round_trip() -> None:
+    original = record(extract_uuid="ex-1")
+    carrying = dataclasses.replace(
+        original, files=(dataclasses.replace(original.files[0], carried=(300, 100)), *original.files[1:])
+    )
+    back = ExtractRecord.from_json(carrying.to_json(), "p")
+    assert back.files[0].carried == (300, 100) and back.files[1].carried == (0, 0)
+    body = json.loads(original.to_json())
+    for f in body["files"]:
+        del f["carried"]  # a record written before the field existed
+    assert ExtractRecord.from_json(json.dumps(body).encode(), "p").files[0].carried == (0, 0)
 
 
 def _fields(r: ExtractRecord) -> dict[str, object]:
