@@ -41,7 +41,7 @@ from airflow_provider_delix.core.resume import ResumeIndex
 from airflow_provider_delix.core.rows import page_rows
 from airflow_provider_delix.core.run_stats import RunStats
 from airflow_provider_delix.core.store import OutputStore
-from airflow_provider_delix.core.table import PageRow
+from airflow_provider_delix.core.table import PageRow, resume_key
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,9 @@ def adopt_extracts(
     sleep: Callable[[float], object],
     aborting: Callable[[], bool],
 ) -> Adoption:
-    adopter = _Adopter(client, store, index, options, stats, run_id, clock, sleep, aborting)
+    adopter = _Adopter(
+        client, store, index, options, stats, run_id, clock, sleep, aborting, claims.written_elsewhere
+    )
     settled: set[str] = set()  # collected or lost here: a dead adopter's marker may name it again
     for record in store.ledger.orphaned(wait=True):
         if aborting():
@@ -131,6 +133,7 @@ class _Adopter:
     clock: Callable[[], float]
     sleep: Callable[[float], object]
     aborting: Callable[[], bool]
+    written_elsewhere: Callable[[], set[tuple[str, int]]]  # keys other writers gave a row since start
     result: Adoption = field(default_factory=Adoption)
 
     def collect(self, record: ExtractRecord, extract_uuid: str) -> Outcome:
@@ -179,14 +182,24 @@ class _Adopter:
         # Sends of this request that lost their answer before it was answered: assumed charged.
         charge_lost_sends(list(results.values()), extract, self.stats, lost=record.lost_sends)
         rows = _rows(record, results, self.index, self.run_id)
+        # Rows another writer wrote since this one started (it collected the extract and died
+        # before dropping the record, or dropped it after this one listed it): not twice.
+        elsewhere = self.written_elsewhere()
+        rows = [r for r in rows if resume_key(r.source_sha256, r.source, r.page_number) not in elsewhere]
         if rows:
             store.append(f"adopt-{record.chunk_id}", rows)
             self.stats.add_rows(rows)
-        dropped = _drop(client, store, record)
         result.adopted += 1
         log.info(
             "Collected %d page(s) of extract %s paid for by an earlier attempt.", len(rows), extract.uuid
         )
+        try:
+            dropped = _drop(client, store, record)
+        except Exception:
+            # The rows are durable: keep the record and this writer's marker, so no other live
+            # writer collects the extract again; a later attempt finishes the deletes.
+            log.exception("Could not drop the record of collected extract %s (kept)", extract.uuid)
+            return "kept"
         return "collected" if dropped else "kept"
 
 

@@ -54,6 +54,7 @@ class AdoptionClaims:
         run_tag: str,
         ledger: ExtractLedger,
         alive: Callable[[str], bool],
+        written_elsewhere: Callable[[], set[tuple[str, int]]] = set,
         *,
         poll_seconds: float = 0.2,
         decide_timeout: float = 30.0,
@@ -61,6 +62,10 @@ class AdoptionClaims:
         sleep: Callable[[float], object] = time.sleep,
     ) -> None:
         self._state, self._tag, self._ledger, self._alive = state, run_tag, ledger, alive
+        # Resume keys other writers of the output gave a row since this one started (their
+        # journals and new parts): a collector that died before dropping the record, or one that
+        # dropped it after this writer listed it, wrote them already.
+        self.written_elsewhere = written_elsewhere
         self.poll_seconds, self.decide_timeout = poll_seconds, decide_timeout
         self._clock, self._sleep = clock, sleep
         self.withdrawn = 0  # extracts left to another writer that is collecting them

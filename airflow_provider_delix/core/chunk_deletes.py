@@ -6,15 +6,17 @@ refills while the store works. A file is gone when its delete is confirmed (404 
 one still being processed is waited for. A delete that fails keeps the file on record
 (``undeleted``) for the final cleanup and the next run; after a refused key none is sent.
 
-A file still in use when the wait is over, or at once when the chunk's extraction answer was
+A file still in use when the wait is over, or at once when a queued request's answer was
 lost (Delix may be working on it for an extract nobody can name), is kept the same way
 without failing the run: Delix refuses the delete until it is done, and the pages' rows do
-not depend on it. The next attempt deletes it (or Delix does, 24 h after upload).
+not depend on it. It keeps its storage slot, so, as for a held extract, no new chunk starts
+and the attempt ends; the next one deletes it (or Delix does, 24 h after upload).
 """
 
 from __future__ import annotations
 
 import logging
+from typing import TypeGuard
 
 from airflow_provider_delix.api.errors import DelixApiError, DelixAuthError
 from airflow_provider_delix.api.models import ErrorCode
@@ -95,12 +97,14 @@ class ChunkDeletes(ChunkState):
                 self._deletes_failed = True  # the chunk's upload record stays: the next run deletes it
             if _in_use(exc):
                 log.warning(
-                    "Delix file %s of chunk %s is still in use by an extraction (%s): kept on record, "
-                    "the next attempt deletes it.",
+                    "Delix file %s of chunk %s is still in use by an extraction (%s): kept on record "
+                    "in its storage slot; no new chunk starts, and the next attempt deletes it.",
                     uuid,
                     self.chunk.chunk_id,
                     exc,
                 )
+                # Its slot stays taken while Delix works: chunks started now could wait for it.
+                self.ctx.control.file_busy(exc)
                 return
             log.error("Could not delete Delix file %s of chunk %s: %s", uuid, self.chunk.chunk_id, exc)
             self.ctx.control.fail(exc, abort=isinstance(exc, DelixAuthError))
@@ -117,5 +121,5 @@ class ChunkDeletes(ChunkState):
                 self.ctx.control.fail(exc, abort=False)
 
 
-def _in_use(exc: Exception) -> bool:
+def _in_use(exc: Exception) -> TypeGuard[DelixApiError]:
     return isinstance(exc, DelixApiError) and exc.error == ErrorCode.FILE_UNDER_PROCESSING

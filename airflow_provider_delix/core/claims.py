@@ -280,6 +280,7 @@ class ClaimBook:
             self._tag,
             self._ledger,
             self._alive,
+            self._done_keys,
             poll_seconds=self.poll_seconds,
             decide_timeout=self.decide_timeout,
             clock=self._clock,

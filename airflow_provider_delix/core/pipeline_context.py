@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from airflow_provider_delix.api.errors import (
+    DelixApiError,
     DelixAuthError,
     DelixInsufficientCreditsError,
     DelixTransientError,
@@ -56,6 +57,7 @@ class Control:
         self.storage: StorageWaitTimeout | None = None
         self.transient: DelixTransientError | None = None
         self.waits: ExtractWaitTimeout | None = None
+        self.busy: DelixApiError | None = None  # a file kept because Delix still works on it
 
     def stop_new(self) -> bool:
         """No new chunk may start (in-flight ones finish)."""
@@ -102,6 +104,13 @@ class Control:
         with self._lock:
             self.transient = exc
 
+    def file_busy(self, exc: DelixApiError) -> None:
+        """A file Delix still works on is kept in its slot: like a held extract, the attempt ends."""
+        with self._lock:
+            if self.busy is None:
+                self.busy = exc
+        self._stop(abort=False)
+
     def extract_held(self) -> None:
         """An extract stays uncollected with its files: no new chunk starts, the attempt ends.
 
@@ -124,6 +133,7 @@ class KeptExtract:
     record: ExtractRecord
     files: dict[str, ChunkFile]  # by stored file uuid, as in ``record.files``
     parked: bool
+    stale: bool = False  # ``record`` is not what is on record (its write failed): write it again
 
 
 @dataclass(slots=True)

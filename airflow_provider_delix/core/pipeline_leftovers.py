@@ -125,8 +125,10 @@ class PipelineLeftovers:
         Called once no chunk runs and nothing is planned any more. Pages whose content matched
         a kept extract's file after its request was journalled attached to that file (and so
         were not sent again); the record must name them, or the attempt that collects the
-        extract writes no row for them and sends that content again. Parked pages count as
-        waiting, held ones as left (the attempt stops).
+        extract writes no row for them. A held extract whose answered record could not be
+        written (``stale``) is written again here: with its uuid on record the next attempt
+        collects it instead of counting its pages in doubt and paying for them again. Parked
+        pages count as waiting, held ones as left (the attempt stops).
         """
         for kept in ctx.kept:
             files = tuple(
@@ -137,23 +139,24 @@ class PipelineLeftovers:
             )
             (self.stats.add_waiting if kept.parked else self.stats.add_left)(_rows_of(files))
             extra = _rows_of(files) - _rows_of(kept.record.files)
-            if extra <= 0:
+            if extra <= 0 and not kept.stale:
                 continue
             try:
                 self.store.ledger.record(dataclasses.replace(kept.record, files=files))
             except Exception:
                 log.exception(
-                    "Could not add %d page(s) with the same content to the record of extract %s: a "
-                    "later attempt sends them again.",
-                    extra,
+                    "Could not write the record of extract %s again (%d page(s) with the same content "
+                    "joined it): the attempt that collects it %s.",
                     kept.record.extract_uuid,
+                    max(extra, 0),
+                    "counts its pages in doubt" if kept.stale else "writes no row for those pages",
                 )
                 continue
             log.info(
-                "%d page(s) with the same content as extract %s join its record: the attempt that "
-                "collects it writes their rows.",
-                extra,
+                "Extract %s is on record for the next attempt with %d page(s) more that share its content%s.",
                 kept.record.extract_uuid,
+                max(extra, 0),
+                " and with its uuid, which could not be written before" if kept.stale else "",
             )
 
     def _close_store(self, error: BaseException | None) -> None:

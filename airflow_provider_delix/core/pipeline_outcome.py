@@ -124,6 +124,13 @@ class PipelineOutcome:
             return None  # not a failure: the caller defers (or re-runs) and the next attempt goes on
         if c.waits is not None:
             return PagesLeftError(f"{c.waits} {done} page(s) done, {left}.", s)
+        if c.busy is not None and s.pages_left:
+            return PagesLeftError(
+                f"Delix still worked on {len(s.undeleted_uuids)} file(s) when they were to be deleted "
+                f"({c.busy}): they keep their storage slots, so no new chunk was started. {done} page(s) "
+                f"done, {left}. Re-run the task to do them; it deletes those files.",
+                s,
+            )
         if s.pages_left and self._held_pages:
             return PagesLeftError(
                 f"{s.pages_left} page(s) got no row: {self._held_pages} of them are held by another writer "

@@ -144,7 +144,9 @@ class ChunkRunner(ChunkUpload, ChunkRows):
                 raise  # never reached Delix, or refused (429/500/503): nothing paid, left for a re-run
             # Sent, and the answer lost on each send the policy allowed: maybe charged, no text.
             log.warning("Chunk %s: %s", self.chunk.chunk_id, exc)
-            self._extract_unknown = True
+            # A queued request's files stay in use while an extract nobody can name works on
+            # them, maybe for minutes: their deletes are not waited for. Sync ones free in seconds.
+            self._extract_unknown = any(s.file.queued for s in slots)
             requested = [(s, n) for s in slots for n in s.file.requested_pages]
             results = answer_lost_results([s.uuid for s, _ in requested], exc, intent.kind, self.ctx.stats)
             for (slot, number), result in zip(requested, results, strict=True):
@@ -161,7 +163,7 @@ class ChunkRunner(ChunkUpload, ChunkRows):
             except BaseException:
                 # Paid, and the uuid could not be journalled: the intent stays, so the next
                 # attempt counts these pages in doubt instead of sending them again unseen.
-                self._hold(intent, slots)
+                self._hold(intent, slots, answered=answered)
                 raise
             stored = [s for s in self.slots if s.uuid is not None]
             try:
@@ -280,7 +282,9 @@ class ChunkRunner(ChunkUpload, ChunkRows):
         for slot in slots:
             slot.pages = {n: results[(slot.uuid or "", n)] for n in slot.file.requested_pages}
 
-    def _hold(self, record: ExtractRecord, slots: list[Slot]) -> None:
+    def _hold(
+        self, record: ExtractRecord, slots: list[Slot], *, answered: ExtractRecord | None = None
+    ) -> None:
         """Paid for, answered, not read (a wait that timed out or was stopped, a poll that failed).
 
         The record stays in the ledger and the files stay stored, out of the run's cleanup: a
@@ -293,7 +297,8 @@ class ChunkRunner(ChunkUpload, ChunkRows):
             slot.held = slot.uuid in uuids
         with self.ctx.live_lock:
             self.ctx.live -= uuids
-        self._keep(record, slots, parked=False)
+        # An answer whose record could not be written: written again at the end of the run.
+        self._keep(answered or record, slots, parked=False, stale=answered is not None)
         if record.extract_uuid is None:
             what = "its paid extraction (uuid not journalled; the next attempt counts it in doubt)"
         else:
@@ -307,12 +312,12 @@ class ChunkRunner(ChunkUpload, ChunkRows):
         )
         self.ctx.control.extract_held()
 
-    def _keep(self, record: ExtractRecord, slots: list[Slot], *, parked: bool) -> None:
+    def _keep(self, record: ExtractRecord, slots: list[Slot], *, parked: bool, stale: bool = False) -> None:
         """The extract stays on record for a later attempt; its files stay live in the index."""
         uuids = set(record.file_uuids)
         files = {s.uuid: s.file for s in slots if s.uuid is not None and s.uuid in uuids}
         with self.ctx.live_lock:
-            self.ctx.kept.append(KeptExtract(record, files, parked))
+            self.ctx.kept.append(KeptExtract(record, files, parked, stale))
 
     def _one_by_one(self, slots: list[Slot], *, reupload: bool) -> None:
         for slot in slots:

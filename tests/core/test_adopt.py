@@ -19,6 +19,7 @@ from core_pdfs import document, page_text, text_pdf
 from fakes import PRICE_PER_PDF_PAGE, FakeClock, FakeDelix
 
 from airflow_provider_delix.api.errors import DelixResponseError, DelixTransientError
+from airflow_provider_delix.core import adopt as adopt_module
 from airflow_provider_delix.core.adopt import Adoption, adopt_extracts
 from airflow_provider_delix.core.adopt_claims import marker_name
 from airflow_provider_delix.core.claims import claim_book
@@ -368,8 +369,15 @@ def test_a_dead_collectors_marker_and_the_original_are_collected_once(out: str) 
     assert records_left(out) == [] and fake.ours_left() == set()
 
 
+@pytest.mark.parametrize(
+    "failure",
+    [
+        DelixTransientError("503 after 5 attempts", status_code=503),
+        DelixResponseError("a delete answer that is not JSON"),  # not one _drop expects
+    ],
+)
 def test_a_collected_extract_whose_files_cannot_be_deleted_keeps_its_marker(
-    out: str, monkeypatch: pytest.MonkeyPatch
+    out: str, monkeypatch: pytest.MonkeyPatch, failure: Exception
 ) -> None:
     """Rows written, a delete failing: the record stays for a later attempt, and so does the
     collector's marker, so no other live writer collects (and writes) the extract again."""
@@ -380,7 +388,7 @@ def test_a_collected_extract_whose_files_cannot_be_deleted_keeps_its_marker(
     delete = fake.delete_file
 
     def unavailable(uuid: str) -> bool:
-        raise DelixTransientError("503 after 5 attempts", status_code=503)
+        raise failure
 
     monkeypatch.setattr(fake, "delete_file", unavailable)
     adoption, _ = adopt(fake, out, tag="collector")
@@ -414,3 +422,45 @@ def test_every_source_sharing_a_page_of_the_extract_gets_its_row(out: str) -> No
     got = rows_by_page(out)
     assert {s for s, _ in got} == {"three.pdf", "copy/three.pdf"}
     assert got[("copy/three.pdf", 2)] == got[("three.pdf", 2)] == page_text("three", 2)
+
+
+def test_rows_a_collector_wrote_before_it_died_are_not_written_again(
+    out: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two attempts start together. One collects the extract, writes its rows and dies before
+    dropping the record; its marker is then a dead writer's, so the other takes the extract, and
+    must not write the rows again though its resume index was built before they existed."""
+    fake = FakeDelix()
+    record = paid(fake, "four", 4)
+    dead_writer(out, record)
+    drop = adopt_module._drop
+
+    def killed(*args: Any) -> bool:
+        raise KeyboardInterrupt  # the process dies between the rows and the record's removal
+
+    stats = RunStats()
+    with OutputStore(out, run_tag="next", **FAST) as store:  # starts first: its index is empty
+        claims = claim_book(store, DOCS.row_engines(), DOCS.language, poll_seconds=0.01)
+        index = ResumeIndex(store.resume_rows(), engines=["danlin"], language="fa")
+        monkeypatch.setattr(adopt_module, "_drop", killed)
+        with pytest.raises(KeyboardInterrupt):
+            adopt(fake, out, tag="killed")
+        monkeypatch.setattr(adopt_module, "_drop", drop)
+        clock = FakeClock()
+        adoption = adopt_extracts(
+            fake,
+            store,
+            index,
+            DOCS,
+            stats,
+            claims=claims.adoption_claims(),
+            run_id="run-3",
+            clock=clock,
+            sleep=clock.sleep,
+            aborting=lambda: False,
+        )
+    assert adoption.adopted == 1 and sum(stats.rows.values()) == 0, "the rows were written again"
+    with OutputStore(out, run_tag="reader", **FAST) as reader:
+        reader.recover()  # publishes what the killed writer journalled, if it is not yet
+    assert len(rows_by_page(out)) == 4
+    assert records_left(out) == [] and fake.ours_left() == set()

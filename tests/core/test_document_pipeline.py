@@ -404,6 +404,34 @@ def test_files_of_a_queued_request_whose_answer_was_lost_are_kept_not_waited_for
     assert_clean(fake, out)
 
 
+def test_a_uuid_whose_first_write_failed_is_written_again_at_the_end_and_collected(
+    out: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The write of the answered record failed once (a throttled object store); the run stops
+    and writes it again before it ends, so the next attempt collects the extract it knows by
+    uuid instead of paying for its pages again."""
+    fake = FakeDelix()
+    refs, truth = archive(tmp_path / "pdfs", three=3)
+    original = ExtractLedger.record
+    failures = itertools.count()
+
+    def throttled_once(self: ExtractLedger, record: ExtractRecord) -> None:
+        if record.extract_uuid is not None and next(failures) == 0:
+            raise OSError("SlowDown: the state store refused the write")
+        original(self, record)
+
+    monkeypatch.setattr(ExtractLedger, "record", throttled_once)
+    with pytest.raises(OSError, match="SlowDown"):
+        run(fake, out, refs)
+    assert len(extract_records_left(out)) == 1
+    monkeypatch.undo()
+    second = run(fake, out, refs)
+    assert second.pages_in_doubt == 0 and second.extracts_adopted == 1
+    assert second.requests["extract_documents"] == 0 and texts(out) == truth
+    charged_once(fake, 3)
+    assert_clean(fake, out)
+
+
 def test_a_paid_extract_whose_uuid_cannot_be_journalled_is_counted_in_doubt(
     out: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
