@@ -6,27 +6,13 @@ writers: each one's earlier attempt is "gone" to the others. Two of them collect
 extract would both write its rows. Collecting is free, so the harm is data, not money: every
 page of that extract twice in the table.
 
-The protocol is the one :mod:`.claims` uses for pages, applied to a whole extract. Before
-collecting, a writer writes a *marker* into its own ledger: a copy of the record named after
-the extract (``adopt-<hash of the extract uuid>``, the same name in every writer's ledger, so
-a dead adopter's marker and the original name one extract), with ``claimed_at`` and
-``decided=False``. Then it reads the same name in every live writer's ledger:
-
-* another marker is decided (its writer is collecting): withdraw;
-* another undecided marker is earlier, by ``(claimed_at, writer tag)``: withdraw;
-* a later undecided marker: wait until it withdraws or decides (then withdraw), at most
-  ``decide_timeout``; past it, withdraw (the record stays for a later attempt);
-* none: mark ours decided and collect.
-
-A writer reads only after its own marker is written, so of two markers at least one writer
-sees the other; both order the same two markers the same way, and the earlier one waits for
-the later one to say what it did. So exactly one collects. To withdraw is to delete the
-marker; a writer that dies holding one leaves an ordinary record of a dead writer, which the
-next attempt adopts like the original (its rows are not written twice: the resume index
-holds them). Markers of dead writers are ignored here for the same reason.
-
-The marker is a full record with the extract uuid, so a writer claiming the same pages for a
-new request sets them aside (:meth:`.claims.ClaimBook.check`), as it would for the original.
+The protocol is :mod:`.exclusive`'s. The marker is a copy of the record in the writer's own
+ledger, named after the extract (``adopt-<hash of the extract uuid>``, the same name in every
+writer's ledger, so a dead adopter's marker and the original name one extract). Because it is
+a full record with the extract uuid, a writer claiming the same pages for a new request sets
+them aside (:meth:`.claims.ClaimBook.check`), as it would for the original. A writer that dies
+holding one leaves an ordinary record of a dead writer, which the next attempt adopts like the
+original; rows another writer stored meanwhile are left out (``written_elsewhere``).
 """
 
 from __future__ import annotations
@@ -36,6 +22,7 @@ import hashlib
 import time
 from collections.abc import Callable
 
+from airflow_provider_delix.core.exclusive import decide
 from airflow_provider_delix.core.ledger import ExtractLedger, ExtractRecord
 from airflow_provider_delix.core.state_dir import StateDir
 
@@ -76,17 +63,17 @@ class AdoptionClaims:
         name = marker_name(record.extract_uuid)
         mine = dataclasses.replace(record, chunk_id=name, claimed_at=time.time(), decided=False, path="")
         self._ledger.record(mine)
-        deadline = self._clock() + self.decide_timeout
-        while True:
-            others = self._others(name)
-            ahead = any(r.decided or (r.claimed_at, tag) < (mine.claimed_at, self._tag) for tag, r in others)
-            if ahead or (others and self._clock() >= deadline):
-                self.release(mine)
-                self.withdrawn += 1
-                return None
-            if not others:
-                break
-            self._sleep(self.poll_seconds)  # ours is earlier: wait for the later ones to say
+        if not decide(
+            (mine.claimed_at, self._tag),
+            lambda: [(tag, r.claimed_at, r.decided) for tag, r in self._others(name)],
+            poll_seconds=self.poll_seconds,
+            timeout=self.decide_timeout,
+            clock=self._clock,
+            sleep=self._sleep,
+        ):
+            self.release(mine)
+            self.withdrawn += 1
+            return None
         decided = dataclasses.replace(mine, decided=True)
         self._ledger.record(decided)
         return decided

@@ -138,6 +138,11 @@ class WriterLease:
             return None
         return lease
 
+    def alive(self, tag: str) -> bool:
+        """Whether writer ``tag``'s lease is there and beating (taken at its word, no waiting)."""
+        lease = self.read(tag)
+        return lease is not None and not lease_dead(lease, time.time(), self.stale_after_seconds)
+
     def release(self) -> None:
         """Stop beating and drop the lease: the next attempt may adopt our leftovers at once."""
         with self._lock:

@@ -35,6 +35,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from airflow_provider_delix.core.exclusive import FileMarkers
 from airflow_provider_delix.core.lease import WriterLease
 from airflow_provider_delix.core.ledger import ExtractLedger
 from airflow_provider_delix.core.row_journal import journal_bytes, read_journals
@@ -279,31 +280,47 @@ class OutputStore:
     def recover(self, *, wait: bool = True) -> int:
         """Adopt what crashed writers left: publish their journal rows once, delete their temp parts.
 
-        Rows already present in a part file (a crash between publishing a part and deleting its
-        journals) are skipped, keyed by (source_sha256, page_number, source). Returns the number of
-        rows recovered.
+        Writers that start together all see the same dead writers: exactly one of them publishes
+        each one's rows (:mod:`.exclusive`), the others leave them to it. Rows already in a part
+        file (a crash between publishing a part and deleting its journals) are skipped, keyed by
+        (source_sha256, page_number, source). Returns the number of rows recovered.
         """
         recovered = 0
+        markers = FileMarkers(self._sd, "recovering", self.run_tag, self._lease.alive)
         for tag in sorted(self._lease.dead_writers(wait)):
-            self._sd.rmdir(f"{self._state}/partial/{tag}")
-            batches = read_journals(self._sd, self._sd.files("journal", tag, ".arrow"), missing_ok=True)
-            wanted = {k for b in batches.values() for k in _triples(b)}
-            seen = self._stored_triples(wanted)
-            with self._lock:
-                self._check_open()
-                for path in sorted(batches):
-                    batch = batches[path]
-                    keep = []
-                    for i, key in enumerate(_triples(batch)):
-                        if key not in seen:
-                            seen.add(key)
-                            keep.append(i)
-                    self._add(batch.take(pa.array(keep, pa.int64())), [path])
-                    recovered += len(keep)
-                self._finish_part()  # journals of the dead writer are gone once this returns
-            self._sd.rmdir(f"{self._state}/journal/{tag}", only_if_empty=True)
-            self._lease.forget(tag)
+            # Writers starting together all see this one dead: exactly one publishes its rows.
+            if not markers.take(tag):
+                log.info("Another writer of this output publishes the rows writer %s journalled.", tag)
+                continue
+            try:
+                recovered += self._recover_writer(tag)
+            finally:
+                markers.release(tag)
+        self._sd.rmdir(f"{self._state}/recovering/{self.run_tag}", only_if_empty=True)
         self.recovered_rows += recovered
+        return recovered
+
+    def _recover_writer(self, tag: str) -> int:
+        self._sd.rmdir(f"{self._state}/partial/{tag}")
+        self._sd.rmdir(f"{self._state}/recovering/{tag}")  # a dead writer's own markers
+        batches = read_journals(self._sd, self._sd.files("journal", tag, ".arrow"), missing_ok=True)
+        wanted = {k for b in batches.values() for k in _triples(b)}
+        seen = self._stored_triples(wanted)
+        recovered = 0
+        with self._lock:
+            self._check_open()
+            for path in sorted(batches):
+                batch = batches[path]
+                keep = []
+                for i, key in enumerate(_triples(batch)):
+                    if key not in seen:
+                        seen.add(key)
+                        keep.append(i)
+                self._add(batch.take(pa.array(keep, pa.int64())), [path])
+                recovered += len(keep)
+            self._finish_part()  # journals of the dead writer are gone once this returns
+        self._sd.rmdir(f"{self._state}/journal/{tag}", only_if_empty=True)
+        self._lease.forget(tag)
         return recovered
 
     def _stored_triples(self, wanted: set[tuple[str | None, int, str]]) -> set[tuple[str | None, int, str]]:

@@ -97,6 +97,42 @@ def test_crash_then_recover_publishes_journal_rows_once(out: str) -> None:
     assert not frame.duplicated(["source_sha256", "page_number", "source"]).any()
 
 
+@pytest.mark.parametrize("round_", range(3))
+def test_writers_starting_together_publish_a_dead_writers_journals_once(out: str, round_: int) -> None:
+    """Mapped tasks retried together after their worker died: each sees the dead writer, and
+    exactly one publishes its journalled rows (core/exclusive.py), however they interleave."""
+    store = OutputStore(out, run_tag="died", row_group_rows=4, rows_per_file=1000, **FAST)
+    for chunk in range(3):
+        store.append(f"c{chunk}", rows(chunk))
+    del store  # a SIGKILL: its lease stops beating
+    gc.collect()
+    time.sleep(0.35)
+    both_listed = threading.Barrier(2, timeout=20)
+    recovered: dict[str, int] = {}
+
+    def retry(tag: str) -> None:
+        with OutputStore(out, run_tag=tag, **FAST) as again:
+            listed = again._lease.dead_writers
+
+            def listed_then_wait(wait: bool) -> set[str]:
+                dead = listed(wait)
+                both_listed.wait()  # both know the dead writer before either publishes
+                return dead
+
+            again._lease.dead_writers = listed_then_wait  # type: ignore[method-assign]
+            recovered[tag] = again.recover()
+
+    threads = [threading.Thread(target=retry, args=(f"retry-{i}",)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(recovered.values()) == [0, 15]
+    frame = read_table(out)
+    assert len(frame) == 15 and not frame.duplicated(["source_sha256", "page_number", "source"]).any()
+    assert not [p for p in files(out) if "/journal/" in p or "/recovering/" in p]
+
+
 def test_recover_skips_rows_whose_part_was_published_before_the_crash(out: str) -> None:
     with OutputStore(out, **FAST) as first:
         first.append("c0", rows(0))
