@@ -292,10 +292,10 @@ class OutputStore:
             if not markers.take(tag):
                 log.info("Another writer of this output publishes the rows writer %s journalled.", tag)
                 continue
-            try:
-                recovered += self._recover_writer(tag)
-            finally:
-                markers.release(tag)
+            # Released only once published: after a failure the rows may sit in this writer's
+            # open part, which its abort publishes; its marker keeps others off until then.
+            recovered += self._recover_writer(tag)
+            markers.release(tag)
         self._sd.rmdir(f"{self._state}/recovering/{self.run_tag}", only_if_empty=True)
         self.recovered_rows += recovered
         return recovered
