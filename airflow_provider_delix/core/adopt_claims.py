@@ -22,7 +22,7 @@ import hashlib
 import time
 from collections.abc import Callable
 
-from airflow_provider_delix.core.exclusive import decide
+from airflow_provider_delix.core.exclusive import Marker, decide
 from airflow_provider_delix.core.ledger import ExtractLedger, ExtractRecord
 from airflow_provider_delix.core.state_dir import StateDir
 
@@ -55,7 +55,6 @@ class AdoptionClaims:
         self.written_elsewhere = written_elsewhere
         self.poll_seconds, self.decide_timeout = poll_seconds, decide_timeout
         self._clock, self._sleep = clock, sleep
-        self.withdrawn = 0  # extracts left to another writer that is collecting them
 
     def take(self, record: ExtractRecord) -> ExtractRecord | None:
         """Our decided marker for ``record``'s extract, or None: another writer collects it."""
@@ -65,14 +64,13 @@ class AdoptionClaims:
         self._ledger.record(mine)
         if not decide(
             (mine.claimed_at, self._tag),
-            lambda: [(tag, r.claimed_at, r.decided) for tag, r in self._others(name)],
+            lambda: self._others(name),
             poll_seconds=self.poll_seconds,
             timeout=self.decide_timeout,
             clock=self._clock,
             sleep=self._sleep,
         ):
             self.release(mine)
-            self.withdrawn += 1
             return None
         decided = dataclasses.replace(mine, decided=True)
         self._ledger.record(decided)
@@ -82,17 +80,16 @@ class AdoptionClaims:
         """Drop our marker: collected (rows durable), left waiting, or given up."""
         self._ledger.forget(marker.chunk_id)
 
-    def _others(self, name: str) -> list[tuple[str, ExtractRecord]]:
-        out = []
+    def _others(self, name: str) -> list[Marker]:
+        out: list[Marker] = []
         for tag in sorted(self._state.tags("extracts") - {self._tag}):
             path = f"{self._state.root}/extracts/{tag}/{name}.json"
             data = self._state.read_bytes(path)
-            if data is None:
+            if data is None or not self._alive(tag):
                 continue
             try:
                 record = ExtractRecord.from_json(data, path)
+                out.append((tag, record.claimed_at, record.decided))
             except (ValueError, KeyError, TypeError):
-                record = None  # being rewritten: a marker that exists is a claim
-            if self._alive(tag):
-                out.append((tag, record or ExtractRecord(name, None, "", "", None, (), decided=True)))
+                out.append((tag, 0.0, True))  # unreadable: a marker that exists is a claim
         return out

@@ -72,8 +72,7 @@ class ContentIndex:
         None means "no result" (a transient failure): later duplicates must be sent again.
         """
         with self._lock:
-            if self._live.get(file.content_sha256) is file:
-                del self._live[file.content_sha256]
+            self._retire(file)
             if outcome is not None:
                 self._cache(file.content_sha256, outcome)
             return list(file.targets)
@@ -82,12 +81,16 @@ class ContentIndex:
         """Retire a PDF (part); cache each answered page for identical parts listed later."""
         assert file.page_map is not None
         with self._lock:
-            if self._live.get(file.content_sha256) is file:
-                del self._live[file.content_sha256]
+            self._retire(file)
             for n, _ in file.page_map:
                 outcome = outcome_of(n)
                 if outcome is not None:
                     self._cache(_page_key(file.content_sha256, n), outcome)
+
+    def _retire(self, file: ChunkFile) -> None:
+        """No later page attaches to ``file`` (under the lock); a newer file of its key stays."""
+        if self._live.get(file.content_sha256) is file:
+            del self._live[file.content_sha256]
 
     def _cache(self, key: str, outcome: FileOutcome) -> None:
         if self._cache_size <= 0:

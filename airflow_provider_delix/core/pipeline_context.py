@@ -126,8 +126,8 @@ class KeptExtract:
 
     Its files stay in the content index, so later pages with the same content still attach to
     them; at the end of the run its record is rewritten with every row they answer
-    (``PipelineLeftovers._record_kept``). Otherwise those pages would be on no record, and the
-    later attempt would pay for that content again.
+    (``PipelineLeftovers._record_kept``). Otherwise those pages would be on no record: counted
+    nowhere in this run, and given no row by the attempt that collects the extract.
     """
 
     record: ExtractRecord
@@ -197,8 +197,8 @@ class ChunkState:
         self._recorded = False
         self._deletes_left = 0
         self._deletes_failed = False
-        # An extraction answer was lost after sending: Delix may be working on these files for an
-        # extract this chunk cannot name, so a delete refused as busy is not waited for.
+        # A queued request's answer was lost after sending: Delix may be working on these files
+        # for an extract this chunk cannot name, so a delete refused as busy is not waited for.
         self._extract_unknown = False
         self._lock = threading.Lock()
 

@@ -286,8 +286,9 @@ class OutputStore:
         (source_sha256, page_number, source). Returns the number of rows recovered.
         """
         recovered = 0
+        dead = sorted(self._lease.dead_writers(wait))
         markers = FileMarkers(self._sd, "recovering", self.run_tag, self._lease.alive)
-        for tag in sorted(self._lease.dead_writers(wait)):
+        for tag in dead:
             # Writers starting together all see this one dead: exactly one publishes its rows.
             if not markers.take(tag):
                 log.info("Another writer of this output publishes the rows writer %s journalled.", tag)
@@ -296,7 +297,8 @@ class OutputStore:
             # open part, which its abort publishes; its marker keeps others off until then.
             recovered += self._recover_writer(tag)
             markers.release(tag)
-        self._sd.rmdir(f"{self._state}/recovering/{self.run_tag}", only_if_empty=True)
+        if dead:  # no marker was written otherwise: no listing at every start
+            self._sd.rmdir(f"{self._state}/recovering/{self.run_tag}", only_if_empty=True)
         self.recovered_rows += recovered
         return recovered
 

@@ -60,16 +60,10 @@ class UploadRecords:
 
     def record_gone(self, chunk_id: str, uuids: Sequence[str]) -> None:
         """Some of the chunk's files are confirmed deleted; the others stay on record."""
-        path = f"{self._state}/uploads/{self.run_tag}/{safe_name(chunk_id)}.json"
-        with self._lock:
-            left = [u for u in self._uploads.get(chunk_id, []) if u not in set(uuids)]
-            if left:
-                self._uploads[chunk_id] = left
-                body = {"run_tag": self.run_tag, "chunk_id": chunk_id, "uuids": left, "pending": 0}
-                self._sd.write_bytes(path, json.dumps(body).encode())
-                return
-            self._uploads.pop(chunk_id, None)
-            self._sd.rm([path])
+        gone = set(uuids)
+        with self._lock:  # re-entrant: _write_uploads takes it too
+            self._uploads[chunk_id] = [u for u in self._uploads.get(chunk_id, []) if u not in gone]
+            self._write_uploads(chunk_id, [], pending=0)  # removes the record once it is empty
 
     def record_deleted(self, chunk_id: str) -> None:
         """Every file of the chunk is confirmed deleted on Delix: forget the record."""
