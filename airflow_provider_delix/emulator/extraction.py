@@ -124,7 +124,7 @@ class Extractor:
                 callback_url=request.callback_url,
             )
             account.charge(record)
-            account.extracts[record.uuid] = record
+            account.add_extract(record)
         # A slow server: charged, then the answer takes this long (the client may give up first).
         time.sleep(config.latency_extract_answer)
         if is_async:
@@ -165,12 +165,9 @@ class Extractor:
         self._finish(account, record, results)
 
     def _finish(self, account: Account, record: ExtractRecord, results: dict[str, list[PageResult]]) -> None:
-        with account.lock:
-            record.results = results
-            account.refund_failed(record)
-            if record.is_async:
-                record.finished_at = time.monotonic()
-            record.status = "processed"  # last: a poll sees "processed" only with the results set
+        if record.is_async:
+            record.finished_at = time.monotonic()
+        account.finish_extract(record, results)
         if self._account() is account:  # an extract of an account forgotten by a reset counts nowhere
             self._stats.count_pages(record.total_processing_pages, record.failed_pages)
 

@@ -21,9 +21,7 @@ def restart(app: EmulatorApp) -> dict[str, Any]:
         files = len(account.files)
         account.files.clear()
         account.stored_bytes = 0
-        lost = [uuid for uuid, record in account.extracts.items() if record.status == "processing"]
-        for uuid in lost:
-            del account.extracts[uuid]
+        lost = account.forget_processing()
     app.extractor.queue.wake()  # workers waiting on the queue see it empty
     app.stats.count_fault("restart")  # shows in GET /_emulator/stats under "faults"
-    return {"restarted": True, "files_lost": files, "extracts_lost": len(lost)}
+    return {"restarted": True, "files_lost": files, "extracts_lost": lost}

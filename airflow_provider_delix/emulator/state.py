@@ -92,6 +92,9 @@ class Account:
         self.lock = threading.RLock()
         self.files: dict[str, StoredBlob] = {}
         self.extracts: dict[str, ExtractRecord] = {}
+        # file uuid -> extracts still processing that use it: a delete asks this, not every
+        # extract the account ever made (a 100k-page run makes 20k of them).
+        self._busy: Counter[str] = Counter()
         self.balance = credits
         self.charged_total = 0
         self.refunded_total = 0
@@ -139,10 +142,35 @@ class Account:
             self.purge_expired(now)
             if uuid not in self.files:
                 return False
-            if any(r.status == "processing" and r.uses(uuid) for r in self.extracts.values()):
+            if self._busy[uuid] > 0:
                 raise enum_error(ErrorCode.FILE_UNDER_PROCESSING)
             self.stored_bytes -= self.files.pop(uuid).size
             return True
+
+    # -- extracts --------------------------------------------------------------------------
+    def add_extract(self, record: ExtractRecord) -> None:
+        with self.lock:
+            self.extracts[record.uuid] = record
+            if record.status == "processing":
+                self._busy.update({blob.uuid for blob, _ in record.files})
+
+    def finish_extract(self, record: ExtractRecord, results: dict[str, list[PageResult]]) -> None:
+        """Set the results, refund the failed pages, then mark it processed (its files are free)."""
+        with self.lock:
+            record.results = results
+            self.refund_failed(record)
+            if record.status == "processing" and self.extracts.get(record.uuid) is record:
+                self._busy.subtract({blob.uuid for blob, _ in record.files})
+            record.status = "processed"  # last: a poll sees "processed" only with the results set
+
+    def forget_processing(self) -> int:
+        """A restart: extracts still processing are gone (a running one finishes unseen)."""
+        with self.lock:
+            lost = [uuid for uuid, record in self.extracts.items() if record.status == "processing"]
+            for uuid in lost:
+                del self.extracts[uuid]
+            self._busy.clear()
+            return len(lost)
 
     # -- credits ---------------------------------------------------------------------------
     def charge(self, record: ExtractRecord) -> None:

@@ -188,3 +188,18 @@ def test_a_file_under_processing_cannot_be_deleted(api: Api, emulator: InProcess
     assert api.delete(free).status_code == 200
     api.wait_processed(queued["uuid"])
     assert api.delete(used).status_code == 200
+
+
+def test_a_file_stays_busy_until_every_extract_using_it_is_processed(
+    api: Api, emulator: InProcessEmulator
+) -> None:
+    emulator.configure(latency_extract_page=0.1, async_workers=1)  # 0.8 s each
+    (used,) = api.store(pdf(["a"] * 8))
+    first = api.documents({"engine": PROBE, "files": [{"uuid": used}]}).json()["data"]["uuid"]
+    second = api.documents({"engine": PROBE, "files": [{"uuid": used}]}).json()["data"]["uuid"]
+    api.wait_processed(first)
+    assert api.extract(second).json()["data"]["status"] == "processing"  # one worker: still queued
+    refused = api.delete(used)
+    assert refused.status_code == 422 and refused.json()["error"] == "FILE_UNDER_PROCESSING"
+    api.wait_processed(second)
+    assert api.delete(used).status_code == 200
