@@ -33,17 +33,15 @@ from airflow_provider_delix.api.errors import (
 )
 from airflow_provider_delix.core.adopt_claims import AdoptionClaims
 from airflow_provider_delix.core.client import DelixClient
-from airflow_provider_delix.core.codes import RETRIED_UNPACKED
 from airflow_provider_delix.core.collect import PageResult, file_pages, page_results, wait_processed
 from airflow_provider_delix.core.ledger import ExtractRecord
 from airflow_provider_delix.core.lost_answers import charge_lost_sends
 from airflow_provider_delix.core.options import RunOptions
-from airflow_provider_delix.core.pack_retries import PackFailure, PackRetries
 from airflow_provider_delix.core.resume import ResumeIndex
 from airflow_provider_delix.core.rows import page_rows
 from airflow_provider_delix.core.run_stats import RunStats
 from airflow_provider_delix.core.store import OutputStore
-from airflow_provider_delix.core.table import PageRow, RowStatus, resume_key
+from airflow_provider_delix.core.table import PageRow, resume_key
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +59,6 @@ class Adoption:
     waiting_files: set[str] = field(default_factory=set)
     waiting_pages: int = 0
     in_doubt_pages: int = 0  # in requests sent by a dead writer that never saw the answer
-    # Pages that failed inside a collected pack, to send again as images (retry_packed_failures).
-    pack_retries: PackRetries = field(default_factory=PackRetries)
 
 
 def adopt_extracts(
@@ -185,8 +181,7 @@ class _Adopter:
             return "lost"
         # Sends of this request that lost their answer before it was answered: assumed charged.
         charge_lost_sends(list(results.values()), extract, self.stats, lost=record.lost_sends)
-        retries = self.result.pack_retries if self._retries_unpacked(record) else None
-        rows = _rows(record, results, self.index, self.run_id, retries)
+        rows = _rows(record, results, self.index, self.run_id)
         # Rows another writer wrote since this one started (it collected the extract and died
         # before dropping the record, or dropped it after this one listed it): not twice.
         elsewhere = self.written_elsewhere()
@@ -207,12 +202,6 @@ class _Adopter:
             return "kept"
         return "collected" if dropped else "kept"
 
-    def _retries_unpacked(self, record: ExtractRecord) -> bool:
-        """A pack of images (sent to the document endpoint by an image run) whose failed pages
-        this run sends again as images (core/pack_retries.py)."""
-        options = self.options
-        return options.retry_packed_failures and options.kind == "images" and record.kind == "documents"
-
 
 def _requested(record: ExtractRecord) -> list[tuple[str, list[int], bool]]:
     single = record.kind == "images"
@@ -220,18 +209,10 @@ def _requested(record: ExtractRecord) -> list[tuple[str, list[int], bool]]:
 
 
 def _rows(
-    record: ExtractRecord,
-    results: dict[tuple[str, int], PageResult],
-    index: ResumeIndex,
-    run_id: str,
-    retries: PackRetries | None = None,
+    record: ExtractRecord, results: dict[tuple[str, int], PageResult], index: ResumeIndex, run_id: str
 ) -> list[PageRow]:
     """The record's rows not stored yet; a page whose content another source of the record shares
-    gets its own row, as in the run that sent it (the resume key is the content).
-
-    With ``retries`` (a pack, ``retry_packed_failures``) a page that failed in a way sending it
-    alone can change gets no row here: its rows go to ``retries`` instead.
-    """
+    gets its own row, as in the run that sent it (the resume key is the content)."""
     rows: list[PageRow] = []
     written: dict[tuple[str, int], set[str]] = {}  # by this record: key -> sources
     for f in record.files:
@@ -246,24 +227,16 @@ def _rows(
                 charged=page.charged + f.carried[0],
                 refunded=page.refunded + f.carried[1],
             )
-            again = retries is not None and _failed_in_pack(page)
             for target, row in zip(targets, built, strict=True):
                 sources = written.get(target.key)
                 if sources is None and target.key in index:
                     continue  # the earlier attempt stored it before it stopped (with its credits)
                 if sources is not None and target.source in sources:
                     continue
-                if again and retries is not None:
-                    retries.add(target.key, PackFailure((row.credits_charged, row.credits_refunded), (row,)))
-                    continue
                 rows.append(row)
                 index.add(target.key)
                 written.setdefault(target.key, set()).add(target.source)
     return rows
-
-
-def _failed_in_pack(page: PageResult) -> bool:
-    return page.outcome.status == RowStatus.FAILED and page.outcome.error in RETRIED_UNPACKED
 
 
 def _drop(client: DelixClient, store: OutputStore, record: ExtractRecord) -> bool:

@@ -42,9 +42,5 @@ class PageError(StrEnum):
     ANSWER_LOST = "answer_lost"  # the paid request's answer was lost after sending, twice: maybe charged
 
 
-# What a page that failed inside a pack may have failed of that sending it alone as an image can
-# change (``retry_packed_failures``); any other failure would fail the same way alone.
-RETRIED_UNPACKED = frozenset({PageError.PAGE_FAILED, PageError.NO_RESULT})
-
 # Kept under its historical name: planning refuses a page that can never fit in the budget.
 TOO_LARGE_FOR_BUDGET = Reason.TOO_LARGE.value

@@ -251,7 +251,6 @@ class ExtractionPipeline(PipelineDispatch, PipelineLeftovers, PipelineOutcome):
                 settled_keys=resume.settled,
                 max_files=self.files_per_chunk,
                 packer=self._packer(),
-                pack_retries=self._adoption.pack_retries,
             )
             if self._adoption.waiting:
                 self._defer = True  # the trigger waits for them first; nothing new is sent
@@ -276,8 +275,6 @@ class ExtractionPipeline(PipelineDispatch, PipelineLeftovers, PipelineOutcome):
                     self._dispatch_tail(chunks, ctx)
                     self._send_again(planner, chunks, ctx)
                     self._join_deferred(planner, chunks, ctx)
-                    # Failed in a collected pack, and not in this archive: the row the pack gave.
-                    self._misc.extend(self._adoption.pack_retries.unsent())
             self._flush_misc(force=True)
         except BaseException as exc:  # also SIGTERM's exception and KeyboardInterrupt: clean up first
             error = exc
@@ -296,7 +293,6 @@ class ExtractionPipeline(PipelineDispatch, PipelineLeftovers, PipelineOutcome):
             deletes.shutdown(wait=True)
             self._final_cleanup(ctx)
             self.cleanup.finish(sweep=not self.control.key_refused())
-            self._unreached_pack_retries()
             if self._misc:  # only after an error: these pages cost nothing to redo
                 self.stats.add_left(len(self._misc))
                 self._misc.clear()

@@ -59,16 +59,6 @@ class PipelineLeftovers:
         self.stats.add_waiting(self._adoption.waiting_pages)
         self.stats.add_in_doubt(self._adoption.in_doubt_pages)
 
-    def _unreached_pack_retries(self) -> None:
-        """Pages of a collected pack to send again as images that a stopped run never reached."""
-        left = len(self._adoption.pack_retries)
-        if left:
-            log.warning(
-                "%d page(s) that failed inside a pack an earlier attempt sent were not reached before "
-                "this run stopped: they have no row yet, and the next attempt sends them again.",
-                left,
-            )
-
     def _delete_orphans(self) -> None:
         """Delete what crashed earlier attempts left on the account, before using any budget.
 

@@ -36,7 +36,6 @@ from airflow_provider_delix.core.chunks import Chunk, ChunkFile, FileOutcome, In
 from airflow_provider_delix.core.codes import TOO_LARGE_FOR_BUDGET, Reason
 from airflow_provider_delix.core.content_index import ContentIndex
 from airflow_provider_delix.core.options import page_selector
-from airflow_provider_delix.core.pack_retries import PackRetries
 
 __all__ = [
     "TOO_LARGE_FOR_BUDGET",
@@ -145,7 +144,6 @@ class ChunkPlanner:
         max_files: int = MAX_FILES_PER_REQUEST,
         open_chunks: int = 2,
         packer: FilePacker | None = None,
-        pack_retries: PackRetries | None = None,
     ) -> None:
         if not 1 <= max_files <= MAX_FILES_PER_REQUEST:
             raise ValueError(f"A chunk holds 1 to {MAX_FILES_PER_REQUEST} files, got {max_files}.")
@@ -161,20 +159,17 @@ class ChunkPlanner:
         self._open_limit = open_chunks
         self._open: list[list[ChunkFile]] = []
         self._packer = packer
-        self._pack_retries = pack_retries if pack_retries is not None else PackRetries()
 
     # ------------------------------------------------------------------ public
 
     def add(self, source: SourceLike) -> PlanStep:
         step = PlanStep()
         new_files: list[ChunkFile] = []
-        alone: list[ChunkFile] = []  # failed inside a pack an earlier attempt sent: as images now
         for page in source.pages:
             step.pages += 1
             target = PageTarget(source.ref.source, source.sha256, page.page_number, page.normalization)
             if self._has_row(target, step):
                 continue
-            failed = self._pack_retries.pop(target.key) if self._pack_retries else None
             if page.error is not None or page.data is None:
                 step.invalid.append(InvalidPage(target, page.error or Reason.NO_DATA, page.message))
                 continue
@@ -190,11 +185,7 @@ class ChunkPlanner:
                 continue
             sha = getattr(page, "data_sha256", None) or hashlib.sha256(page.data).hexdigest()
             claimed = self.index.claim(sha, target, page.filename, page.data)
-            if isinstance(claimed, ChunkFile) and failed is not None:
-                charged, refunded = failed.carried
-                claimed.carried = (claimed.carried[0] + charged, claimed.carried[1] + refunded)
-                alone.append(claimed)
-            elif isinstance(claimed, ChunkFile):
+            if isinstance(claimed, ChunkFile):
                 new_files.append(claimed)
             elif isinstance(claimed, FileOutcome):
                 step.reused.append((target, claimed))
@@ -203,7 +194,7 @@ class ChunkPlanner:
         if self._packer is not None:
             packs, new_files = self._packer.add(new_files)
             step.chunks.extend(self._emit([pack]) for pack in packs)
-        self._place(new_files + alone, step.chunks)
+        self._place(new_files, step.chunks)
         return step
 
     def _has_row(self, target: PageTarget, step: PlanStep) -> bool:

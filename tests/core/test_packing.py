@@ -22,7 +22,6 @@ from PIL import Image
 from airflow_provider_delix.core.inputs import InputRef
 from airflow_provider_delix.core.jobs import ImageJob
 from airflow_provider_delix.core.options import PipelineTuning, RunOptions
-from airflow_provider_delix.core.pack_retries import PackFailure, PackRetries
 from airflow_provider_delix.core.packing import MIN_PACK_PAGES, PAGE_DPI, Packer, PackLimits, pack_pdf
 from airflow_provider_delix.core.pipeline import ExtractionPipeline
 from airflow_provider_delix.core.planning import ChunkFile, PageTarget, SourceLike
@@ -193,40 +192,6 @@ def test_pages_that_fail_in_a_pack_go_again_as_images_only_when_asked(tmp_path: 
         RunOptions(retry_packed_failures=True)
 
 
-@pytest.mark.parametrize("archive_has_them", [True, False])
-def test_a_collected_pack_sends_its_failed_pages_again_as_images_when_asked(
-    tmp_path: Path, archive_has_them: bool
-) -> None:
-    """The packs are paid for by an earlier attempt (parked here by a deferrable run; a killed
-    attempt, or one that held its packs, leaves the same records) and collected by the next one.
-    With ``retry_packed_failures`` the collector sends the pages that failed in them again as
-    images, as if it had sent the packs itself; a page its archive does not bring gets the failed
-    row the pack gave it."""
-    refs = archive(tmp_path / "scans", 12, failing=4)
-    (tmp_path / "scans" / "scan-009.jpg").write_bytes(jpeg(9, comment="PACKFAIL"))
-    fake = FakeDelix(queue_polls=10**6)
-    out = str(tmp_path / "out")
-    parked = run(fake, out, refs, packing="pdf", deferrable=True)
-    assert len(parked.waiting_extracts) == 2 and sum(parked.rows.values()) == 0
-    fake.queue_polls = 0
-    listed = refs if archive_has_them else [r for r in refs if not r.source.endswith("scan-009.jpg")]
-    summary = run(fake, out, listed, packing="pdf", retry_packed_failures=True)
-    assert summary.extracts_adopted == 2 and fake.calls["extract_documents"] == 2
-    got = rows(out)
-    assert len(got) == 12
-    assert got["scan-004.jpg"][0] == "failed" and got["scan-004.jpg"][2:] == (300, 300)
-    if archive_has_them:
-        assert 1 <= fake.calls["extract_images"] <= 2
-        assert got["scan-009.jpg"] == ("processed", text_of(jpeg(9, comment="PACKFAIL")), 300, 100)
-        assert summary.credits_charged == 12 * PRICE_PER_PDF_PAGE + 2 * PRICE_PER_PAGE
-    else:
-        assert fake.calls["extract_images"] == 1
-        assert got["scan-009.jpg"][0] == "failed" and got["scan-009.jpg"][2:] == (100, 100)
-        assert summary.credits_charged == 12 * PRICE_PER_PDF_PAGE + PRICE_PER_PAGE
-    assert summary.credits_charged == sum(v[2] for v in got.values())
-    assert fake.stored == {}
-
-
 def test_a_deferrable_packed_run_parks_its_queued_packs_and_the_next_run_unpacks_them(tmp_path: Path) -> None:
     refs = archive(tmp_path / "scans", 12)
     fake = FakeDelix(queue_polls=10**6)  # Delix keeps the packs queued until the "trigger" is done
@@ -289,19 +254,3 @@ def test_only_packed_images_can_defer_and_not_with_pack_retries() -> None:
     with pytest.raises(ValueError, match="choose one of them"):
         RunOptions(kind="images", packing="pdf", deferrable=True, retry_packed_failures=True)
     assert RunOptions(kind="images", packing="pdf", deferrable=True).deferrable
-
-
-def test_pack_retries_merge_copies_and_give_back_only_what_was_not_listed() -> None:
-    """Two sources of one content failed in collected packs: one key, both rows, the credits
-    summed; a key the planner popped is not written again at the end."""
-    retries = PackRetries()
-    assert not retries
-    first, second, other = object(), object(), object()
-    retries.add(("a", 1), PackFailure((100, 100), (first,)))  # type: ignore[arg-type]
-    retries.add(("a", 1), PackFailure((0, 0), (second,)))  # type: ignore[arg-type]
-    retries.add(("b", 1), PackFailure((100, 100), (other,)))  # type: ignore[arg-type]
-    assert retries and len(retries) == 2
-    popped = retries.pop(("a", 1))
-    assert popped is not None and popped.carried == (100, 100) and popped.rows == (first, second)
-    assert retries.pop(("a", 1)) is None
-    assert retries.unsent() == [other] and not retries and retries.unsent() == []
