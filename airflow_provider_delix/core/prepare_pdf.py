@@ -147,8 +147,9 @@ def _prepare(
             parts=parts,
             bad=bad,
         )
-    except InvalidInputError as exc:  # pypdf read the document but cannot write these pages
-        parts, bad = [], list(_invalid(sha256, todo, exc.reason, exc.message))
+    except Exception as exc:  # pypdf opened the document but fails walking its pages (RecursionError...)
+        message = f"the PDF's pages cannot be read: {short_error(exc)}"
+        parts, bad = [], list(_invalid(sha256, todo, Reason.CORRUPT_PDF, message))
     return PreparedDocument(ref, sha256, (*invalid, *bad, *resumed), tuple(parts))
 
 
@@ -176,7 +177,7 @@ def _plan_parts(
                     )
                 )
             else:
-                made, too_big = _split(
+                made, too_big, unwritable = _split(
                     reader, numbers, len(data) / count, sha256=sha256, engine=engine, decrypted=encrypted
                 )
                 parts.extend(made)
@@ -185,6 +186,8 @@ def _plan_parts(
                         sha256, too_big, Reason.TOO_LARGE, f"a single page is over {MAX_PDF_BYTES} bytes"
                     )
                 )
+                for n, message in unwritable:
+                    bad.extend(_invalid(sha256, [n], Reason.CORRUPT_PDF, message))
 
 
 _PAGES_COUNT = re.compile(rb"/Type\s*/Pages\b[^>]*?/Count\s+(\d+)|/Count\s+(\d+)[^>]*?/Type\s*/Pages\b")
@@ -230,15 +233,29 @@ def _engines(reader: object, numbers: Sequence[int], engine: str) -> dict[str, l
 
 def _split(
     reader: object, numbers: list[int], bytes_per_page: float, *, sha256: str, engine: str, decrypted: bool
-) -> tuple[list[PreparedPart], list[int]]:
-    """Parts of at most 150 pages and 8 MB holding ``numbers``; pages too big alone are returned."""
+) -> tuple[list[PreparedPart], list[int], list[tuple[int, str]]]:
+    """Parts of at most 150 pages and 8 MB holding ``numbers``.
+
+    Also returns the pages too big alone, and the pages pypdf read but cannot write into a part
+    (with why): a group that fails is halved like one that is too big, so one damaged page
+    costs its own row, not the rows of the 149 pages written with it.
+    """
     per_part = max(1, min(MAX_PDF_PAGES, math.floor(MAX_PDF_BYTES * 0.9 / max(bytes_per_page, 1.0))))
     groups = [numbers[i : i + per_part] for i in range(0, len(numbers), per_part)]
     parts: list[PreparedPart] = []
     too_big: list[int] = []
+    unwritable: list[tuple[int, str]] = []
     while groups:
         group = groups.pop(0)
-        data = _write(reader, group)
+        try:
+            data = _write(reader, group)
+        except InvalidInputError as exc:
+            if len(group) == 1:
+                unwritable.append((group[0], exc.message))
+            else:
+                half = len(group) // 2
+                groups[:0] = [group[:half], group[half:]]
+            continue
         if len(data) > MAX_PDF_BYTES:
             if len(group) == 1:
                 too_big.append(group[0])
@@ -256,21 +273,28 @@ def _split(
                 normalization="split" + (", decrypted" if decrypted else ""),
             )
         )
-    return parts, too_big
+    if unwritable:
+        log.warning(
+            "%d page(s) of a PDF split into parts could not be written (first: page %d, %s); they get "
+            "corrupt_pdf rows, the other pages are sent.",
+            len(unwritable),
+            *unwritable[0],
+        )
+    return parts, too_big, unwritable
 
 
 def _write(reader: object, numbers: Sequence[int]) -> bytes:
     import pypdf
 
-    writer = pypdf.PdfWriter()
-    for n in numbers:
-        writer.add_page(reader.pages[n - 1])  # type: ignore[attr-defined]
     sink = io.BytesIO()
     try:
+        writer = pypdf.PdfWriter()
+        for n in numbers:  # copying a page resolves every object it uses: damage shows here too
+            writer.add_page(reader.pages[n - 1])  # type: ignore[attr-defined]
         writer.write(sink)
-    except Exception as exc:  # a page pypdf could read but not write
-        log.warning("Could not write pages %s-%s as a part: %s", numbers[0], numbers[-1], short_error(exc))
+    except Exception as exc:  # a page pypdf could read but not write (RecursionError included)
+        where = f"page {numbers[0]}" if len(numbers) == 1 else f"pages {numbers[0]}-{numbers[-1]}"
         raise InvalidInputError(
-            Reason.CORRUPT_PDF, f"pages {numbers[0]}-{numbers[-1]}: {short_error(exc)}"
+            Reason.CORRUPT_PDF, f"{where} cannot be written into a part: {short_error(exc)}"
         ) from None
     return sink.getvalue()

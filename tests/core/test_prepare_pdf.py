@@ -225,3 +225,38 @@ def test_auto_with_a_long_mixed_document_splits_each_engine_apart(tmp_path: Path
     assert reassembled(probe, "longmix") == list(range(1, 153))
     assert [o for _, o in danlin.page_map] == [153, 154]
     assert len(pypdf.PdfReader(io.BytesIO(danlin.data)).pages) == 2
+
+
+def test_a_page_that_cannot_be_written_into_a_part_costs_only_its_own_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pypdf reads some damaged pages but fails copying them into a new file (an object they use
+    is broken): that page gets a corrupt_pdf row, the other 159 are split and sent as usual."""
+    data = document("long", 160)
+    broken = pypdf.PdfReader(io.BytesIO(data)).pages[6].get_contents().get_data()  # page 7's stream
+    original = pypdf.PdfWriter.add_page
+
+    def add_page(self: pypdf.PdfWriter, page: pypdf.PageObject, *args: object, **kwargs: object) -> object:
+        if page.get_contents().get_data() == broken:
+            raise RecursionError("maximum recursion depth exceeded while calling a Python object")
+        return original(self, page, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pypdf.PdfWriter, "add_page", add_page)
+    doc = prepared(tmp_path, data)
+    assert invalid(doc) == [(7, "corrupt_pdf")]
+    (page,) = [p for p in doc.pages if p.error]
+    assert page.message is not None and page.message.startswith("page 7 cannot be written into a part")
+    assert "RecursionError" in page.message
+    assert reassembled(doc.parts, "long") == [n for n in range(1, 161) if n != 7]
+
+
+def test_a_document_whose_pages_cannot_be_walked_gets_rows_that_say_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(_page: object) -> bool:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr("airflow_provider_delix.core.prepare_pdf._has_text", broken)
+    doc = prepared(tmp_path, document("walk", 3), RunOptions(kind="documents", engine="auto"))
+    assert doc.parts == () and invalid(doc) == [(1, "corrupt_pdf"), (2, "corrupt_pdf"), (3, "corrupt_pdf")]
+    assert all("cannot be read: RecursionError" in (p.message or "") for p in doc.pages)
