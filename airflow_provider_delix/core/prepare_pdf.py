@@ -93,7 +93,7 @@ def _prepare(
     ref: InputRef, data: bytes, sha256: str, options: RunOptions, skip: SkipCheck | None
 ) -> PreparedDocument:
     import pypdf
-    from pypdf.errors import FileNotDecryptedError, PdfReadError
+    from pypdf.errors import DependencyError, FileNotDecryptedError, PyPdfError
 
     if not data:
         raise InvalidInputError(Reason.EMPTY_FILE, "the file is empty (0 bytes)")
@@ -109,7 +109,20 @@ def _prepare(
         count = _page_count(reader, data) if locked else len(reader.pages)
     except FileNotDecryptedError as exc:
         raise InvalidInputError(Reason.ENCRYPTED_PDF, short_error(exc)) from None
-    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError) as exc:
+    except DependencyError as exc:  # AES: pypdf needs the cryptography package to decrypt it
+        raise InvalidInputError(
+            Reason.ENCRYPTED_PDF, f"the PDF is encrypted and cannot be decrypted here: {short_error(exc)}"
+        ) from None
+    except (
+        PyPdfError,
+        ValueError,
+        KeyError,
+        TypeError,
+        AttributeError,
+        IndexError,
+        RecursionError,
+        NotImplementedError,
+    ) as exc:
         raise InvalidInputError(Reason.CORRUPT_PDF, f"the PDF cannot be read: {short_error(exc)}") from None
     if count == 0 and not locked:
         raise InvalidInputError(Reason.CORRUPT_PDF, "the PDF has no pages")

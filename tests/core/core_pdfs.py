@@ -50,12 +50,12 @@ def merged(*pdfs: bytes) -> bytes:
     return sink.getvalue()
 
 
-def encrypted(data: bytes, user_password: str = "open-sesame") -> bytes:
-    """``data`` encrypted (RC4: pypdf does it without the optional crypto packages)."""
+def encrypted(data: bytes, user_password: str = "open-sesame", algorithm: str = "RC4-128") -> bytes:
+    """``data`` encrypted (RC4 by default; AES needs pypdf's crypto extra, a dependency)."""
     import pypdf
 
     writer = pypdf.PdfWriter(clone_from=io.BytesIO(data))
-    writer.encrypt(user_password=user_password, owner_password="owner", algorithm="RC4-128")
+    writer.encrypt(user_password=user_password, owner_password="owner", algorithm=algorithm)
     sink = io.BytesIO()
     writer.write(sink)
     return sink.getvalue()

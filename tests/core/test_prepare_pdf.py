@@ -105,8 +105,11 @@ def test_an_encrypted_document_honours_the_page_selection(tmp_path: Path) -> Non
     assert sorted(invalid(doc)) == [(2, "encrypted_pdf"), (3, "encrypted_pdf"), (4, "page_not_in_document")]
 
 
-def test_a_document_with_an_empty_user_password_is_decrypted_and_split(tmp_path: Path) -> None:
-    doc = prepared(tmp_path, encrypted(document("open", 4), user_password=""))
+@pytest.mark.parametrize("algorithm", ["RC4-128", "AES-128", "AES-256"])
+def test_a_document_with_an_empty_user_password_is_decrypted_and_split(
+    tmp_path: Path, algorithm: str
+) -> None:
+    doc = prepared(tmp_path, encrypted(document("open", 4), user_password="", algorithm=algorithm))
     assert invalid(doc) == []
     assert reassembled(doc.parts, "open") == [1, 2, 3, 4]  # written out decrypted: Delix can read it
     assert {p.normalization for p in doc.parts} == {"split, decrypted"}
@@ -260,3 +263,18 @@ def test_a_document_whose_pages_cannot_be_walked_gets_rows_that_say_so(
     doc = prepared(tmp_path, document("walk", 3), RunOptions(kind="documents", engine="auto"))
     assert doc.parts == () and invalid(doc) == [(1, "corrupt_pdf"), (2, "corrupt_pdf"), (3, "corrupt_pdf")]
     assert all("cannot be read: RecursionError" in (p.message or "") for p in doc.pages)
+
+
+def test_a_document_that_cannot_be_decrypted_here_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the cryptography package pypdf cannot decrypt AES: a row that says so, no crash."""
+    from pypdf.errors import DependencyError
+
+    def decrypt(_self: object, _password: str) -> object:
+        raise DependencyError("cryptography>=3.1 is required for AES algorithm")
+
+    monkeypatch.setattr(pypdf.PdfReader, "decrypt", decrypt)
+    doc = prepared(tmp_path, encrypted(document("aes", 2), user_password="", algorithm="AES-256"))
+    assert doc.parts == () and invalid(doc) == [(1, "encrypted_pdf")]
+    assert "cryptography" in (doc.pages[0].message or "")
