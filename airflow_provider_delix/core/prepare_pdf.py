@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from airflow_provider_delix.api.models import MAX_PDF_BYTES, MAX_PDF_PAGES, Engi
 from airflow_provider_delix.core.codes import Reason
 from airflow_provider_delix.core.inputs import InputRef
 from airflow_provider_delix.core.options import AUTO_ENGINE, RunOptions, page_selector
+from airflow_provider_delix.core.pdf_split import CannotDecryptError, Opener, split_pages
 from airflow_provider_delix.core.prepare import PreparedPage, read_source, resumed_page
 from airflow_provider_delix.core.validation import (
     InvalidInputError,
@@ -101,18 +101,19 @@ def _prepare(
     if kind != "pdf":
         what = f"a {kind.upper()} image (use ImageExtractionOperator)" if kind else describe_non_image(data)
         raise InvalidInputError(Reason.NOT_A_PDF, f"not a PDF: {what}")
+    locked_why = "the PDF is encrypted with a password; decrypt it before OCR"
     try:
         reader = pypdf.PdfReader(io.BytesIO(data), strict=False)
         encrypted = reader.is_encrypted
-        locked = encrypted and not reader.decrypt("")
+        try:
+            locked = encrypted and not reader.decrypt("")
+        except DependencyError as exc:  # AES without the cryptography package
+            locked = True
+            locked_why = f"the PDF is encrypted and cannot be decrypted here: {short_error(exc)}"
         # A locked page tree cannot be walked: its /Count is read from the bytes (0: unknown).
         count = _page_count(reader, data) if locked else len(reader.pages)
     except FileNotDecryptedError as exc:
         raise InvalidInputError(Reason.ENCRYPTED_PDF, short_error(exc)) from None
-    except DependencyError as exc:  # AES: pypdf needs the cryptography package to decrypt it
-        raise InvalidInputError(
-            Reason.ENCRYPTED_PDF, f"the PDF is encrypted and cannot be decrypted here: {short_error(exc)}"
-        ) from None
     except (
         PyPdfError,
         ValueError,
@@ -136,10 +137,9 @@ def _prepare(
         f"the document has {count} page(s); pages={options.pages!r}",
     )
     if locked:
-        message = "the PDF is encrypted with a password; decrypt it before OCR"
         inside = [n for n in wanted if not count or n <= count]
         return PreparedDocument(
-            ref, sha256, (*invalid, *_invalid(sha256, inside, Reason.ENCRYPTED_PDF, message)), ()
+            ref, sha256, (*invalid, *_invalid(sha256, inside, Reason.ENCRYPTED_PDF, locked_why)), ()
         )
     resumed = tuple(
         resumed_page(sha256, n) for n in wanted if n <= count and skip and skip(sha256, ref.source, n)
@@ -150,6 +150,7 @@ def _prepare(
     bad: list[PreparedPage] = []
     try:
         _plan_parts(
+            lambda: _open(data, encrypted),
             reader,
             data=data,
             sha256=sha256,
@@ -160,13 +161,23 @@ def _prepare(
             parts=parts,
             bad=bad,
         )
-    except Exception as exc:  # pypdf opened the document but fails walking its pages (RecursionError...)
-        message = f"the PDF's pages cannot be read: {short_error(exc)}"
-        parts, bad = [], list(_invalid(sha256, todo, Reason.CORRUPT_PDF, message))
+    except CannotDecryptError as exc:  # decrypted, but its streams need what is not installed
+        parts, bad = [], list(_invalid(sha256, todo, Reason.ENCRYPTED_PDF, exc.message))
     return PreparedDocument(ref, sha256, (*invalid, *bad, *resumed), tuple(parts))
 
 
+def _open(data: bytes, encrypted: bool) -> object:
+    """The document opened again (decrypted): pdf_split asks for a fresh one after a failure."""
+    import pypdf
+
+    reader = pypdf.PdfReader(io.BytesIO(data), strict=False)
+    if encrypted:
+        reader.decrypt("")
+    return reader
+
+
 def _plan_parts(
+    open_reader: Opener,
     reader: object,
     *,
     data: bytes,
@@ -190,19 +201,34 @@ def _plan_parts(
                     )
                 )
             else:
-                made, too_big, unwritable = _split(
-                    reader, numbers, len(data) / count, sha256=sha256, engine=engine, decrypted=encrypted
-                )
-                parts.extend(made)
-                bad.extend(
-                    _invalid(
-                        sha256, too_big, Reason.TOO_LARGE, f"a single page is over {MAX_PDF_BYTES} bytes"
+                split = split_pages(open_reader, numbers, len(data) / count)
+                normalization = "split" + (", decrypted" if encrypted else "")
+                parts.extend(
+                    PreparedPart(
+                        data=written,
+                        filename=f"{sha256[:12]}-p{group[0]}-{group[-1]}.pdf",
+                        page_map=tuple((i + 1, n) for i, n in enumerate(group)),
+                        selection=None,
+                        engine=engine,
+                        normalization=normalization,
                     )
+                    for group, written in split.written
                 )
-                for n, message in unwritable:
+                too_big = f"a single page is over {MAX_PDF_BYTES} bytes"
+                bad.extend(_invalid(sha256, split.too_big, Reason.TOO_LARGE, too_big))
+                for n, message in split.unwritable:
                     bad.extend(_invalid(sha256, [n], Reason.CORRUPT_PDF, message))
+                if split.unwritable:
+                    log.warning(
+                        "%d page(s) of a PDF could not be written into a part (first: page %d, %s); they "
+                        "get corrupt_pdf rows; the pages that could be written are sent.",
+                        len(split.unwritable),
+                        *split.unwritable[0],
+                    )
 
 
+# A /Count read from the bytes is believed up to this many pages (rows are made per page).
+MAX_COUNTED_PAGES = 100_000
 _PAGES_COUNT = re.compile(rb"/Type\s*/Pages\b[^>]*?/Count\s+(\d+)|/Count\s+(\d+)[^>]*?/Type\s*/Pages\b")
 
 
@@ -229,7 +255,8 @@ def _page_count(reader: object, data: bytes) -> int:
     except Exception as exc:  # expected for an encrypted document: read the count from the bytes
         log.debug("pypdf cannot count the pages (%s); reading the page tree's /Count", type(exc).__name__)
     counts = [int(a or b) for a, b in _PAGES_COUNT.findall(data)]
-    return max(counts, default=0)
+    count = max(counts, default=0)
+    return count if count <= MAX_COUNTED_PAGES else 0  # not believed: one row, not a row per "page"
 
 
 def _engines(reader: object, numbers: Sequence[int], engine: str) -> dict[str, list[int]]:
@@ -242,72 +269,3 @@ def _engines(reader: object, numbers: Sequence[int], engine: str) -> dict[str, l
         chosen = Engine.PROBE.value if _has_text(page) else Engine.DANLIN.value
         groups.setdefault(chosen, []).append(n)
     return groups
-
-
-def _split(
-    reader: object, numbers: list[int], bytes_per_page: float, *, sha256: str, engine: str, decrypted: bool
-) -> tuple[list[PreparedPart], list[int], list[tuple[int, str]]]:
-    """Parts of at most 150 pages and 8 MB holding ``numbers``.
-
-    Also returns the pages too big alone, and the pages pypdf read but cannot write into a part
-    (with why): a group that fails is halved like one that is too big, so one damaged page
-    costs its own row, not the rows of the 149 pages written with it.
-    """
-    per_part = max(1, min(MAX_PDF_PAGES, math.floor(MAX_PDF_BYTES * 0.9 / max(bytes_per_page, 1.0))))
-    groups = [numbers[i : i + per_part] for i in range(0, len(numbers), per_part)]
-    parts: list[PreparedPart] = []
-    too_big: list[int] = []
-    unwritable: list[tuple[int, str]] = []
-    while groups:
-        group = groups.pop(0)
-        try:
-            data = _write(reader, group)
-        except InvalidInputError as exc:
-            if len(group) == 1:
-                unwritable.append((group[0], exc.message))
-            else:
-                half = len(group) // 2
-                groups[:0] = [group[:half], group[half:]]
-            continue
-        if len(data) > MAX_PDF_BYTES:
-            if len(group) == 1:
-                too_big.append(group[0])
-            else:
-                half = len(group) // 2
-                groups[:0] = [group[:half], group[half:]]
-            continue
-        parts.append(
-            PreparedPart(
-                data=data,
-                filename=f"{sha256[:12]}-p{group[0]}-{group[-1]}.pdf",
-                page_map=tuple((i + 1, n) for i, n in enumerate(group)),
-                selection=None,
-                engine=engine,
-                normalization="split" + (", decrypted" if decrypted else ""),
-            )
-        )
-    if unwritable:
-        log.warning(
-            "%d page(s) of a PDF split into parts could not be written (first: page %d, %s); they get "
-            "corrupt_pdf rows, the other pages are sent.",
-            len(unwritable),
-            *unwritable[0],
-        )
-    return parts, too_big, unwritable
-
-
-def _write(reader: object, numbers: Sequence[int]) -> bytes:
-    import pypdf
-
-    sink = io.BytesIO()
-    try:
-        writer = pypdf.PdfWriter()
-        for n in numbers:  # copying a page resolves every object it uses: damage shows here too
-            writer.add_page(reader.pages[n - 1])  # type: ignore[attr-defined]
-        writer.write(sink)
-    except Exception as exc:  # a page pypdf could read but not write (RecursionError included)
-        where = f"page {numbers[0]}" if len(numbers) == 1 else f"pages {numbers[0]}-{numbers[-1]}"
-        raise InvalidInputError(
-            Reason.CORRUPT_PDF, f"{where} cannot be written into a part: {short_error(exc)}"
-        ) from None
-    return sink.getvalue()

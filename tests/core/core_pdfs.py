@@ -12,7 +12,16 @@ import io
 
 from pdfs import text_pdf
 
-__all__ = ["document", "encrypted", "image_pdf", "merged", "page_text", "page_texts", "text_pdf"]
+__all__ = [
+    "damaged_pdf",
+    "document",
+    "encrypted",
+    "image_pdf",
+    "merged",
+    "page_text",
+    "page_texts",
+    "text_pdf",
+]
 from PIL import Image, ImageDraw
 
 
@@ -67,3 +76,28 @@ def page_texts(data: bytes) -> list[str]:
 
     reader = pypdf.PdfReader(io.BytesIO(data))
     return [(page.extract_text() or "").strip() for page in reader.pages]
+
+
+def damaged_pdf(pages: int, damaged: int, depth: int = 3000) -> bytes:
+    """Blank pages; page ``damaged`` uses an object of arrays nested ``depth`` deep. pypdf opens
+    the file and counts its pages, but copying that page into a new file exceeds Python's
+    recursion limit: a page pypdf reads and cannot write, as in some damaged real scans."""
+    deep = 3 + pages
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>"]
+    kids = " ".join(f"{3 + i} 0 R" for i in range(pages))
+    objects.append(f"<< /Type /Pages /Kids [{kids}] /Count {pages} >>".encode())
+    for n in range(1, pages + 1):
+        extra = f" /Deep {deep} 0 R" if n == damaged else ""
+        objects.append(f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 100 100]{extra} >>".encode())
+    objects.append(b"[" * depth + b"1" + b"]" * depth)
+    out = io.BytesIO()
+    out.write(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, 1):
+        offsets.append(out.tell())
+        out.write(f"{number} 0 obj\n".encode() + body + b"\nendobj\n")
+    xref = out.tell()
+    out.write(f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode())
+    out.write(b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets))
+    out.write(f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode())
+    return out.getvalue()

@@ -14,12 +14,13 @@ from pathlib import Path
 import fsspec
 import pypdf
 import pytest
-from core_pdfs import document, encrypted, image_pdf, merged, page_text, page_texts, text_pdf
+from core_pdfs import damaged_pdf, document, encrypted, image_pdf, merged, page_text, page_texts, text_pdf
 from PIL import Image
 
 from airflow_provider_delix.api.models import MAX_PDF_BYTES, MAX_PDF_PAGES
 from airflow_provider_delix.core.inputs import InputRef
 from airflow_provider_delix.core.options import RunOptions
+from airflow_provider_delix.core.pdf_split import MAX_REOPENS, MAX_UNWRITABLE
 from airflow_provider_delix.core.prepare_pdf import (
     PreparedDocument,
     PreparedPart,
@@ -230,45 +231,49 @@ def test_auto_with_a_long_mixed_document_splits_each_engine_apart(tmp_path: Path
     assert len(pypdf.PdfReader(io.BytesIO(danlin.data)).pages) == 2
 
 
-def test_a_page_that_cannot_be_written_into_a_part_costs_only_its_own_row(
+# ---------------------------------------------------------------------- damaged pages, decryption
+
+
+def test_a_page_that_cannot_be_written_into_a_part_costs_only_its_own_row(tmp_path: Path) -> None:
+    """A real file: page 7 uses an object pypdf reads but cannot copy. Its row says why (the
+    recursion, not the "loop" pypdf reports on a second try), and the 159 other pages go in two
+    parts, as many as without the damage."""
+    doc = prepared(tmp_path, damaged_pdf(160, damaged=7))
+    assert invalid(doc) == [(7, "corrupt_pdf")]
+    message = next(p.message for p in doc.pages if p.error) or ""
+    assert message.startswith("page 7 cannot be written into a part: RecursionError"), message
+    assert [[o for _, o in p.page_map] for p in doc.parts] == [
+        [*range(1, 7), *range(8, 152)],
+        list(range(152, 161)),
+    ]
+    for part in doc.parts:
+        assert len(pypdf.PdfReader(io.BytesIO(part.data)).pages) == len(part.page_map)
+
+
+def test_a_pdf_whose_pages_all_fail_stops_trying_after_a_hundred(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """pypdf reads some damaged pages but fails copying them into a new file (an object they use
-    is broken): that page gets a corrupt_pdf row, the other 159 are split and sent as usual."""
-    data = document("long", 160)
-    broken = pypdf.PdfReader(io.BytesIO(data)).pages[6].get_contents().get_data()  # page 7's stream
-    original = pypdf.PdfWriter.add_page
+    calls = [0]
 
-    def add_page(self: pypdf.PdfWriter, page: pypdf.PageObject, *args: object, **kwargs: object) -> object:
-        if page.get_contents().get_data() == broken:
-            raise RecursionError("maximum recursion depth exceeded while calling a Python object")
-        return original(self, page, *args, **kwargs)  # type: ignore[arg-type]
+    def add_page(self: pypdf.PdfWriter, page: object, *args: object, **kwargs: object) -> object:
+        calls[0] += 1
+        raise ValueError("broken object")
 
     monkeypatch.setattr(pypdf.PdfWriter, "add_page", add_page)
-    doc = prepared(tmp_path, data)
-    assert invalid(doc) == [(7, "corrupt_pdf")]
-    (page,) = [p for p in doc.pages if p.error]
-    assert page.message is not None and page.message.startswith("page 7 cannot be written into a part")
-    assert "RecursionError" in page.message
-    assert reassembled(doc.parts, "long") == [n for n in range(1, 161) if n != 7]
-
-
-def test_a_document_whose_pages_cannot_be_walked_gets_rows_that_say_so(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def broken(_page: object) -> bool:
-        raise RecursionError("maximum recursion depth exceeded")
-
-    monkeypatch.setattr("airflow_provider_delix.core.prepare_pdf._has_text", broken)
-    doc = prepared(tmp_path, document("walk", 3), RunOptions(kind="documents", engine="auto"))
-    assert doc.parts == () and invalid(doc) == [(1, "corrupt_pdf"), (2, "corrupt_pdf"), (3, "corrupt_pdf")]
-    assert all("cannot be read: RecursionError" in (p.message or "") for p in doc.pages)
+    doc = prepared(tmp_path, document("ruin", 300))
+    assert doc.parts == () and invalid(doc) == [(n, "corrupt_pdf") for n in range(1, 301)]
+    messages = [p.message or "" for p in doc.pages]
+    assert sum(m.startswith("page ") for m in messages) == MAX_UNWRITABLE
+    assert sum(m.startswith("not tried:") for m in messages) == 300 - MAX_UNWRITABLE
+    # Halving down to 100 single pages (about 2 failed writes per page), the first MAX_REOPENS
+    # of them tried once more on a fresh opening; the other 200 pages are not tried alone.
+    assert calls[0] <= 2 * MAX_UNWRITABLE + MAX_REOPENS + 5, "every page was tried, page by page"
 
 
 def test_a_document_that_cannot_be_decrypted_here_says_why(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Without the cryptography package pypdf cannot decrypt AES: a row that says so, no crash."""
+    """Without the cryptography package pypdf cannot decrypt AES: a row per page that says so."""
     from pypdf.errors import DependencyError
 
     def decrypt(_self: object, _password: str) -> object:
@@ -276,5 +281,29 @@ def test_a_document_that_cannot_be_decrypted_here_says_why(
 
     monkeypatch.setattr(pypdf.PdfReader, "decrypt", decrypt)
     doc = prepared(tmp_path, encrypted(document("aes", 2), user_password="", algorithm="AES-256"))
-    assert doc.parts == () and invalid(doc) == [(1, "encrypted_pdf")]
-    assert "cryptography" in (doc.pages[0].message or "")
+    assert doc.parts == () and invalid(doc) == [(1, "encrypted_pdf"), (2, "encrypted_pdf")]
+    assert all("cryptography" in (p.message or "") for p in doc.pages)
+
+
+def test_streams_that_cannot_be_decrypted_here_stop_the_split_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """AES-128 opens without the cryptography package but its streams do not: no halving."""
+    from pypdf.errors import DependencyError
+
+    calls = [0]
+
+    def add_page(self: pypdf.PdfWriter, page: object, *args: object, **kwargs: object) -> object:
+        calls[0] += 1
+        raise DependencyError("cryptography>=3.1 is required for AES algorithm")
+
+    monkeypatch.setattr(pypdf.PdfWriter, "add_page", add_page)
+    doc = prepared(tmp_path, encrypted(document("aes", 160), user_password="", algorithm="AES-128"))
+    assert doc.parts == () and invalid(doc) == [(n, "encrypted_pdf") for n in range(1, 161)]
+    assert calls[0] == 1 and "cryptography" in (doc.pages[0].message or "")
+
+
+def test_a_page_count_past_belief_in_a_locked_pdf_gives_one_row(tmp_path: Path) -> None:
+    data = encrypted(document("locked", 2)).replace(b"/Count 2", b"/Count 2000000000")
+    doc = prepared(tmp_path, data)
+    assert invalid(doc) == [(1, "encrypted_pdf")]

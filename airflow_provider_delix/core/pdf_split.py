@@ -1,0 +1,137 @@
+"""Split a PDF's pages into files Delix takes (150 pages, 8 MB), around pages that cannot be copied.
+
+pypdf reads some damaged documents whose pages it then cannot copy into a new file: an object
+a page uses is broken (nested past Python's recursion limit, a stream it cannot decode). Such a
+page must cost its own row, not the rows of the 149 pages written with it:
+
+* a group of pages that fails to write is halved, like a group that comes out over 8 MB, until
+  the damaged page is alone;
+* pypdf remembers an object that failed to load and answers every later use of it with a
+  misleading "loop" error, so a page that fails alone is tried once more on a freshly opened
+  document: its row gets the real reason, and a page that was only caught by that stale state
+  is written after all. Opening costs a walk of the whole page tree, so this is done for the
+  first :data:`MAX_REOPENS` such pages of a document; later ones keep the error they got;
+* halving leaves the good pages in more, smaller files than needed (one damaged page in each
+  150 pages would mean seven times the requests), so once the damaged pages are known the good
+  ones are grouped and written again in a second pass;
+* a document where page after page fails is not tried page by page to its end: after
+  :data:`MAX_UNWRITABLE` damaged pages the pages still queued get a row that says so.
+
+An encrypted document pypdf cannot decrypt here (AES without the ``cryptography`` package) fails
+every write the same way: that stops the split at once (:class:`CannotDecryptError`).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from airflow_provider_delix.api.models import MAX_PDF_BYTES, MAX_PDF_PAGES
+from airflow_provider_delix.core.validation import short_error
+
+MAX_UNWRITABLE = 100  # damaged pages in one document before the rest are no longer tried
+MAX_REOPENS = 10  # fresh openings of one document to retry a page that failed alone
+
+Opener = Callable[[], object]  # a freshly opened (and decrypted) pypdf.PdfReader of the document
+
+
+class CannotDecryptError(Exception):
+    """pypdf opened the document but cannot decrypt its streams here."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class _WriteError(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(slots=True)
+class SplitResult:
+    written: list[tuple[list[int], bytes]] = field(default_factory=list)  # (original pages, file)
+    too_big: list[int] = field(default_factory=list)  # over 8 MB even alone
+    unwritable: list[tuple[int, str]] = field(default_factory=list)  # (page, why)
+
+
+def split_pages(open_reader: Opener, numbers: Sequence[int], bytes_per_page: float) -> SplitResult:
+    """Files of at most 150 pages and 8 MB holding ``numbers``, in order; see the module docstring."""
+    per_part = max(1, min(MAX_PDF_PAGES, math.floor(MAX_PDF_BYTES * 0.9 / max(bytes_per_page, 1.0))))
+    first = _halving(open_reader, _groups(numbers, per_part))
+    if not first.unwritable:
+        return first
+    left_out = {n for n, _ in first.unwritable} | set(first.too_big)
+    good = [n for n in numbers if n not in left_out]
+    again = _halving(open_reader, _groups(good, per_part))
+    if again.unwritable or len(again.written) >= len(first.written):
+        return first  # the second pass found new damage (or saved nothing): keep the first
+    return SplitResult(again.written, first.too_big + again.too_big, first.unwritable)
+
+
+def _groups(numbers: Sequence[int], size: int) -> list[list[int]]:
+    return [list(numbers[i : i + size]) for i in range(0, len(numbers), size)]
+
+
+def _halving(open_reader: Opener, groups: list[list[int]]) -> SplitResult:
+    result = SplitResult()
+    reader = open_reader()
+    reopens = 0
+    queue = deque(groups)
+    while queue:
+        group = queue.popleft()
+        if len(result.unwritable) >= MAX_UNWRITABLE:
+            why = f"not tried: {MAX_UNWRITABLE} other pages of this PDF could not be written"
+            result.unwritable.extend((n, why) for n in group)
+            continue
+        try:
+            data = write_pages(reader, group)
+        except _WriteError as failed:
+            if len(group) > 1:
+                half = len(group) // 2
+                queue.extendleft([group[half:], group[:half]])
+                continue
+            if reopens >= MAX_REOPENS:
+                result.unwritable.append((group[0], failed.message))
+                continue
+            reopens += 1
+            reader = open_reader()  # forget the object pypdf now reports as a loop
+            try:
+                data = write_pages(reader, group)
+            except _WriteError as exc:
+                result.unwritable.append((group[0], exc.message))
+                continue
+        if len(data) > MAX_PDF_BYTES:
+            if len(group) == 1:
+                result.too_big.append(group[0])
+            else:
+                half = len(group) // 2
+                queue.extendleft([group[half:], group[:half]])
+            continue
+        result.written.append((group, data))
+    return result
+
+
+def write_pages(reader: object, numbers: Sequence[int]) -> bytes:
+    """The pages as one new PDF; raises _WriteError (or CannotDecryptError) when pypdf cannot."""
+    import pypdf
+    from pypdf.errors import DependencyError
+
+    sink = io.BytesIO()
+    try:
+        writer = pypdf.PdfWriter()
+        for n in numbers:  # copying a page resolves every object it uses: damage shows here too
+            writer.add_page(reader.pages[n - 1])  # type: ignore[attr-defined]
+        writer.write(sink)
+    except DependencyError as exc:
+        raise CannotDecryptError(
+            f"the PDF is encrypted and cannot be decrypted here: {short_error(exc)}"
+        ) from None
+    except Exception as exc:  # a page pypdf could read but not write (RecursionError included)
+        where = f"page {numbers[0]}" if len(numbers) == 1 else f"pages {numbers[0]}-{numbers[-1]}"
+        raise _WriteError(f"{where} cannot be written into a part: {short_error(exc)}") from None
+    return sink.getvalue()
