@@ -26,7 +26,13 @@ from airflow_provider_delix.api.models import MAX_PDF_BYTES, MAX_PDF_PAGES, Engi
 from airflow_provider_delix.core.codes import Reason
 from airflow_provider_delix.core.inputs import InputRef
 from airflow_provider_delix.core.options import AUTO_ENGINE, RunOptions, page_selector
-from airflow_provider_delix.core.pdf_split import CannotDecryptError, Opener, split_pages
+from airflow_provider_delix.core.pdf_split import (
+    CannotDecryptError,
+    Opener,
+    SplitBudget,
+    missing_dependency,
+    split_pages,
+)
 from airflow_provider_delix.core.prepare import PreparedPage, read_source, resumed_page
 from airflow_provider_delix.core.validation import (
     InvalidInputError,
@@ -114,6 +120,8 @@ def _prepare(
         count = _page_count(reader, data) if locked else len(reader.pages)
     except FileNotDecryptedError as exc:
         raise InvalidInputError(Reason.ENCRYPTED_PDF, short_error(exc)) from None
+    except DependencyError as exc:  # the page tree is in a stream whose codec is not installed
+        raise InvalidInputError(*missing_dependency(exc, _claims_encryption(data))) from None
     except (
         PyPdfError,
         ValueError,
@@ -166,6 +174,11 @@ def _prepare(
     return PreparedDocument(ref, sha256, (*invalid, *bad, *resumed), tuple(parts))
 
 
+def _claims_encryption(data: bytes) -> bool:
+    """Whether the file names an /Encrypt dictionary (asked when pypdf failed before saying)."""
+    return b"/Encrypt" in data
+
+
 def _open(data: bytes, encrypted: bool) -> object:
     """The document opened again (decrypted): pdf_split asks for a fresh one after a failure."""
     import pypdf
@@ -191,6 +204,7 @@ def _plan_parts(
 ) -> None:
     if todo:
         by_engine = _engines(reader, todo, engine_setting)
+        budget = SplitBudget()  # one for the document, whatever its engines
         fits = count <= MAX_PDF_PAGES and len(data) <= MAX_PDF_BYTES and not encrypted
         for engine, numbers in by_engine.items():
             if fits:
@@ -201,7 +215,9 @@ def _plan_parts(
                     )
                 )
             else:
-                split = split_pages(open_reader, numbers, len(data) / count)
+                split = split_pages(
+                    open_reader, numbers, len(data) / count, encrypted=encrypted, budget=budget
+                )
                 normalization = "split" + (", decrypted" if encrypted else "")
                 parts.extend(
                     PreparedPart(
@@ -216,14 +232,15 @@ def _plan_parts(
                 )
                 too_big = f"a single page is over {MAX_PDF_BYTES} bytes"
                 bad.extend(_invalid(sha256, split.too_big, Reason.TOO_LARGE, too_big))
-                for n, message in split.unwritable:
-                    bad.extend(_invalid(sha256, [n], Reason.CORRUPT_PDF, message))
+                for n, reason, message in split.unwritable:
+                    bad.extend(_invalid(sha256, [n], reason, message))
                 if split.unwritable:
                     log.warning(
-                        "%d page(s) of a PDF could not be written into a part (first: page %d, %s); they "
-                        "get corrupt_pdf rows; the pages that could be written are sent.",
+                        "%d page(s) of a PDF could not be written into a part (first: page %d, %s); their "
+                        "rows say why, the pages that could be written are sent.",
                         len(split.unwritable),
-                        *split.unwritable[0],
+                        split.unwritable[0][0],
+                        split.unwritable[0][2],
                     )
 
 

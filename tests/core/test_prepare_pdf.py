@@ -263,11 +263,56 @@ def test_a_pdf_whose_pages_all_fail_stops_trying_after_a_hundred(
     doc = prepared(tmp_path, document("ruin", 300))
     assert doc.parts == () and invalid(doc) == [(n, "corrupt_pdf") for n in range(1, 301)]
     messages = [p.message or "" for p in doc.pages]
-    assert sum(m.startswith("page ") for m in messages) == MAX_UNWRITABLE
-    assert sum(m.startswith("not tried:") for m in messages) == 300 - MAX_UNWRITABLE
+    assert all("ValueError: broken object" in m for m in messages)
+    assert sum(m.startswith("page ") for m in messages) >= MAX_UNWRITABLE
+    assert sum(m.startswith("not tried alone") for m in messages) >= 150  # the second 150 at least
     # Halving down to 100 single pages (about 2 failed writes per page), the first MAX_REOPENS
-    # of them tried once more on a fresh opening; the other 200 pages are not tried alone.
-    assert calls[0] <= 2 * MAX_UNWRITABLE + MAX_REOPENS + 5, "every page was tried, page by page"
+    # of them tried once more on a fresh opening, then each group still queued once, whole.
+    assert calls[0] <= 2 * MAX_UNWRITABLE + MAX_REOPENS + 20, "every page was tried, page by page"
+
+
+def test_after_the_limit_the_groups_left_are_still_tried_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ten damaged pages, a limit of three: the pages after the damage are still sent."""
+    monkeypatch.setattr("airflow_provider_delix.core.pdf_split.MAX_UNWRITABLE", 3)
+    data = document("late", 400)
+    bad = {page_text("late", n) for n in range(1, 11)}
+    original = pypdf.PdfWriter.add_page
+
+    def add_page(self: pypdf.PdfWriter, page: pypdf.PageObject, *args: object, **kwargs: object) -> object:
+        if page.extract_text().strip() in bad:
+            raise ValueError("broken object")
+        return original(self, page, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pypdf.PdfWriter, "add_page", add_page)
+    doc = prepared(tmp_path, data)
+    refused = [n for n, _ in invalid(doc)]
+    assert refused[:3] == [1, 2, 3] and set(range(1, 11)) <= set(refused)
+    assert set(range(151, 401)) <= set(reassembled(doc.parts, "late")), "good pages were not sent"
+    assert sorted(refused + reassembled(doc.parts, "late")) == list(range(1, 401))
+
+
+def test_a_page_whose_codec_is_not_installed_costs_only_its_own_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unencrypted PDF whose page 7 uses a Brotli stream, without the brotli package."""
+    from pypdf.errors import DependencyError
+
+    data = document("codec", 160)
+    target = page_text("codec", 7)
+    original = pypdf.PdfWriter.add_page
+
+    def add_page(self: pypdf.PdfWriter, page: pypdf.PageObject, *args: object, **kwargs: object) -> object:
+        if page.extract_text().strip() == target:
+            raise DependencyError("brotli is required to decode BrotliDecode streams")
+        return original(self, page, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pypdf.PdfWriter, "add_page", add_page)
+    doc = prepared(tmp_path, data)
+    assert invalid(doc) == [(7, "unsupported_codec")]
+    assert "brotli" in (doc.pages[0].message or "")
+    assert reassembled(doc.parts, "codec") == [n for n in range(1, 161) if n != 7]
 
 
 def test_a_document_that_cannot_be_decrypted_here_says_why(
@@ -298,6 +343,7 @@ def test_streams_that_cannot_be_decrypted_here_stop_the_split_at_once(
         raise DependencyError("cryptography>=3.1 is required for AES algorithm")
 
     monkeypatch.setattr(pypdf.PdfWriter, "add_page", add_page)
+    monkeypatch.setattr("airflow_provider_delix.core.pdf_split._crypto_installed", lambda: False)
     doc = prepared(tmp_path, encrypted(document("aes", 160), user_password="", algorithm="AES-128"))
     assert doc.parts == () and invalid(doc) == [(n, "encrypted_pdf") for n in range(1, 161)]
     assert calls[0] == 1 and "cryptography" in (doc.pages[0].message or "")
@@ -307,3 +353,19 @@ def test_a_page_count_past_belief_in_a_locked_pdf_gives_one_row(tmp_path: Path) 
     data = encrypted(document("locked", 2)).replace(b"/Count 2", b"/Count 2000000000")
     doc = prepared(tmp_path, data)
     assert invalid(doc) == [(1, "encrypted_pdf")]
+
+
+def test_a_page_tree_behind_a_missing_codec_gives_a_row_not_an_exception(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pypdf raises DependencyError (not one of its PdfReadErrors) when the page tree itself is
+    in an object stream compressed with a codec whose package is missing."""
+    from pypdf.errors import DependencyError
+
+    def pages(_self: object) -> object:
+        raise DependencyError("brotli is required to decode BrotliDecode streams")
+
+    monkeypatch.setattr(pypdf.PdfReader, "pages", property(pages))
+    doc = prepared(tmp_path, document("tree", 3))
+    assert doc.parts == () and invalid(doc) == [(1, "unsupported_codec")]
+    assert "brotli" in (doc.pages[0].message or "")
