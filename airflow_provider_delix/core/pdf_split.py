@@ -123,7 +123,7 @@ def _halving(
     while queue:
         group = queue.popleft()
         try:
-            data = write_pages(reader, group, encrypted)
+            data = _write_pages(reader, group, encrypted)
         except _WriteError as failed:
             if budget.damaged >= MAX_UNWRITABLE:  # no more halving: the group's pages say why
                 why = failed.message
@@ -140,7 +140,7 @@ def _halving(
                 budget.reopens += 1
                 reader = open_reader()  # forget the object pypdf now reports as a loop
                 try:
-                    data = write_pages(reader, group, encrypted)
+                    data = _write_pages(reader, group, encrypted)
                     last = None
                 except _WriteError as exc:
                     last = exc
@@ -159,7 +159,7 @@ def _halving(
     return result
 
 
-def write_pages(reader: object, numbers: Sequence[int], encrypted: bool = False) -> bytes:
+def _write_pages(reader: object, numbers: Sequence[int], encrypted: bool) -> bytes:
     """The pages as one new PDF; raises _WriteError (or CannotDecryptError) when pypdf cannot."""
     import pypdf
     from pypdf.errors import DependencyError

@@ -81,9 +81,6 @@ class ExtractRecord:
     def total_processing_pages(self) -> int:
         return sum(len(pages) for _, pages in self.files)
 
-    def uses(self, file_uuid: str) -> bool:
-        return any(blob.uuid == file_uuid for blob, _ in self.files)
-
 
 class Account:
     """Storage, extracts and credits of the single account, with high-water marks for the stats."""
