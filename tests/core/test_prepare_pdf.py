@@ -231,6 +231,24 @@ def test_auto_with_a_long_mixed_document_splits_each_engine_apart(tmp_path: Path
     assert len(pypdf.PdfReader(io.BytesIO(danlin.data)).pages) == 2
 
 
+def break_add_page(
+    monkeypatch: pytest.MonkeyPatch, error: Exception, pages: set[str] | None = None
+) -> list[int]:
+    """``PdfWriter.add_page`` raises a fresh copy of ``error`` for pages whose text is in ``pages``
+    (every page when None) and copies the others; returns a one-item counter of its calls."""
+    calls = [0]
+    original = pypdf.PdfWriter.add_page
+
+    def add_page(self: pypdf.PdfWriter, page: pypdf.PageObject, *args: object, **kwargs: object) -> object:
+        calls[0] += 1
+        if pages is None or page.extract_text().strip() in pages:
+            raise type(error)(*error.args)
+        return original(self, page, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pypdf.PdfWriter, "add_page", add_page)
+    return calls
+
+
 # ---------------------------------------------------------------------- damaged pages, decryption
 
 
@@ -253,13 +271,7 @@ def test_a_page_that_cannot_be_written_into_a_part_costs_only_its_own_row(tmp_pa
 def test_a_pdf_whose_pages_all_fail_stops_trying_after_a_hundred(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls = [0]
-
-    def add_page(self: pypdf.PdfWriter, page: object, *args: object, **kwargs: object) -> object:
-        calls[0] += 1
-        raise ValueError("broken object")
-
-    monkeypatch.setattr(pypdf.PdfWriter, "add_page", add_page)
+    calls = break_add_page(monkeypatch, ValueError("broken object"))
     doc = prepared(tmp_path, document("ruin", 300))
     assert doc.parts == () and invalid(doc) == [(n, "corrupt_pdf") for n in range(1, 301)]
     messages = [p.message or "" for p in doc.pages]
@@ -276,17 +288,8 @@ def test_after_the_limit_the_groups_left_are_still_tried_whole(
 ) -> None:
     """Ten damaged pages, a limit of three: the pages after the damage are still sent."""
     monkeypatch.setattr("airflow_provider_delix.core.pdf_split.MAX_UNWRITABLE", 3)
-    data = document("late", 400)
-    bad = {page_text("late", n) for n in range(1, 11)}
-    original = pypdf.PdfWriter.add_page
-
-    def add_page(self: pypdf.PdfWriter, page: pypdf.PageObject, *args: object, **kwargs: object) -> object:
-        if page.extract_text().strip() in bad:
-            raise ValueError("broken object")
-        return original(self, page, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(pypdf.PdfWriter, "add_page", add_page)
-    doc = prepared(tmp_path, data)
+    break_add_page(monkeypatch, ValueError("broken object"), {page_text("late", n) for n in range(1, 11)})
+    doc = prepared(tmp_path, document("late", 400))
     refused = [n for n, _ in invalid(doc)]
     assert refused[:3] == [1, 2, 3] and set(range(1, 11)) <= set(refused)
     assert set(range(151, 401)) <= set(reassembled(doc.parts, "late")), "good pages were not sent"
@@ -299,17 +302,9 @@ def test_a_page_whose_codec_is_not_installed_costs_only_its_own_row(
     """An unencrypted PDF whose page 7 uses a Brotli stream, without the brotli package."""
     from pypdf.errors import DependencyError
 
-    data = document("codec", 160)
-    target = page_text("codec", 7)
-    original = pypdf.PdfWriter.add_page
-
-    def add_page(self: pypdf.PdfWriter, page: pypdf.PageObject, *args: object, **kwargs: object) -> object:
-        if page.extract_text().strip() == target:
-            raise DependencyError("brotli is required to decode BrotliDecode streams")
-        return original(self, page, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(pypdf.PdfWriter, "add_page", add_page)
-    doc = prepared(tmp_path, data)
+    missing = DependencyError("brotli is required to decode BrotliDecode streams")
+    break_add_page(monkeypatch, missing, {page_text("codec", 7)})
+    doc = prepared(tmp_path, document("codec", 160))
     assert invalid(doc) == [(7, "unsupported_codec")]
     assert "brotli" in (doc.pages[0].message or "")
     assert reassembled(doc.parts, "codec") == [n for n in range(1, 161) if n != 7]
@@ -336,13 +331,7 @@ def test_streams_that_cannot_be_decrypted_here_stop_the_split_at_once(
     """AES-128 opens without the cryptography package but its streams do not: no halving."""
     from pypdf.errors import DependencyError
 
-    calls = [0]
-
-    def add_page(self: pypdf.PdfWriter, page: object, *args: object, **kwargs: object) -> object:
-        calls[0] += 1
-        raise DependencyError("cryptography>=3.1 is required for AES algorithm")
-
-    monkeypatch.setattr(pypdf.PdfWriter, "add_page", add_page)
+    calls = break_add_page(monkeypatch, DependencyError("cryptography>=3.1 is required for AES algorithm"))
     monkeypatch.setattr("airflow_provider_delix.core.pdf_split._crypto_installed", lambda: False)
     doc = prepared(tmp_path, encrypted(document("aes", 160), user_password="", algorithm="AES-128"))
     assert doc.parts == () and invalid(doc) == [(n, "encrypted_pdf") for n in range(1, 161)]
