@@ -232,6 +232,7 @@ class ExtractionPipeline(PipelineDispatch, PipelineLeftovers, PipelineOutcome):
             )
             if resume.has_stale:
                 self.store.drop_stale_on_close = True
+                self.store.carried = resume.carried
             if resume.sent_again:
                 log.info(
                     "%d page(s) failed earlier for a reason that was not their content (file_expired, "

@@ -16,14 +16,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from airflow_provider_delix.core.supersede import retryable
+from airflow_provider_delix.core.supersede import CarriedCredits, retryable
 from airflow_provider_delix.core.table import RowStatus, resume_key
 
 Key = tuple[str, int]
 _NOT_PROCESSED = {RowStatus.FAILED.value, RowStatus.REJECTED.value, RowStatus.INVALID.value}
 
 # One stored row as the index reads it: source, source_sha256, page_number, status, engine,
-# language and (optionally) error.
+# language and (optionally) error, credits_charged and credits_refunded.
 RowKey = tuple[Any, ...]
 
 
@@ -37,6 +37,7 @@ class ResumeIndex:
         self._not_processed: set[Key] = set()
         self._settled: set[Key] = set()
         again: set[Key] = set()
+        self.carried = CarriedCredits()
         for row in rows:
             source, sha, page, status, engine, row_language = row[:6]
             if not self.matches(engine, row_language):
@@ -44,10 +45,13 @@ class ResumeIndex:
             key = resume_key(sha, source, page)
             if retryable(status, row[6] if len(row) > 6 else None):
                 again.add(key)  # not about the page: done again (core.supersede)
+                if len(row) > 8:  # its credits go to the page's next row (core.supersede)
+                    self.carried.note(key, int(row[7] or 0), int(row[8] or 0))
                 continue
             self._done.add(key)
             if status in _NOT_PROCESSED:
                 self._not_processed.add(key)
+        self.carried.discard(self._done)
         self.sent_again = len(again - self._done)
         # Some retryable row is stored: once the page has a newer row, the old one must go.
         self.has_stale = bool(again)

@@ -40,7 +40,7 @@ from airflow_provider_delix.core.lease import WriterLease
 from airflow_provider_delix.core.ledger import ExtractLedger
 from airflow_provider_delix.core.row_journal import journal_bytes, read_journals
 from airflow_provider_delix.core.state_dir import StateDir, safe_name
-from airflow_provider_delix.core.supersede import drop_stale_rows
+from airflow_provider_delix.core.supersede import CarriedCredits, drop_stale_rows
 from airflow_provider_delix.core.table import (
     SCHEMA,
     Location,
@@ -109,6 +109,7 @@ class OutputStore:
         self._counts: Counter[str] = Counter()
         self.recovered_rows, self.parts, self._closed = 0, list[str](), False
         self.drop_stale_on_close = False  # set when the resume index found rows to supersede
+        self.carried: CarriedCredits | None = None  # their credits, for the pages' next rows
         self._sd = StateDir(self.fs, self._state)
         self._sd.mkdirs(self.path)
         self._lease = WriterLease(
@@ -126,6 +127,8 @@ class OutputStore:
         if not rows:
             return
         safe_name(chunk_id)
+        if self.carried is not None:
+            rows = self.carried.apply(rows)
         batch = rows_to_record_batch(rows)
         stem = f"{self._state}/journal/{self.run_tag}/{chunk_id}"
         with self._lock:
@@ -342,7 +345,9 @@ class OutputStore:
         return found
 
     def resume_rows(self) -> Iterator[tuple[Any, ...]]:
-        """(source, sha256, page, status, engine, language, error) of every stored row: parts and journals.
+        """(source, sha256, page, status, engine, language, error, charged, refunded) of every stored row.
+
+        Parts and journals both count.
 
         Journals of every writer count (also live ones): their rows are durable, so extracting
         those pages again would only spend credits twice. Journals are read *before* the parts:
@@ -352,7 +357,10 @@ class OutputStore:
         """
         journals = [p for tag in self._sd.tags("journal") for p in self._sd.files("journal", tag, ".arrow")]
         batches: list[pa.RecordBatch] = list(read_journals(self._sd, journals, missing_ok=True).values())
-        columns = ("source", "source_sha256", "page_number", "status", "engine", "language", "error")
+        columns = (
+            *("source", "source_sha256", "page_number", "status", "engine", "language", "error"),
+            *("credits_charged", "credits_refunded"),
+        )
         parts = iter_batches(self.output_path, columns, storage_options=self.storage_options)
         for batch in chain(batches, parts):
             yield from zip(*(batch.column(c).to_pylist() for c in columns), strict=True)

@@ -15,15 +15,26 @@ again. Their old rows are then *superseded*: when a writer closes, every part fi
 retryable row whose page has a newer row is rewritten without it (published the same way as
 a new part: written aside, then moved over the old name), so ``pandas.read_parquet`` sees one
 row per page. A page that fails the same way again keeps only its latest row.
+
+The old row's credits are not dropped with it: such a row may record a charge (an answer lost
+after Delix applied it, an unreadable answer), and ``sum(credits_charged)`` over the table is
+what the archive cost. :class:`CarriedCredits` hands them to the page's next row when it is
+written, so that row says what the page cost over all its tries, and every later try carries
+the latest row's credits, which already include the earlier ones.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
-from typing import Any
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_delix.core.codes import PageError
+
+if TYPE_CHECKING:
+    from airflow_provider_delix.core.table import PageRow
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +46,7 @@ RETRY_NEXT_RUN = frozenset(
         PageError.ANSWER_LOST.value,
     }
 )
-KEY_COLUMNS = ("source", "source_sha256", "page_number", "status", "error", "processed_at")
+KEY_COLUMNS = ("source", "source_sha256", "page_number", "language", "status", "error", "processed_at")
 
 
 def retryable(status: str | None, error: str | None) -> bool:
@@ -43,24 +54,71 @@ def retryable(status: str | None, error: str | None) -> bool:
     return status == "failed" and error in RETRY_NEXT_RUN
 
 
-def _key(source: str, sha: str | None, page: int) -> tuple[str, int]:
+class CarriedCredits:
+    """Credits of stored retryable rows, added once to the next row of the same page.
+
+    Built by :class:`~.resume.ResumeIndex` from the rows it does not count as done; applied by
+    :meth:`.store.OutputStore.append` to the rows it journals, whichever path wrote them (a
+    chunk's answer, an adopted extract). A page's first new row takes them (the others of its
+    content carry 0, as usual), so the table's sum stays what Delix charged once the old row
+    is superseded. The run's own figures (manifest, progress) count only its own spending.
+    """
+
+    def __init__(self) -> None:
+        self._credits: dict[tuple[str, int], tuple[int, int]] = {}
+        self._lock = threading.Lock()
+
+    def note(self, key: tuple[str, int], charged: int, refunded: int) -> None:
+        """A retryable row of ``key``: the latest try's row holds the most (it carries the earlier ones)."""
+        if charged or refunded:
+            self._credits[key] = max(self._credits.get(key, (0, 0)), (charged, refunded))
+
+    def discard(self, keys: Iterable[tuple[str, int]]) -> None:
+        """Pages that already have a settled row: that row took the credits, or nothing will."""
+        for key in keys:
+            self._credits.pop(key, None)
+
+    def apply(self, rows: Sequence[PageRow]) -> list[PageRow]:
+        """``rows`` with the carried credits added to the first row of each page that has some."""
+        from airflow_provider_delix.core.table import resume_key
+
+        out = list(rows)
+        if not self._credits:
+            return out
+        with self._lock:
+            for i, row in enumerate(out):
+                carried = self._credits.pop(resume_key(row.source_sha256, row.source, row.page_number), None)
+                if carried is not None:
+                    out[i] = replace(
+                        row,
+                        credits_charged=row.credits_charged + carried[0],
+                        credits_refunded=row.credits_refunded + carried[1],
+                    )
+        return out
+
+
+_Page = tuple[str, int, str | None]  # resume key and language
+
+
+def _key(source: str, sha: str | None, page: int, language: str | None) -> _Page:
+    """A page *in one language*: a row of another language answers another question, and stays."""
     from airflow_provider_delix.core.table import resume_key
 
-    return resume_key(sha, source, page)
+    return (*resume_key(sha, source, page), language)
 
 
 def stale_rows(fs: Any, parts: Iterable[str]) -> dict[str, list[int]]:
     """Part file -> indices of its rows that a newer row of the same page supersedes."""
     import pyarrow.parquet as pq
 
-    newest: dict[tuple[str, int], tuple[bool, Any, str, int]] = {}  # key -> (final, time, part, row)
-    retry_rows: list[tuple[tuple[str, int], Any, str, int]] = []
+    newest: dict[_Page, tuple[bool, Any, str, int]] = {}  # key -> (final, time, part, row)
+    retry_rows: list[tuple[_Page, Any, str, int]] = []
     for part in parts:
         with fs.open(part, "rb") as handle:
             table = pq.read_table(handle, columns=list(KEY_COLUMNS))
         columns = [table.column(c).to_pylist() for c in KEY_COLUMNS]
-        for row, (source, sha, page, status, error, at) in enumerate(zip(*columns, strict=True)):
-            key = _key(source, sha, page)
+        for row, (source, sha, page, language, status, error, at) in enumerate(zip(*columns, strict=True)):
+            key = _key(source, sha, page, language)
             final = not retryable(status, error)
             if not final:
                 retry_rows.append((key, at, part, row))

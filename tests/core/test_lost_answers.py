@@ -69,6 +69,37 @@ def test_an_answer_lost_twice_gives_answer_lost_rows_that_the_next_run_sends_aga
     assert sum(again.extracted.values()) == 5 and summary2.credits_at_risk == 0
     final = table(out)
     assert len(final) == 10 and (final["status"] == "processed").all()
+    # The superseded rows' assumed charge moves to the pages' new rows: the table still adds up
+    # to everything charged, while the second run's own figures are what it spent.
+    assert int(final["credits_charged"].sum()) == _charged(fake) + _charged(again), (
+        "the lost sends stay counted"
+    )
+    assert sorted(final["credits_charged"]) == [PRICE_PER_PAGE] * 5 + [3 * PRICE_PER_PAGE] * 5
+    assert summary2.credits_charged == _charged(again)
+
+
+def test_pages_lost_in_two_runs_keep_every_charge_in_their_one_row(out: str) -> None:
+    """Each superseded row hands its credits on: three runs, one row per page, the table equals the bill."""
+    lost = source("lost", b"LOSTTWICE")
+    fakes = [FakeDelix(), FakeDelix()]
+    for fake in fakes:  # lost twice in each of two runs
+        summary, error, _ = run(fake, out, [lost])
+        assert error is None and summary is not None and summary.rows["failed"] == 1
+        rows = table(out)
+        assert len(rows) == 1 and rows["error"].tolist() == ["answer_lost"]
+        assert summary.credits_charged == _charged(fake) == 2 * PRICE_PER_PAGE, "each run reports its own"
+    assert int(table(out)["credits_charged"].sum()) == 4 * PRICE_PER_PAGE
+
+    healed = FakeDelix()
+    summary, error, _ = run(healed, out, [replace(source("lost", b"healed"), sha256=lost.sha256)])
+    assert error is None and summary is not None and summary.rows["processed"] == 1
+    rows = table(out)
+    assert len(rows) == 1 and rows["status"].tolist() == ["processed"]
+    assert int(rows["credits_charged"].sum()) == sum(map(_charged, [*fakes, healed])) == 5 * PRICE_PER_PAGE
+
+    again, error, _ = run(FakeDelix(), out, [lost])  # done: nothing is sent, nothing carried again
+    assert error is None and again is not None and again.pages_resumed == 1
+    assert int(table(out)["credits_charged"].sum()) == 5 * PRICE_PER_PAGE
 
 
 def test_a_lost_send_whose_resend_is_refused_is_carried_by_the_pages(out: str) -> None:

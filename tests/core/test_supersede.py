@@ -62,3 +62,25 @@ def test_only_reasons_that_are_not_the_content_are_retried() -> None:
     index = ResumeIndex(rows, engines=["danlin"], language="fa")
     assert not index.done("sha-a", "a", 1) and index.done("sha-b", "b", 1) and index.done("sha-c", "c", 1)
     assert index.sent_again == 1 and index.has_stale
+
+
+def test_a_row_of_another_language_does_not_supersede_a_retryable_one(tmp_path: Any) -> None:
+    """Re-running an output in another language asks another question: its rows replace nothing."""
+    import fsspec
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from airflow_provider_delix.core.supersede import stale_rows
+    from airflow_provider_delix.core.table import PageRow, RowStatus, rows_to_record_batch
+
+    def part(name: str, language: str, status: RowStatus, error: str | None) -> str:
+        row = PageRow("a.png", "sha-a", 1, status, error=error, engine="danlin", language=language)
+        pq.write_table(pa.Table.from_batches([rows_to_record_batch([row])]), tmp_path / name)
+        return str(tmp_path / name)
+
+    lost = part("p1.parquet", "fa", RowStatus.FAILED, "answer_lost")
+    english = part("p2.parquet", "en", RowStatus.PROCESSED, None)
+    fs = fsspec.filesystem("file")
+    assert stale_rows(fs, [lost, english]) == {}, "the fa page still needs its own row"
+    persian = part("p3.parquet", "fa", RowStatus.PROCESSED, None)
+    assert stale_rows(fs, [lost, english, persian]) == {lost: [0]}
