@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from airflow_provider_delix.api.errors import (
@@ -33,6 +33,7 @@ from airflow_provider_delix.api.errors import (
 )
 from airflow_provider_delix.core.adopt_claims import AdoptionClaims
 from airflow_provider_delix.core.client import DelixClient
+from airflow_provider_delix.core.codes import RETRY_ALONE, PageError
 from airflow_provider_delix.core.collect import PageResult, file_pages, page_results, wait_processed
 from airflow_provider_delix.core.ledger import ExtractRecord
 from airflow_provider_delix.core.lost_answers import charge_lost_sends
@@ -41,7 +42,7 @@ from airflow_provider_delix.core.resume import ResumeIndex
 from airflow_provider_delix.core.rows import page_rows
 from airflow_provider_delix.core.run_stats import RunStats
 from airflow_provider_delix.core.store import OutputStore
-from airflow_provider_delix.core.table import PageRow, resume_key
+from airflow_provider_delix.core.table import PageRow, RowStatus, resume_key
 
 log = logging.getLogger(__name__)
 
@@ -181,14 +182,18 @@ class _Adopter:
             return "lost"
         # Sends of this request that lost their answer before it was answered: assumed charged.
         charge_lost_sends(list(results.values()), extract, self.stats, lost=record.lost_sends)
-        rows = _rows(record, results, self.index, self.run_id)
+        alone = record.packed and self.options.retry_packed_failures
+        rows, again = _rows(record, results, self.index, self.run_id, retry_alone=alone)
         # Rows another writer wrote since this one started (it collected the extract and died
         # before dropping the record, or dropped it after this one listed it): not twice.
         elsewhere = self.written_elsewhere()
         rows = [r for r in rows if resume_key(r.source_sha256, r.source, r.page_number) not in elsewhere]
-        if rows:
-            store.append(f"adopt-{record.chunk_id}", rows)
+        again = [r for r in again if resume_key(r.source_sha256, r.source, r.page_number) not in elsewhere]
+        if rows or again:
+            stored = store.append(f"adopt-{record.chunk_id}", [*rows, *again])
             self.stats.add_rows(rows)
+            if again:  # durable before the marker goes: this run, or the next, sends them alone
+                self._send_alone(stored[len(rows) :])
         result.adopted += 1
         log.info(
             "Collected %d page(s) of extract %s paid for by an earlier attempt.", len(rows), extract.uuid
@@ -202,6 +207,23 @@ class _Adopter:
             return "kept"
         return "collected" if dropped else "kept"
 
+    def _send_alone(self, rows: list[PageRow]) -> None:
+        """Pages that failed inside the pack, with ``retry_packed_failures``: sent again as images.
+
+        Their ``failed_in_pack`` rows are stored, so no other writer takes them for undone work
+        it may skip, and the planner sends them as images; the pack's credits go to the new row
+        (:class:`.supersede.CarriedCredits`) and the old one is superseded when the store closes.
+        Not counted in this run's rows (their new rows are); the pack's credits are.
+        """
+        self.index.send_alone(rows)
+        self.store.drop_stale_on_close = True
+        self.stats.add_credits(sum(r.credits_charged for r in rows), sum(r.credits_refunded for r in rows))
+        log.info(
+            "%d page(s) failed inside a pack an earlier attempt paid for: they are sent again as images "
+            "(retry_packed_failures).",
+            len({resume_key(r.source_sha256, r.source, r.page_number) for r in rows}),
+        )
+
 
 def _requested(record: ExtractRecord) -> list[tuple[str, list[int], bool]]:
     single = record.kind == "images"
@@ -209,18 +231,37 @@ def _requested(record: ExtractRecord) -> list[tuple[str, list[int], bool]]:
 
 
 def _rows(
-    record: ExtractRecord, results: dict[tuple[str, int], PageResult], index: ResumeIndex, run_id: str
-) -> list[PageRow]:
+    record: ExtractRecord,
+    results: dict[tuple[str, int], PageResult],
+    index: ResumeIndex,
+    run_id: str,
+    *,
+    retry_alone: bool,
+) -> tuple[list[PageRow], list[PageRow]]:
     """The record's rows not stored yet; a page whose content another source of the record shares
-    gets its own row, as in the run that sent it (the resume key is the content)."""
+    gets its own row, as in the run that sent it (the resume key is the content).
+
+    With ``retry_alone`` (a pack, ``retry_packed_failures``) the pages a lone send may change
+    come second, as ``failed_in_pack`` rows that do not make them done.
+    """
     rows: list[PageRow] = []
+    again: list[PageRow] = []
     written: dict[tuple[str, int], set[str]] = {}  # by this record: key -> sources
     for f in record.files:
         for number, targets in f.pages:
             page = results[(f.uuid, number)]
+            outcome = page.outcome
+            alone = retry_alone and outcome.status == RowStatus.FAILED and outcome.error in RETRY_ALONE
+            if alone:
+                outcome = replace(
+                    outcome,
+                    error=PageError.FAILED_IN_PACK.value,
+                    error_message=f"{outcome.error}: {outcome.error_message or 'failed inside the pack'}; "
+                    "sent again alone as an image (retry_packed_failures)",
+                )
             built = page_rows(
                 targets,
-                page.outcome,
+                outcome,
                 engine=record.engine,
                 language=record.language or "",
                 run_id=run_id,
@@ -233,10 +274,11 @@ def _rows(
                     continue  # the earlier attempt stored it before it stopped (with its credits)
                 if sources is not None and target.source in sources:
                     continue
-                rows.append(row)
-                index.add(target.key)
+                (again if alone else rows).append(row)
+                if not alone:
+                    index.add(target.key)
                 written.setdefault(target.key, set()).add(target.source)
-    return rows
+    return rows, again
 
 
 def _drop(client: DelixClient, store: OutputStore, record: ExtractRecord) -> bool:

@@ -7,13 +7,10 @@ set aside (core/claims.py). The chunk's ledger records go once its rows are dura
 
 from __future__ import annotations
 
-from airflow_provider_delix.core.codes import PageError
+from airflow_provider_delix.core.codes import RETRY_ALONE
 from airflow_provider_delix.core.pipeline_context import ChunkState, Slot
 from airflow_provider_delix.core.rows import page_rows
 from airflow_provider_delix.core.table import PageRow, RowStatus, resume_key
-
-# What a page that failed inside a pack may have failed of that sending it alone can change.
-_RETRYABLE = frozenset({PageError.PAGE_FAILED, PageError.NO_RESULT})
 
 
 class ChunkRows(ChunkState):
@@ -39,7 +36,7 @@ class ChunkRows(ChunkState):
             return set()
         again: set[int] = set()
         for number, result in slot.pages.items():
-            if result.outcome.status == RowStatus.FAILED and result.outcome.error in _RETRYABLE:
+            if result.outcome.status == RowStatus.FAILED and result.outcome.error in RETRY_ALONE:
                 member = slot.file.members[number - 1]
                 member.carried = (member.carried[0] + result.charged, member.carried[1] + result.refunded)
                 again.add(number)

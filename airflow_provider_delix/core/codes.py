@@ -40,6 +40,13 @@ class PageError(StrEnum):
     NO_RESULT = "no_result"  # the extract did not mention the file or the page
     MALFORMED_ANSWER = "malformed_answer"  # Delix's answer could not be read or contradicted itself
     ANSWER_LOST = "answer_lost"  # the paid request's answer was lost after sending, twice: maybe charged
+    # Failed inside a pack collected by a later attempt, with ``retry_packed_failures``: waiting
+    # to be sent alone, as an image (the error message keeps what the pack said).
+    FAILED_IN_PACK = "failed_in_pack"
+
+
+# What a page that failed inside a pack may have failed of that sending it alone can change.
+RETRY_ALONE = frozenset({PageError.PAGE_FAILED, PageError.NO_RESULT})
 
 
 # Kept under its historical name: planning refuses a page that can never fit in the budget.

@@ -57,6 +57,7 @@ class ExtractRecord:
     files: tuple[LedgerFile, ...]
     path: str = ""  # where the record lives (filled when read)
     lost_sends: int = 0  # earlier sends of the request whose answer was lost (core/lost_answers.py)
+    packed: bool = False  # a pack of images (core/packing.py): each page is one image's row
     # The claim on the record's pages when other writers share the output (core/claims.py):
     # when it was made, and whether the writer has decided to send what the record still lists.
     claimed_at: float = 0.0
@@ -72,6 +73,7 @@ class ExtractRecord:
                 "engine": self.engine,
                 "language": self.language,
                 "lost_sends": self.lost_sends,
+                "packed": self.packed,
                 "files": [
                     {
                         "uuid": f.uuid,
@@ -115,6 +117,7 @@ class ExtractRecord:
             files=files,
             path=path,
             lost_sends=int(body.get("lost_sends", 0)),
+            packed=bool(body.get("packed", False)),
             claimed_at=float(body.get("claimed_at", 0.0)),
             decided=bool(body.get("decided", False)),
         )

@@ -230,13 +230,13 @@ class ExtractionPipeline(PipelineDispatch, PipelineLeftovers, PipelineOutcome):
             resume = ResumeIndex(
                 self.store.resume_rows(), engines=self.options.row_engines(), language=self.options.language
             )
+            self.store.carried = resume.carried
             if resume.has_stale:
                 self.store.drop_stale_on_close = True
-                self.store.carried = resume.carried
             if resume.sent_again:
                 log.info(
                     "%d page(s) failed earlier for a reason that was not their content (file_expired, "
-                    "malformed_answer, no_result, answer_lost): they are sent again.",
+                    "malformed_answer, no_result, answer_lost, failed_in_pack): they are sent again.",
                     resume.sent_again,
                 )
             self._adopt(resume, ctx.claims.adoption_claims())
@@ -250,6 +250,7 @@ class ExtractionPipeline(PipelineDispatch, PipelineLeftovers, PipelineOutcome):
                 done_keys=resume,
                 unprocessed_keys=resume.not_processed,
                 settled_keys=resume.settled,
+                alone_keys=resume.alone,
                 max_files=self.files_per_chunk,
                 packer=self._packer(),
             )

@@ -227,6 +227,7 @@ class ChunkRunner(ChunkUpload, ChunkRows):
             extract_uuid=None,
             # A pack of images is a document to Delix: its pages are numbered, not one per file.
             kind="documents" if slots[0].file.page_map is not None else ctx.job.kind,
+            packed=bool(slots[0].file.members),
             engine=ctx.job.row_engine(slots[0].file),
             language=ctx.options.language,
             files=tuple(files),

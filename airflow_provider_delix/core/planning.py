@@ -141,6 +141,7 @@ class ChunkPlanner:
         done_keys: Container[tuple[str, int]] = frozenset(),
         unprocessed_keys: Container[tuple[str, int]] = frozenset(),
         settled_keys: Container[tuple[str, int]] = frozenset(),
+        alone_keys: Container[tuple[str, int]] = frozenset(),
         max_files: int = MAX_FILES_PER_REQUEST,
         open_chunks: int = 2,
         packer: FilePacker | None = None,
@@ -155,6 +156,7 @@ class ChunkPlanner:
         self._done_keys = done_keys
         self._unprocessed_keys = unprocessed_keys
         self._settled_keys = settled_keys
+        self._alone_keys = alone_keys  # never packed: they failed in a pack (retry_packed_failures)
         self._new_id = chunk_id
         self._open_limit = open_chunks
         self._open: list[list[ChunkFile]] = []
@@ -165,6 +167,7 @@ class ChunkPlanner:
     def add(self, source: SourceLike) -> PlanStep:
         step = PlanStep()
         new_files: list[ChunkFile] = []
+        alone: list[ChunkFile] = []
         for page in source.pages:
             step.pages += 1
             target = PageTarget(source.ref.source, source.sha256, page.page_number, page.normalization)
@@ -186,7 +189,7 @@ class ChunkPlanner:
             sha = getattr(page, "data_sha256", None) or hashlib.sha256(page.data).hexdigest()
             claimed = self.index.claim(sha, target, page.filename, page.data)
             if isinstance(claimed, ChunkFile):
-                new_files.append(claimed)
+                (alone if target.key in self._alone_keys else new_files).append(claimed)
             elif isinstance(claimed, FileOutcome):
                 step.reused.append((target, claimed))
         for part in getattr(source, "parts", ()):
@@ -194,7 +197,7 @@ class ChunkPlanner:
         if self._packer is not None:
             packs, new_files = self._packer.add(new_files)
             step.chunks.extend(self._emit([pack]) for pack in packs)
-        self._place(new_files, step.chunks)
+        self._place([*new_files, *alone], step.chunks)
         return step
 
     def _has_row(self, target: PageTarget, step: PlanStep) -> bool:

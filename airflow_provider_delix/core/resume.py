@@ -16,8 +16,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from airflow_provider_delix.core.codes import PageError
 from airflow_provider_delix.core.supersede import CarriedCredits, retryable
-from airflow_provider_delix.core.table import RowStatus, resume_key
+from airflow_provider_delix.core.table import PageRow, RowStatus, resume_key
 
 Key = tuple[str, int]
 _NOT_PROCESSED = {RowStatus.FAILED.value, RowStatus.REJECTED.value, RowStatus.INVALID.value}
@@ -38,6 +39,7 @@ class ResumeIndex:
         self._settled: set[Key] = set()
         again: set[Key] = set()
         self.carried = CarriedCredits()
+        self.alone: set[Key] = set()  # to be sent as images, not packed (retry_packed_failures)
         for row in rows:
             source, sha, page, status, engine, row_language = row[:6]
             if not self.matches(engine, row_language):
@@ -45,6 +47,8 @@ class ResumeIndex:
             key = resume_key(sha, source, page)
             if retryable(status, row[6] if len(row) > 6 else None):
                 again.add(key)  # not about the page: done again (core.supersede)
+                if row[6] == PageError.FAILED_IN_PACK:
+                    self.alone.add(key)
                 if len(row) > 8:  # its credits go to the page's next row (core.supersede)
                     self.carried.note(key, int(row[7] or 0), int(row[8] or 0))
                 continue
@@ -52,6 +56,7 @@ class ResumeIndex:
             if status in _NOT_PROCESSED:
                 self._not_processed.add(key)
         self.carried.discard(self._done)
+        self.alone -= self._done
         self.sent_again = len(again - self._done)
         # Some retryable row is stored: once the page has a newer row, the old one must go.
         self.has_stale = bool(again)
@@ -77,6 +82,14 @@ class ResumeIndex:
         """
         self._done.add(key)
         self._settled.add(key)
+
+    def send_alone(self, rows: Iterable[PageRow]) -> None:
+        """``failed_in_pack`` rows just stored (core/adopt.py): their pages go again as images,
+        carrying the rows' credits; they are not done."""
+        for row in rows:
+            key = resume_key(row.source_sha256, row.source, row.page_number)
+            self.alone.add(key)
+            self.carried.note(key, row.credits_charged, row.credits_refunded)
 
     @property
     def settled(self) -> set[Key]:

@@ -67,6 +67,13 @@ class RunStats:
             self.metrics.pages(status, count)
         self.metrics.credits(charged, refunded)
 
+    def add_credits(self, charged: int, refunded: int) -> None:
+        """Credits of rows this run wrote that another row of theirs replaces (core/adopt.py)."""
+        with self.lock:
+            self.credits_charged += charged
+            self.credits_refunded += refunded
+        self.metrics.credits(charged, refunded)
+
     def add_left(self, pages: int) -> None:
         with self.lock:
             self.pages_left += pages

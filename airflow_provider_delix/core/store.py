@@ -122,12 +122,12 @@ class OutputStore:
         self.uploads = UploadRecords(self._sd, self.run_tag, self._lease, self._lock)
 
     # ----------------------------------------------------------------- writing
-    def append(self, chunk_id: str, rows: Sequence[PageRow]) -> None:
-        """Store the rows of one chunk; they are durable (journaled) when this returns."""
+    def append(self, chunk_id: str, rows: Sequence[PageRow]) -> list[PageRow]:
+        """Store the rows of one chunk; they are durable (journaled) when this returns, as returned."""
         if not rows:
-            return
+            return []
         safe_name(chunk_id)
-        if self.carried is not None:
+        if self.carried is not None:  # credits of the rows these replace (core/supersede.py)
             rows = self.carried.apply(rows)
         batch = rows_to_record_batch(rows)
         stem = f"{self._state}/journal/{self.run_tag}/{chunk_id}"
@@ -149,6 +149,7 @@ class OutputStore:
         finally:
             with self._lock:
                 self._in_flight.discard(journal)
+        return list(rows)
 
     def _check_open(self) -> None:
         if self._closed:

@@ -1,14 +1,17 @@
 """Pages that failed for a reason other than their content are done again by the next run.
 
 A ``failed`` row says what happened to a page: most such rows are settled (Delix read the
-page and could not, ``page_failed``; the request for the file was refused). Four are not
+page and could not, ``page_failed``; the request for the file was refused). Five are not
 about the page at all, and a re-run on the same ``output_path`` must not keep them:
 
 * ``file_expired``: the stored file vanished twice (a server restart, expiry) before it was read;
 * ``malformed_answer``: Delix's answer could not be read or contradicted the request;
 * ``no_result``: the extract did not mention the page;
 * ``answer_lost``: the extraction's answer was lost after sending, and lost again when re-sent
-  (it may have been charged, see ``docs/resume-and-credits.md``).
+  (it may have been charged, see ``docs/resume-and-credits.md``);
+* ``failed_in_pack``: the page failed inside a pack that a later attempt collected, and the run
+  asked for such pages to be sent again alone (``retry_packed_failures``): the pack did not
+  settle it, its own send as an image will.
 
 :class:`~.resume.ResumeIndex` does not count them as done, so the next run sends those pages
 again. Their old rows are then *superseded*: when a writer closes, every part file holding a
@@ -44,6 +47,7 @@ RETRY_NEXT_RUN = frozenset(
         PageError.MALFORMED_ANSWER.value,
         PageError.NO_RESULT.value,
         PageError.ANSWER_LOST.value,
+        PageError.FAILED_IN_PACK.value,
     }
 )
 KEY_COLUMNS = ("source", "source_sha256", "page_number", "language", "status", "error", "processed_at")

@@ -192,6 +192,48 @@ def test_pages_that_fail_in_a_pack_go_again_as_images_only_when_asked(tmp_path: 
         RunOptions(retry_packed_failures=True)
 
 
+@pytest.mark.parametrize("archive_has_them", [True, False])
+def test_a_collected_pack_sends_its_failed_pages_again_as_images_when_asked(
+    tmp_path: Path, archive_has_them: bool
+) -> None:
+    """The packs are paid for by an earlier attempt (parked here by a deferrable run; a killed
+    attempt, or one that held its packs, leaves the same records) and collected by the next one.
+    With ``retry_packed_failures`` the collector gives the pages that failed in them a
+    ``failed_in_pack`` row and sends them again as images, as if it had sent the packs itself;
+    a page its archive does not bring keeps that row until a run that brings it."""
+    refs = archive(tmp_path / "scans", 12, failing=4)
+    (tmp_path / "scans" / "scan-009.jpg").write_bytes(jpeg(9, comment="PACKFAIL"))
+    fake = FakeDelix(queue_polls=10**6)
+    out = str(tmp_path / "out")
+    parked = run(fake, out, refs, packing="pdf", deferrable=True)
+    assert len(parked.waiting_extracts) == 2 and sum(parked.rows.values()) == 0
+    fake.queue_polls = 0
+    listed = refs if archive_has_them else [r for r in refs if not r.source.endswith("scan-009.jpg")]
+    summary = run(fake, out, listed, packing="pdf", retry_packed_failures=True)
+    assert summary.extracts_adopted == 2 and fake.calls["extract_documents"] == 2, "no pack sent again"
+    got = rows(out)
+    assert len(got) == 12
+    assert got["scan-004.jpg"][0] == "failed" and got["scan-004.jpg"][2:] == (300, 300)
+    assert summary.credits_charged - summary.credits_refunded == sum(v[2] - v[3] for v in got.values())
+    nine = ("processed", text_of(jpeg(9, comment="PACKFAIL")), 100 + 200, 100)
+    if archive_has_them:
+        assert 1 <= fake.calls["extract_images"] <= 2
+        assert got["scan-009.jpg"] == nine
+        assert summary.credits_charged == 12 * PRICE_PER_PDF_PAGE + 2 * PRICE_PER_PAGE
+        assert sum(summary.rows.values()) == 12, "one row per page in the run's figures"
+    else:
+        assert fake.calls["extract_images"] == 1
+        assert got["scan-009.jpg"][0] == "failed" and got["scan-009.jpg"][2:] == (100, 100)
+        errors = read_table(out).set_index("source")["error"]
+        assert errors[str(tmp_path / "scans" / "scan-009.jpg")] == "failed_in_pack"
+        assert summary.credits_charged == 12 * PRICE_PER_PDF_PAGE + PRICE_PER_PAGE
+        later = run(fake, out, refs, packing="pdf")  # the next run sends it alone, packing or not
+        assert later.pages_resumed == 11 and fake.calls["extract_documents"] == 2
+        assert rows(out)["scan-009.jpg"] == nine
+    assert sum(v[2] for v in rows(out).values()) == PRICE_PER_PDF_PAGE * 12 + PRICE_PER_PAGE * 2
+    assert fake.stored == {}
+
+
 def test_a_deferrable_packed_run_parks_its_queued_packs_and_the_next_run_unpacks_them(tmp_path: Path) -> None:
     refs = archive(tmp_path / "scans", 12)
     fake = FakeDelix(queue_polls=10**6)  # Delix keeps the packs queued until the "trigger" is done
