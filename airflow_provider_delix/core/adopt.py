@@ -295,7 +295,7 @@ def _drop(client: DelixClient, store: OutputStore, record: ExtractRecord) -> boo
             log.warning(
                 "Could not delete Delix file %s of an adopted extract (kept on record): %s", uuid, exc
             )
-    store.forget_uploads(gone)
+    store.uploads.forget_uploads(gone)
     if len(gone) < len(record.file_uuids):
         return False
     store.ledger.forget_record(record)

@@ -37,7 +37,7 @@ class ChunkBadAnswers(ChunkDeletes):
         named = list(exc.uuids)
         with ctx.live_lock:
             ctx.live.update(named)
-        ctx.store.record_uploaded(self.chunk.chunk_id, named)
+        ctx.store.uploads.record_uploaded(self.chunk.chunk_id, named)
         self._recorded = self._recorded or bool(named)
         unnamed = max(len(slots) - len(named), 0)
         with ctx.stats.lock:
@@ -57,7 +57,7 @@ class ChunkBadAnswers(ChunkDeletes):
             deleted += self._delete_or_keep(uuid)
         if deleted == len(named) and named:
             # Only these: on a re-upload (an expired file) the chunk's other files are stored.
-            ctx.store.record_gone(self.chunk.chunk_id, named)
+            ctx.store.uploads.record_gone(self.chunk.chunk_id, named)
         for slot in slots:
             self._release(slot)
 

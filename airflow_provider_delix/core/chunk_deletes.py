@@ -76,7 +76,7 @@ class ChunkDeletes(ChunkState):
         self._deletes_left = len(stored)
         if not stored:
             if self._recorded and not self._holds_files():
-                self.ctx.store.record_deleted(self.chunk.chunk_id)
+                self.ctx.store.uploads.record_deleted(self.chunk.chunk_id)
             return
         for slot in stored:
             self.ctx.deletes.submit(self._delete_task, slot)
@@ -115,7 +115,7 @@ class ChunkDeletes(ChunkState):
             last = self._deletes_left == 0 and not self._deletes_failed and not self._holds_files()
         if last:
             try:
-                self.ctx.store.record_deleted(self.chunk.chunk_id)
+                self.ctx.store.uploads.record_deleted(self.chunk.chunk_id)
             except Exception as exc:
                 log.exception("Could not record the deletion of chunk %s", self.chunk.chunk_id)
                 self.ctx.control.fail(exc, abort=False)

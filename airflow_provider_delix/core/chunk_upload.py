@@ -50,7 +50,7 @@ class ChunkUpload(ChunkBadAnswers):
             with self.ctx.live_lock:
                 self.ctx.live.update(uuids)
             self._recorded = True
-        self.ctx.store.record_uploaded(self.chunk.chunk_id, uuids)  # the intent is answered
+        self.ctx.store.uploads.record_uploaded(self.chunk.chunk_id, uuids)  # the intent is answered
 
     def _upload_waiting(self, files: list[ChunkFile]) -> list[StoredFile | RejectedFile]:
         """Upload, waiting out a full account (other tasks' files) under the storage window.
@@ -67,7 +67,7 @@ class ChunkUpload(ChunkBadAnswers):
         wait_limit = ctx.options.storage_wait_timeout
         # One intent for every attempt below: a storage-full refusal stores nothing, so the
         # record stays true across the waits; every exit settles it.
-        ctx.store.record_upload_intent(self.chunk.chunk_id, len(files))
+        ctx.store.uploads.record_upload_intent(self.chunk.chunk_id, len(files))
         while True:
             token = window.sending() if window is not None else 0
             try:
@@ -89,7 +89,7 @@ class ChunkUpload(ChunkBadAnswers):
                 since = now if since is None else since
                 left = wait_limit - (now - since)
                 if left <= 0:
-                    ctx.store.record_uploaded(self.chunk.chunk_id, [])  # refused: nothing stored
+                    ctx.store.uploads.record_uploaded(self.chunk.chunk_id, [])  # refused: nothing stored
                     raise StorageWaitTimeout(
                         f"The Delix account stayed full ({exc.error}) for {wait_limit:.0f} s although "
                         "this run never holds more than the account's limits: other files fill it. Free "
@@ -115,8 +115,8 @@ class ChunkUpload(ChunkBadAnswers):
                     if requeue:
                         ctx.budget.acquire(len(files), nbytes, cancel=ctx.control.cancel)
                 except BudgetInterrupted:
-                    ctx.store.record_uploaded(self.chunk.chunk_id, [])
+                    ctx.store.uploads.record_uploaded(self.chunk.chunk_id, [])
                     raise (SlotsReturned if requeue else ChunkAborted)(self.chunk.chunk_id) from exc
             except (DelixApiError, DelixAuthError):
-                ctx.store.record_uploaded(self.chunk.chunk_id, [])  # refused: nothing stored
+                ctx.store.uploads.record_uploaded(self.chunk.chunk_id, [])  # refused: nothing stored
                 raise

@@ -66,8 +66,8 @@ class PipelineLeftovers:
         answer FILE_UNDER_PROCESSING), and the attempt that collects the extract deletes them.
         """
         waiting = self._adoption.waiting_files
-        orphans = [uuid for uuid in self.store.orphaned_uploads() if uuid not in waiting]
-        self._files_in_doubt = self.store.uploads_in_doubt()
+        orphans = [uuid for uuid in self.store.uploads.orphaned_uploads() if uuid not in waiting]
+        self._files_in_doubt = self.store.uploads.uploads_in_doubt()
         if self._files_in_doubt:
             log.warning(
                 "An earlier attempt stopped while uploading %d file(s): Delix may have stored them "
@@ -95,7 +95,7 @@ class PipelineLeftovers:
 
         with ThreadPoolExecutor(self.delete_concurrency, thread_name_prefix="delix-orphans") as pool:
             list(pool.map(delete, orphans))
-        self.store.forget_uploads(gone)
+        self.store.uploads.forget_uploads(gone)
         self._orphans_deleted = len(gone)
         if refused:
             raise refused[0]

@@ -26,7 +26,7 @@ import re
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from itertools import chain
 from types import TracebackType
 from typing import Any
@@ -378,35 +378,6 @@ class OutputStore:
             for source, sha, page, status, *_rest in self.resume_rows()
             if wanted is None or status in wanted
         }
-
-    # ----------------------------------------------------------------- uploads (core/upload_records.py)
-    def record_upload_intent(self, chunk_id: str, files: int) -> None:
-        """Before an upload request: ``files`` may be stored under uuids we are not told yet."""
-        self.uploads.record_upload_intent(chunk_id, files)
-
-    def record_uploaded(self, chunk_id: str, uuids: Sequence[str]) -> None:
-        """Remember Delix files we stored, before using them, so a crash cannot leak them."""
-        self.uploads.record_uploaded(chunk_id, uuids)
-
-    def record_deleted(self, chunk_id: str) -> None:
-        """Every file of the chunk is confirmed deleted on Delix: forget the record."""
-        self.uploads.record_deleted(chunk_id)
-
-    def record_gone(self, chunk_id: str, uuids: Sequence[str]) -> None:
-        """These files of the chunk are confirmed deleted; its others stay on record."""
-        self.uploads.record_gone(chunk_id, uuids)
-
-    def orphaned_uploads(self, *, wait: bool = True) -> list[str]:
-        """Uuids stored on Delix by crashed writers and never deleted (never a live writer's)."""
-        return self.uploads.orphaned_uploads(wait=wait)
-
-    def uploads_in_doubt(self) -> int:
-        """Files dead writers were uploading when they stopped: maybe stored, uuids unknown."""
-        return self.uploads.uploads_in_doubt()
-
-    def forget_uploads(self, uuids: Iterable[str]) -> None:
-        """Drop uuids (deleted through the API, or found gone) from crashed writers' records."""
-        self.uploads.forget_uploads(uuids)
 
 
 def _triples(batch: pa.RecordBatch) -> list[tuple[str | None, int, str]]:

@@ -71,7 +71,7 @@ def dead_writer(out: str, *records: ExtractRecord) -> None:
     """A writer that journalled its uploads and extracts, then went away."""
     store = OutputStore(out, run_tag="dead", **FAST)
     for record in records:
-        store.record_uploaded(record.chunk_id, record.file_uuids)
+        store.uploads.record_uploaded(record.chunk_id, record.file_uuids)
         store.ledger.record(record)
     store.close()
 
@@ -123,7 +123,7 @@ def records_left(out: str) -> list[str]:
 
 def orphaned_uploads(out: str) -> list[str]:
     with OutputStore(out, **FAST) as store:
-        return store.orphaned_uploads(wait=False)
+        return store.uploads.orphaned_uploads(wait=False)
 
 
 def rows_by_page(out: str) -> dict[tuple[str, int], str]:

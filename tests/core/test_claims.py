@@ -219,7 +219,7 @@ def test_writers_resuming_together_collect_a_dead_writers_extracts_once(tmp_path
             LedgerFile(u, ((1, (PageTarget(s.ref.source, s.sha256, 1, None),)),))
             for u, s in zip(uuids, batch, strict=True)
         )
-        dead.record_uploaded(f"c{n}", uuids)
+        dead.uploads.record_uploaded(f"c{n}", uuids)
         dead.ledger.record(ExtractRecord(f"c{n}-x1", extract.uuid, "images", "danlin", "fa", files))
     dead.close()
     summaries = run_writers(fake, out, [sources, list(sources)])

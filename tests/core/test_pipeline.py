@@ -187,7 +187,7 @@ def test_orphaned_uploads_of_a_crashed_attempt_are_deleted_first(out: str) -> No
     orphan = fake.put_foreign(b"left by a crash")
     foreign = fake.put_foreign(b"someone else's file")
     crashed = OutputStore(out, **FAST)
-    crashed.record_uploaded("c0000001", [orphan, "already-gone"])
+    crashed.uploads.record_uploaded("c0000001", [orphan, "already-gone"])
     del crashed  # a SIGKILL: no close, the lease goes stale
     order: list[str] = []
     fake.on_upload = lambda: order.append("upload")
@@ -203,7 +203,7 @@ def test_orphaned_uploads_of_a_crashed_attempt_are_deleted_first(out: str) -> No
     assert set(order[:2]) == {f"delete:{orphan}", "delete:already-gone"}  # concurrent: any order
     assert order[2] == "upload" and summary.orphans_deleted == 2
     assert orphan not in fake.stored and foreign in fake.stored  # never touches others' files
-    assert pipeline.store.orphaned_uploads() == []
+    assert pipeline.store.uploads.orphaned_uploads() == []
 
 
 def test_credits_running_out_stops_early_and_keeps_finished_rows(out: str) -> None:
@@ -283,7 +283,7 @@ def test_auth_error_is_final_for_every_request_deletes_included(out: str) -> Non
     assert set(summary.undeleted_uuids) == fake.ours_left() and fake.ours_left()
     again = OutputStore(out, heartbeat_seconds=0.05, stale_after_seconds=0.01)
     try:
-        assert set(again.orphaned_uploads()) == fake.ours_left()
+        assert set(again.uploads.orphaned_uploads()) == fake.ours_left()
     finally:
         again.close()
 
@@ -295,7 +295,7 @@ def test_files_that_cannot_be_deleted_are_left_on_record_for_the_next_run(out: s
     assert set(summary.undeleted_uuids) == fake.ours_left() and len(fake.ours_left()) == 5
     again = OutputStore(out, heartbeat_seconds=0.05, stale_after_seconds=0.01)
     try:
-        assert set(again.orphaned_uploads()) == fake.ours_left()
+        assert set(again.uploads.orphaned_uploads()) == fake.ours_left()
     finally:
         again.close()
 
@@ -329,7 +329,7 @@ def test_an_exception_mid_run_still_cleans_up(out: str) -> None:
     _, error, pipeline = run(fake, out, sources())
     assert isinstance(error, OSError) and "went away" in str(error)
     assert_clean(fake)
-    assert pipeline.store.orphaned_uploads() == []
+    assert pipeline.store.uploads.orphaned_uploads() == []
 
 
 def test_progress_is_throttled(out: str) -> None:

@@ -78,7 +78,7 @@ def test_crash_then_recover_publishes_journal_rows_once(out: str) -> None:
     store = OutputStore(out, row_group_rows=4, rows_per_file=1000, **FAST)
     for chunk in range(3):
         store.append(f"c{chunk}", rows(chunk))
-    store.record_uploaded("c9", ["u-crashed"])
+    store.uploads.record_uploaded("c9", ["u-crashed"])
     del store  # what a SIGKILL leaves: nothing closed, and the lease stops beating
     gc.collect()
     assert len(read_table(out)) == 0  # nothing half-written is visible
@@ -90,7 +90,7 @@ def test_crash_then_recover_publishes_journal_rows_once(out: str) -> None:
         assert again.recover() == 15
         assert again.recover() == 0
         assert not [p for p in files(out) if "/journal/" in p or "/partial/" in p]
-        assert again.orphaned_uploads() == ["u-crashed"]
+        assert again.uploads.orphaned_uploads() == ["u-crashed"]
         again.append("c5", rows(5))
     frame = read_table(out)
     assert len(frame) == 20
@@ -150,10 +150,10 @@ def test_recover_skips_rows_whose_part_was_published_before_the_crash(out: str) 
 def test_live_writer_state_is_left_alone(out: str) -> None:
     live = OutputStore(out, **FAST)
     live.append("c0", rows(0))
-    live.record_uploaded("c0", ["u-live"])
+    live.uploads.record_uploaded("c0", ["u-live"])
     other = OutputStore(out, **FAST)
     assert other.recover() == 0  # waited one stale period and saw the lease beat
-    assert other.orphaned_uploads() == []
+    assert other.uploads.orphaned_uploads() == []
     assert ("sha0", 1) in other.done_keys()  # durable in the live writer's journal: do not redo
     other.close()
     live.close()
@@ -162,20 +162,20 @@ def test_live_writer_state_is_left_alone(out: str) -> None:
 
 def test_upload_journal_round_trip(out: str) -> None:
     store = OutputStore(out, **FAST)
-    store.record_uploaded("c1", ["u1", "u2"])
-    store.record_uploaded("c1", ["u3"])  # a second answer for the same chunk merges
-    store.record_uploaded("c2", ["u4"])
-    store.record_deleted("c2")
+    store.uploads.record_uploaded("c1", ["u1", "u2"])
+    store.uploads.record_uploaded("c1", ["u3"])  # a second answer for the same chunk merges
+    store.uploads.record_uploaded("c2", ["u4"])
+    store.uploads.record_deleted("c2")
     del store  # what a SIGKILL leaves: nothing closed, and the lease stops beating
     gc.collect()
     time.sleep(0.35)
     with OutputStore(out, **FAST) as again:
-        again.record_uploaded("own", ["mine"])  # our own uploads are never orphans
-        assert again.orphaned_uploads() == ["u1", "u2", "u3"]
-        again.forget_uploads(["u1"])
-        assert again.orphaned_uploads() == ["u2", "u3"]
-        again.forget_uploads(["u2", "u3"])
-        assert again.orphaned_uploads() == []
+        again.uploads.record_uploaded("own", ["mine"])  # our own uploads are never orphans
+        assert again.uploads.orphaned_uploads() == ["u1", "u2", "u3"]
+        again.uploads.forget_uploads(["u1"])
+        assert again.uploads.orphaned_uploads() == ["u2", "u3"]
+        again.uploads.forget_uploads(["u2", "u3"])
+        assert again.uploads.orphaned_uploads() == []
         assert [p for p in files(out) if "/uploads/" in p] == [
             f"_delix_state/uploads/{again.run_tag}/own.json"
         ]
@@ -183,21 +183,21 @@ def test_upload_journal_round_trip(out: str) -> None:
 
 def test_unanswered_uploads_are_counted_once_as_in_doubt(out: str) -> None:
     store = OutputStore(out, **FAST)
-    store.record_upload_intent("c1", 5)  # answered: the intent is settled
-    store.record_uploaded("c1", ["u1", "u2"])
-    store.record_upload_intent("c2", 5)  # refused: nothing stored, nothing on record
-    store.record_uploaded("c2", [])
-    store.record_upload_intent("c3", 4)  # on the wire when the writer died
-    store.record_uploaded("c4", ["u4"])
-    store.record_upload_intent("c4", 1)  # a re-upload on the wire: known uuid plus one in doubt
+    store.uploads.record_upload_intent("c1", 5)  # answered: the intent is settled
+    store.uploads.record_uploaded("c1", ["u1", "u2"])
+    store.uploads.record_upload_intent("c2", 5)  # refused: nothing stored, nothing on record
+    store.uploads.record_uploaded("c2", [])
+    store.uploads.record_upload_intent("c3", 4)  # on the wire when the writer died
+    store.uploads.record_uploaded("c4", ["u4"])
+    store.uploads.record_upload_intent("c4", 1)  # a re-upload on the wire: known uuid plus one in doubt
     del store
     gc.collect()
     time.sleep(0.35)
     with OutputStore(out, **FAST) as again:
-        assert again.orphaned_uploads() == ["u1", "u2", "u4"]
-        assert again.uploads_in_doubt() == 5
-        assert again.uploads_in_doubt() == 0, "reported once"
-        again.forget_uploads(["u1", "u2", "u4"])
+        assert again.uploads.orphaned_uploads() == ["u1", "u2", "u4"]
+        assert again.uploads.uploads_in_doubt() == 5
+        assert again.uploads.uploads_in_doubt() == 0, "reported once"
+        again.uploads.forget_uploads(["u1", "u2", "u4"])
         assert [p for p in files(out) if "/uploads/" in p] == []
 
 
@@ -294,6 +294,6 @@ def test_a_live_writer_without_state_costs_no_wait(out: str) -> None:
     idle = OutputStore(out, heartbeat_seconds=0.05, stale_after_seconds=5)
     started = time.monotonic()
     with OutputStore(out, heartbeat_seconds=0.05, stale_after_seconds=5) as store:
-        assert store.recover() == 0 and store.orphaned_uploads() == []
+        assert store.recover() == 0 and store.uploads.orphaned_uploads() == []
     assert time.monotonic() - started < 2
     idle.close()
