@@ -53,6 +53,9 @@ from airflow_provider_delix.core.table import (
 )
 from airflow_provider_delix.core.upload_records import UploadRecords
 
+_ROW_ID = ("source_sha256", "page_number", "source", "processed_at")
+RowId = tuple[Any, ...]  # the values of _ROW_ID: one stored row, wherever it is
+
 log = logging.getLogger(__name__)
 
 STATE_DIR = "_delix_state"
@@ -286,8 +289,10 @@ class OutputStore:
 
         Writers that start together all see the same dead writers: exactly one of them publishes
         each one's rows (:mod:`.exclusive`), the others leave them to it. Rows already in a part
-        file (a crash between publishing a part and deleting its journals) are skipped, keyed by
-        (source_sha256, page_number, source). Returns the number of rows recovered.
+        file (a crash between publishing a part and deleting its journals) are skipped: the same
+        row, keyed by (source_sha256, page_number, source, processed_at). Not by page alone: a row
+        of the same page in another language, or the row a re-sent page's new row replaces, is
+        another row. Returns the number of rows recovered.
         """
         recovered = 0
         dead = sorted(self._lease.dead_writers(wait))
@@ -310,15 +315,15 @@ class OutputStore:
         self._sd.rmdir(f"{self._state}/partial/{tag}")
         self._sd.rmdir(f"{self._state}/recovering/{tag}")  # a dead writer's own markers
         batches = read_journals(self._sd, self._sd.files("journal", tag, ".arrow"), missing_ok=True)
-        wanted = {k for b in batches.values() for k in _triples(b)}
-        seen = self._stored_triples(wanted)
+        wanted = {k for b in batches.values() for k in _row_ids(b)}
+        seen = self._stored_rows(wanted)
         recovered = 0
         with self._lock:
             self._check_open()
             for path in sorted(batches):
                 batch = batches[path]
                 keep = []
-                for i, key in enumerate(_triples(batch)):
+                for i, key in enumerate(_row_ids(batch)):
                     if key not in seen:
                         seen.add(key)
                         keep.append(i)
@@ -329,20 +334,20 @@ class OutputStore:
         self._lease.forget(tag)
         return recovered
 
-    def _stored_triples(self, wanted: set[tuple[str | None, int, str]]) -> set[tuple[str | None, int, str]]:
+    def _stored_rows(self, wanted: set[RowId]) -> set[RowId]:
         """Which of ``wanted`` are already in published part files (streamed, bounded memory)."""
         if not wanted:
             return set()
         shas = sorted({k[0] for k in wanted if k[0] is not None})
         where = ds.field("source_sha256").isin(shas) | ds.field("source_sha256").is_null()
-        found: set[tuple[str | None, int, str]] = set()
+        found: set[RowId] = set()
         for batch in iter_batches(
             self.output_path,
-            ["source_sha256", "page_number", "source"],
+            list(_ROW_ID),
             storage_options=self.storage_options,
             where=where,
         ):
-            found.update(k for k in _triples(batch) if k in wanted)
+            found.update(k for k in _row_ids(batch) if k in wanted)
         return found
 
     def resume_rows(self) -> Iterator[tuple[Any, ...]]:
@@ -380,6 +385,6 @@ class OutputStore:
         }
 
 
-def _triples(batch: pa.RecordBatch) -> list[tuple[str | None, int, str]]:
-    cols = (batch.column(c).to_pylist() for c in ("source_sha256", "page_number", "source"))
+def _row_ids(batch: pa.RecordBatch) -> list[RowId]:
+    cols = (batch.column(c).to_pylist() for c in _ROW_ID)
     return list(zip(*cols, strict=True))

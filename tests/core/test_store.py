@@ -133,18 +133,41 @@ def test_writers_starting_together_publish_a_dead_writers_journals_once(out: str
     assert not [p for p in files(out) if "/journal/" in p or "/recovering/" in p]
 
 
-def test_recover_skips_rows_whose_part_was_published_before_the_crash(out: str) -> None:
-    with OutputStore(out, **FAST) as first:
-        first.append("c0", rows(0))
-    # A crash between publishing a part and deleting its journals leaves both behind.
+def _dead_journal(out: str, stored: list[PageRow]) -> None:
     from airflow_provider_delix.core.row_journal import journal_bytes
     from airflow_provider_delix.core.table import rows_to_record_batch
 
-    put(out, "_delix_state/journal/dead-1/c0.arrow", journal_bytes(rows_to_record_batch(rows(0) + rows(1))))
+    put(out, "_delix_state/journal/dead-1/c0.arrow", journal_bytes(rows_to_record_batch(stored)))
+
+
+def test_recover_skips_rows_whose_part_was_published_before_the_crash(out: str) -> None:
+    published = rows(0)
+    with OutputStore(out, **FAST) as first:
+        first.append("c0", published)
+    # A crash between publishing a part and deleting its journals leaves both behind.
+    _dead_journal(out, published + rows(1))
     with OutputStore(out, **FAST) as store:
         assert store.recover() == 5  # only chunk 1's rows were missing
     assert len(read_table(out)) == 10
     assert not [p for p in files(out) if "/journal/" in p]
+
+
+def test_recover_keeps_new_rows_of_pages_that_have_older_rows(out: str) -> None:
+    """A page re-sent after a retryable failure, or done in another language, is a new row of a
+    page the table already has: the dead writer's journal is its only copy."""
+    lost = rows(0, status=RowStatus.FAILED)
+    with OutputStore(out, **FAST) as first:
+        first.append("c0", [PageRow(**{**_fields(r), "error": "answer_lost"}) for r in lost])
+    english = [PageRow(**{**_fields(r), "language": "en"}) for r in rows(0)]
+    _dead_journal(out, rows(0) + english)  # the re-sent pages, and the same pages in English
+    with OutputStore(out, **FAST) as store:
+        assert store.recover() == 10
+    table = read_table(out)
+    assert len(table) == 15 and (table["status"] == "processed").sum() == 10
+
+
+def _fields(row: PageRow) -> dict[str, object]:
+    return {name: getattr(row, name) for name in PageRow.__dataclass_fields__}
 
 
 def test_live_writer_state_is_left_alone(out: str) -> None:
