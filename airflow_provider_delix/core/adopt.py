@@ -216,7 +216,7 @@ class _Adopter:
         Not counted in this run's rows (their new rows are); the pack's credits are.
         """
         self.index.send_alone(rows)
-        self.store.drop_stale_on_close = True
+        self.store.drop_stale_on_close = self.index.matches
         self.stats.add_credits(sum(r.credits_charged for r in rows), sum(r.credits_refunded for r in rows))
         log.info(
             "%d page(s) failed inside a pack an earlier attempt paid for: they are sent again as images "
@@ -263,7 +263,7 @@ def _rows(
                 targets,
                 outcome,
                 engine=record.engine,
-                language=record.language or "",
+                language=record.language,
                 run_id=run_id,
                 charged=page.charged + f.carried[0],
                 refunded=page.refunded + f.carried[1],

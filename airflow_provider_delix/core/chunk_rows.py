@@ -38,7 +38,12 @@ class ChunkRows(ChunkState):
         for number, result in slot.pages.items():
             if result.outcome.status == RowStatus.FAILED and result.outcome.error in RETRY_ALONE:
                 member = slot.file.members[number - 1]
-                member.carried = (member.carried[0] + result.charged, member.carried[1] + result.refunded)
+                # The pack's own carry too (a lost send of the pack, assumed charged): its
+                # other pages' rows have it, this page's row-to-be must as well.
+                member.carried = (
+                    member.carried[0] + result.charged + slot.file.carried[0],
+                    member.carried[1] + result.refunded + slot.file.carried[1],
+                )
                 again.add(number)
         if again:
             with self.ctx.live_lock:

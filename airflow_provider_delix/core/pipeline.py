@@ -232,7 +232,7 @@ class ExtractionPipeline(PipelineDispatch, PipelineLeftovers, PipelineOutcome):
             )
             self.store.carried = resume.carried
             if resume.has_stale:
-                self.store.drop_stale_on_close = True
+                self.store.drop_stale_on_close = resume.matches
             if resume.sent_again:
                 log.info(
                     "%d page(s) failed earlier for a reason that was not their content (file_expired, "

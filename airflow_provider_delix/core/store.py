@@ -40,7 +40,7 @@ from airflow_provider_delix.core.lease import WriterLease
 from airflow_provider_delix.core.ledger import ExtractLedger
 from airflow_provider_delix.core.row_journal import journal_bytes, read_journals
 from airflow_provider_delix.core.state_dir import StateDir, safe_name
-from airflow_provider_delix.core.supersede import CarriedCredits, drop_stale_rows
+from airflow_provider_delix.core.supersede import CarriedCredits, Matches, drop_stale_rows
 from airflow_provider_delix.core.table import (
     SCHEMA,
     Location,
@@ -111,7 +111,8 @@ class OutputStore:
         self._in_flight: set[str] = set()  # journals being written, not yet in a part
         self._counts: Counter[str] = Counter()
         self.recovered_rows, self.parts, self._closed = 0, list[str](), False
-        self.drop_stale_on_close = False  # set when the resume index found rows to supersede
+        # Set when the resume index found rows to supersede: the run's settings (core/supersede.py).
+        self.drop_stale_on_close: Matches | None = None
         self.carried: CarriedCredits | None = None  # their credits, for the pages' next rows
         self._sd = StateDir(self.fs, self._state)
         self._sd.mkdirs(self.path)
@@ -225,16 +226,16 @@ class OutputStore:
                 return
             self._finish_part()
             self._closed = True
-            if self.drop_stale_on_close:
-                self._drop_stale()
+            if self.drop_stale_on_close is not None:
+                self._drop_stale(self.drop_stale_on_close)
             self._release()
 
-    def _drop_stale(self) -> None:
+    def _drop_stale(self, matches: Matches) -> None:
         """Rows of pages this output has since done again go (:mod:`.supersede`); never fails the run."""
         try:
             self.fs.invalidate_cache(self.path)
             parts = sorted(self.fs.glob(f"{self.path}/*.parquet"))
-            drop_stale_rows(self.fs, parts, f"{self._state}/partial/{self.run_tag}")
+            drop_stale_rows(self.fs, parts, f"{self._state}/partial/{self.run_tag}", matches)
         except Exception:
             log.warning("Could not replace superseded rows; the next run tries again.", exc_info=True)
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -50,7 +50,17 @@ RETRY_NEXT_RUN = frozenset(
         PageError.FAILED_IN_PACK.value,
     }
 )
-KEY_COLUMNS = ("source", "source_sha256", "page_number", "language", "status", "error", "processed_at")
+KEY_COLUMNS = (
+    "source",
+    "source_sha256",
+    "page_number",
+    "engine",
+    "language",
+    "status",
+    "error",
+    "processed_at",
+)
+Matches = Callable[[str | None, str | None], bool]  # (engine, language) -> a row of the run's settings
 
 
 def retryable(status: str | None, error: str | None) -> bool:
@@ -101,28 +111,29 @@ class CarriedCredits:
         return out
 
 
-_Page = tuple[str, int, str | None]  # resume key and language
+def stale_rows(fs: Any, parts: Iterable[str], matches: Matches) -> dict[str, list[int]]:
+    """Part file -> indices of its rows that a newer row of the same page supersedes.
 
-
-def _key(source: str, sha: str | None, page: int, language: str | None) -> _Page:
-    """A page *in one language*: a row of another language answers another question, and stays."""
-    from airflow_provider_delix.core.table import resume_key
-
-    return (*resume_key(sha, source, page), language)
-
-
-def stale_rows(fs: Any, parts: Iterable[str]) -> dict[str, list[int]]:
-    """Part file -> indices of its rows that a newer row of the same page supersedes."""
+    Only rows of the closing run's settings (``matches``: its engines and language) take part,
+    as superseded or as newer: those are the rows whose credits its index carried on. A row of
+    another language or engine answers another question; a run of those settings replaces it.
+    """
     import pyarrow.parquet as pq
 
-    newest: dict[_Page, tuple[bool, Any, str, int]] = {}  # key -> (final, time, part, row)
-    retry_rows: list[tuple[_Page, Any, str, int]] = []
+    from airflow_provider_delix.core.table import resume_key
+
+    newest: dict[tuple[str, int], tuple[bool, Any, str, int]] = {}  # key -> (final, time, part, row)
+    retry_rows: list[tuple[tuple[str, int], Any, str, int]] = []
     for part in parts:
         with fs.open(part, "rb") as handle:
             table = pq.read_table(handle, columns=list(KEY_COLUMNS))
         columns = [table.column(c).to_pylist() for c in KEY_COLUMNS]
-        for row, (source, sha, page, language, status, error, at) in enumerate(zip(*columns, strict=True)):
-            key = _key(source, sha, page, language)
+        for row, (source, sha, page, engine, language, status, error, at) in enumerate(
+            zip(*columns, strict=True)
+        ):
+            if not matches(engine, language):
+                continue
+            key = resume_key(sha, source, page)
             final = not retryable(status, error)
             if not final:
                 retry_rows.append((key, at, part, row))
@@ -138,7 +149,7 @@ def stale_rows(fs: Any, parts: Iterable[str]) -> dict[str, list[int]]:
     return stale
 
 
-def drop_stale_rows(fs: Any, parts: Iterable[str], scratch: str) -> int:
+def drop_stale_rows(fs: Any, parts: Iterable[str], scratch: str, matches: Matches) -> int:
     """Rewrite the part files that hold superseded rows without them; returns the rows dropped.
 
     Each rewrite is written to ``scratch`` first and then moved over the part, so a reader sees
@@ -147,7 +158,7 @@ def drop_stale_rows(fs: Any, parts: Iterable[str], scratch: str) -> int:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    stale = stale_rows(fs, parts)
+    stale = stale_rows(fs, parts, matches)
     dropped = 0
     for part, rows in stale.items():
         with fs.open(part, "rb") as handle:

@@ -192,6 +192,40 @@ def test_pages_that_fail_in_a_pack_go_again_as_images_only_when_asked(tmp_path: 
         RunOptions(retry_packed_failures=True)
 
 
+def test_a_page_retried_from_a_pack_keeps_the_packs_lost_send(tmp_path: Path) -> None:
+    """The pack's first send was charged and its answer lost (the re-send found the file gone):
+    every page of the re-sent pack carries that send, the one retried as an image too."""
+    from airflow_provider_delix.api.errors import DelixNotFoundError
+
+    class LostThenGone(FakeDelix):
+        lost = False
+
+        def extract_documents(self, files: Any, engine: Any, language: Any) -> Any:
+            if not self.lost:
+                self.lost = True
+                with self.lock:
+                    for uuid, _ in files:
+                        self.extracted[f"lost-{uuid}"] += 6  # the lost send: 6 pages, charged
+                        del self.stored[str(uuid)]  # ... then the file vanished
+                error = DelixNotFoundError("404", status_code=404)
+                error.lost_attempts = 1
+                raise error
+            return super().extract_documents(files, engine, language)
+
+    refs = archive(tmp_path / "scans", 6)
+    (tmp_path / "scans" / "scan-004.jpg").write_bytes(jpeg(4, comment="PACKFAIL"))
+    fake = LostThenGone()
+    out = str(tmp_path / "out")
+    summary = run(fake, out, refs, packing="pdf", retry_packed_failures=True)
+    got = rows(out)
+    assert got["scan-004.jpg"] == ("processed", text_of(jpeg(4, comment="PACKFAIL")), 100 + 100 + 200, 100)
+    assert {v[2] for k, v in got.items() if k != "scan-004.jpg"} == {200}
+    assert (
+        summary.credits_charged == sum(v[2] for v in got.values()) == 12 * PRICE_PER_PDF_PAGE + PRICE_PER_PAGE
+    )
+    assert summary.credits_at_risk == 6 * PRICE_PER_PDF_PAGE
+
+
 @pytest.mark.parametrize("archive_has_them", [True, False])
 def test_a_collected_pack_sends_its_failed_pages_again_as_images_when_asked(
     tmp_path: Path, archive_has_them: bool

@@ -64,8 +64,9 @@ def test_only_reasons_that_are_not_the_content_are_retried() -> None:
     assert index.sent_again == 1 and index.has_stale
 
 
-def test_a_row_of_another_language_does_not_supersede_a_retryable_one(tmp_path: Any) -> None:
-    """Re-running an output in another language asks another question: its rows replace nothing."""
+def test_rows_of_other_settings_neither_supersede_nor_are_superseded(tmp_path: Any) -> None:
+    """Re-running an output in another language or with another engine asks another question:
+    only rows of the closing run's settings, whose credits its index carried, are replaced."""
     import fsspec
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -73,14 +74,23 @@ def test_a_row_of_another_language_does_not_supersede_a_retryable_one(tmp_path: 
     from airflow_provider_delix.core.supersede import stale_rows
     from airflow_provider_delix.core.table import PageRow, RowStatus, rows_to_record_batch
 
-    def part(name: str, language: str, status: RowStatus, error: str | None) -> str:
-        row = PageRow("a.png", "sha-a", 1, status, error=error, engine="danlin", language=language)
+    def part(name: str, engine: str, language: str, status: RowStatus, error: str | None = None) -> str:
+        row = PageRow("a.png", "sha-a", 1, status, error=error, engine=engine, language=language)
         pq.write_table(pa.Table.from_batches([rows_to_record_batch([row])]), tmp_path / name)
         return str(tmp_path / name)
 
-    lost = part("p1.parquet", "fa", RowStatus.FAILED, "answer_lost")
-    english = part("p2.parquet", "en", RowStatus.PROCESSED, None)
+    lost = part("p1.parquet", "danlin", "fa", RowStatus.FAILED, "answer_lost")
+    english = part("p2.parquet", "danlin", "en", RowStatus.PROCESSED)
+    tiho = part("p3.parquet", "tiho", "fa", RowStatus.PROCESSED)
+    tiho_lost = part("p4.parquet", "tiho", "fa", RowStatus.FAILED, "answer_lost")
     fs = fsspec.filesystem("file")
-    assert stale_rows(fs, [lost, english]) == {}, "the fa page still needs its own row"
-    persian = part("p3.parquet", "fa", RowStatus.PROCESSED, None)
-    assert stale_rows(fs, [lost, english, persian]) == {lost: [0]}
+    parts = [lost, english, tiho, tiho_lost]
+
+    def run_of(engines: set[str], language: str) -> Any:
+        return lambda engine, lang: engine in engines and lang == language
+
+    assert stale_rows(fs, parts, run_of({"danlin"}, "fa")) == {}, "the danlin fa page still needs its row"
+    assert stale_rows(fs, parts, run_of({"tiho"}, "fa")) == {tiho_lost: [0]}, "not the danlin row"
+    persian = part("p5.parquet", "danlin", "fa", RowStatus.PROCESSED)
+    assert stale_rows(fs, [*parts, persian], run_of({"danlin"}, "fa")) == {lost: [0]}
+    assert stale_rows(fs, [*parts, persian], run_of({"danlin"}, "en")) == {}
