@@ -146,6 +146,10 @@ class ClaimBook:
         self._alone_at: float | None = None  # when a listing last found nobody else
         self._read: set[str] = set(self._parts())  # rows present at start are the resume index's
         self._done: set[Key] = set()  # keys other writers gave a row (this run's settings)
+        # Keys another writer tried since this run started and left a retryable row for (an
+        # answer lost, ...): not sent again by this run, whose carried credits predate that
+        # row; the next run sends them and carries it (core/supersede.py).
+        self._tried: set[Key] = set()
         self.dropped_rows = 0  # rows not written because another writer had written them
         self.deferred_files = 0
 
@@ -205,7 +209,7 @@ class ClaimBook:
         deadline = self._clock() + self.decide_timeout
         while True:
             claims = self._claims(set().union(*keys.values()))
-            done = self._done_keys()
+            done = self._settled_keys()
             deferred, dropped, waiting = set(), set(), set()
             for uuid, wanted in keys.items():
                 if wanted <= done:
@@ -256,7 +260,7 @@ class ClaimBook:
         if self.alone():
             return [None] * len(keys)
         claims = self._claims(set().union(*keys) if keys else set())
-        done = self._done_keys()
+        done = self._settled_keys()
         out: list[str | None] = []
         for wanted in keys:
             left = wanted - done
@@ -301,7 +305,7 @@ class ClaimBook:
         wanted = {id(f): keys_of(f) for f in files}
         while True:
             claims = self._claims(set().union(*wanted.values()) if wanted else set())
-            done = self._done_keys()
+            done = self._settled_keys()
             out = Settled()
             for f in files:
                 keys = wanted[id(f)] - done
@@ -374,16 +378,25 @@ class ClaimBook:
         with self._lock:
             return set(self._done)
 
+    def _settled_keys(self) -> set[Key]:
+        """What this run does not send: rows other writers made since it started, retryable ones too."""
+        done = self._done_keys()
+        with self._lock:
+            return done | self._tried
+
     def _add_rows(self, path: str, table: pa.Table) -> None:
         columns = [table.column(c).to_pylist() for c in _ROW_COLUMNS]
-        keys = {
-            resume_key(sha, source, page)
-            for source, sha, page, status, engine, language, error in zip(*columns, strict=True)
-            if self._matches(engine, language) and not retryable(status, error)
-        }
+        keys: set[Key] = set()
+        tried: set[Key] = set()
+        for source, sha, page, status, engine, language, error in zip(*columns, strict=True):
+            if self._matches(engine, language):
+                (tried if retryable(status, error) else keys).add(resume_key(sha, source, page))
+        own = path.rsplit("/", 1)[-1].startswith(self._own_parts)  # this run's own retries go on
         with self._lock:
             self._read.add(path)
             self._done |= keys
+            if not own:
+                self._tried |= tried
 
     def _parts(self) -> list[str]:
         self._fs.invalidate_cache(self._path)

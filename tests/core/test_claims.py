@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes import FakeDelix, images
+from fakes import FakeDelix, images, source
 
 from airflow_provider_delix.core.claims import ClaimBook, claim_book
 from airflow_provider_delix.core.ledger import ExtractRecord, LedgerFile
@@ -198,6 +198,20 @@ def test_pages_a_writer_finished_after_the_other_joined_are_not_sent_again(tmp_p
     assert book_b.alone() is False, "a writer that published rows since B started is not 'alone'"
     first = shared[0]
     verdict = book_b.check(_claim(b, [PageTarget(first.ref.source, first.sha256, 1, None)], time.time()))
+    assert not verdict.send and verdict.done == {f"f-{b.run_tag}"}
+    b.abort()
+
+
+def test_a_page_another_writer_just_tried_is_left_for_the_next_run(tmp_path: Path) -> None:
+    """A wrote a retryable row (answer lost twice) after B started: B does not send the page
+    again. B's index predates that row, so B's row could not carry its credits; the next run
+    sends the page and carries them."""
+    out, fake = str(tmp_path / "out"), FakeDelix()
+    lost = source("lost.png", b"LOSTTWICE")
+    b, book_b = _book(out, "b")
+    with OutputStore(out, run_tag="a", **FAST) as a:
+        pipeline(fake, a, "run-a").run([lost])
+    verdict = book_b.check(_claim(b, [PageTarget(lost.ref.source, lost.sha256, 1, None)], time.time()))
     assert not verdict.send and verdict.done == {f"f-{b.run_tag}"}
     b.abort()
 
