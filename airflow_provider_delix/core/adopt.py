@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Literal
 
 from airflow_provider_delix.api.errors import (
@@ -33,13 +33,13 @@ from airflow_provider_delix.api.errors import (
 )
 from airflow_provider_delix.core.adopt_claims import AdoptionClaims
 from airflow_provider_delix.core.client import DelixClient
-from airflow_provider_delix.core.codes import RETRY_ALONE, PageError
+from airflow_provider_delix.core.codes import RETRY_ALONE
 from airflow_provider_delix.core.collect import PageResult, file_pages, page_results, wait_processed
 from airflow_provider_delix.core.ledger import ExtractRecord
 from airflow_provider_delix.core.lost_answers import charge_lost_sends
 from airflow_provider_delix.core.options import RunOptions
 from airflow_provider_delix.core.resume import ResumeIndex
-from airflow_provider_delix.core.rows import page_rows
+from airflow_provider_delix.core.rows import failed_in_pack, page_rows
 from airflow_provider_delix.core.run_stats import RunStats
 from airflow_provider_delix.core.store import OutputStore
 from airflow_provider_delix.core.table import PageRow, RowStatus, resume_key
@@ -215,8 +215,8 @@ class _Adopter:
         (:class:`.supersede.CarriedCredits`) and the old one is superseded when the store closes.
         Not counted in this run's rows (their new rows are); the pack's credits are.
         """
-        self.index.send_alone(rows)
-        self.store.drop_stale_on_close = self.index.matches
+        self.index.alone.update(resume_key(r.source_sha256, r.source, r.page_number) for r in rows)
+        self.store.replace_later(rows)
         self.stats.add_credits(sum(r.credits_charged for r in rows), sum(r.credits_refunded for r in rows))
         log.info(
             "%d page(s) failed inside a pack an earlier attempt paid for: they are sent again as images "
@@ -253,12 +253,7 @@ def _rows(
             outcome = page.outcome
             alone = retry_alone and outcome.status == RowStatus.FAILED and outcome.error in RETRY_ALONE
             if alone:
-                outcome = replace(
-                    outcome,
-                    error=PageError.FAILED_IN_PACK.value,
-                    error_message=f"{outcome.error}: {outcome.error_message or 'failed inside the pack'}; "
-                    "sent again alone as an image (retry_packed_failures)",
-                )
+                outcome = failed_in_pack(outcome)
             built = page_rows(
                 targets,
                 outcome,

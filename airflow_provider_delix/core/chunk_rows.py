@@ -7,14 +7,23 @@ set aside (core/claims.py). The chunk's ledger records go once its rows are dura
 
 from __future__ import annotations
 
+from airflow_provider_delix.core.chunks import ChunkFile
 from airflow_provider_delix.core.codes import RETRY_ALONE
 from airflow_provider_delix.core.pipeline_context import ChunkState, Slot
-from airflow_provider_delix.core.rows import page_rows
+from airflow_provider_delix.core.rows import failed_in_pack, page_rows, unanswered
 from airflow_provider_delix.core.table import PageRow, RowStatus, resume_key
 
 
 class ChunkRows(ChunkState):
     """Row writing of :class:`.pipeline_worker.ChunkRunner`."""
+
+    def _not_written_elsewhere(self, rows: list[PageRow]) -> list[PageRow]:
+        """Rows of pages no other writer of the output wrote meanwhile (core/claims.py)."""
+        assert self.ctx.claims is not None
+        if not rows:
+            return rows
+        keep = self.ctx.claims.keep_rows([resume_key(r.source_sha256, r.source, r.page_number) for r in rows])
+        return [r for r, k in zip(rows, keep, strict=True) if k]
 
     def _set_aside(self, slot: Slot) -> None:
         """A deferred file goes back to the pipeline; a done one counts as resumed, without a row."""
@@ -26,33 +35,45 @@ class ChunkRows(ChunkState):
             done = sum(len(ts) for _, ts in ctx.index.settle(slot.file, lambda _: None))
             ctx.stats.add_planned(0, done)
 
-    def _send_again(self, slot: Slot) -> set[int]:
-        """Pages of a pack that failed, handed back to be sent as images (``retry_packed_failures``).
+    def _send_again(self, slot: Slot, engine: str) -> tuple[set[int], list[ChunkFile], list[PageRow]]:
+        """Pages of a pack that failed, to be sent again as images (``retry_packed_failures``).
 
-        Their pack's credits travel with them (a failed page is refunded) so the table still
-        adds up to what Delix charged.
+        Returns their page numbers, their members, and a ``failed_in_pack`` row for each: stored
+        before the members go back to the pipeline, with the pack's credits for the page (its
+        share, and the pack's lost sends). The image's row then carries them and replaces it
+        (core/supersede.py); if the image is never answered -- refused, out of credits, the run
+        stopped -- that row keeps the credits and the next run sends the page alone.
         """
-        if not (slot.file.members and self.ctx.options.retry_packed_failures):
-            return set()
+        ctx = self.ctx
+        if not (slot.file.members and ctx.options.retry_packed_failures):
+            return set(), [], []
         again: set[int] = set()
-        for number, result in slot.pages.items():
+        members: list[ChunkFile] = []
+        rows: list[PageRow] = []
+        for number, result in sorted(slot.pages.items()):
             if result.outcome.status == RowStatus.FAILED and result.outcome.error in RETRY_ALONE:
                 member = slot.file.members[number - 1]
-                # The pack's own carry too (a lost send of the pack, assumed charged): its
-                # other pages' rows have it, this page's row-to-be must as well.
-                member.carried = (
-                    member.carried[0] + result.charged + slot.file.carried[0],
-                    member.carried[1] + result.refunded + slot.file.carried[1],
-                )
                 again.add(number)
-        if again:
-            with self.ctx.live_lock:
-                self.ctx.retries.extend(slot.file.members[n - 1] for n in sorted(again))
-        return again
+                members.append(member)
+                rows.extend(
+                    page_rows(
+                        ctx.index.peek(member),
+                        failed_in_pack(result.outcome),
+                        engine=engine,
+                        language=ctx.options.language,
+                        run_id=ctx.run_id,
+                        charged=result.charged + slot.file.carried[0],
+                        refunded=result.refunded + slot.file.carried[1],
+                    )
+                )
+        return again, members, rows
 
     def _write_rows(self, *, only_refused: bool = False) -> None:
         ctx = self.ctx
         rows: list[PageRow] = []
+        replaced: list[PageRow] = []  # failed_in_pack rows: their pages are sent again
+        unsettled: list[PageRow] = []  # unanswered pages that carry a lost send: on record
+        retries: list[ChunkFile] = []
         left = 0
         reused = 0
         for slot in self.slots:
@@ -64,16 +85,21 @@ class ChunkRows(ChunkState):
             if slot.held:  # stays live; its rows count as left at the end of the run (KeptExtract)
                 continue
             engine = ctx.job.row_engine(slot.file)
-            again = self._send_again(slot)
+            again, members, in_pack = self._send_again(slot, engine)
+            retries.extend(members)
+            replaced.extend(in_pack)
             for number, page_targets in ctx.index.settle(slot.file, slot.outcome_of, keep=again):
                 result = slot.pages.get(number)
                 out = result.outcome if result is not None else slot.outcome
-                if out is None:
+                if out is None and slot.file.carried == (0, 0):
                     left += len(page_targets)
                     continue
+                into = rows
+                if out is None:  # unanswered, but a lost send of it is assumed charged: on record
+                    out, into = unanswered(slot.uuid), unsettled
                 charged, refunded = (result.charged, result.refunded) if result is not None else (0, 0)
                 charged, refunded = charged + slot.file.carried[0], refunded + slot.file.carried[1]
-                rows.extend(
+                into.extend(
                     page_rows(
                         page_targets,
                         out,
@@ -87,12 +113,23 @@ class ChunkRows(ChunkState):
                 reused += len(page_targets) - 1
         if left:
             ctx.stats.add_left(left)
-        if rows and ctx.claims is not None:
-            keep = ctx.claims.keep_rows([resume_key(r.source_sha256, r.source, r.page_number) for r in rows])
-            rows = [r for r, k in zip(rows, keep, strict=True) if k]
-        if rows:
-            ctx.store.append(self.chunk.chunk_id, rows)
+        if ctx.claims is not None:
+            rows, unsettled, replaced = map(self._not_written_elsewhere, (rows, unsettled, replaced))
+        rows.extend(unsettled)
+        if rows or replaced:
+            stored = ctx.store.append(self.chunk.chunk_id, [*rows, *replaced])
             ctx.stats.add_rows(rows, reused=reused)
+            if unsettled or replaced:
+                # Rows a later row of this run may replace (a copy of the content sent again,
+                # the image sent alone), carrying their credits on.
+                ctx.store.replace_later(stored[len(rows) - len(unsettled) :])
+            if replaced:  # counted once their pages' own rows are: only the credits here
+                ctx.stats.add_credits(
+                    sum(r.credits_charged for r in replaced), sum(r.credits_refunded for r in replaced)
+                )
+        if retries:
+            with ctx.live_lock:
+                ctx.retries.extend(retries)
         if not only_refused:
             for record_id in self._journalled:
                 if record_id not in self._held:

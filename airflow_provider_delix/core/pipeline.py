@@ -230,9 +230,9 @@ class ExtractionPipeline(PipelineDispatch, PipelineLeftovers, PipelineOutcome):
             resume = ResumeIndex(
                 self.store.resume_rows(), engines=self.options.row_engines(), language=self.options.language
             )
-            self.store.carried = resume.carried
+            self.store.carried, self.store.settings = resume.carried, resume.matches
             if resume.has_stale:
-                self.store.drop_stale_on_close = resume.matches
+                self.store.drop_stale_on_close = True
             if resume.sent_again:
                 log.info(
                     "%d page(s) failed earlier for a reason that was not their content (file_expired, "

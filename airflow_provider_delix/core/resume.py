@@ -18,7 +18,7 @@ from typing import Any
 
 from airflow_provider_delix.core.codes import PageError
 from airflow_provider_delix.core.supersede import CarriedCredits, retryable
-from airflow_provider_delix.core.table import PageRow, RowStatus, resume_key
+from airflow_provider_delix.core.table import RowStatus, resume_key
 
 Key = tuple[str, int]
 _NOT_PROCESSED = {RowStatus.FAILED.value, RowStatus.REJECTED.value, RowStatus.INVALID.value}
@@ -82,14 +82,6 @@ class ResumeIndex:
         """
         self._done.add(key)
         self._settled.add(key)
-
-    def send_alone(self, rows: Iterable[PageRow]) -> None:
-        """``failed_in_pack`` rows just stored (core/adopt.py): their pages go again as images,
-        carrying the rows' credits; they are not done."""
-        for row in rows:
-            key = resume_key(row.source_sha256, row.source, row.page_number)
-            self.alone.add(key)
-            self.carried.note(key, row.credits_charged, row.credits_refunded)
 
     @property
     def settled(self) -> set[Key]:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
+from airflow_provider_delix.core.codes import PageError
 from airflow_provider_delix.core.planning import FileOutcome, InvalidPage, PageTarget
 from airflow_provider_delix.core.table import PageRow, RowStatus
 
@@ -71,3 +73,28 @@ def invalid_row(page: InvalidPage, *, engine: str, language: str, run_id: str) -
     """The row of a page our validation refused: no call was made, nothing was charged."""
     out = FileOutcome(RowStatus.INVALID, None, page.error, page.message, None, None)
     return outcome_row(page.target, out, engine=engine, language=language, run_id=run_id)
+
+
+def failed_in_pack(out: FileOutcome) -> FileOutcome:
+    """A page that failed inside a pack and is sent again alone (``retry_packed_failures``):
+    its row until the image's own row replaces it, saying what the pack said."""
+    return replace(
+        out,
+        error=PageError.FAILED_IN_PACK.value,
+        error_message=f"{out.error}: {out.error_message or 'failed inside the pack'}; "
+        "sent again alone as an image (retry_packed_failures)",
+    )
+
+
+def unanswered(file_uuid: str | None) -> FileOutcome:
+    """A page that got no answer in this run although a lost send of its request is assumed
+    charged: a row that holds that charge, which the next run's row carries on and replaces."""
+    return FileOutcome(
+        RowStatus.FAILED,
+        None,
+        PageError.ANSWER_LOST.value,
+        "an extraction of this page was sent and its answer lost (assumed charged, see "
+        "credits_at_risk); the run ended before the page was answered; the next run sends it again",
+        file_uuid,
+        None,
+    )

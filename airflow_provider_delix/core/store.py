@@ -112,8 +112,9 @@ class OutputStore:
         self._counts: Counter[str] = Counter()
         self.recovered_rows, self.parts, self._closed = 0, list[str](), False
         # Set when the resume index found rows to supersede: the run's settings (core/supersede.py).
-        self.drop_stale_on_close: Matches | None = None
-        self.carried: CarriedCredits | None = None  # their credits, for the pages' next rows
+        self.settings: Matches | None = None  # the run's engines and language: the rows it replaces
+        self.drop_stale_on_close = False  # some row of those settings is to be replaced
+        self.carried = CarriedCredits()  # their credits, for the pages' next rows (the run's index's)
         self._sd = StateDir(self.fs, self._state)
         self._sd.mkdirs(self.path)
         self._lease = WriterLease(
@@ -131,8 +132,7 @@ class OutputStore:
         if not rows:
             return []
         safe_name(chunk_id)
-        if self.carried is not None:  # credits of the rows these replace (core/supersede.py)
-            rows = self.carried.apply(rows)
+        rows = self.carried.apply(rows)  # credits of the rows these replace (core/supersede.py)
         batch = rows_to_record_batch(rows)
         stem = f"{self._state}/journal/{self.run_tag}/{chunk_id}"
         with self._lock:
@@ -154,6 +154,12 @@ class OutputStore:
             with self._lock:
                 self._in_flight.discard(journal)
         return list(rows)
+
+    def replace_later(self, rows: Sequence[PageRow]) -> None:
+        """Retryable rows this run just stored and may replace itself: their credits go to the
+        pages' next rows, and the store supersedes them when it closes (core/supersede.py)."""
+        self.carried.note_rows(rows)
+        self.drop_stale_on_close = True
 
     def _check_open(self) -> None:
         if self._closed:
@@ -226,8 +232,8 @@ class OutputStore:
                 return
             self._finish_part()
             self._closed = True
-            if self.drop_stale_on_close is not None:
-                self._drop_stale(self.drop_stale_on_close)
+            if self.drop_stale_on_close and self.settings is not None:
+                self._drop_stale(self.settings)
             self._release()
 
     def _drop_stale(self, matches: Matches) -> None:

@@ -83,9 +83,22 @@ class CarriedCredits:
         self._lock = threading.Lock()
 
     def note(self, key: tuple[str, int], charged: int, refunded: int) -> None:
-        """A retryable row of ``key``: the latest try's row holds the most (it carries the earlier ones)."""
+        """A retryable row of ``key``: the latest try's row holds the most (it carries the earlier ones).
+
+        Exact while each page's tries form one chain, which the claims keep (one writer tries a
+        page at a time, and leaves another writer's fresh try to the next run).
+        """
         if charged or refunded:
-            self._credits[key] = max(self._credits.get(key, (0, 0)), (charged, refunded))
+            with self._lock:
+                self._credits[key] = max(self._credits.get(key, (0, 0)), (charged, refunded))
+
+    def note_rows(self, rows: Iterable[PageRow]) -> None:
+        """Rows just stored that a later row of the same run is to replace."""
+        from airflow_provider_delix.core.table import resume_key
+
+        for row in rows:
+            key = resume_key(row.source_sha256, row.source, row.page_number)
+            self.note(key, row.credits_charged, row.credits_refunded)
 
     def discard(self, keys: Iterable[tuple[str, int]]) -> None:
         """Pages that already have a settled row: that row took the credits, or nothing will."""

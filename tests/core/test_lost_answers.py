@@ -9,14 +9,19 @@ pages that never got an answer are failed ``answer_lost`` rows the next run send
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
+from typing import Any
 
 from fakes import PRICE_PER_PAGE, FakeDelix, images, source
 from test_pipeline import assert_clean, run, table
 
+from airflow_provider_delix.api.errors import DelixInsufficientCreditsError
+from airflow_provider_delix.api.models import ErrorCode
 from airflow_provider_delix.core.manifest import build_manifest
 from airflow_provider_delix.core.progress import ArchiveProgress
 from airflow_provider_delix.core.run_stats import Progress
+from airflow_provider_delix.core.summary import CreditsExhaustedError
 
 
 def _charged(fake: FakeDelix) -> int:
@@ -114,6 +119,45 @@ def test_a_lost_send_whose_resend_is_refused_is_carried_by_the_pages(out: str) -
     assert bad["status"] == "failed" and bad["error"] == "BAD_INPUT" and bad["credits_charged"] == 400
     assert (summary.requests_in_doubt, summary.pages_in_doubt, summary.credits_at_risk) == (2, 6, 1200)
     assert_clean(fake)
+
+
+def test_a_lost_send_of_pages_that_get_no_answer_stays_on_record(out: str) -> None:
+    """The lost send used the last credits and the re-send was refused: the pages got no answer,
+    but the lost send is assumed charged. Their answer_lost rows hold it; the next run's rows
+    carry it on and replace them."""
+
+    class LastCredits(FakeDelix):
+        def extract_images(self, file_uuids: Any, engine: Any, language: Any) -> Any:
+            with self.lock:
+                datas = [self.stored.get(u, b"") for u in file_uuids]
+            if not any(d.startswith(b"LOSTNOCRED") for d in datas):
+                return super().extract_images(file_uuids, engine, language)
+            with self.lock:
+                for d in datas:
+                    self.extracted[hashlib.sha256(d).hexdigest()] += 1  # the lost send, charged
+            refused = DelixInsufficientCreditsError("no credits", error=ErrorCode.NO_SUFFICIENT_CREDITS)
+            refused.lost_attempts = 1
+            raise refused
+
+    fake = LastCredits()
+    sources = [*images(4), source("lost", b"LOSTNOCRED")]
+    summary, error, _ = run(fake, out, sources, max_concurrency=7)
+    assert isinstance(error, CreditsExhaustedError) and summary is not None
+    rows = table(out)
+    assert len(rows) == 5 and set(rows["error"]) == {"answer_lost"}
+    assert (
+        int(rows["credits_charged"].sum()) == summary.credits_charged == _charged(fake) == 5 * PRICE_PER_PAGE
+    )
+    assert summary.credits_at_risk == 5 * PRICE_PER_PAGE and summary.pages_left == 0
+
+    healed = FakeDelix()
+    again, error, _ = run(
+        healed, out, [*images(4), replace(source("lost", b"fine"), sha256=sources[4].sha256)]
+    )
+    assert error is None and again is not None and again.rows["processed"] == 5
+    final = table(out)
+    assert len(final) == 5 and (final["status"] == "processed").all()
+    assert int(final["credits_charged"].sum()) == _charged(fake) + _charged(healed)
 
 
 def test_a_request_that_never_reached_delix_is_not_in_doubt(out: str) -> None:

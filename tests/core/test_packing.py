@@ -226,6 +226,28 @@ def test_a_page_retried_from_a_pack_keeps_the_packs_lost_send(tmp_path: Path) ->
     assert summary.credits_at_risk == 6 * PRICE_PER_PDF_PAGE
 
 
+def test_a_page_whose_image_retry_is_never_answered_keeps_the_packs_credits(tmp_path: Path) -> None:
+    """The credits run out with the two packs: the page that failed in one is not answered as
+    an image. Its failed_in_pack row holds the pack's share, and the next run sends it alone."""
+    refs = archive(tmp_path / "scans", 12)
+    (tmp_path / "scans" / "scan-009.jpg").write_bytes(jpeg(9, comment="PACKFAIL"))
+    fake = FakeDelix(credits=12 * PRICE_PER_PDF_PAGE)  # the two packs; the failed page is refunded
+    out = str(tmp_path / "out")
+    with pytest.raises(Exception, match="NO_SUFFICIENT_CREDITS"):
+        run(fake, out, refs, packing="pdf", retry_packed_failures=True)
+    got = rows(out)
+    assert len(got) == 12 and got["scan-009.jpg"][0] == "failed" and got["scan-009.jpg"][2:] == (100, 100)
+    assert sum(v[2] for v in got.values()) == 12 * PRICE_PER_PDF_PAGE
+    errors = read_table(out).set_index("source")["error"]
+    assert errors[str(tmp_path / "scans" / "scan-009.jpg")] == "failed_in_pack"
+
+    fake.credits = 10 * PRICE_PER_PAGE
+    later = run(fake, out, refs, packing="pdf", retry_packed_failures=True)
+    assert later.pages_resumed == 11 and fake.calls["extract_documents"] == 2, "alone, not in a pack"
+    assert rows(out)["scan-009.jpg"] == ("processed", text_of(jpeg(9, comment="PACKFAIL")), 100 + 200, 100)
+    assert sum(v[2] - v[3] for v in rows(out).values()) == 11 * PRICE_PER_PDF_PAGE + PRICE_PER_PAGE
+
+
 @pytest.mark.parametrize("archive_has_them", [True, False])
 def test_a_collected_pack_sends_its_failed_pages_again_as_images_when_asked(
     tmp_path: Path, archive_has_them: bool
