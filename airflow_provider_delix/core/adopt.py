@@ -8,6 +8,9 @@ triggerer -- lists its extracts and, for each stored file, the rows its pages an
   write the rows that are not in the table yet, delete the files, drop the record;
 * 404: Delix no longer has it. Its pages get no row here and the planner sends them again:
   paid twice, counted as ``extracts_lost`` and logged;
+* ``processed`` but unreadable, or pages it did not settle (left out; failed inside a pack
+  with ``retry_packed_failures``): retryable rows hold their share of the known cost, and the
+  planner sends those pages again (their new rows carry it on, see :mod:`.supersede`);
 * another live writer of the output is collecting it (:mod:`.adopt_claims`: exactly one
   writer collects each extract): left to that writer, its files kept;
 * an *intent* without an extract uuid: the writer died while the request was on the wire.
@@ -31,9 +34,11 @@ from airflow_provider_delix.api.errors import (
     DelixResponseError,
     DelixTransientError,
 )
+from airflow_provider_delix.api.models import Extract
 from airflow_provider_delix.core.adopt_claims import AdoptionClaims
+from airflow_provider_delix.core.chunks import FileOutcome
 from airflow_provider_delix.core.client import DelixClient
-from airflow_provider_delix.core.codes import RETRY_ALONE
+from airflow_provider_delix.core.codes import RETRY_ALONE, PageError
 from airflow_provider_delix.core.collect import PageResult, file_pages, page_results, wait_processed
 from airflow_provider_delix.core.ledger import ExtractRecord
 from airflow_provider_delix.core.lost_answers import charge_lost_sends
@@ -42,7 +47,8 @@ from airflow_provider_delix.core.resume import ResumeIndex
 from airflow_provider_delix.core.rows import failed_in_pack, page_rows
 from airflow_provider_delix.core.run_stats import RunStats
 from airflow_provider_delix.core.store import OutputStore
-from airflow_provider_delix.core.table import PageRow, RowStatus, resume_key
+from airflow_provider_delix.core.supersede import retryable
+from airflow_provider_delix.core.table import PageRow, RowStatus, resume_key, split_credits
 
 log = logging.getLogger(__name__)
 
@@ -171,15 +177,15 @@ class _Adopter:
             results = page_results(extract, file_pages(client, extract), _requested(record), client)
         except DelixResponseError as exc:
             # Read again on every attempt, the same unreadable answer would stop each one here.
+            # It was paid, and its cost is known: malformed_answer rows hold it (split over its
+            # pages) while the pages are sent again, and their new rows carry it on.
             log.error(
                 "Extract %s paid for by an earlier attempt cannot be read (%s): its pages are sent "
-                "again (paid twice).",
+                "again (paid twice), their first cost kept on malformed_answer rows.",
                 extract.uuid,
                 exc,
             )
-            result.lost += 1
-            _drop(client, store, record)
-            return "lost"
+            results = _unreadable(record, extract, f"{exc}. The request was paid; these pages are not read.")
         # Sends of this request that lost their answer before it was answered: assumed charged.
         charge_lost_sends(list(results.values()), extract, self.stats, lost=record.lost_sends)
         alone = record.packed and self.options.retry_packed_failures
@@ -192,8 +198,8 @@ class _Adopter:
         if rows or again:
             stored = store.append(f"adopt-{record.chunk_id}", [*rows, *again])
             self.stats.add_rows(rows)
-            if again:  # durable before the marker goes: this run, or the next, sends them alone
-                self._send_alone(stored[len(rows) :])
+            if again:  # durable before the marker goes: this run, or the next, sends them again
+                self._send_again(stored[len(rows) :])
         result.adopted += 1
         log.info(
             "Collected %d page(s) of extract %s paid for by an earlier attempt.", len(rows), extract.uuid
@@ -207,22 +213,39 @@ class _Adopter:
             return "kept"
         return "collected" if dropped else "kept"
 
-    def _send_alone(self, rows: list[PageRow]) -> None:
-        """Pages that failed inside the pack, with ``retry_packed_failures``: sent again as images.
+    def _send_again(self, rows: list[PageRow]) -> None:
+        """Pages the extract did not settle (a retryable row: Delix left them out or answered
+        them unreadably; with ``retry_packed_failures``, they failed inside the pack).
 
-        Their ``failed_in_pack`` rows are stored, so no other writer takes them for undone work
-        it may skip, and the planner sends them as images; the pack's credits go to the new row
-        (:class:`.supersede.CarriedCredits`) and the old one is superseded when the store closes.
-        Not counted in this run's rows (their new rows are); the pack's credits are.
+        Their rows are stored, so no other writer takes them for undone work it may skip, and
+        they are not done: the planner sends them again (``failed_in_pack`` ones as images).
+        The rows' credits go to the pages' new rows (:class:`.supersede.CarriedCredits`), and
+        the old rows are superseded when the store closes. Not counted in this run's rows
+        (their new rows are); their credits are.
         """
-        self.index.alone.update(resume_key(r.source_sha256, r.source, r.page_number) for r in rows)
+        self.index.alone.update(
+            resume_key(r.source_sha256, r.source, r.page_number)
+            for r in rows
+            if r.error == PageError.FAILED_IN_PACK
+        )
         self.store.replace_later(rows)
         self.stats.add_credits(sum(r.credits_charged for r in rows), sum(r.credits_refunded for r in rows))
         log.info(
-            "%d page(s) failed inside a pack an earlier attempt paid for: they are sent again as images "
-            "(retry_packed_failures).",
+            "%d page(s) of an extract an earlier attempt paid for were not settled by it: they are "
+            "sent again.",
             len({resume_key(r.source_sha256, r.source, r.page_number) for r in rows}),
         )
+
+
+def _unreadable(record: ExtractRecord, extract: Extract, message: str) -> dict[tuple[str, int], PageResult]:
+    """Every requested page as ``malformed_answer``, with its share of the extract's cost."""
+    requested = [(uuid, n) for uuid, numbers, _ in _requested(record) for n in numbers]
+    shares = split_credits(extract.initial_cost, len(requested))
+    outcome = {
+        uuid: FileOutcome(RowStatus.FAILED, None, PageError.MALFORMED_ANSWER, message, uuid, extract.uuid)
+        for uuid, _ in requested
+    }
+    return {(u, n): PageResult(outcome[u], charged=c) for (u, n), c in zip(requested, shares, strict=True)}
 
 
 def _requested(record: ExtractRecord) -> list[tuple[str, list[int], bool]]:
@@ -241,8 +264,9 @@ def _rows(
     """The record's rows not stored yet; a page whose content another source of the record shares
     gets its own row, as in the run that sent it (the resume key is the content).
 
-    With ``retry_alone`` (a pack, ``retry_packed_failures``) the pages a lone send may change
-    come second, as ``failed_in_pack`` rows that do not make them done.
+    Rows that do not settle their page (:func:`.supersede.retryable`: left out, unreadable,
+    and with ``retry_alone`` -- a pack, ``retry_packed_failures`` -- what a lone send may
+    change, as ``failed_in_pack``) come second and do not make the page done.
     """
     rows: list[PageRow] = []
     again: list[PageRow] = []
@@ -251,9 +275,9 @@ def _rows(
         for number, targets in f.pages:
             page = results[(f.uuid, number)]
             outcome = page.outcome
-            alone = retry_alone and outcome.status == RowStatus.FAILED and outcome.error in RETRY_ALONE
-            if alone:
+            if retry_alone and outcome.status == RowStatus.FAILED and outcome.error in RETRY_ALONE:
                 outcome = failed_in_pack(outcome)
+            unsettled = retryable(outcome.status, outcome.error)
             built = page_rows(
                 targets,
                 outcome,
@@ -269,8 +293,8 @@ def _rows(
                     continue  # the earlier attempt stored it before it stopped (with its credits)
                 if sources is not None and target.source in sources:
                     continue
-                (again if alone else rows).append(row)
-                if not alone:
+                (again if unsettled else rows).append(row)
+                if not unsettled:
                     index.add(target.key)
                 written.setdefault(target.key, set()).add(target.source)
     return rows, again

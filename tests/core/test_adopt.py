@@ -289,9 +289,11 @@ def test_a_collected_extract_also_carries_its_sends_whose_answer_was_lost(out: s
     assert (stats.requests_in_doubt, stats.pages_in_doubt, stats.credits_at_risk) == (1, 3, 300)
 
 
-def test_an_extract_whose_pages_cannot_be_read_is_counted_lost_not_retried_forever(
+def test_an_extract_whose_pages_cannot_be_read_keeps_its_cost_and_is_not_retried_forever(
     out: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Paid, its cost known, its pages unreadable: malformed_answer rows hold the cost while the
+    pages are sent again (their new rows carry it on); the extract itself is not read again."""
     fake = FakeDelix(queue_polls=0)
     record = paid(fake, "seven", 7)  # queued: its pages come through the paginated contents
     dead_writer(out, record)
@@ -300,9 +302,13 @@ def test_an_extract_whose_pages_cannot_be_read_is_counted_lost_not_retried_forev
         raise DelixResponseError("a contents page that is not JSON")
 
     monkeypatch.setattr(fake, "iter_extract_pages", unreadable)
-    adoption, _ = adopt(fake, out)
-    assert (adoption.adopted, adoption.lost) == (0, 1)
+    adoption, stats = adopt(fake, out)
+    assert (adoption.adopted, adoption.lost) == (1, 0)
     assert records_left(out) == [] and fake.ours_left() == set()  # its pages are sent again
+    frame = read_table(out)
+    assert len(frame) == 7 and set(frame["error"]) == {"malformed_answer"}
+    assert frame.credits_charged.sum() == 7 * PRICE_PER_PDF_PAGE == stats.credits_charged
+    assert sum(stats.rows.values()) == 0, "their new rows are what the run counts"
 
 
 @pytest.mark.parametrize("round_", range(3))

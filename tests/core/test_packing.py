@@ -248,6 +248,36 @@ def test_a_page_whose_image_retry_is_never_answered_keeps_the_packs_credits(tmp_
     assert sum(v[2] - v[3] for v in rows(out).values()) == 11 * PRICE_PER_PDF_PAGE + PRICE_PER_PAGE
 
 
+def test_a_collected_pack_that_cannot_be_read_is_sent_again_and_keeps_its_first_cost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The earlier attempt's packs were paid; their answers cannot be read. The collecting run
+    sends the images again, and each row carries both packs' shares: the table is the bill."""
+    from airflow_provider_delix.api.errors import DelixResponseError
+
+    refs = archive(tmp_path / "scans", 12)
+    fake = FakeDelix(queue_polls=10**6)
+    out = str(tmp_path / "out")
+    parked = run(fake, out, refs, packing="pdf", deferrable=True)
+    first = set(parked.waiting_extracts)
+    assert len(first) == 2
+    fake.queue_polls = 0
+    readable = fake.iter_extract_pages
+
+    def unreadable(extract_uuid: str, file_uuid: str) -> Any:
+        if extract_uuid in first:
+            raise DelixResponseError("a contents page that is not JSON")
+        return readable(extract_uuid, file_uuid)
+
+    monkeypatch.setattr(fake, "iter_extract_pages", unreadable)
+    summary = run(fake, out, refs, packing="pdf")
+    got = rows(out)
+    assert len(got) == 12 and {v[0] for v in got.values()} == {"processed"}
+    assert {v[2] for v in got.values()} == {2 * PRICE_PER_PDF_PAGE}
+    assert summary.credits_charged == 24 * PRICE_PER_PDF_PAGE and sum(summary.rows.values()) == 12
+    assert fake.calls["extract_documents"] == 4 and fake.stored == {}
+
+
 @pytest.mark.parametrize("archive_has_them", [True, False])
 def test_a_collected_pack_sends_its_failed_pages_again_as_images_when_asked(
     tmp_path: Path, archive_has_them: bool
