@@ -84,6 +84,10 @@ class ChunkRows(ChunkState):
                 continue
             if slot.held:  # stays live; its rows count as left at the end of the run (KeptExtract)
                 continue
+            if slot.unpack:  # a refused pack: nothing was charged, its images go again alone
+                ctx.index.settle(slot.file, slot.outcome_of, keep=range(1, len(slot.file.members) + 1))
+                retries.extend(slot.file.members)
+                continue
             engine = ctx.job.row_engine(slot.file)
             again, members, in_pack = self._send_again(slot, engine)
             retries.extend(members)

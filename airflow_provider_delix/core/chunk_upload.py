@@ -44,7 +44,10 @@ class ChunkUpload(ChunkBadAnswers):
                 slot.uuid = result.uuid
                 uuids.append(result.uuid)
             else:
-                slot.outcome = FileOutcome(RowStatus.REJECTED, None, str(result.reason), None, None, None)
+                if slot.file.members:
+                    slot.unpack = True
+                else:
+                    slot.outcome = FileOutcome(RowStatus.REJECTED, None, str(result.reason), None, None, None)
                 self._release(slot)
         if uuids:
             with self.ctx.live_lock:

@@ -177,6 +177,9 @@ class Slot:
     pages: dict[int, PageResult] = field(default_factory=dict)  # per stored page, once extracted
     aside: str | None = None  # "deferred" / "done": another writer has its pages (core/claims.py)
     held: bool = False  # in an extract left uncollected on record: stored until a later attempt reads it
+    # A pack Delix refused (at upload or extraction; nothing charged): the refusal is about our
+    # PDF, not the images, so its members go again as images instead of getting its error.
+    unpack: bool = False
 
     def outcome_of(self, page: int) -> FileOutcome | None:
         """What became of a page of this file; None when it got no result."""

@@ -192,6 +192,14 @@ class ChunkRunner(ChunkUpload, ChunkRows):
             if len(slots) > 1:
                 # One bad file must not sink the others: try each alone (a refusal costs nothing).
                 self._one_by_one(slots, reupload=reupload)
+            elif slots[0].file.members:
+                log.warning(
+                    "Chunk %s: Delix refused a pack of %d image(s) (%s); they are sent again as images.",
+                    self.chunk.chunk_id,
+                    len(slots[0].file.members),
+                    exc,
+                )
+                slots[0].unpack = True
             else:
                 slots[0].outcome = FileOutcome(
                     RowStatus.FAILED, None, exc.error, exc.api_message or str(exc), slots[0].uuid, None

@@ -278,6 +278,35 @@ def test_a_collected_pack_that_cannot_be_read_is_sent_again_and_keeps_its_first_
     assert fake.calls["extract_documents"] == 4 and fake.stored == {}
 
 
+@pytest.mark.parametrize("where", ["extraction", "upload"])
+def test_a_pack_delix_refuses_is_sent_again_as_images(tmp_path: Path, where: str) -> None:
+    """A refusal of the pack is about our PDF, not about the images in it: they go again alone
+    (a refusal costs nothing), instead of each getting the pack's error as its final row."""
+    from airflow_provider_delix.api.errors import DelixApiError
+    from airflow_provider_delix.api.models import ErrorCode, RejectedFile
+
+    class RefusesPacks(FakeDelix):
+        def extract_documents(self, files: Any, engine: Any, language: Any) -> Any:
+            if where == "extraction":
+                raise DelixApiError("bad input", error=ErrorCode.BAD_INPUT, status_code=422)
+            return super().extract_documents(files, engine, language)
+
+        def upload_files(self, files: Any) -> Any:
+            if where == "upload" and any(bytes(data).startswith(b"%PDF") for _name, data in files):
+                return [RejectedFile(reason=ErrorCode.MALFORMED_FILE) for _ in files]
+            return super().upload_files(files)
+
+    refs = archive(tmp_path / "scans", 12, failing=4)
+    fake = RefusesPacks()
+    out = str(tmp_path / "out")
+    summary = run(fake, out, refs, packing="pdf")  # without retry_packed_failures
+    got = rows(out)
+    assert len(got) == 12 and got["scan-004.jpg"][0] == "failed"
+    assert {v[0] for k, v in got.items() if k != "scan-004.jpg"} == {"processed"}
+    assert fake.calls["extract_images"] >= 3 and summary.credits_charged == 12 * PRICE_PER_PAGE
+    assert fake.stored == {}
+
+
 @pytest.mark.parametrize("archive_has_them", [True, False])
 def test_a_collected_pack_sends_its_failed_pages_again_as_images_when_asked(
     tmp_path: Path, archive_has_them: bool
