@@ -41,7 +41,7 @@ from airflow_provider_delix.core.client import DelixClient
 from airflow_provider_delix.core.codes import RETRY_ALONE, PageError
 from airflow_provider_delix.core.collect import PageResult, file_pages, page_results, wait_processed
 from airflow_provider_delix.core.ledger import ExtractRecord
-from airflow_provider_delix.core.lost_answers import charge_lost_sends
+from airflow_provider_delix.core.lost_answers import charge_lost_sends, page_price
 from airflow_provider_delix.core.options import RunOptions
 from airflow_provider_delix.core.resume import ResumeIndex
 from airflow_provider_delix.core.rows import failed_in_pack, page_rows
@@ -151,12 +151,21 @@ class _Adopter:
         try:
             extract = client.get_extract(extract_uuid)
         except DelixNotFoundError:
+            # Paid (Delix answered with its uuid), the cost unknown now: answer_lost rows hold
+            # the published price per page, counted at risk, while the pages are sent again.
             log.warning(
                 "Delix no longer has extract %s paid for by an earlier attempt: its pages are sent "
-                "again (paid twice).",
+                "again (paid twice); the first charge, assumed at the published price per page, "
+                "stays on their answer_lost rows (credits_at_risk).",
                 extract_uuid,
             )
             result.lost += 1
+            gone = _gone(
+                record, f"Delix no longer has extract {extract_uuid} (404), which paid for this page"
+            )
+            self._write(record, gone)
+            charge = sum(r.charged for r in gone.values())
+            self.stats.add_lost_answers(1 + record.lost_sends, len(gone), charge)
             _drop(client, store, record)
             return "lost"
         if not extract.is_processed and self.options.deferrable:
@@ -188,18 +197,7 @@ class _Adopter:
             results = _unreadable(record, extract, f"{exc}. The request was paid; these pages are not read.")
         # Sends of this request that lost their answer before it was answered: assumed charged.
         charge_lost_sends(list(results.values()), extract, self.stats, lost=record.lost_sends)
-        alone = record.packed and self.options.retry_packed_failures
-        rows, again = _rows(record, results, self.index, self.run_id, retry_alone=alone)
-        # Rows another writer wrote since this one started (it collected the extract and died
-        # before dropping the record, or dropped it after this one listed it): not twice.
-        elsewhere = self.written_elsewhere()
-        rows = [r for r in rows if resume_key(r.source_sha256, r.source, r.page_number) not in elsewhere]
-        again = [r for r in again if resume_key(r.source_sha256, r.source, r.page_number) not in elsewhere]
-        if rows or again:
-            stored = store.append(f"adopt-{record.chunk_id}", [*rows, *again])
-            self.stats.add_rows(rows)
-            if again:  # durable before the marker goes: this run, or the next, sends them again
-                self._send_again(stored[len(rows) :])
+        rows = self._write(record, results)
         result.adopted += 1
         log.info(
             "Collected %d page(s) of extract %s paid for by an earlier attempt.", len(rows), extract.uuid
@@ -212,6 +210,22 @@ class _Adopter:
             log.exception("Could not drop the record of collected extract %s (kept)", extract.uuid)
             return "kept"
         return "collected" if dropped else "kept"
+
+    def _write(self, record: ExtractRecord, results: dict[tuple[str, int], PageResult]) -> list[PageRow]:
+        """Store the record's rows (this writer holds its marker); returns those that settle a page."""
+        alone = record.packed and self.options.retry_packed_failures
+        rows, again = _rows(record, results, self.index, self.run_id, retry_alone=alone)
+        # Rows another writer wrote since this one started (it collected the extract and died
+        # before dropping the record, or dropped it after this one listed it): not twice.
+        elsewhere = self.written_elsewhere()
+        rows = [r for r in rows if resume_key(r.source_sha256, r.source, r.page_number) not in elsewhere]
+        again = [r for r in again if resume_key(r.source_sha256, r.source, r.page_number) not in elsewhere]
+        if rows or again:
+            stored = self.store.append(f"adopt-{record.chunk_id}", [*rows, *again])
+            self.stats.add_rows(rows)
+            if again:  # durable before the marker goes: this run, or the next, sends them again
+                self._send_again(stored[len(rows) :])
+        return rows
 
     def _send_again(self, rows: list[PageRow]) -> None:
         """Pages the extract did not settle (a retryable row: Delix left them out or answered
@@ -235,6 +249,24 @@ class _Adopter:
             "sent again.",
             len({resume_key(r.source_sha256, r.source, r.page_number) for r in rows}),
         )
+
+
+def _gone(record: ExtractRecord, message: str) -> dict[tuple[str, int], PageResult]:
+    """Every requested page as ``answer_lost``: the extract is gone, its charge assumed per page.
+
+    The request and each of its sends whose answer was lost are assumed charged, at the
+    published price per page (section 7 of the API notes: 200 per image page, 100 per PDF page).
+    """
+    price = page_price(record.kind) * (1 + record.lost_sends)
+    outcomes = {
+        f.uuid: FileOutcome(
+            RowStatus.FAILED, None, PageError.ANSWER_LOST, message, f.uuid, record.extract_uuid
+        )
+        for f in record.files
+    }
+    return {
+        (f.uuid, n): PageResult(outcomes[f.uuid], charged=price) for f in record.files for n, _ in f.pages
+    }
 
 
 def _unreadable(record: ExtractRecord, extract: Extract, message: str) -> dict[tuple[str, int], PageResult]:

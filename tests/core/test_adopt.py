@@ -191,6 +191,8 @@ def test_a_queued_extract_past_the_timeout_stays_on_record(out: str) -> None:
 
 
 def test_an_extract_delix_no_longer_has_is_counted_lost(out: str) -> None:
+    """Paid, then gone from Delix: its pages are sent again, and until their new rows replace
+    them, answer_lost rows hold the first charge at the published price (counted at risk)."""
     fake = FakeDelix()
     lost, kept = paid(fake, "lost", 2), paid(fake, "kept", 1)
     fake.forget_extract(lost.extract_uuid or "")
@@ -198,8 +200,12 @@ def test_an_extract_delix_no_longer_has_is_counted_lost(out: str) -> None:
     before = fake.calls.copy()
     adoption, stats = adopt(fake, out)
     assert (adoption.adopted, adoption.lost) == (1, 1)
-    assert set(rows_by_page(out)) == {("kept.pdf", 1)}  # the lost pages get no row: sent again
-    assert stats.rows["processed"] == 1
+    frame = read_table(out).set_index("source")
+    assert frame.loc["kept.pdf", "status"] == "processed"
+    lost_rows = frame.loc["lost.pdf"]
+    assert list(lost_rows["error"]) == ["answer_lost"] * 2 and lost_rows.credits_charged.sum() == 2 * 100
+    assert stats.rows["processed"] == 1 and sum(stats.rows.values()) == 1, "the lost pages' new rows count"
+    assert (stats.requests_in_doubt, stats.pages_in_doubt, stats.credits_at_risk) == (1, 2, 200)
     calls = fake.calls - before
     assert calls["get_extract"] == 2 and calls["iter_extract_pages"] == 0
     assert calls["delete_file"] == 2 and fake.ours_left() == set()  # its files are deleted too

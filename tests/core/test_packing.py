@@ -278,6 +278,23 @@ def test_a_collected_pack_that_cannot_be_read_is_sent_again_and_keeps_its_first_
     assert fake.calls["extract_documents"] == 4 and fake.stored == {}
 
 
+def test_a_parked_pack_delix_no_longer_has_is_sent_again_and_its_first_charge_stays(tmp_path: Path) -> None:
+    refs = archive(tmp_path / "scans", 12)
+    fake = FakeDelix(queue_polls=10**6)
+    out = str(tmp_path / "out")
+    parked = run(fake, out, refs, packing="pdf", deferrable=True)
+    for uuid in parked.waiting_extracts:
+        fake.forget_extract(uuid)  # Delix lost them (a restart): 404 on the next poll
+    fake.queue_polls = 0
+    summary = run(fake, out, refs, packing="pdf")
+    got = rows(out)
+    assert len(got) == 12 and {v[0] for v in got.values()} == {"processed"}
+    assert {v[2] for v in got.values()} == {2 * PRICE_PER_PDF_PAGE}, "the lost packs' assumed charge, carried"
+    assert summary.extracts_lost == 2 and summary.credits_at_risk == 12 * PRICE_PER_PDF_PAGE
+    assert summary.credits_charged == 24 * PRICE_PER_PDF_PAGE and sum(summary.rows.values()) == 12
+    assert fake.stored == {}
+
+
 @pytest.mark.parametrize("where", ["extraction", "upload"])
 def test_a_pack_delix_refuses_is_sent_again_as_images(tmp_path: Path, where: str) -> None:
     """A refusal of the pack is about our PDF, not about the images in it: they go again alone
