@@ -224,10 +224,10 @@ class _Adopter:
             stored = self.store.append(f"adopt-{record.chunk_id}", [*rows, *again])
             self.stats.add_rows(rows)
             if again:  # durable before the marker goes: this run, or the next, sends them again
-                self._send_again(stored[len(rows) :])
+                self._send_again(again, stored[len(rows) :])
         return rows
 
-    def _send_again(self, rows: list[PageRow]) -> None:
+    def _send_again(self, rows: list[PageRow], stored: list[PageRow]) -> None:
         """Pages the extract did not settle (a retryable row: Delix left them out or answered
         them unreadably; with ``retry_packed_failures``, they failed inside the pack).
 
@@ -235,14 +235,15 @@ class _Adopter:
         they are not done: the planner sends them again (``failed_in_pack`` ones as images).
         The rows' credits go to the pages' new rows (:class:`.supersede.CarriedCredits`), and
         the old rows are superseded when the store closes. Not counted in this run's rows
-        (their new rows are); their credits are.
+        (their new rows are); their own credits are (``rows``: before ``stored`` took on the
+        credits of rows they replace, which earlier runs spent).
         """
         self.index.alone.update(
             resume_key(r.source_sha256, r.source, r.page_number)
             for r in rows
             if r.error == PageError.FAILED_IN_PACK
         )
-        self.store.replace_later(rows)
+        self.store.replace_later(stored)
         self.stats.add_credits(sum(r.credits_charged for r in rows), sum(r.credits_refunded for r in rows))
         log.info(
             "%d page(s) of an extract an earlier attempt paid for were not settled by it: they are "
@@ -298,8 +299,12 @@ def _rows(
 
     Rows that do not settle their page (:func:`.supersede.retryable`: left out, unreadable,
     and with ``retry_alone`` -- a pack, ``retry_packed_failures`` -- what a lone send may
-    change, as ``failed_in_pack``) come second and do not make the page done.
+    change, as ``failed_in_pack``) come second and do not make the page done; one this extract
+    already gave (an attempt collected it and could not drop the record) is not written again.
+    A record of other settings (engine, language) than the run's is collected as it is: its
+    rows settle nothing for this run, and this run sends none of its pages again.
     """
+    ours = index.matches(record.engine, record.language)
     rows: list[PageRow] = []
     again: list[PageRow] = []
     written: dict[tuple[str, int], set[str]] = {}  # by this record: key -> sources
@@ -307,9 +312,9 @@ def _rows(
         for number, targets in f.pages:
             page = results[(f.uuid, number)]
             outcome = page.outcome
-            if retry_alone and outcome.status == RowStatus.FAILED and outcome.error in RETRY_ALONE:
+            if ours and retry_alone and outcome.status == RowStatus.FAILED and outcome.error in RETRY_ALONE:
                 outcome = failed_in_pack(outcome)
-            unsettled = retryable(outcome.status, outcome.error)
+            unsettled = ours and retryable(outcome.status, outcome.error)
             built = page_rows(
                 targets,
                 outcome,
@@ -325,8 +330,10 @@ def _rows(
                     continue  # the earlier attempt stored it before it stopped (with its credits)
                 if sources is not None and target.source in sources:
                     continue
+                if unsettled and index.tried(target.key, record.extract_uuid):
+                    continue  # stored by an earlier collection of this extract (it carries it on)
                 (again if unsettled else rows).append(row)
-                if not unsettled:
+                if ours and not unsettled:
                     index.add(target.key)
                 written.setdefault(target.key, set()).add(target.source)
     return rows, again

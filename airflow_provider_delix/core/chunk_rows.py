@@ -41,7 +41,7 @@ class ChunkRows(ChunkState):
         Returns their page numbers, their members, and a ``failed_in_pack`` row for each: stored
         before the members go back to the pipeline, with the pack's credits for the page (its
         share, and the pack's lost sends). The image's row then carries them and replaces it
-        (core/supersede.py); if the image is never answered -- refused, out of credits, the run
+        (core/supersede.py); if the image gets no answer -- out of credits, Delix unreachable, the run
         stopped -- that row keeps the credits and the next run sends the page alone.
         """
         ctx = self.ctx
@@ -84,8 +84,13 @@ class ChunkRows(ChunkState):
                 continue
             if slot.held:  # stays live; its rows count as left at the end of the run (KeptExtract)
                 continue
-            if slot.unpack:  # a refused pack: nothing was charged, its images go again alone
+            if slot.unpack:  # a refused pack: the refusal costs nothing, its images go again alone
                 ctx.index.settle(slot.file, slot.outcome_of, keep=range(1, len(slot.file.members) + 1))
+                for member in slot.file.members:  # with the pack's lost sends, if any (per page)
+                    member.carried = (
+                        member.carried[0] + slot.file.carried[0],
+                        member.carried[1] + slot.file.carried[1],
+                    )
                 retries.extend(slot.file.members)
                 continue
             engine = ctx.job.row_engine(slot.file)
@@ -99,8 +104,9 @@ class ChunkRows(ChunkState):
                     left += len(page_targets)
                     continue
                 into = rows
-                if out is None:  # unanswered, but a lost send of it is assumed charged: on record
+                if out is None:  # left, but a lost send of it is assumed charged: on record
                     out, into = unanswered(slot.uuid), unsettled
+                    left += len(page_targets)
                 charged, refunded = (result.charged, result.refunded) if result is not None else (0, 0)
                 charged, refunded = charged + slot.file.carried[0], refunded + slot.file.carried[1]
                 into.extend(
@@ -114,22 +120,22 @@ class ChunkRows(ChunkState):
                         refunded=refunded,
                     )
                 )
-                reused += len(page_targets) - 1
+                reused += (len(page_targets) - 1) if into is rows else 0
         if left:
             ctx.stats.add_left(left)
         if ctx.claims is not None:
             rows, unsettled, replaced = map(self._not_written_elsewhere, (rows, unsettled, replaced))
-        rows.extend(unsettled)
-        if rows or replaced:
-            stored = ctx.store.append(self.chunk.chunk_id, [*rows, *replaced])
+        # Rows that hold credits for pages this run has not settled (left, or sent again alone):
+        # not counted as the run's rows, only their credits. A later row of the page, in this
+        # run or the next, carries them on and replaces them.
+        holding = [*unsettled, *replaced]
+        if rows or holding:
+            stored = ctx.store.append(self.chunk.chunk_id, [*rows, *holding])
             ctx.stats.add_rows(rows, reused=reused)
-            if unsettled or replaced:
-                # Rows a later row of this run may replace (a copy of the content sent again,
-                # the image sent alone), carrying their credits on.
-                ctx.store.replace_later(stored[len(rows) - len(unsettled) :])
-            if replaced:  # counted once their pages' own rows are: only the credits here
+            if holding:
+                ctx.store.replace_later(stored[len(rows) :])
                 ctx.stats.add_credits(
-                    sum(r.credits_charged for r in replaced), sum(r.credits_refunded for r in replaced)
+                    sum(r.credits_charged for r in holding), sum(r.credits_refunded for r in holding)
                 )
         if retries:
             with ctx.live_lock:

@@ -52,7 +52,7 @@ class ChunkFile:
     engine: str | None = None
     sync: bool = True
     members: tuple[ChunkFile, ...] = ()  # a pack (core.packing): page i answers member i's rows
-    carried: tuple[int, int] = (0, 0)  # credits (charged, refunded) of an earlier try in a pack
+    carried: tuple[int, int] = (0, 0)  # per page: credits of lost sends (a refused pack's too)
     # A PDF (part): the page maps of identical parts (same bytes, same pages) listed while this
     # one is live; their pages are answered by this file's (ContentIndex.join).
     copies: list[tuple[tuple[int, PageTarget], ...]] = field(default_factory=list)

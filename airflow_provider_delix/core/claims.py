@@ -144,7 +144,8 @@ class ClaimBook:
         self._lock = threading.Lock()
         self._seen = False  # another writer was seen: for the rest of the run, never "alone"
         self._alone_at: float | None = None  # when a listing last found nobody else
-        self._read: set[str] = set(self._parts())  # rows present at start are the resume index's
+        # Rows present at start (parts, and other writers' journals) are the resume index's.
+        self._read: set[str] = {*self._parts(), *self._journals()}
         self._done: set[Key] = set()  # keys other writers gave a row (this run's settings)
         # Keys another writer tried since this run started and left a retryable row for (an
         # answer lost, ...): not sent again by this run, whose carried credits predate that
@@ -358,11 +359,7 @@ class ClaimBook:
 
     def _done_keys(self) -> set[Key]:
         """Keys of rows other writers made since this run started: journals first, then parts."""
-        journals = [
-            p
-            for tag in sorted(self._state.tags("journal") - {self._tag})
-            for p in self._state.files("journal", tag, ".arrow")
-        ]
+        journals = self._journals()
         with self._lock:
             journals = [p for p in journals if p not in self._read]
         for path, data in self._state.read_many(journals, missing_ok=True).items():
@@ -397,6 +394,14 @@ class ClaimBook:
             self._done |= keys
             if not own:
                 self._tried |= tried
+
+    def _journals(self) -> list[str]:
+        """Other writers' journals (rows not yet in a part)."""
+        return [
+            p
+            for tag in sorted(self._state.tags("journal") - {self._tag})
+            for p in self._state.files("journal", tag, ".arrow")
+        ]
 
     def _parts(self) -> list[str]:
         self._fs.invalidate_cache(self._path)

@@ -24,7 +24,7 @@ Key = tuple[str, int]
 _NOT_PROCESSED = {RowStatus.FAILED.value, RowStatus.REJECTED.value, RowStatus.INVALID.value}
 
 # One stored row as the index reads it: source, source_sha256, page_number, status, engine,
-# language and (optionally) error, credits_charged and credits_refunded.
+# language and (optionally) error, credits_charged, credits_refunded and extract_uuid.
 RowKey = tuple[Any, ...]
 
 
@@ -40,6 +40,7 @@ class ResumeIndex:
         again: set[Key] = set()
         self.carried = CarriedCredits()
         self.alone: set[Key] = set()  # to be sent as images, not packed (retry_packed_failures)
+        self._tried: set[tuple[Key, str | None]] = set()  # retryable rows: (key, extract uuid)
         for row in rows:
             source, sha, page, status, engine, row_language = row[:6]
             if not self.matches(engine, row_language):
@@ -47,10 +48,14 @@ class ResumeIndex:
             key = resume_key(sha, source, page)
             if retryable(status, row[6] if len(row) > 6 else None):
                 again.add(key)  # not about the page: done again (core.supersede)
+                if len(row) > 9:
+                    self._tried.add((key, row[9]))
                 if row[6] == PageError.FAILED_IN_PACK:
                     self.alone.add(key)
                 if len(row) > 8:  # its credits go to the page's next row (core.supersede)
-                    self.carried.note(key, int(row[7] or 0), int(row[8] or 0))
+                    self.carried.note(
+                        key, int(row[7] or 0), int(row[8] or 0), row[9] if len(row) > 9 else None
+                    )
                 continue
             self._done.add(key)
             if status in _NOT_PROCESSED:
@@ -82,6 +87,10 @@ class ResumeIndex:
         """
         self._done.add(key)
         self._settled.add(key)
+
+    def tried(self, key: Key, extract_uuid: str | None) -> bool:
+        """Whether a stored retryable row of ``key`` came from that extract (core/adopt.py)."""
+        return extract_uuid is not None and (key, extract_uuid) in self._tried
 
     @property
     def settled(self) -> set[Key]:

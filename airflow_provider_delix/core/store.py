@@ -157,8 +157,10 @@ class OutputStore:
 
     def replace_later(self, rows: Sequence[PageRow]) -> None:
         """Retryable rows this run just stored and may replace itself: their credits go to the
-        pages' next rows, and the store supersedes them when it closes (core/supersede.py)."""
-        self.carried.note_rows(rows)
+        pages' next rows, and the store supersedes them when it closes (core/supersede.py).
+        Only rows of the run's own settings: another language's page is another page."""
+        settings = self.settings
+        self.carried.note_rows(r for r in rows if settings is None or settings(r.engine, r.language))
         self.drop_stale_on_close = True
 
     def _check_open(self) -> None:
@@ -358,7 +360,7 @@ class OutputStore:
         return found
 
     def resume_rows(self) -> Iterator[tuple[Any, ...]]:
-        """(source, sha256, page, status, engine, language, error, charged, refunded) of every stored row.
+        """(source, sha256, page, status, engine, language, error, charged, refunded, extract) of each row.
 
         Parts and journals both count.
 
@@ -372,7 +374,7 @@ class OutputStore:
         batches: list[pa.RecordBatch] = list(read_journals(self._sd, journals, missing_ok=True).values())
         columns = (
             *("source", "source_sha256", "page_number", "status", "engine", "language", "error"),
-            *("credits_charged", "credits_refunded"),
+            *("credits_charged", "credits_refunded", "extract_uuid"),
         )
         parts = iter_batches(self.output_path, columns, storage_options=self.storage_options)
         for batch in chain(batches, parts):

@@ -51,14 +51,8 @@ RETRY_NEXT_RUN = frozenset(
     }
 )
 KEY_COLUMNS = (
-    "source",
-    "source_sha256",
-    "page_number",
-    "engine",
-    "language",
-    "status",
-    "error",
-    "processed_at",
+    *("source", "source_sha256", "page_number", "engine", "language", "status", "error", "processed_at"),
+    *("credits_charged", "credits_refunded"),
 )
 Matches = Callable[[str | None, str | None], bool]  # (engine, language) -> a row of the run's settings
 
@@ -79,10 +73,11 @@ class CarriedCredits:
     """
 
     def __init__(self) -> None:
-        self._credits: dict[tuple[str, int], tuple[int, int]] = {}
+        # key -> (charged, refunded, extract uuid of the row that holds them)
+        self._credits: dict[tuple[str, int], tuple[int, int, str | None]] = {}
         self._lock = threading.Lock()
 
-    def note(self, key: tuple[str, int], charged: int, refunded: int) -> None:
+    def note(self, key: tuple[str, int], charged: int, refunded: int, extract_uuid: str | None) -> None:
         """A retryable row of ``key``: the latest try's row holds the most (it carries the earlier ones).
 
         Exact while each page's tries form one chain, which the claims keep (one writer tries a
@@ -90,7 +85,9 @@ class CarriedCredits:
         """
         if charged or refunded:
             with self._lock:
-                self._credits[key] = max(self._credits.get(key, (0, 0)), (charged, refunded))
+                seen = self._credits.get(key)
+                if seen is None or (charged, refunded) > seen[:2]:
+                    self._credits[key] = (charged, refunded, extract_uuid)
 
     def note_rows(self, rows: Iterable[PageRow]) -> None:
         """Rows just stored that a later row of the same run is to replace."""
@@ -98,7 +95,7 @@ class CarriedCredits:
 
         for row in rows:
             key = resume_key(row.source_sha256, row.source, row.page_number)
-            self.note(key, row.credits_charged, row.credits_refunded)
+            self.note(key, row.credits_charged, row.credits_refunded, row.extract_uuid)
 
     def discard(self, keys: Iterable[tuple[str, int]]) -> None:
         """Pages that already have a settled row: that row took the credits, or nothing will."""
@@ -106,7 +103,13 @@ class CarriedCredits:
             self._credits.pop(key, None)
 
     def apply(self, rows: Sequence[PageRow]) -> list[PageRow]:
-        """``rows`` with the carried credits added to the first row of each page that has some."""
+        """``rows`` with the carried credits added to the first row of each page that has some.
+
+        A row from the same extract as the one it replaces (a collected extract read again, after
+        an attempt could not read it or drop its record) already holds that extract's charge:
+        it takes the larger of the two, which keeps what earlier tries carried, and not the
+        charge twice.
+        """
         from airflow_provider_delix.core.table import resume_key
 
         out = list(rows)
@@ -115,49 +118,58 @@ class CarriedCredits:
         with self._lock:
             for i, row in enumerate(out):
                 carried = self._credits.pop(resume_key(row.source_sha256, row.source, row.page_number), None)
-                if carried is not None:
-                    out[i] = replace(
-                        row,
-                        credits_charged=row.credits_charged + carried[0],
-                        credits_refunded=row.credits_refunded + carried[1],
-                    )
+                if carried is None:
+                    continue
+                if carried[2] is not None and carried[2] == row.extract_uuid:
+                    charged = max(row.credits_charged, carried[0])
+                    refunded = max(row.credits_refunded, carried[1])
+                else:
+                    charged, refunded = row.credits_charged + carried[0], row.credits_refunded + carried[1]
+                out[i] = replace(row, credits_charged=charged, credits_refunded=refunded)
         return out
 
 
 def stale_rows(fs: Any, parts: Iterable[str], matches: Matches) -> dict[str, list[int]]:
-    """Part file -> indices of its rows that a newer row of the same page supersedes.
+    """Part file -> indices of its retryable rows that a newer try of the same page replaces.
+
+    A retryable row goes when its page (resume key) has a settled row; or a newer retryable row
+    of the same source; or, when it holds credits, a newer retryable row that holds credits
+    (which carried them on). So the rows of one try -- one per source that shares the content,
+    only the first holding the credits -- stay together until a later try replaces them.
 
     Only rows of the closing run's settings (``matches``: its engines and language) take part,
-    as superseded or as newer: those are the rows whose credits its index carried on. A row of
+    as replaced or as replacing: those are the rows whose credits its index carried on. A row of
     another language or engine answers another question; a run of those settings replaces it.
     """
     import pyarrow.parquet as pq
 
     from airflow_provider_delix.core.table import resume_key
 
-    newest: dict[tuple[str, int], tuple[bool, Any, str, int]] = {}  # key -> (final, time, part, row)
-    retry_rows: list[tuple[tuple[str, int], Any, str, int]] = []
+    settled: set[tuple[str, int]] = set()
+    newest_of_source: dict[tuple[tuple[str, int], str], Any] = {}
+    newest_credited: dict[tuple[str, int], Any] = {}
+    retry_rows: list[tuple[tuple[str, int], str, bool, Any, str, int]] = []
     for part in parts:
         with fs.open(part, "rb") as handle:
             table = pq.read_table(handle, columns=list(KEY_COLUMNS))
         columns = [table.column(c).to_pylist() for c in KEY_COLUMNS]
-        for row, (source, sha, page, engine, language, status, error, at) in enumerate(
+        for row, (source, sha, page, engine, language, status, error, at, charged, refunded) in enumerate(
             zip(*columns, strict=True)
         ):
             if not matches(engine, language):
                 continue
             key = resume_key(sha, source, page)
-            final = not retryable(status, error)
-            if not final:
-                retry_rows.append((key, at, part, row))
-            seen = newest.get(key)
-            # A settled row beats any retryable one; between equals the later one wins.
-            if seen is None or (final, at) > (seen[0], seen[1]):
-                newest[key] = (final, at, part, row)
+            if not retryable(status, error):
+                settled.add(key)
+                continue
+            credited = bool(charged or refunded)
+            retry_rows.append((key, source, credited, at, part, row))
+            newest_of_source[(key, source)] = max(at, newest_of_source.get((key, source), at))
+            if credited:
+                newest_credited[key] = max(at, newest_credited.get(key, at))
     stale: dict[str, list[int]] = {}
-    for key, _at, part, row in retry_rows:
-        keep = newest[key]
-        if (keep[2], keep[3]) != (part, row):
+    for key, source, credited, at, part, row in retry_rows:
+        if key in settled or newest_of_source[(key, source)] > at or (credited and newest_credited[key] > at):
             stale.setdefault(part, []).append(row)
     return stale
 

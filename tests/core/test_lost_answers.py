@@ -16,12 +16,16 @@ from typing import Any
 from fakes import PRICE_PER_PAGE, FakeDelix, images, source
 from test_pipeline import assert_clean, run, table
 
-from airflow_provider_delix.api.errors import DelixInsufficientCreditsError
+from airflow_provider_delix.api.errors import (
+    DelixInsufficientCreditsError,
+    DelixNotFoundError,
+    DelixTransientError,
+)
 from airflow_provider_delix.api.models import ErrorCode
 from airflow_provider_delix.core.manifest import build_manifest
 from airflow_provider_delix.core.progress import ArchiveProgress
 from airflow_provider_delix.core.run_stats import Progress
-from airflow_provider_delix.core.summary import CreditsExhaustedError
+from airflow_provider_delix.core.summary import CreditsExhaustedError, PagesLeftError
 
 
 def _charged(fake: FakeDelix) -> int:
@@ -148,7 +152,7 @@ def test_a_lost_send_of_pages_that_get_no_answer_stays_on_record(out: str) -> No
     assert (
         int(rows["credits_charged"].sum()) == summary.credits_charged == _charged(fake) == 5 * PRICE_PER_PAGE
     )
-    assert summary.credits_at_risk == 5 * PRICE_PER_PAGE and summary.pages_left == 0
+    assert summary.credits_at_risk == 5 * PRICE_PER_PAGE and summary.pages_left == 5, "left: re-run them"
 
     healed = FakeDelix()
     again, error, _ = run(
@@ -158,6 +162,32 @@ def test_a_lost_send_of_pages_that_get_no_answer_stays_on_record(out: str) -> No
     final = table(out)
     assert len(final) == 5 and (final["status"] == "processed").all()
     assert int(final["credits_charged"].sum()) == _charged(fake) + _charged(healed)
+
+
+def test_a_page_holding_a_lost_send_but_unanswered_is_still_left_for_a_retry(out: str) -> None:
+    """Lost send, the file gone on the re-send, and Delix down for the re-upload: the page's
+    answer_lost row holds the charge, and the run still fails with the page left, so Airflow's
+    retry sends it (it does not pass as a failed row under max_failed_ratio)."""
+
+    class LostGoneThenDown(FakeDelix):
+        state = 0
+
+        def extract_images(self, file_uuids: Any, engine: Any, language: Any) -> Any:
+            if self.state == 0:
+                self.state = 1
+                gone = DelixNotFoundError("file gone on the re-send", status_code=404)
+                gone.lost_attempts = 1
+                raise gone
+            return super().extract_images(file_uuids, engine, language)
+
+        def upload_files(self, files: Any) -> Any:
+            if self.state == 1:
+                raise DelixTransientError("503", status_code=503)
+            return super().upload_files(files)
+
+    summary, error, _ = run(LostGoneThenDown(), out, [source("a", b"AAAA")], max_failed_ratio=None)
+    assert isinstance(error, PagesLeftError) and summary is not None and summary.pages_left == 1
+    assert table(out)[["error", "credits_charged"]].values.tolist() == [["answer_lost", PRICE_PER_PAGE]]
 
 
 def test_a_request_that_never_reached_delix_is_not_in_doubt(out: str) -> None:

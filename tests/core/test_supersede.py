@@ -94,3 +94,57 @@ def test_rows_of_other_settings_neither_supersede_nor_are_superseded(tmp_path: A
     persian = part("p5.parquet", "danlin", "fa", RowStatus.PROCESSED)
     assert stale_rows(fs, [*parts, persian], run_of({"danlin"}, "fa")) == {lost: [0]}
     assert stale_rows(fs, [*parts, persian], run_of({"danlin"}, "en")) == {}
+
+
+def test_the_rows_of_one_try_stay_together_until_a_later_try(tmp_path: Any) -> None:
+    """Two sources share a content: one try gives each a row, the first holding the credits. No
+    later try: both stay (the credits too). A later try of one source replaces its own row, and
+    one holding credits replaces the credited row it carried on; a settled row replaces all."""
+    import datetime as dt
+
+    import fsspec
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from airflow_provider_delix.core.supersede import stale_rows
+    from airflow_provider_delix.core.table import PageRow, RowStatus, rows_to_record_batch
+
+    at = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+    def row(source: str, minute: int, credits: int, status: RowStatus = RowStatus.FAILED) -> PageRow:
+        error = "answer_lost" if status is RowStatus.FAILED else None
+        return PageRow(
+            source, "sha-c", 1, status, error=error, engine="danlin", language="fa",
+            credits_charged=credits, processed_at=at + dt.timedelta(minutes=minute),
+        )  # fmt: skip
+
+    def part(name: str, *rows: PageRow) -> str:
+        pq.write_table(pa.Table.from_batches([rows_to_record_batch(list(rows))]), tmp_path / name)
+        return str(tmp_path / name)
+
+    fs, everything = fsspec.filesystem("file"), lambda engine, language: True
+    first = part("p1.parquet", row("x.jpg", 0, 400), row("y.jpg", 1, 0))
+    assert stale_rows(fs, [first], everything) == {}, "one try: both rows stay"
+    by_y = part("p2.parquet", row("y.jpg", 5, 600))  # a later try through y only, carrying x's 400
+    assert stale_rows(fs, [first, by_y], everything) == {first: [0, 1]}
+    settled = part("p3.parquet", row("x.jpg", 9, 200, RowStatus.PROCESSED))
+    assert stale_rows(fs, [first, by_y, settled], everything) == {first: [0, 1], by_y: [0]}
+
+
+def test_a_row_of_other_settings_lends_no_credits(tmp_path: Any) -> None:
+    """A run collects a dead writer's extract made in another language: that row's credits stay
+    with it, not with this run's row of the same page, which would count them twice."""
+    from airflow_provider_delix.core.store import OutputStore
+    from airflow_provider_delix.core.table import PageRow, RowStatus, read_table
+
+    out = str(tmp_path / "out")
+    persian = ResumeIndex((), engines=["danlin"], language="fa")
+    with OutputStore(out, heartbeat_seconds=0.05, stale_after_seconds=0.3) as store:
+        store.carried, store.settings = persian.carried, persian.matches
+        english = PageRow("d.pdf", "sha-d", 1, RowStatus.FAILED, error="malformed_answer", engine="danlin")
+        english.language, english.credits_charged = "en", 100
+        store.replace_later(store.append("adopt-x", [english]))
+        mine = PageRow("d.pdf", "sha-d", 1, RowStatus.PROCESSED, text="t", engine="danlin", language="fa")
+        mine.credits_charged = 100
+        store.append("c1", [mine])
+    assert int(read_table(out).credits_charged.sum()) == 200

@@ -1,0 +1,127 @@
+"""Packs whose answer goes wrong: refused after a lost send, unreadable, collected twice.
+
+The table's credit sums must equal what the fake account charged, the run's own figures must
+count only what it spent, and every image keeps one row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fakes import PRICE_PER_PAGE, PRICE_PER_PDF_PAGE, FakeDelix
+from test_packing import FAST, archive, jpeg, rows, run
+
+import airflow_provider_delix.core.adopt as adopt
+from airflow_provider_delix.api.errors import DelixApiError, DelixResponseError
+from airflow_provider_delix.core.store import OutputStore
+from airflow_provider_delix.core.table import PageRow, RowStatus, read_table
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def test_a_refused_pack_hands_its_lost_send_to_its_images(tmp_path: Path) -> None:
+    """The pack's first send was charged and its answer lost; the re-send was refused. Its
+    images go again alone, each carrying its share of the lost send."""
+
+    class LostThenRefused(FakeDelix):
+        lost = False
+
+        def extract_documents(self, files: Any, engine: Any, language: Any) -> Any:
+            if not self.lost:
+                self.lost = True
+                refused = DelixApiError("422", error="EXCEEDING_FILE_PAGE")
+                refused.lost_attempts = 1
+                raise refused
+            return super().extract_documents(files, engine, language)
+
+    refs = archive(tmp_path / "scans", 6)
+    fake = LostThenRefused()
+    out = str(tmp_path / "out")
+    summary = run(fake, out, refs, packing="pdf")
+    got = rows(out)
+    assert {v[:1] + v[2:] for v in got.values()} == {("processed", PRICE_PER_PDF_PAGE + PRICE_PER_PAGE, 0)}
+    assert summary.credits_charged == 6 * (PRICE_PER_PDF_PAGE + PRICE_PER_PAGE)
+    assert summary.credits_at_risk == 6 * PRICE_PER_PDF_PAGE
+
+
+def _parked(tmp_path: Path, refs: list[Any]) -> tuple[FakeDelix, str, set[str]]:
+    fake = FakeDelix(queue_polls=10**6)
+    out = str(tmp_path / "out")
+    parked = run(fake, out, refs, packing="pdf", deferrable=True)
+    fake.queue_polls = 0
+    return fake, out, set(parked.waiting_extracts)
+
+
+def test_collecting_an_unreadable_pack_counts_only_this_runs_spending(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An earlier run's answer_lost row (400) is carried by the page's new row; the collecting
+    run's manifest counts the packs it collected and its own sends, not that 400."""
+    refs = archive(tmp_path / "scans", 12)
+    out = str(tmp_path / "out")
+    four = tmp_path / "scans" / "scan-004.jpg"
+    with OutputStore(out, **FAST) as store:
+        sha = hashlib.sha256(four.read_bytes()).hexdigest()
+        old = PageRow(
+            str(four), sha, 1, RowStatus.FAILED, error="answer_lost", engine="danlin", language="fa"
+        )
+        old.credits_charged = 400
+        store.append("old", [old])
+    fake, out, first = _parked(tmp_path, refs)
+    readable = fake.iter_extract_pages
+
+    def unreadable(extract_uuid: str, file_uuid: str) -> Any:
+        if extract_uuid in first:
+            raise DelixResponseError("not JSON")
+        return readable(extract_uuid, file_uuid)
+
+    monkeypatch.setattr(fake, "iter_extract_pages", unreadable)
+    summary = run(fake, out, refs, packing="pdf")
+    got = rows(out)
+    assert len(got) == 12 and sum(v[2] for v in got.values()) == 400 + 24 * PRICE_PER_PDF_PAGE
+    assert summary.credits_charged == 24 * PRICE_PER_PDF_PAGE
+
+
+@pytest.mark.parametrize("answer", ["failed_in_pack", "unreadable"])
+def test_a_pack_collected_twice_is_charged_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, answer: str
+) -> None:
+    """The first collector wrote the pack's rows but could not drop its record (a delete
+    failed) and did not send its unsettled pages again; the next one collects the same pack
+    again. Its retryable rows are not written twice, and its charge is not carried onto itself."""
+    refs = archive(tmp_path / "scans", 12)
+    (tmp_path / "scans" / "scan-009.jpg").write_bytes(jpeg(9, comment="PACKFAIL"))
+    fake, out, first = _parked(tmp_path, refs)
+    options: dict[str, Any] = {"packing": "pdf"}
+    listed = refs
+    if answer == "failed_in_pack":
+        options["retry_packed_failures"] = True
+        listed = [r for r in refs if not r.source.endswith("scan-009.jpg")]
+    else:
+        readable = fake.iter_extract_pages
+
+        def unreadable(extract_uuid: str, file_uuid: str) -> Any:
+            if extract_uuid in first:
+                raise DelixResponseError("not JSON")
+            return readable(extract_uuid, file_uuid)
+
+        monkeypatch.setattr(fake, "iter_extract_pages", unreadable)
+        listed = refs[:1]
+    with monkeypatch.context() as patch:
+        patch.setattr(adopt, "_drop", lambda client, store, record: False)  # records stay
+        run(fake, out, listed, **options)
+    monkeypatch.undo()
+    run(fake, out, refs, **options)
+    got = rows(out)
+    assert len(got) == 12
+    frame = read_table(out)
+    charged = (
+        PRICE_PER_PDF_PAGE * (fake.calls["extract_documents"] * 6)
+        + PRICE_PER_PAGE * fake.calls["extract_images"]
+    )
+    assert int(frame.credits_charged.sum()) == charged
+    assert int(frame.credits_refunded.sum()) == PRICE_PER_PDF_PAGE  # scan-009 failed in its pack
+    assert fake.stored == {}
