@@ -98,7 +98,7 @@ def adopt_extracts(
             adopter.result.in_doubt_pages += record.page_count
             store.ledger.forget_record(record)
             continue
-        if record.extract_uuid in settled:
+        if record.extract_uuid in settled or record.collected:
             _drop(client, store, record)
             continue
         if record.extract_uuid in adopter.result.waiting:
@@ -163,9 +163,11 @@ class _Adopter:
             gone = _gone(
                 record, f"Delix no longer has extract {extract_uuid} (404), which paid for this page"
             )
-            self._write(record, gone)
-            charge = sum(r.charged for r in gone.values())
-            self.stats.add_lost_answers(1 + record.lost_sends, len(gone), charge)
+            _, held = self._write(record, gone)
+            if held:  # not when every page already had its row (a page's first row holds it)
+                pages = {resume_key(r.source_sha256, r.source, r.page_number) for r in held}
+                charge = sum(r.credits_charged for r in held)
+                self.stats.add_lost_answers(1 + record.lost_sends, len(pages), charge)
             _drop(client, store, record)
             return "lost"
         if not extract.is_processed and self.options.deferrable:
@@ -197,7 +199,7 @@ class _Adopter:
             results = _unreadable(record, extract, f"{exc}. The request was paid; these pages are not read.")
         # Sends of this request that lost their answer before it was answered: assumed charged.
         charge_lost_sends(list(results.values()), extract, self.stats, lost=record.lost_sends)
-        rows = self._write(record, results)
+        rows, _ = self._write(record, results)
         result.adopted += 1
         log.info(
             "Collected %d page(s) of extract %s paid for by an earlier attempt.", len(rows), extract.uuid
@@ -211,8 +213,11 @@ class _Adopter:
             return "kept"
         return "collected" if dropped else "kept"
 
-    def _write(self, record: ExtractRecord, results: dict[tuple[str, int], PageResult]) -> list[PageRow]:
-        """Store the record's rows (this writer holds its marker); returns those that settle a page."""
+    def _write(
+        self, record: ExtractRecord, results: dict[tuple[str, int], PageResult]
+    ) -> tuple[list[PageRow], list[PageRow]]:
+        """Store the record's rows (this writer holds its marker): those that settle a page, and
+        those that hold its credits while it is sent again (as built, before any carry)."""
         alone = record.packed and self.options.retry_packed_failures
         rows, again = _rows(record, results, self.index, self.run_id, retry_alone=alone)
         # Rows another writer wrote since this one started (it collected the extract and died
@@ -225,7 +230,7 @@ class _Adopter:
             self.stats.add_rows(rows)
             if again:  # durable before the marker goes: this run, or the next, sends them again
                 self._send_again(again, stored[len(rows) :])
-        return rows
+        return rows, again
 
     def _send_again(self, rows: list[PageRow], stored: list[PageRow]) -> None:
         """Pages the extract did not settle (a retryable row: Delix left them out or answered
@@ -326,7 +331,7 @@ def _rows(
             )
             for target, row in zip(targets, built, strict=True):
                 sources = written.get(target.key)
-                if sources is None and target.key in index:
+                if sources is None and ours and target.key in index:
                     continue  # the earlier attempt stored it before it stopped (with its credits)
                 if sources is not None and target.source in sources:
                     continue
@@ -342,7 +347,9 @@ def _rows(
 def _drop(client: DelixClient, store: OutputStore, record: ExtractRecord) -> bool:
     """Delete the extract's files (gone already is fine), then forget them and the record.
 
-    False when a delete failed: the record stays, so a later attempt deletes what is left.
+    When a delete fails, the record is rewritten as collected with the files left: a later
+    attempt deletes them. True either way once the record says so (the collector's marker can
+    go: no one collects a collected record again).
     """
     gone = []
     for uuid in record.file_uuids:
@@ -355,6 +362,9 @@ def _drop(client: DelixClient, store: OutputStore, record: ExtractRecord) -> boo
             )
     store.uploads.forget_uploads(gone)
     if len(gone) < len(record.file_uuids):
-        return False
+        # Its rows are written: what is left is deletes, never a second collection (which would
+        # write its unsettled rows again and count its charge twice).
+        store.ledger.collected(record, set(record.file_uuids) - set(gone))
+        return True
     store.ledger.forget_record(record)
     return True

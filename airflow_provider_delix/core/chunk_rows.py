@@ -86,11 +86,19 @@ class ChunkRows(ChunkState):
                 continue
             if slot.unpack:  # a refused pack: the refusal costs nothing, its images go again alone
                 ctx.index.settle(slot.file, slot.outcome_of, keep=range(1, len(slot.file.members) + 1))
-                for member in slot.file.members:  # with the pack's lost sends, if any (per page)
-                    member.carried = (
-                        member.carried[0] + slot.file.carried[0],
-                        member.carried[1] + slot.file.carried[1],
-                    )
+                if slot.file.carried != (0, 0):  # the pack's lost sends: held on rows, carried on
+                    for member in slot.file.members:
+                        replaced.extend(
+                            page_rows(
+                                ctx.index.peek(member),
+                                unanswered(None),
+                                engine=ctx.job.row_engine(slot.file),
+                                language=ctx.options.language,
+                                run_id=ctx.run_id,
+                                charged=slot.file.carried[0],
+                                refunded=slot.file.carried[1],
+                            )
+                        )
                 retries.extend(slot.file.members)
                 continue
             engine = ctx.job.row_engine(slot.file)

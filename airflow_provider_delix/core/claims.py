@@ -40,6 +40,7 @@ Clocks only order claims; a skewed clock changes who wins, never that exactly on
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import threading
@@ -63,7 +64,16 @@ from airflow_provider_delix.core.table import resume_key
 log = logging.getLogger(__name__)
 
 Key = tuple[str, int]
-_ROW_COLUMNS = ("source", "source_sha256", "page_number", "status", "engine", "language", "error")
+_ROW_COLUMNS = (
+    "source",
+    "source_sha256",
+    "page_number",
+    "status",
+    "engine",
+    "language",
+    "error",
+    "processed_at",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +161,7 @@ class ClaimBook:
         # answer lost, ...): not sent again by this run, whose carried credits predate that
         # row; the next run sends them and carries it (core/supersede.py).
         self._tried: set[Key] = set()
+        self._started = dt.datetime.now(dt.UTC)  # a try is fresh when its row is newer than this
         self.dropped_rows = 0  # rows not written because another writer had written them
         self.deferred_files = 0
 
@@ -385,9 +396,13 @@ class ClaimBook:
         columns = [table.column(c).to_pylist() for c in _ROW_COLUMNS]
         keys: set[Key] = set()
         tried: set[Key] = set()
-        for source, sha, page, status, engine, language, error in zip(*columns, strict=True):
-            if self._matches(engine, language):
-                (tried if retryable(status, error) else keys).add(resume_key(sha, source, page))
+        for source, sha, page, status, engine, language, error, at in zip(*columns, strict=True):
+            if not self._matches(engine, language):
+                continue
+            if not retryable(status, error):
+                keys.add(resume_key(sha, source, page))
+            elif at is not None and at >= self._started:  # older ones are in the resume index
+                tried.add(resume_key(sha, source, page))
         own = path.rsplit("/", 1)[-1].startswith(self._own_parts)  # this run's own retries go on
         with self._lock:
             self._read.add(path)

@@ -58,6 +58,7 @@ class ExtractRecord:
     path: str = ""  # where the record lives (filled when read)
     lost_sends: int = 0  # earlier sends of the request whose answer was lost (core/lost_answers.py)
     packed: bool = False  # a pack of images (core/packing.py): each page is one image's row
+    collected: bool = False  # its rows are in the table; only its files are left to delete
     # The claim on the record's pages when other writers share the output (core/claims.py):
     # when it was made, and whether the writer has decided to send what the record still lists.
     claimed_at: float = 0.0
@@ -74,6 +75,7 @@ class ExtractRecord:
                 "language": self.language,
                 "lost_sends": self.lost_sends,
                 "packed": self.packed,
+                "collected": self.collected,
                 "files": [
                     {
                         "uuid": f.uuid,
@@ -118,6 +120,7 @@ class ExtractRecord:
             path=path,
             lost_sends=int(body.get("lost_sends", 0)),
             packed=bool(body.get("packed", False)),
+            collected=bool(body.get("collected", False)),
             claimed_at=float(body.get("claimed_at", 0.0)),
             decided=bool(body.get("decided", False)),
         )
@@ -161,6 +164,14 @@ class ExtractLedger:
 
     def forget_record(self, record: ExtractRecord) -> None:
         self._state.rm([record.path])
+
+    def collected(self, record: ExtractRecord, left: set[str]) -> None:
+        """``record``'s rows are in the table and some files could not be deleted: rewrite it (where
+        it is) with only those, so a later attempt deletes them and does not collect it again."""
+        kept = tuple(f for f in record.files if f.uuid in left)
+        self._state.write_bytes(
+            record.path, dataclasses.replace(record, files=kept, collected=True).to_json()
+        )
 
     def still_recorded(self, record: ExtractRecord) -> bool:
         """Whether ``record`` (as read from its path) is still on record: not collected since."""

@@ -132,10 +132,12 @@ class CarriedCredits:
 def stale_rows(fs: Any, parts: Iterable[str], matches: Matches) -> dict[str, list[int]]:
     """Part file -> indices of its retryable rows that a newer try of the same page replaces.
 
-    A retryable row goes when its page (resume key) has a settled row; or a newer retryable row
-    of the same source; or, when it holds credits, a newer retryable row that holds credits
+    A retryable row goes when its page (resume key) has a newer settled row; or a newer retryable
+    row of the same source; or, when it holds credits, a newer retryable row that holds credits
     (which carried them on). So the rows of one try -- one per source that shares the content,
-    only the first holding the credits -- stay together until a later try replaces them.
+    only the first holding the credits -- stay together until a later try replaces them. A
+    settled row older than it did not carry its credits (an ``engine="auto"`` run reads a probe
+    row and a later danlin try): it stays.
 
     Only rows of the closing run's settings (``matches``: its engines and language) take part,
     as replaced or as replacing: those are the rows whose credits its index carried on. A row of
@@ -145,7 +147,7 @@ def stale_rows(fs: Any, parts: Iterable[str], matches: Matches) -> dict[str, lis
 
     from airflow_provider_delix.core.table import resume_key
 
-    settled: set[tuple[str, int]] = set()
+    settled: dict[tuple[str, int], Any] = {}  # key -> time of its newest settled row
     newest_of_source: dict[tuple[tuple[str, int], str], Any] = {}
     newest_credited: dict[tuple[str, int], Any] = {}
     retry_rows: list[tuple[tuple[str, int], str, bool, Any, str, int]] = []
@@ -160,7 +162,7 @@ def stale_rows(fs: Any, parts: Iterable[str], matches: Matches) -> dict[str, lis
                 continue
             key = resume_key(sha, source, page)
             if not retryable(status, error):
-                settled.add(key)
+                settled[key] = max(at, settled.get(key, at))
                 continue
             credited = bool(charged or refunded)
             retry_rows.append((key, source, credited, at, part, row))
@@ -169,7 +171,12 @@ def stale_rows(fs: Any, parts: Iterable[str], matches: Matches) -> dict[str, lis
                 newest_credited[key] = max(at, newest_credited.get(key, at))
     stale: dict[str, list[int]] = {}
     for key, source, credited, at, part, row in retry_rows:
-        if key in settled or newest_of_source[(key, source)] > at or (credited and newest_credited[key] > at):
+        replaced_by_settled = key in settled and settled[key] > at
+        if (
+            replaced_by_settled
+            or newest_of_source[(key, source)] > at
+            or (credited and newest_credited[key] > at)
+        ):
             stale.setdefault(part, []).append(row)
     return stale
 

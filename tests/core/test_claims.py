@@ -22,7 +22,7 @@ from airflow_provider_delix.core.pipeline import ExtractionPipeline
 from airflow_provider_delix.core.planning import PageTarget
 from airflow_provider_delix.core.store import OutputStore
 from airflow_provider_delix.core.summary import PagesLeftError, PipelineSummary
-from airflow_provider_delix.core.table import read_table
+from airflow_provider_delix.core.table import PageRow, RowStatus, read_table
 
 pytestmark = pytest.mark.timeout(120)
 FAST: dict[str, Any] = {"heartbeat_seconds": 0.05, "stale_after_seconds": 0.3}
@@ -214,6 +214,20 @@ def test_a_page_another_writer_just_tried_is_left_for_the_next_run(tmp_path: Pat
     verdict = book_b.check(_claim(b, [PageTarget(lost.ref.source, lost.sha256, 1, None)], time.time()))
     assert not verdict.send and verdict.done == {f"f-{b.run_tag}"}
     b.abort()
+
+
+def test_a_retryable_row_older_than_this_run_is_its_to_send_even_once_published(tmp_path: Path) -> None:
+    """Another writer's retryable row already journalled when this run started is in this
+    run's resume index: this run sends the page, also after that writer publishes the row."""
+    out = str(tmp_path / "out")
+    other = OutputStore(out, run_tag="w2", **FAST)
+    lost = PageRow("a.jpg", "shaA", 1, RowStatus.FAILED, error="answer_lost", engine="danlin", language="fa")
+    other.append("c1", [lost])
+    mine, book = _book(out, "w1")
+    other.close()  # its journal becomes a part after this run started
+    verdict = book.check(_claim(mine, [PageTarget("a.jpg", "shaA", 1, None)], time.time()))
+    assert verdict.send, "not a fresh try of another writer: this run's own work"
+    mine.abort()
 
 
 def test_writers_resuming_together_collect_a_dead_writers_extracts_once(tmp_path: Path) -> None:

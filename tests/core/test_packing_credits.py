@@ -125,3 +125,62 @@ def test_a_pack_collected_twice_is_charged_once(
     assert int(frame.credits_charged.sum()) == charged
     assert int(frame.credits_refunded.sum()) == PRICE_PER_PDF_PAGE  # scan-009 failed in its pack
     assert fake.stored == {}
+
+
+def test_a_refused_packs_lost_send_is_on_record_when_its_images_are_never_sent(tmp_path: Path) -> None:
+    """The lost send of a refused pack is held on rows before its images go back to the
+    pipeline: the credits run out first, and the table still says what Delix may have charged."""
+    import time
+
+    from airflow_provider_delix.api.errors import DelixInsufficientCreditsError
+    from airflow_provider_delix.api.models import ErrorCode
+
+    class LostThenRefusedThenBroke(FakeDelix):
+        sends = 0
+
+        def extract_documents(self, files: Any, engine: Any, language: Any) -> Any:
+            with self.lock:
+                self.sends += 1
+                first = self.sends == 1
+            if first:
+                time.sleep(0.3)  # the other pack runs out of credits meanwhile
+                refused = DelixApiError("422", error="EXCEEDING_FILE_PAGE")
+                refused.lost_attempts = 1
+                raise refused
+            raise DelixInsufficientCreditsError("no credits", error=ErrorCode.NO_SUFFICIENT_CREDITS)
+
+    refs = archive(tmp_path / "scans", 12)
+    out = str(tmp_path / "out")
+    with pytest.raises(Exception, match="NO_SUFFICIENT_CREDITS") as raised:
+        run(LostThenRefusedThenBroke(), out, refs, packing="pdf")
+    summary = raised.value.summary  # type: ignore[attr-defined]
+    frame = read_table(out)
+    assert len(frame) == 6 and set(frame["error"]) == {"answer_lost"}
+    assert int(frame.credits_charged.sum()) == summary.credits_charged == summary.credits_at_risk == 600
+    assert summary.pages_left == 12
+
+
+def test_a_collected_pack_whose_files_cannot_be_deleted_is_not_collected_twice(tmp_path: Path) -> None:
+    """The collector wrote the pack's rows and could not delete its file: the record then names
+    only what is left to delete, and the next attempt deletes it without reading the pack again."""
+    from airflow_provider_delix.api.errors import DelixTransientError
+
+    refs = archive(tmp_path / "scans", 12)
+    (tmp_path / "scans" / "scan-009.jpg").write_bytes(jpeg(9, comment="PACKFAIL"))
+    fake, out, _first = _parked(tmp_path, refs)
+    real_delete = fake.delete_file
+
+    def down(uuid: str) -> bool:
+        raise DelixTransientError("503", status_code=503)
+
+    fake.delete_file = down  # type: ignore[method-assign]
+    listed = [r for r in refs if not r.source.endswith("scan-009.jpg")]
+    run(fake, out, listed, packing="pdf", retry_packed_failures=True)  # rows in, deletes failed
+    fake.delete_file = real_delete  # type: ignore[method-assign]
+    reads = fake.calls["iter_extract_pages"]
+    summary = run(fake, out, refs, packing="pdf", retry_packed_failures=True)
+    assert fake.calls["iter_extract_pages"] == reads, "not read again"
+    got = rows(out)
+    assert len(got) == 12 and got["scan-009.jpg"][0] == "processed"
+    assert sum(v[2] for v in got.values()) == 12 * PRICE_PER_PDF_PAGE + PRICE_PER_PAGE
+    assert summary.credits_charged == PRICE_PER_PAGE and fake.stored == {}

@@ -81,8 +81,8 @@ def test_rows_of_other_settings_neither_supersede_nor_are_superseded(tmp_path: A
 
     lost = part("p1.parquet", "danlin", "fa", RowStatus.FAILED, "answer_lost")
     english = part("p2.parquet", "danlin", "en", RowStatus.PROCESSED)
-    tiho = part("p3.parquet", "tiho", "fa", RowStatus.PROCESSED)
     tiho_lost = part("p4.parquet", "tiho", "fa", RowStatus.FAILED, "answer_lost")
+    tiho = part("p3.parquet", "tiho", "fa", RowStatus.PROCESSED)  # the later try
     fs = fsspec.filesystem("file")
     parts = [lost, english, tiho, tiho_lost]
 
@@ -99,7 +99,8 @@ def test_rows_of_other_settings_neither_supersede_nor_are_superseded(tmp_path: A
 def test_the_rows_of_one_try_stay_together_until_a_later_try(tmp_path: Any) -> None:
     """Two sources share a content: one try gives each a row, the first holding the credits. No
     later try: both stay (the credits too). A later try of one source replaces its own row, and
-    one holding credits replaces the credited row it carried on; a settled row replaces all."""
+    one holding credits replaces the credited row it carried on; a newer settled row replaces
+    all, an older one (it carried nothing) none."""
     import datetime as dt
 
     import fsspec
@@ -129,6 +130,8 @@ def test_the_rows_of_one_try_stay_together_until_a_later_try(tmp_path: Any) -> N
     assert stale_rows(fs, [first, by_y], everything) == {first: [0, 1]}
     settled = part("p3.parquet", row("x.jpg", 9, 200, RowStatus.PROCESSED))
     assert stale_rows(fs, [first, by_y, settled], everything) == {first: [0, 1], by_y: [0]}
+    older = part("p4.parquet", row("z.jpg", -5, 100, RowStatus.PROCESSED))  # e.g. a probe row of auto
+    assert stale_rows(fs, [first, older], everything) == {}
 
 
 def test_a_row_of_other_settings_lends_no_credits(tmp_path: Any) -> None:
