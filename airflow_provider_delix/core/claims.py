@@ -40,7 +40,6 @@ Clocks only order claims; a skewed clock changes who wins, never that exactly on
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 import threading
@@ -49,31 +48,17 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from airflow_provider_delix.core.adopt_claims import AdoptionClaims
 from airflow_provider_delix.core.lease import process_gone
 from airflow_provider_delix.core.ledger import ExtractLedger, ExtractRecord
+from airflow_provider_delix.core.others_rows import OthersRows
 from airflow_provider_delix.core.planning import ChunkFile, PageTarget
 from airflow_provider_delix.core.state_dir import StateDir
 from airflow_provider_delix.core.store import OutputStore
-from airflow_provider_delix.core.supersede import retryable
-from airflow_provider_delix.core.table import resume_key
 
 log = logging.getLogger(__name__)
 
 Key = tuple[str, int]
-_ROW_COLUMNS = (
-    "source",
-    "source_sha256",
-    "page_number",
-    "status",
-    "engine",
-    "language",
-    "error",
-    "processed_at",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,8 +130,6 @@ class ClaimBook:
         sleep: Callable[[float], object] = time.sleep,
     ) -> None:
         self._state, self._tag, self._ledger = state, run_tag, ledger
-        self._fs, self._path, self._own_parts = fs, path, own_parts
-        self._matches = matches
         self._stale = stale_after_seconds
         self.cache_seconds, self.poll_seconds = cache_seconds, poll_seconds
         self.decide_timeout, self.wait_timeout = decide_timeout, wait_timeout
@@ -154,15 +137,7 @@ class ClaimBook:
         self._lock = threading.Lock()
         self._seen = False  # another writer was seen: for the rest of the run, never "alone"
         self._alone_at: float | None = None  # when a listing last found nobody else
-        # Rows present at start (parts, and other writers' journals) are the resume index's.
-        self._read: set[str] = {*self._parts(), *self._journals()}
-        self._done: set[Key] = set()  # keys other writers gave a row (this run's settings)
-        # Keys another writer tried since this run started and left a retryable row for (an
-        # answer lost, ...): not sent again by this run, whose carried credits predate that
-        # row; the next run sends them and carries it (core/supersede.py).
-        self._tried: set[Key] = set()
-        self._started = dt.datetime.now(dt.UTC)  # a try is fresh when its row is newer than this
-        self.dropped_rows = 0  # rows not written because another writer had written them
+        self._rows = OthersRows(state, run_tag, fs=fs, path=path, own_parts=own_parts, matches=matches)
         self.deferred_files = 0
 
     # ------------------------------------------------------------------ alone?
@@ -180,20 +155,12 @@ class ClaimBook:
     def _list_others(self) -> bool:
         started = self._clock()
         leases = self._state.ls(f"{self._state.root}/writers")
-        others = any(p.rsplit("/", 1)[-1] != f"{self._tag}.json" for p in leases) or self._new_parts()
+        others = any(p.rsplit("/", 1)[-1] != f"{self._tag}.json" for p in leases) or self._rows.new_parts()
         with self._lock:
             self._seen = self._seen or others
             if not self._seen:
                 self._alone_at = started
             return self._seen
-
-    def _new_parts(self) -> bool:
-        """Another writer published rows since this one started (it may have left already)."""
-        with self._lock:
-            read = set(self._read)
-        return any(
-            p not in read and not p.rsplit("/", 1)[-1].startswith(self._own_parts) for p in self._parts()
-        )
 
     def alone(self) -> bool:
         """No other writer, now or since this run started (looked at most ``cache_seconds`` ago).
@@ -221,7 +188,7 @@ class ClaimBook:
         deadline = self._clock() + self.decide_timeout
         while True:
             claims = self._claims(set().union(*keys.values()))
-            done = self._settled_keys()
+            done = self._rows.settled_keys()
             deferred, dropped, waiting = set(), set(), set()
             for uuid, wanted in keys.items():
                 if wanted <= done:
@@ -272,7 +239,7 @@ class ClaimBook:
         if self.alone():
             return [None] * len(keys)
         claims = self._claims(set().union(*keys) if keys else set())
-        done = self._settled_keys()
+        done = self._rows.settled_keys()
         out: list[str | None] = []
         for wanted in keys:
             left = wanted - done
@@ -282,12 +249,12 @@ class ClaimBook:
 
     def keep_rows(self, keys: Sequence[Key]) -> list[bool]:
         """Which rows to write: False for a page another writer already wrote (counted)."""
-        with self._lock:
-            if not self._done:
-                return [True] * len(keys)
-            keep = [k not in self._done for k in keys]
-            self.dropped_rows += keep.count(False)
-            return keep
+        return self._rows.keep_rows(keys)
+
+    @property
+    def dropped_rows(self) -> int:
+        """Rows not written because another writer had written them."""
+        return self._rows.dropped_rows
 
     def adoption_claims(self) -> AdoptionClaims:
         """The same protocol for whole extracts dead writers left (:mod:`.adopt_claims`)."""
@@ -296,7 +263,7 @@ class ClaimBook:
             self._tag,
             self._ledger,
             self._alive,
-            self._done_keys,
+            self._rows.done_keys,
             poll_seconds=self.poll_seconds,
             decide_timeout=self.decide_timeout,
             clock=self._clock,
@@ -317,7 +284,7 @@ class ClaimBook:
         wanted = {id(f): keys_of(f) for f in files}
         while True:
             claims = self._claims(set().union(*wanted.values()) if wanted else set())
-            done = self._settled_keys()
+            done = self._rows.settled_keys()
             out = Settled()
             for f in files:
                 keys = wanted[id(f)] - done
@@ -367,60 +334,3 @@ class ClaimBook:
                     alive = self._alive(tag) if alive is None else alive
                     out.append(_Claim(tag, rec, alive, keys))
         return out
-
-    def _done_keys(self) -> set[Key]:
-        """Keys of rows other writers made since this run started: journals first, then parts."""
-        journals = self._journals()
-        with self._lock:
-            journals = [p for p in journals if p not in self._read]
-        for path, data in self._state.read_many(journals, missing_ok=True).items():
-            self._add_rows(path, pa.ipc.open_stream(data).read_all())
-        with self._lock:
-            parts = [p for p in self._parts() if p not in self._read]
-        for part in parts:
-            try:
-                with self._fs.open(part, "rb") as handle:
-                    self._add_rows(part, pq.read_table(handle, columns=list(_ROW_COLUMNS)))
-            except FileNotFoundError:
-                continue
-        with self._lock:
-            return set(self._done)
-
-    def _settled_keys(self) -> set[Key]:
-        """What this run does not send: rows other writers made since it started, retryable ones too."""
-        done = self._done_keys()
-        with self._lock:
-            return done | self._tried
-
-    def _add_rows(self, path: str, table: pa.Table) -> None:
-        columns = [table.column(c).to_pylist() for c in _ROW_COLUMNS]
-        keys: set[Key] = set()
-        tried: set[Key] = set()
-        for source, sha, page, status, engine, language, error, at in zip(*columns, strict=True):
-            if not self._matches(engine, language):
-                continue
-            if not retryable(status, error):
-                keys.add(resume_key(sha, source, page))
-            elif at is not None and at >= self._started:  # older ones are in the resume index
-                tried.add(resume_key(sha, source, page))
-        own = path.rsplit("/", 1)[-1].startswith(self._own_parts)  # this run's own retries go on
-        with self._lock:
-            self._read.add(path)
-            self._done |= keys
-            if not own:
-                self._tried |= tried
-
-    def _journals(self) -> list[str]:
-        """Other writers' journals (rows not yet in a part)."""
-        return [
-            p
-            for tag in sorted(self._state.tags("journal") - {self._tag})
-            for p in self._state.files("journal", tag, ".arrow")
-        ]
-
-    def _parts(self) -> list[str]:
-        self._fs.invalidate_cache(self._path)
-        try:
-            return [str(p) for p in self._fs.glob(f"{self._path}/*.parquet")]
-        except FileNotFoundError:
-            return []
