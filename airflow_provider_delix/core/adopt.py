@@ -52,8 +52,9 @@ from airflow_provider_delix.core.table import PageRow, RowStatus, resume_key, sp
 
 log = logging.getLogger(__name__)
 
-# What became of one collected record: rows written and record dropped; rows written and the
-# record kept (a delete failed); Delix lost it; or still processing (deferrable runs).
+# What became of one collected record: rows written and the record dropped, or marked collected
+# with the files a delete failed for; rows written and the record kept as it was (an unexpected
+# failure); Delix lost it; or still processing (deferrable runs).
 Outcome = Literal["collected", "kept", "lost", "waiting"]
 
 
@@ -84,8 +85,10 @@ def adopt_extracts(
     adopter = _Adopter(
         client, store, index, options, stats, run_id, clock, sleep, aborting, claims.written_elsewhere
     )
-    settled: set[str] = set()  # collected or lost here: a dead adopter's marker may name it again
-    for record in store.ledger.orphaned(wait=True):
+    records = store.ledger.orphaned(wait=True)
+    # Collected or lost here, or collected already: a dead adopter's marker may name it again.
+    settled: set[str] = {r.extract_uuid for r in records if r.collected and r.extract_uuid is not None}
+    for record in records:
         if aborting():
             break
         if record.extract_uuid is None:
@@ -99,7 +102,7 @@ def adopt_extracts(
             store.ledger.forget_record(record)
             continue
         if record.extract_uuid in settled or record.collected:
-            _drop(client, store, record)
+            _finish_deletes(client, store, record)
             continue
         if record.extract_uuid in adopter.result.waiting:
             continue
@@ -113,8 +116,12 @@ def adopt_extracts(
             )
             adopter.result.waiting_files.update(record.file_uuids)
             continue
-        if not store.ledger.still_recorded(record):
-            claims.release(marker)  # collected by another writer since this one listed it
+        fresh = store.ledger.reread(record)
+        if fresh is None or fresh.collected:  # collected by another writer since this one listed it
+            claims.release(marker)
+            if fresh is not None:
+                _finish_deletes(client, store, fresh)
+            settled.add(record.extract_uuid)
             continue
         outcome: Outcome | None = None
         try:
@@ -144,9 +151,10 @@ class _Adopter:
     result: Adoption = field(default_factory=Adoption)
 
     def collect(self, record: ExtractRecord, extract_uuid: str) -> Outcome:
-        """What became of the extract: ``collected`` (rows written, record dropped), ``kept``
-        (rows written; a delete failed, so the record stays and so does this writer's marker,
-        which keeps other live writers from collecting it again), ``lost`` or ``waiting``."""
+        """What became of the extract: ``collected`` (rows written; the record dropped, or marked
+        collected with the files left to delete), ``kept`` (rows written, the record could not be
+        updated: it stays as it was, and so does this writer's marker, which keeps other live
+        writers from collecting it again), ``lost`` or ``waiting``."""
         client, store, result = self.client, self.store, self.result
         try:
             extract = client.get_extract(extract_uuid)
@@ -163,7 +171,8 @@ class _Adopter:
             gone = _gone(
                 record, f"Delix no longer has extract {extract_uuid} (404), which paid for this page"
             )
-            _, held = self._write(record, gone)
+            written, held = self._write(record, gone)
+            held = [*written, *held]  # another settings' rows are written as they are
             if held:  # not when every page already had its row (a page's first row holds it)
                 pages = {resume_key(r.source_sha256, r.source, r.page_number) for r in held}
                 charge = sum(r.credits_charged for r in held)
@@ -342,6 +351,15 @@ def _rows(
                     index.add(target.key)
                 written.setdefault(target.key, set()).add(target.source)
     return rows, again
+
+
+def _finish_deletes(client: DelixClient, store: OutputStore, record: ExtractRecord) -> None:
+    """A record whose rows are in the table: only its files are left to delete. An unexpected
+    failure leaves it on record for a later attempt instead of failing this one."""
+    try:
+        _drop(client, store, record)
+    except Exception:
+        log.exception("Could not delete the files left of collected extract %s (kept)", record.extract_uuid)
 
 
 def _drop(client: DelixClient, store: OutputStore, record: ExtractRecord) -> bool:

@@ -44,7 +44,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -251,6 +251,10 @@ class ClaimBook:
         """Which rows to write: False for a page another writer already wrote (counted)."""
         return self._rows.keep_rows(keys)
 
+    def know(self, retry_ids: Container[tuple[Any, ...]]) -> None:
+        """The retryable rows this run's resume index read: others' other ones are fresh tries."""
+        self._rows.known = retry_ids
+
     @property
     def dropped_rows(self) -> int:
         """Rows not written because another writer had written them."""
@@ -329,6 +333,8 @@ class ClaimBook:
                     continue  # half a record is not a claim; the writer rewrites it whole
             alive: bool | None = None
             for rec in records:
+                if rec.collected:  # its rows are written: no claim, only files left to delete
+                    continue
                 keys = frozenset(k for f in rec.files for _, ts in f.pages for k in _keys(ts)) & wanted
                 if keys:
                     alive = self._alive(tag) if alive is None else alive

@@ -173,9 +173,11 @@ class ExtractLedger:
             record.path, dataclasses.replace(record, files=kept, collected=True).to_json()
         )
 
-    def still_recorded(self, record: ExtractRecord) -> bool:
-        """Whether ``record`` (as read from its path) is still on record: not collected since."""
-        return self._state.read_bytes(record.path) is not None
+    def reread(self, record: ExtractRecord) -> ExtractRecord | None:
+        """``record`` as it is on record now: None once it is gone (collected and dropped since),
+        ``collected`` once another writer wrote its rows and only its files are left."""
+        data = self._state.read_bytes(record.path)
+        return None if data is None else ExtractRecord.from_json(data, record.path)
 
     def orphaned(self, *, wait: bool = True) -> list[ExtractRecord]:
         """Extracts recorded by writers that are gone (crashed, killed, deferred), oldest tag first."""

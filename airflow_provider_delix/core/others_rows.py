@@ -3,8 +3,8 @@
 Rows present when the run started (every part file, other writers' journals) are its resume
 index's. What others add afterwards is read here, journals first, then part files: a settled
 row makes its page *done* for this run (its file is dropped, its row not written twice); a
-retryable row (an answer lost, ...) that is newer than the run's start is another writer's
-*fresh try*: this run does not send that page again (its carried credits predate that row);
+retryable row (an answer lost, ...) that the run's resume index did not read is another
+writer's *fresh try*: this run does not send that page again (its carried credits predate that row);
 the next run sends it and carries the row on (core/supersede.py).
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -56,7 +56,10 @@ class OthersRows:
         self._read: set[str] = {*self.parts(), *self._journals()}
         self._done: set[Key] = set()  # keys other writers gave a settled row
         self._tried: set[Key] = set()  # keys another writer tried since this run started
-        self._started = dt.datetime.now(dt.UTC)  # a try is fresh when its row is newer than this
+        self._started = dt.datetime.now(dt.UTC)  # without ``known``: a try is fresh if newer than this
+        # The retryable rows this run's resume index read (ResumeIndex.retry_ids): any other is
+        # a fresh try. By identity, not by clock: another host's clock may be behind ours.
+        self.known: Container[tuple[Any, ...]] | None = None
         self.dropped_rows = 0  # rows not written because another writer had written them
 
     def new_parts(self) -> bool:
@@ -117,13 +120,19 @@ class OthersRows:
                 continue
             if not retryable(status, error):
                 keys.add(resume_key(sha, source, page))
-            elif at is not None and at >= self._started:  # older ones are in the resume index
+            elif self._fresh((sha, page, source, at)):
                 tried.add(resume_key(sha, source, page))
         with self._lock:
             self._read.add(path)
             self._done |= keys
             if not self._own(path):  # this run's own retries go on
                 self._tried |= tried
+
+    def _fresh(self, row_id: tuple[Any, ...]) -> bool:
+        """A retryable row another writer made since this run started: not in its resume index."""
+        if self.known is not None:
+            return row_id not in self.known
+        return row_id[3] is not None and row_id[3] >= self._started
 
     def _journals(self) -> list[str]:
         """Other writers' journals (rows not yet in a part)."""

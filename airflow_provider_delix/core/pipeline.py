@@ -231,6 +231,7 @@ class ExtractionPipeline(PipelineDispatch, PipelineLeftovers, PipelineOutcome):
                 self.store.resume_rows(), engines=self.options.row_engines(), language=self.options.language
             )
             self.store.carried, self.store.settings = resume.carried, resume.matches
+            ctx.claims.know(resume.retry_ids)
             if resume.has_stale:
                 self.store.drop_stale_on_close = True
             if resume.sent_again:

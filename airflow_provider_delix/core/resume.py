@@ -24,7 +24,7 @@ Key = tuple[str, int]
 _NOT_PROCESSED = {RowStatus.FAILED.value, RowStatus.REJECTED.value, RowStatus.INVALID.value}
 
 # One stored row as the index reads it: source, source_sha256, page_number, status, engine,
-# language and (optionally) error, credits_charged, credits_refunded and extract_uuid.
+# language and (optionally) error, credits_charged, credits_refunded, extract_uuid, processed_at.
 RowKey = tuple[Any, ...]
 
 
@@ -41,6 +41,9 @@ class ResumeIndex:
         self.carried = CarriedCredits()
         self.alone: set[Key] = set()  # to be sent as images, not packed (retry_packed_failures)
         self._tried: set[tuple[Key, str | None]] = set()  # retryable rows: (key, extract uuid)
+        # The retryable rows read here, by identity: another writer's retryable row that is not
+        # one of them is a try it made since (core/others_rows.py).
+        self.retry_ids: set[tuple[Any, ...]] = set()
         for row in rows:
             source, sha, page, status, engine, row_language = row[:6]
             if not self.matches(engine, row_language):
@@ -50,6 +53,8 @@ class ResumeIndex:
                 again.add(key)  # not about the page: done again (core.supersede)
                 if len(row) > 9:
                     self._tried.add((key, row[9]))
+                if len(row) > 10:
+                    self.retry_ids.add((sha, page, source, row[10]))
                 if row[6] == PageError.FAILED_IN_PACK:
                     self.alone.add(key)
                 if len(row) > 8:  # its credits go to the page's next row (core.supersede)

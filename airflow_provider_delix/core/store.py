@@ -360,7 +360,7 @@ class OutputStore:
         return found
 
     def resume_rows(self) -> Iterator[tuple[Any, ...]]:
-        """(source, sha256, page, status, engine, language, error, charged, refunded, extract) of each row.
+        """Source, hash, page, status, engine, language, error, credits, extract and time of each row.
 
         Parts and journals both count.
 
@@ -374,7 +374,7 @@ class OutputStore:
         batches: list[pa.RecordBatch] = list(read_journals(self._sd, journals, missing_ok=True).values())
         columns = (
             *("source", "source_sha256", "page_number", "status", "engine", "language", "error"),
-            *("credits_charged", "credits_refunded", "extract_uuid"),
+            *("credits_charged", "credits_refunded", "extract_uuid", "processed_at"),
         )
         parts = iter_batches(self.output_path, columns, storage_options=self.storage_options)
         for batch in chain(batches, parts):

@@ -132,12 +132,12 @@ class CarriedCredits:
 def stale_rows(fs: Any, parts: Iterable[str], matches: Matches) -> dict[str, list[int]]:
     """Part file -> indices of its retryable rows that a newer try of the same page replaces.
 
-    A retryable row goes when its page (resume key) has a newer settled row; or a newer retryable
+    A retryable row goes when its page (resume key) has a settled row; or a newer retryable
     row of the same source; or, when it holds credits, a newer retryable row that holds credits
     (which carried them on). So the rows of one try -- one per source that shares the content,
     only the first holding the credits -- stay together until a later try replaces them. A
-    settled row older than it did not carry its credits (an ``engine="auto"`` run reads a probe
-    row and a later danlin try): it stays.
+    settled row of the other engine of an ``engine="auto"`` run (a probe row, then a danlin try)
+    replaces it only when newer: an older one did not carry its credits.
 
     Only rows of the closing run's settings (``matches``: its engines and language) take part,
     as replaced or as replacing: those are the rows whose credits its index carried on. A row of
@@ -148,9 +148,10 @@ def stale_rows(fs: Any, parts: Iterable[str], matches: Matches) -> dict[str, lis
     from airflow_provider_delix.core.table import resume_key
 
     settled: dict[tuple[str, int], Any] = {}  # key -> time of its newest settled row
+    settled_by: set[tuple[tuple[str, int], str | None]] = set()  # (key, engine) of settled rows
     newest_of_source: dict[tuple[tuple[str, int], str], Any] = {}
     newest_credited: dict[tuple[str, int], Any] = {}
-    retry_rows: list[tuple[tuple[str, int], str, bool, Any, str, int]] = []
+    retry_rows: list[tuple[tuple[str, int], str, str | None, bool, Any, str, int]] = []
     for part in parts:
         with fs.open(part, "rb") as handle:
             table = pq.read_table(handle, columns=list(KEY_COLUMNS))
@@ -163,15 +164,17 @@ def stale_rows(fs: Any, parts: Iterable[str], matches: Matches) -> dict[str, lis
             key = resume_key(sha, source, page)
             if not retryable(status, error):
                 settled[key] = max(at, settled.get(key, at))
+                settled_by.add((key, engine))
                 continue
             credited = bool(charged or refunded)
-            retry_rows.append((key, source, credited, at, part, row))
+            retry_rows.append((key, source, engine, credited, at, part, row))
             newest_of_source[(key, source)] = max(at, newest_of_source.get((key, source), at))
             if credited:
                 newest_credited[key] = max(at, newest_credited.get(key, at))
     stale: dict[str, list[int]] = {}
-    for key, source, credited, at, part, row in retry_rows:
-        replaced_by_settled = key in settled and settled[key] > at
+    for key, source, engine, credited, at, part, row in retry_rows:
+        # Any settled row of the same engine; of the other engine of an auto run, a newer one.
+        replaced_by_settled = (key, engine) in settled_by or (key in settled and settled[key] > at)
         if (
             replaced_by_settled
             or newest_of_source[(key, source)] > at

@@ -481,3 +481,43 @@ def test_rows_a_collector_wrote_before_it_died_are_not_written_again(
         reader.recover()  # publishes what the killed writer journalled, if it is not yet
     assert len(rows_by_page(out)) == 4
     assert records_left(out) == [] and fake.ours_left() == set()
+
+
+def test_a_record_collected_after_this_writer_listed_it_is_not_collected_again(
+    out: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """W2 collects the extract while W3 has already listed it; W2's delete fails, so the record
+    stays, marked collected. W3 reads it again before collecting: it only deletes what is left."""
+    fake = FakeDelix()
+    record = paid(fake, "four", 4)
+    dead_writer(out, record)
+    delete = fake.delete_file
+
+    def collect_elsewhere() -> None:
+        def unavailable(uuid: str) -> bool:
+            raise DelixTransientError("503", status_code=503)
+
+        monkeypatch.setattr(fake, "delete_file", unavailable)
+        adopt(fake, out, tag="w2")
+        monkeypatch.setattr(fake, "delete_file", delete)
+
+    reads = fake.calls["get_extract"]
+    adoption, stats = adopt(fake, out, tag="w3", listed=collect_elsewhere)
+    assert fake.calls["get_extract"] == reads + 1, "read once, by W2"
+    assert adoption.adopted == 0 and sum(stats.rows.values()) == 0
+    assert len(rows_by_page(out)) == 4 and records_left(out) == [] and fake.ours_left() == set()
+
+
+def test_a_collected_record_whose_last_delete_fails_unexpectedly_is_kept_not_fatal(
+    out: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeDelix()
+    record = paid(fake, "four", 4)
+    dead_writer(out, replace(record, collected=True))
+
+    def unreadable(uuid: str) -> bool:
+        raise DelixResponseError("a delete answer that is not JSON")
+
+    monkeypatch.setattr(fake, "delete_file", unreadable)
+    adoption, _ = adopt(fake, out)  # does not raise: the record stays for a later attempt
+    assert adoption.adopted == 0 and records_left(out) == ["c-four-x1.json"]

@@ -230,6 +230,25 @@ def test_a_retryable_row_older_than_this_run_is_its_to_send_even_once_published(
     mine.abort()
 
 
+def test_a_fresh_try_is_told_by_identity_not_by_clock(tmp_path: Path) -> None:
+    """Another writer whose clock is behind ours writes a retryable row after this run started:
+    its time says "before", but this run's resume index never read it, so it is a fresh try."""
+    import datetime as dt
+
+    out = str(tmp_path / "out")
+    mine, book = _book(out, "w1")
+    book.know(set())  # this run's resume index read no retryable row
+    other = OutputStore(out, run_tag="w2", **FAST)
+    behind = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)
+    lost = PageRow("a.jpg", "shaA", 1, RowStatus.FAILED, error="answer_lost", engine="danlin", language="fa")
+    lost.processed_at = behind
+    other.append("c1", [lost])
+    verdict = book.check(_claim(mine, [PageTarget("a.jpg", "shaA", 1, None)], time.time()))
+    assert not verdict.send, "another writer's fresh try: left for the next run"
+    other.close()
+    mine.abort()
+
+
 def test_writers_resuming_together_collect_a_dead_writers_extracts_once(tmp_path: Path) -> None:
     """Two writers start at once over an output whose earlier writer was answered for half the
     pages and died: its extracts are collected by one of them (core/adopt_claims.py), the other

@@ -99,8 +99,9 @@ def test_rows_of_other_settings_neither_supersede_nor_are_superseded(tmp_path: A
 def test_the_rows_of_one_try_stay_together_until_a_later_try(tmp_path: Any) -> None:
     """Two sources share a content: one try gives each a row, the first holding the credits. No
     later try: both stay (the credits too). A later try of one source replaces its own row, and
-    one holding credits replaces the credited row it carried on; a newer settled row replaces
-    all, an older one (it carried nothing) none."""
+    one holding credits replaces the credited row it carried on; a settled row of the same
+    engine replaces all, an older one of the other engine of an auto run (it carried nothing)
+    none."""
     import datetime as dt
 
     import fsspec
@@ -112,10 +113,12 @@ def test_the_rows_of_one_try_stay_together_until_a_later_try(tmp_path: Any) -> N
 
     at = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
-    def row(source: str, minute: int, credits: int, status: RowStatus = RowStatus.FAILED) -> PageRow:
+    def row(
+        source: str, minute: int, credits: int, status: RowStatus = RowStatus.FAILED, engine: str = "danlin"
+    ) -> PageRow:
         error = "answer_lost" if status is RowStatus.FAILED else None
         return PageRow(
-            source, "sha-c", 1, status, error=error, engine="danlin", language="fa",
+            source, "sha-c", 1, status, error=error, engine=engine, language="fa",
             credits_charged=credits, processed_at=at + dt.timedelta(minutes=minute),
         )  # fmt: skip
 
@@ -130,8 +133,10 @@ def test_the_rows_of_one_try_stay_together_until_a_later_try(tmp_path: Any) -> N
     assert stale_rows(fs, [first, by_y], everything) == {first: [0, 1]}
     settled = part("p3.parquet", row("x.jpg", 9, 200, RowStatus.PROCESSED))
     assert stale_rows(fs, [first, by_y, settled], everything) == {first: [0, 1], by_y: [0]}
-    older = part("p4.parquet", row("z.jpg", -5, 100, RowStatus.PROCESSED))  # e.g. a probe row of auto
-    assert stale_rows(fs, [first, older], everything) == {}
+    probe = part("p4.parquet", row("z.jpg", -5, 100, RowStatus.PROCESSED, "probe"))  # an auto run's
+    assert stale_rows(fs, [first, probe], everything) == {}, "an older row of the other engine"
+    same = part("p5.parquet", row("z.jpg", -5, 100, RowStatus.PROCESSED))
+    assert stale_rows(fs, [first, same], everything) == {first: [0, 1]}, "any settled row of its engine"
 
 
 def test_a_row_of_other_settings_lends_no_credits(tmp_path: Any) -> None:
