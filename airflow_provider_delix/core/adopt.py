@@ -88,6 +88,10 @@ def adopt_extracts(
     records = store.ledger.orphaned(wait=True)
     # Collected or lost here, or collected already: a dead adopter's marker may name it again.
     settled: set[str] = {r.extract_uuid for r in records if r.collected and r.extract_uuid is not None}
+    copies: dict[str, list[ExtractRecord]] = {}  # an extract's record and dead collectors' markers
+    for r in records:
+        if r.extract_uuid is not None:
+            copies.setdefault(r.extract_uuid, []).append(r)
     for record in records:
         if aborting():
             break
@@ -116,16 +120,21 @@ def adopt_extracts(
             )
             adopter.result.waiting_files.update(record.file_uuids)
             continue
-        fresh = store.ledger.reread(record)
-        if fresh is None or fresh.collected:  # collected by another writer since this one listed it
+        now = [store.ledger.reread(r) for r in copies[record.extract_uuid]]
+        if any(r is None or r.collected for r in now):  # collected (through any copy) since listed
             claims.release(marker)
-            if fresh is not None:
-                _finish_deletes(client, store, fresh)
+            for fresh in now:
+                if fresh is not None:
+                    _finish_deletes(client, store, fresh)
             settled.add(record.extract_uuid)
             continue
         outcome: Outcome | None = None
         try:
             outcome = adopter.collect(record, record.extract_uuid)
+            if outcome in ("collected", "lost"):  # before the marker goes: no copy is collected again
+                for other in copies[record.extract_uuid]:
+                    if other.path != record.path:
+                        store.ledger.collected(other, set(other.file_uuids))
         finally:
             if outcome != "kept":
                 claims.release(marker)
@@ -355,7 +364,9 @@ def _rows(
 
 def _finish_deletes(client: DelixClient, store: OutputStore, record: ExtractRecord) -> None:
     """A record whose rows are in the table: only its files are left to delete. An unexpected
-    failure leaves it on record for a later attempt instead of failing this one."""
+    failure leaves it on record (marked collected) for a later attempt instead of failing this one."""
+    if not record.collected:  # a copy of an extract collected through another: say so first
+        store.ledger.collected(record, set(record.file_uuids))
     try:
         _drop(client, store, record)
     except Exception:

@@ -177,7 +177,15 @@ class ExtractLedger:
         """``record`` as it is on record now: None once it is gone (collected and dropped since),
         ``collected`` once another writer wrote its rows and only its files are left."""
         data = self._state.read_bytes(record.path)
-        return None if data is None else ExtractRecord.from_json(data, record.path)
+        if data is None:
+            return None
+        try:
+            return ExtractRecord.from_json(data, record.path)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StateUnreadableError(
+                f"The extract record {record.path} cannot be read ({type(exc).__name__}): the pages of "
+                "that paid extract could not be collected. Restore or remove it by hand."
+            ) from None
 
     def orphaned(self, *, wait: bool = True) -> list[ExtractRecord]:
         """Extracts recorded by writers that are gone (crashed, killed, deferred), oldest tag first."""

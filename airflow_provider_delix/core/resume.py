@@ -66,6 +66,7 @@ class ResumeIndex:
             if status in _NOT_PROCESSED:
                 self._not_processed.add(key)
         self.carried.discard(self._done)
+        self.retry_ids = {r for r in self.retry_ids if resume_key(r[0], r[2], r[1]) not in self._done}
         self.alone -= self._done
         self.sent_again = len(again - self._done)
         # Some retryable row is stored: once the page has a newer row, the old one must go.

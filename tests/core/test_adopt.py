@@ -85,6 +85,7 @@ def adopt(
     clock: FakeClock | None = None,
     tag: str = "again",
     listed: Callable[[], object] | None = None,
+    aborting: Callable[[], bool] = lambda: False,
 ) -> tuple[Adoption, RunStats]:
     """One later attempt's adoption; ``listed`` runs once it has read the dead writers' records."""
     clock = clock or FakeClock()
@@ -110,7 +111,7 @@ def adopt(
             run_id="run-2",
             clock=clock,
             sleep=clock.sleep,
-            aborting=lambda: False,
+            aborting=aborting,
         )
     return adoption, stats
 
@@ -379,6 +380,29 @@ def test_a_dead_collectors_marker_and_the_original_are_collected_once(out: str) 
     assert len(rows_by_page(out)) == 4
     assert (fake.calls - before)["get_extract"] == 1
     assert records_left(out) == [] and fake.ours_left() == set()
+
+
+@pytest.mark.parametrize("language", ["fa", "en"])
+def test_an_extract_collected_through_one_copy_is_not_collected_through_the_other(
+    out: str, language: str
+) -> None:
+    """The original record and a dead collector's marker name one extract. An attempt collects
+    it through the first copy and stops before the second: that copy is marked collected, so the
+    next attempt (of either language) only deletes, and no row is written twice."""
+    fake = FakeDelix()
+    record = paid(fake, "four", 4)
+    dead_writer(out, record)
+    assert record.extract_uuid is not None
+    died = OutputStore(out, run_tag="aaa-died", **FAST)
+    died.ledger.record(replace(record, chunk_id=marker_name(record.extract_uuid), decided=True))
+    died.close()
+    seen = iter(range(10))
+    first, _ = adopt(fake, out, tag="c", aborting=lambda: next(seen) > 0)  # stops after one record
+    assert first.adopted == 1
+    options = replace(DOCS, language=language)
+    again, stats = adopt(fake, out, tag="e", options=options)
+    assert again.adopted == 0 and sum(stats.rows.values()) == 0 and fake.calls["get_extract"] == 1
+    assert len(read_table(out)) == 4 and records_left(out) == [] and fake.ours_left() == set()
 
 
 @pytest.mark.parametrize(
