@@ -6,8 +6,9 @@ triggerer -- lists its extracts and, for each stored file, the rows its pages an
 * ``GET /extracts/{uuid}``: still ``processing`` -> wait for it (or, in a deferrable run, leave
   it for the trigger and defer again); ``processed`` -> read every page (inline or paginated),
   write the rows that are not in the table yet, delete the files, drop the record;
-* 404: Delix no longer has it. Its pages get no row here and the planner sends them again:
-  paid twice, counted as ``extracts_lost`` and logged;
+* 404: Delix no longer has it. The planner sends its pages again (paid twice, counted as
+  ``extracts_lost`` and logged); until their rows come, ``answer_lost`` rows hold the first
+  charge at the published price per page (counted in ``credits_at_risk``);
 * ``processed`` but unreadable, or pages it did not settle (left out; failed inside a pack
   with ``retry_packed_failures``): retryable rows hold their share of the known cost, and the
   planner sends those pages again (their new rows carry it on, see :mod:`.supersede`);
@@ -243,31 +244,29 @@ class _Adopter:
         elsewhere = self.written_elsewhere()
         rows = [r for r in rows if resume_key(r.source_sha256, r.source, r.page_number) not in elsewhere]
         again = [r for r in again if resume_key(r.source_sha256, r.source, r.page_number) not in elsewhere]
-        if rows or again:
-            stored = self.store.append(f"adopt-{record.chunk_id}", [*rows, *again])
-            self.stats.add_rows(rows)
-            if again:  # durable before the marker goes: this run, or the next, sends them again
-                self._send_again(again, stored[len(rows) :])
+        # Durable before the marker goes: this run, or the next, sends the others again.
+        self.store.append(f"adopt-{record.chunk_id}", rows, holding=again)
+        self.stats.add_rows(rows)
+        if again:
+            self._send_again(again)
         return rows, again
 
-    def _send_again(self, rows: list[PageRow], stored: list[PageRow]) -> None:
+    def _send_again(self, rows: list[PageRow]) -> None:
         """Pages the extract did not settle (a retryable row: Delix left them out or answered
         them unreadably; with ``retry_packed_failures``, they failed inside the pack).
 
         Their rows are stored, so no other writer takes them for undone work it may skip, and
         they are not done: the planner sends them again (``failed_in_pack`` ones as images).
-        The rows' credits go to the pages' new rows (:class:`.supersede.CarriedCredits`), and
-        the old rows are superseded when the store closes. Not counted in this run's rows
-        (their new rows are); their own credits are (``rows``: before ``stored`` took on the
-        credits of rows they replace, which earlier runs spent).
+        The store hands their credits to the pages' new rows and supersedes them when it closes
+        (``OutputStore.append(holding=...)``). Not counted in this run's rows (their new rows
+        are); their own credits are (as built: not what they carry from earlier runs).
         """
         self.index.alone.update(
             resume_key(r.source_sha256, r.source, r.page_number)
             for r in rows
             if r.error == PageError.FAILED_IN_PACK
         )
-        self.store.replace_later(stored)
-        self.stats.add_credits(sum(r.credits_charged for r in rows), sum(r.credits_refunded for r in rows))
+        self.stats.add_holding(rows)
         log.info(
             "%d page(s) of an extract an earlier attempt paid for were not settled by it: they are "
             "sent again.",
@@ -282,26 +281,27 @@ def _gone(record: ExtractRecord, message: str) -> dict[tuple[str, int], PageResu
     published price per page (section 7 of the API notes: 200 per image page, 100 per PDF page).
     """
     price = page_price(record.kind) * (1 + record.lost_sends)
-    outcomes = {
-        f.uuid: FileOutcome(
-            RowStatus.FAILED, None, PageError.ANSWER_LOST, message, f.uuid, record.extract_uuid
-        )
-        for f in record.files
-    }
-    return {
-        (f.uuid, n): PageResult(outcomes[f.uuid], charged=price) for f in record.files for n, _ in f.pages
-    }
+    return _every_page(record, PageError.ANSWER_LOST, message, lambda pages: [price] * pages)
 
 
 def _unreadable(record: ExtractRecord, extract: Extract, message: str) -> dict[tuple[str, int], PageResult]:
     """Every requested page as ``malformed_answer``, with its share of the extract's cost."""
-    requested = [(uuid, n) for uuid, numbers, _ in _requested(record) for n in numbers]
-    shares = split_credits(extract.initial_cost, len(requested))
-    outcome = {
-        uuid: FileOutcome(RowStatus.FAILED, None, PageError.MALFORMED_ANSWER, message, uuid, extract.uuid)
-        for uuid, _ in requested
+    return _every_page(
+        record, PageError.MALFORMED_ANSWER, message, lambda pages: split_credits(extract.initial_cost, pages)
+    )
+
+
+def _every_page(
+    record: ExtractRecord, error: PageError, message: str, charges: Callable[[int], list[int]]
+) -> dict[tuple[str, int], PageResult]:
+    """Each page the record requested, failed with ``error``, charged ``charges(pages)`` in order."""
+    requested = [(f.uuid, n) for f in record.files for n, _ in f.pages]
+    return {
+        (uuid, n): PageResult(
+            FileOutcome(RowStatus.FAILED, None, error, message, uuid, record.extract_uuid), charged=charge
+        )
+        for (uuid, n), charge in zip(requested, charges(len(requested)), strict=True)
     }
-    return {(u, n): PageResult(outcome[u], charged=c) for (u, n), c in zip(requested, shares, strict=True)}
 
 
 def _requested(record: ExtractRecord) -> list[tuple[str, list[int], bool]]:

@@ -7,7 +7,9 @@ set aside (core/claims.py). The chunk's ledger records go once its rows are dura
 
 from __future__ import annotations
 
-from airflow_provider_delix.core.chunks import ChunkFile
+from collections.abc import Sequence
+
+from airflow_provider_delix.core.chunks import ChunkFile, FileOutcome, PageTarget
 from airflow_provider_delix.core.codes import RETRY_ALONE
 from airflow_provider_delix.core.pipeline_context import ChunkState, Slot
 from airflow_provider_delix.core.rows import failed_in_pack, page_rows, unanswered
@@ -24,6 +26,21 @@ class ChunkRows(ChunkState):
             return rows
         keep = self.ctx.claims.keep_rows([resume_key(r.source_sha256, r.source, r.page_number) for r in rows])
         return [r for r, k in zip(rows, keep, strict=True) if k]
+
+    def _rows(
+        self, targets: Sequence[PageTarget], out: FileOutcome, engine: str, credits: tuple[int, int]
+    ) -> list[PageRow]:
+        """The rows of one page of this run (its language, its run id), ``credits`` on the first."""
+        ctx = self.ctx
+        return page_rows(
+            targets,
+            out,
+            engine=engine,
+            language=ctx.options.language,
+            run_id=ctx.run_id,
+            charged=credits[0],
+            refunded=credits[1],
+        )
 
     def _set_aside(self, slot: Slot) -> None:
         """A deferred file goes back to the pipeline; a done one counts as resumed, without a row."""
@@ -55,16 +72,9 @@ class ChunkRows(ChunkState):
                 member = slot.file.members[number - 1]
                 again.add(number)
                 members.append(member)
+                credits = (result.charged + slot.file.carried[0], result.refunded + slot.file.carried[1])
                 rows.extend(
-                    page_rows(
-                        ctx.index.peek(member),
-                        failed_in_pack(result.outcome),
-                        engine=engine,
-                        language=ctx.options.language,
-                        run_id=ctx.run_id,
-                        charged=result.charged + slot.file.carried[0],
-                        refunded=result.refunded + slot.file.carried[1],
-                    )
+                    self._rows(ctx.index.peek(member), failed_in_pack(result.outcome), engine, credits)
                 )
         return again, members, rows
 
@@ -87,17 +97,10 @@ class ChunkRows(ChunkState):
             if slot.unpack:  # a refused pack: the refusal costs nothing, its images go again alone
                 ctx.index.settle(slot.file, slot.outcome_of, keep=range(1, len(slot.file.members) + 1))
                 if slot.file.carried != (0, 0):  # the pack's lost sends: held on rows, carried on
+                    engine = ctx.job.row_engine(slot.file)
                     for member in slot.file.members:
                         replaced.extend(
-                            page_rows(
-                                ctx.index.peek(member),
-                                unanswered(None),
-                                engine=ctx.job.row_engine(slot.file),
-                                language=ctx.options.language,
-                                run_id=ctx.run_id,
-                                charged=slot.file.carried[0],
-                                refunded=slot.file.carried[1],
-                            )
+                            self._rows(ctx.index.peek(member), unanswered(None), engine, slot.file.carried)
                         )
                 retries.extend(slot.file.members)
                 continue
@@ -116,18 +119,8 @@ class ChunkRows(ChunkState):
                     out, into = unanswered(slot.uuid), unsettled
                     left += len(page_targets)
                 charged, refunded = (result.charged, result.refunded) if result is not None else (0, 0)
-                charged, refunded = charged + slot.file.carried[0], refunded + slot.file.carried[1]
-                into.extend(
-                    page_rows(
-                        page_targets,
-                        out,
-                        engine=engine,
-                        language=ctx.options.language,
-                        run_id=ctx.run_id,
-                        charged=charged,
-                        refunded=refunded,
-                    )
-                )
+                credits = (charged + slot.file.carried[0], refunded + slot.file.carried[1])
+                into.extend(self._rows(page_targets, out, engine, credits))
                 reused += (len(page_targets) - 1) if into is rows else 0
         if left:
             ctx.stats.add_left(left)
@@ -138,13 +131,9 @@ class ChunkRows(ChunkState):
         # run or the next, carries them on and replaces them.
         holding = [*unsettled, *replaced]
         if rows or holding:
-            stored = ctx.store.append(self.chunk.chunk_id, [*rows, *holding])
+            ctx.store.append(self.chunk.chunk_id, rows, holding=holding)
             ctx.stats.add_rows(rows, reused=reused)
-            if holding:
-                ctx.store.replace_later(stored[len(rows) :])
-                ctx.stats.add_credits(
-                    sum(r.credits_charged for r in holding), sum(r.credits_refunded for r in holding)
-                )
+            ctx.stats.add_holding(holding)
         if retries:
             with ctx.live_lock:
                 ctx.retries.extend(retries)

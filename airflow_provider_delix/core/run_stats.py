@@ -67,8 +67,11 @@ class RunStats:
             self.metrics.pages(status, count)
         self.metrics.credits(charged, refunded)
 
-    def add_credits(self, charged: int, refunded: int) -> None:
-        """Credits of rows this run wrote that another row of theirs replaces (core/adopt.py)."""
+    def add_holding(self, rows: Sequence[PageRow]) -> None:
+        """Credits of rows that only hold them while their pages are sent again or left: not
+        counted as rows (the pages' own rows are, when they come), their credits are."""
+        charged = sum(row.credits_charged for row in rows)
+        refunded = sum(row.credits_refunded for row in rows)
         with self.lock:
             self.credits_charged += charged
             self.credits_refunded += refunded

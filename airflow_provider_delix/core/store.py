@@ -111,7 +111,6 @@ class OutputStore:
         self._in_flight: set[str] = set()  # journals being written, not yet in a part
         self._counts: Counter[str] = Counter()
         self.recovered_rows, self.parts, self._closed = 0, list[str](), False
-        # Set when the resume index found rows to supersede: the run's settings (core/supersede.py).
         self.settings: Matches | None = None  # the run's engines and language: the rows it replaces
         self.drop_stale_on_close = False  # some row of those settings is to be replaced
         self.carried = CarriedCredits()  # their credits, for the pages' next rows (the run's index's)
@@ -127,13 +126,20 @@ class OutputStore:
         self.uploads = UploadRecords(self._sd, self.run_tag, self._lease, self._lock)
 
     # ----------------------------------------------------------------- writing
-    def append(self, chunk_id: str, rows: Sequence[PageRow]) -> list[PageRow]:
-        """Store the rows of one chunk; they are durable (journaled) when this returns, as returned."""
-        if not rows:
-            return []
+    def append(self, chunk_id: str, rows: Sequence[PageRow], *, holding: Sequence[PageRow] = ()) -> None:
+        """Store the rows of one chunk; they are durable (journaled) when this returns.
+
+        ``holding``: retryable rows that hold the credits of pages this run sends again or
+        leaves. Their credits go to the pages' next rows, and the store supersedes them when it
+        closes (core/supersede.py); only those of the run's own settings (another language's
+        page is another page).
+        """
+        if not rows and not holding:
+            return
         safe_name(chunk_id)
-        rows = self.carried.apply(rows)  # credits of the rows these replace (core/supersede.py)
-        batch = rows_to_record_batch(rows)
+        # Credits of the rows these replace go on them (core/supersede.py).
+        stored = self.carried.apply([*rows, *holding])
+        batch = rows_to_record_batch(stored)
         stem = f"{self._state}/journal/{self.run_tag}/{chunk_id}"
         with self._lock:
             self._check_open()
@@ -153,15 +159,11 @@ class OutputStore:
         finally:
             with self._lock:
                 self._in_flight.discard(journal)
-        return list(rows)
-
-    def replace_later(self, rows: Sequence[PageRow]) -> None:
-        """Retryable rows this run just stored and may replace itself: their credits go to the
-        pages' next rows, and the store supersedes them when it closes (core/supersede.py).
-        Only rows of the run's own settings: another language's page is another page."""
-        settings = self.settings
-        self.carried.note_rows(r for r in rows if settings is None or settings(r.engine, r.language))
-        self.drop_stale_on_close = True
+        if holding:
+            settings = self.settings
+            held = stored[len(rows) :]
+            self.carried.note_rows(r for r in held if settings is None or settings(r.engine, r.language))
+            self.drop_stale_on_close = True
 
     def _check_open(self) -> None:
         if self._closed:

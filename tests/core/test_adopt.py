@@ -76,6 +76,14 @@ def dead_writer(out: str, *records: ExtractRecord) -> None:
     store.close()
 
 
+def dead_collector(out: str, record: ExtractRecord, tag: str = "died") -> None:
+    """An attempt that died while collecting ``record``: its decided marker is one more record."""
+    assert record.extract_uuid is not None
+    died = OutputStore(out, run_tag=tag, **FAST)
+    died.ledger.record(replace(record, chunk_id=marker_name(record.extract_uuid), decided=True))
+    died.close()
+
+
 def adopt(
     fake: FakeDelix,
     out: str,
@@ -370,10 +378,7 @@ def test_a_dead_collectors_marker_and_the_original_are_collected_once(out: str) 
     fake = FakeDelix()
     record = paid(fake, "four", 4)
     dead_writer(out, record)
-    assert record.extract_uuid is not None
-    died = OutputStore(out, run_tag="died", **FAST)
-    died.ledger.record(replace(record, chunk_id=marker_name(record.extract_uuid), decided=True))
-    died.close()
+    dead_collector(out, record)
     before = fake.calls.copy()
     adoption, _ = adopt(fake, out)
     assert (adoption.adopted, adoption.lost) == (1, 0)
@@ -392,10 +397,7 @@ def test_an_extract_collected_through_one_copy_is_not_collected_through_the_othe
     fake = FakeDelix()
     record = paid(fake, "four", 4)
     dead_writer(out, record)
-    assert record.extract_uuid is not None
-    died = OutputStore(out, run_tag="aaa-died", **FAST)
-    died.ledger.record(replace(record, chunk_id=marker_name(record.extract_uuid), decided=True))
-    died.close()
+    dead_collector(out, record, tag="aaa-died")
     seen = iter(range(10))
     first, _ = adopt(fake, out, tag="c", aborting=lambda: next(seen) > 0)  # stops after one record
     assert first.adopted == 1

@@ -130,6 +130,30 @@ def run(fake: FakeDelix, out: str, refs: list[InputRef], **kwargs: Any) -> Pipel
     return pipeline.run(sources)
 
 
+def parked(tmp_path: Path, refs: list[InputRef]) -> tuple[FakeDelix, str, PipelineSummary]:
+    """A deferrable packed run that parked its packs (Delix kept them queued); Delix then
+    finishes them, for the next attempt to collect."""
+    fake = FakeDelix(queue_polls=10**6)
+    out = str(tmp_path / "out")
+    summary = run(fake, out, refs, packing="pdf", deferrable=True)
+    fake.queue_polls = 0
+    return fake, out, summary
+
+
+def unreadable_contents(monkeypatch: pytest.MonkeyPatch, fake: FakeDelix, extracts: set[str]) -> None:
+    """The contents of these extracts cannot be read (not JSON); other extracts read as usual."""
+    from airflow_provider_delix.api.errors import DelixResponseError
+
+    readable = fake.iter_extract_pages
+
+    def unreadable(extract_uuid: str, file_uuid: str) -> Any:
+        if extract_uuid in extracts:
+            raise DelixResponseError("a contents page that is not JSON")
+        return readable(extract_uuid, file_uuid)
+
+    monkeypatch.setattr(fake, "iter_extract_pages", unreadable)
+
+
 def rows(out: str) -> dict[str, tuple[str, str | None, int, int]]:
     frame = read_table(out)
     assert not frame.duplicated(["source", "page_number"]).any(), "an image got two rows"
@@ -253,23 +277,10 @@ def test_a_collected_pack_that_cannot_be_read_is_sent_again_and_keeps_its_first_
 ) -> None:
     """The earlier attempt's packs were paid; their answers cannot be read. The collecting run
     sends the images again, and each row carries both packs' shares: the table is the bill."""
-    from airflow_provider_delix.api.errors import DelixResponseError
-
     refs = archive(tmp_path / "scans", 12)
-    fake = FakeDelix(queue_polls=10**6)
-    out = str(tmp_path / "out")
-    parked = run(fake, out, refs, packing="pdf", deferrable=True)
-    first = set(parked.waiting_extracts)
-    assert len(first) == 2
-    fake.queue_polls = 0
-    readable = fake.iter_extract_pages
-
-    def unreadable(extract_uuid: str, file_uuid: str) -> Any:
-        if extract_uuid in first:
-            raise DelixResponseError("a contents page that is not JSON")
-        return readable(extract_uuid, file_uuid)
-
-    monkeypatch.setattr(fake, "iter_extract_pages", unreadable)
+    fake, out, first_run = parked(tmp_path, refs)
+    assert len(first_run.waiting_extracts) == 2
+    unreadable_contents(monkeypatch, fake, set(first_run.waiting_extracts))
     summary = run(fake, out, refs, packing="pdf")
     got = rows(out)
     assert len(got) == 12 and {v[0] for v in got.values()} == {"processed"}
@@ -280,12 +291,9 @@ def test_a_collected_pack_that_cannot_be_read_is_sent_again_and_keeps_its_first_
 
 def test_a_parked_pack_delix_no_longer_has_is_sent_again_and_its_first_charge_stays(tmp_path: Path) -> None:
     refs = archive(tmp_path / "scans", 12)
-    fake = FakeDelix(queue_polls=10**6)
-    out = str(tmp_path / "out")
-    parked = run(fake, out, refs, packing="pdf", deferrable=True)
-    for uuid in parked.waiting_extracts:
+    fake, out, first_run = parked(tmp_path, refs)
+    for uuid in first_run.waiting_extracts:
         fake.forget_extract(uuid)  # Delix lost them (a restart): 404 on the next poll
-    fake.queue_polls = 0
     summary = run(fake, out, refs, packing="pdf")
     got = rows(out)
     assert len(got) == 12 and {v[0] for v in got.values()} == {"processed"}
@@ -335,11 +343,8 @@ def test_a_collected_pack_sends_its_failed_pages_again_as_images_when_asked(
     a page its archive does not bring keeps that row until a run that brings it."""
     refs = archive(tmp_path / "scans", 12, failing=4)
     (tmp_path / "scans" / "scan-009.jpg").write_bytes(jpeg(9, comment="PACKFAIL"))
-    fake = FakeDelix(queue_polls=10**6)
-    out = str(tmp_path / "out")
-    parked = run(fake, out, refs, packing="pdf", deferrable=True)
-    assert len(parked.waiting_extracts) == 2 and sum(parked.rows.values()) == 0
-    fake.queue_polls = 0
+    fake, out, first_run = parked(tmp_path, refs)
+    assert len(first_run.waiting_extracts) == 2 and sum(first_run.rows.values()) == 0
     listed = refs if archive_has_them else [r for r in refs if not r.source.endswith("scan-009.jpg")]
     summary = run(fake, out, listed, packing="pdf", retry_packed_failures=True)
     assert summary.extracts_adopted == 2 and fake.calls["extract_documents"] == 2, "no pack sent again"

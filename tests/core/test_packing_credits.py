@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 from fakes import PRICE_PER_PAGE, PRICE_PER_PDF_PAGE, FakeDelix
-from test_packing import FAST, archive, jpeg, rows, run
+from test_packing import FAST, archive, jpeg, parked, rows, run, unreadable_contents
 
 import airflow_provider_delix.core.adopt as adopt
-from airflow_provider_delix.api.errors import DelixApiError, DelixResponseError
+from airflow_provider_delix.api.errors import DelixApiError
 from airflow_provider_delix.core.store import OutputStore
 from airflow_provider_delix.core.table import PageRow, RowStatus, read_table
 
@@ -47,14 +47,6 @@ def test_a_refused_pack_hands_its_lost_send_to_its_images(tmp_path: Path) -> Non
     assert summary.credits_at_risk == 6 * PRICE_PER_PDF_PAGE
 
 
-def _parked(tmp_path: Path, refs: list[Any]) -> tuple[FakeDelix, str, set[str]]:
-    fake = FakeDelix(queue_polls=10**6)
-    out = str(tmp_path / "out")
-    parked = run(fake, out, refs, packing="pdf", deferrable=True)
-    fake.queue_polls = 0
-    return fake, out, set(parked.waiting_extracts)
-
-
 def test_collecting_an_unreadable_pack_counts_only_this_runs_spending(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -70,15 +62,8 @@ def test_collecting_an_unreadable_pack_counts_only_this_runs_spending(
         )
         old.credits_charged = 400
         store.append("old", [old])
-    fake, out, first = _parked(tmp_path, refs)
-    readable = fake.iter_extract_pages
-
-    def unreadable(extract_uuid: str, file_uuid: str) -> Any:
-        if extract_uuid in first:
-            raise DelixResponseError("not JSON")
-        return readable(extract_uuid, file_uuid)
-
-    monkeypatch.setattr(fake, "iter_extract_pages", unreadable)
+    fake, out, first = parked(tmp_path, refs)
+    unreadable_contents(monkeypatch, fake, set(first.waiting_extracts))
     summary = run(fake, out, refs, packing="pdf")
     got = rows(out)
     assert len(got) == 12 and sum(v[2] for v in got.values()) == 400 + 24 * PRICE_PER_PDF_PAGE
@@ -89,29 +74,23 @@ def test_collecting_an_unreadable_pack_counts_only_this_runs_spending(
 def test_a_pack_collected_twice_is_charged_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, answer: str
 ) -> None:
-    """The first collector wrote the pack's rows but could not drop its record (a delete
-    failed) and did not send its unsettled pages again; the next one collects the same pack
-    again. Its retryable rows are not written twice, and its charge is not carried onto itself."""
+    """The first collector wrote the pack's rows, then neither dropped nor marked its record
+    (as if it died in between: `_drop` is stubbed to do nothing) and did not send its
+    unsettled pages again; the next one collects the same pack again. Its retryable rows are
+    not written twice, and its charge is not carried onto itself."""
     refs = archive(tmp_path / "scans", 12)
     (tmp_path / "scans" / "scan-009.jpg").write_bytes(jpeg(9, comment="PACKFAIL"))
-    fake, out, first = _parked(tmp_path, refs)
+    fake, out, first = parked(tmp_path, refs)
     options: dict[str, Any] = {"packing": "pdf"}
     listed = refs
     if answer == "failed_in_pack":
         options["retry_packed_failures"] = True
         listed = [r for r in refs if not r.source.endswith("scan-009.jpg")]
     else:
-        readable = fake.iter_extract_pages
-
-        def unreadable(extract_uuid: str, file_uuid: str) -> Any:
-            if extract_uuid in first:
-                raise DelixResponseError("not JSON")
-            return readable(extract_uuid, file_uuid)
-
-        monkeypatch.setattr(fake, "iter_extract_pages", unreadable)
+        unreadable_contents(monkeypatch, fake, set(first.waiting_extracts))
         listed = refs[:1]
     with monkeypatch.context() as patch:
-        patch.setattr(adopt, "_drop", lambda client, store, record: False)  # records stay
+        patch.setattr(adopt, "_drop", lambda client, store, record: False)  # records stay as they are
         run(fake, out, listed, **options)
     monkeypatch.undo()
     run(fake, out, refs, **options)
@@ -167,7 +146,7 @@ def test_a_collected_pack_whose_files_cannot_be_deleted_is_not_collected_twice(t
 
     refs = archive(tmp_path / "scans", 12)
     (tmp_path / "scans" / "scan-009.jpg").write_bytes(jpeg(9, comment="PACKFAIL"))
-    fake, out, _first = _parked(tmp_path, refs)
+    fake, out, _first = parked(tmp_path, refs)
     real_delete = fake.delete_file
 
     def down(uuid: str) -> bool:

@@ -151,7 +151,7 @@ def test_a_row_of_other_settings_lends_no_credits(tmp_path: Any) -> None:
         store.carried, store.settings = persian.carried, persian.matches
         english = PageRow("d.pdf", "sha-d", 1, RowStatus.FAILED, error="malformed_answer", engine="danlin")
         english.language, english.credits_charged = "en", 100
-        store.replace_later(store.append("adopt-x", [english]))
+        store.append("adopt-x", [], holding=[english])
         mine = PageRow("d.pdf", "sha-d", 1, RowStatus.PROCESSED, text="t", engine="danlin", language="fa")
         mine.credits_charged = 100
         store.append("c1", [mine])
