@@ -37,18 +37,17 @@ from airflow_provider_delix.api.errors import (
 )
 from airflow_provider_delix.api.models import Extract
 from airflow_provider_delix.core.adopt_claims import AdoptionClaims
+from airflow_provider_delix.core.adopt_rows import WrittenRows, all_written, record_rows, written_rows
 from airflow_provider_delix.core.chunks import FileOutcome
 from airflow_provider_delix.core.client import DelixClient
-from airflow_provider_delix.core.codes import RETRY_ALONE, PageError
+from airflow_provider_delix.core.codes import PageError
 from airflow_provider_delix.core.collect import PageResult, file_pages, page_results, wait_processed
 from airflow_provider_delix.core.ledger import ExtractRecord
 from airflow_provider_delix.core.lost_answers import charge_lost_sends, page_price
 from airflow_provider_delix.core.options import RunOptions
 from airflow_provider_delix.core.resume import ResumeIndex
-from airflow_provider_delix.core.rows import failed_in_pack, page_rows
 from airflow_provider_delix.core.run_stats import RunStats
 from airflow_provider_delix.core.store import OutputStore
-from airflow_provider_delix.core.supersede import retryable
 from airflow_provider_delix.core.table import PageRow, RowStatus, resume_key, split_credits
 
 log = logging.getLogger(__name__)
@@ -83,10 +82,21 @@ def adopt_extracts(
     sleep: Callable[[float], object],
     aborting: Callable[[], bool],
 ) -> Adoption:
-    adopter = _Adopter(
-        client, store, index, options, stats, run_id, clock, sleep, aborting, claims.written_elsewhere
-    )
     records = store.ledger.orphaned(wait=True)
+    written = written_rows(store, records, index)  # of other settings' extracts (core/adopt_rows.py)
+    adopter = _Adopter(
+        client,
+        store,
+        index,
+        options,
+        stats,
+        run_id,
+        clock,
+        sleep,
+        aborting,
+        claims.written_elsewhere,
+        written,
+    )
     # Collected or lost here, or collected already: a dead adopter's marker may name it again.
     settled: set[str] = {r.extract_uuid for r in records if r.collected and r.extract_uuid is not None}
     copies: dict[str, list[ExtractRecord]] = {}  # an extract's record and dead collectors' markers
@@ -122,7 +132,8 @@ def adopt_extracts(
             adopter.result.waiting_files.update(record.file_uuids)
             continue
         now = [store.ledger.reread(r) for r in copies[record.extract_uuid]]
-        if any(r is None or r.collected for r in now):  # collected (through any copy) since listed
+        if any(r is None or r.collected for r in now) or all_written(record, written):
+            # Collected (through any copy) since listed, or before a crash kept its record.
             claims.release(marker)
             for fresh in now:
                 if fresh is not None:
@@ -158,6 +169,7 @@ class _Adopter:
     sleep: Callable[[float], object]
     aborting: Callable[[], bool]
     written_elsewhere: Callable[[], set[tuple[str, int]]]  # keys other writers gave a row since start
+    written: WrittenRows  # rows of other settings' extracts on record already stored
     result: Adoption = field(default_factory=Adoption)
 
     def collect(self, record: ExtractRecord, extract_uuid: str) -> Outcome:
@@ -238,7 +250,9 @@ class _Adopter:
         """Store the record's rows (this writer holds its marker): those that settle a page, and
         those that hold its credits while it is sent again (as built, before any carry)."""
         alone = record.packed and self.options.retry_packed_failures
-        rows, again = _rows(record, results, self.index, self.run_id, retry_alone=alone)
+        rows, again = record_rows(
+            record, results, self.index, self.run_id, retry_alone=alone, stored=self.written
+        )
         # Rows another writer wrote since this one started (it collected the extract and died
         # before dropping the record, or dropped it after this one listed it): not twice.
         elsewhere = self.written_elsewhere()
@@ -307,59 +321,6 @@ def _every_page(
 def _requested(record: ExtractRecord) -> list[tuple[str, list[int], bool]]:
     single = record.kind == "images"
     return [(f.uuid, [n for n, _ in f.pages], single) for f in record.files]
-
-
-def _rows(
-    record: ExtractRecord,
-    results: dict[tuple[str, int], PageResult],
-    index: ResumeIndex,
-    run_id: str,
-    *,
-    retry_alone: bool,
-) -> tuple[list[PageRow], list[PageRow]]:
-    """The record's rows not stored yet; a page whose content another source of the record shares
-    gets its own row, as in the run that sent it (the resume key is the content).
-
-    Rows that do not settle their page (:func:`.supersede.retryable`: left out, unreadable,
-    and with ``retry_alone`` -- a pack, ``retry_packed_failures`` -- what a lone send may
-    change, as ``failed_in_pack``) come second and do not make the page done; one this extract
-    already gave (an attempt collected it and could not drop the record) is not written again.
-    A record of other settings (engine, language) than the run's is collected as it is: its
-    rows settle nothing for this run, and this run sends none of its pages again.
-    """
-    ours = index.matches(record.engine, record.language)
-    rows: list[PageRow] = []
-    again: list[PageRow] = []
-    written: dict[tuple[str, int], set[str]] = {}  # by this record: key -> sources
-    for f in record.files:
-        for number, targets in f.pages:
-            page = results[(f.uuid, number)]
-            outcome = page.outcome
-            if ours and retry_alone and outcome.status == RowStatus.FAILED and outcome.error in RETRY_ALONE:
-                outcome = failed_in_pack(outcome)
-            unsettled = ours and retryable(outcome.status, outcome.error)
-            built = page_rows(
-                targets,
-                outcome,
-                engine=record.engine,
-                language=record.language,
-                run_id=run_id,
-                charged=page.charged + f.carried[0],
-                refunded=page.refunded + f.carried[1],
-            )
-            for target, row in zip(targets, built, strict=True):
-                sources = written.get(target.key)
-                if sources is None and ours and target.key in index:
-                    continue  # the earlier attempt stored it before it stopped (with its credits)
-                if sources is not None and target.source in sources:
-                    continue
-                if unsettled and index.tried(target.key, record.extract_uuid):
-                    continue  # stored by an earlier collection of this extract (it carries it on)
-                (again if unsettled else rows).append(row)
-                if ours and not unsettled:
-                    index.add(target.key)
-                written.setdefault(target.key, set()).add(target.source)
-    return rows, again
 
 
 def _finish_deletes(client: DelixClient, store: OutputStore, record: ExtractRecord) -> None:

@@ -547,3 +547,34 @@ def test_a_collected_record_whose_last_delete_fails_unexpectedly_is_kept_not_fat
     monkeypatch.setattr(fake, "delete_file", unreadable)
     adoption, _ = adopt(fake, out)  # does not raise: the record stays for a later attempt
     assert adoption.adopted == 0 and records_left(out) == ["c-four-x1.json"]
+
+
+def test_another_languages_extract_collected_before_a_crash_is_not_written_twice(
+    out: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An English run collects a Persian run's extract, writes its rows and dies before dropping
+    the record. The next English run's index holds only English rows, so it must find the
+    extract's rows in the table by their extract uuid, not write them again."""
+    fake = FakeDelix()
+    record = paid(fake, "four", 4)  # Persian (danlin, fa)
+    dead_writer(out, record)
+    english = replace(DOCS, language="en")
+    drop = adopt_module._drop
+
+    def killed(*args: Any) -> bool:
+        raise KeyboardInterrupt  # between the rows and the record's removal
+
+    monkeypatch.setattr(adopt_module, "_drop", killed)
+    with pytest.raises(KeyboardInterrupt):
+        adopt(fake, out, options=english, tag="killed")
+    monkeypatch.setattr(adopt_module, "_drop", drop)
+    with OutputStore(out, run_tag="reader", **FAST) as reader:
+        reader.recover()  # the killed writer's journal is published
+        index = ResumeIndex(reader.resume_rows(), engines=["danlin"], language="en")
+    assert len(rows_by_page(out)) == 4
+    reads = fake.calls["get_extract"]
+    adoption, stats = adopt(fake, out, options=english, index=index, tag="next")
+    assert sum(stats.rows.values()) == 0, "the Persian rows were written again"
+    assert len(rows_by_page(out)) == 4
+    assert records_left(out) == [] and fake.ours_left() == set()
+    assert fake.calls["get_extract"] == reads, "its rows are in the table: nothing to read again"
