@@ -159,9 +159,10 @@ class RunOptions:
         return parse_page_selection(self.pages)
 
     def row_engines(self) -> frozenset[str]:
-        """Engines whose stored rows answer this run (``auto`` writes probe or danlin rows)."""
+        """Engines whose stored rows answer this run: ``auto`` writes probe or danlin rows for the
+        pages those engines read, and ``auto`` rows for pages no engine read (invalid ones)."""
         if self.engine == AUTO_ENGINE:
-            return frozenset({Engine.PROBE.value, Engine.DANLIN.value})
+            return frozenset({Engine.PROBE.value, Engine.DANLIN.value, AUTO_ENGINE})
         return frozenset({self.engine})
 
 

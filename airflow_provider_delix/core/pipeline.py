@@ -322,7 +322,8 @@ class ExtractionPipeline(PipelineDispatch, PipelineLeftovers, PipelineOutcome):
             invalid_row(page, engine=engine, language=language, run_id=run_id) for page in step.invalid
         )
         self._misc.extend(
-            outcome_row(t, out, engine=engine, language=language, run_id=run_id) for t, out in step.reused
+            outcome_row(t, out, engine=read_by or engine, language=language, run_id=run_id)
+            for t, out, read_by in step.reused
         )
         self._misc_reused += len(step.reused)
         self._flush_misc(force=False)

@@ -115,7 +115,8 @@ class PlanStep:
 
     chunks: list[Chunk] = field(default_factory=list)
     invalid: list[InvalidPage] = field(default_factory=list)
-    reused: list[tuple[PageTarget, FileOutcome]] = field(default_factory=list)
+    # (page, the outcome it reuses, the engine that read it: None for the run's own engine)
+    reused: list[tuple[PageTarget, FileOutcome, str | None]] = field(default_factory=list)
     resumed: int = 0
     resumed_not_processed: int = 0  # resumed pages whose stored row is failed/rejected/invalid
     pages: int = 0  # pages of this run's inputs, resumed ones included
@@ -191,7 +192,7 @@ class ChunkPlanner:
             if isinstance(claimed, ChunkFile):
                 (alone if target.key in self._alone_keys else new_files).append(claimed)
             elif isinstance(claimed, FileOutcome):
-                step.reused.append((target, claimed))
+                step.reused.append((target, claimed, None))
         for part in getattr(source, "parts", ()):
             new_files.extend(self._part_file(source, part, step))
         if self._packer is not None:
@@ -249,7 +250,7 @@ class ChunkPlanner:
         reused = self.index.join(file)
         if reused is None:
             return [file]
-        step.reused.extend(reused)
+        step.reused.extend((target, outcome, file.engine) for target, outcome in reused)
         return []
 
     def flush(self) -> list[Chunk]:

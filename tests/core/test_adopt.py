@@ -574,6 +574,7 @@ def test_another_languages_extract_collected_before_a_crash_is_not_written_twice
     assert len(rows_by_page(out)) == 4
     reads = fake.calls["get_extract"]
     adoption, stats = adopt(fake, out, options=english, index=index, tag="next")
+    assert adoption.adopted == 0
     assert sum(stats.rows.values()) == 0, "the Persian rows were written again"
     assert len(rows_by_page(out)) == 4
     assert records_left(out) == [] and fake.ours_left() == set()

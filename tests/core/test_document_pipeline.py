@@ -452,3 +452,30 @@ def test_a_paid_extract_whose_uuid_cannot_be_journalled_is_counted_in_doubt(
     second = run(fake, out, refs)
     assert second.pages_in_doubt == 3 and texts(out) == truth  # sent again, and said so
     assert_clean(fake, out)
+
+
+def test_an_auto_run_writes_invalid_rows_once_and_names_the_engine_of_reused_pages(
+    out: str, tmp_path: Path
+) -> None:
+    """``engine="auto"`` rows say which engine read the page; a page no engine read (invalid)
+    says ``auto``, and counts as done for the next auto run instead of being written again."""
+    fake = FakeDelix()
+    refs, _ = archive(
+        tmp_path / "pdfs",
+        notes=b"my notes, not a PDF",
+        damaged=b"%PDF-1.4\n" + bytes(200),
+        typed=2,
+        typed_copy=document("typed", 2),
+    )
+    run(fake, out, refs, engine="auto", max_failed_ratio=None)
+    frame = read_table(out)
+    assert dict(zip(frame.source.map(lambda s: Path(s).stem), frame.engine, strict=False)) == {
+        "notes": "auto",
+        "damaged": "auto",
+        "typed": "probe",
+        "typed_copy": "probe",
+    }
+    calls = dict(fake.calls)
+    again = run(fake, out, refs, engine="auto", max_failed_ratio=None)
+    assert len(read_table(out)) == 6, "the invalid rows were written again"
+    assert sum(again.rows.values()) == 0 and again.pages_resumed == 6 and dict(fake.calls) == calls

@@ -132,7 +132,7 @@ def test_finished_content_is_reused_from_the_cache_and_failures_are_not() -> Non
     assert [t.source for t in index.complete(first, outcome)] == ["a"]
     step = p.add(source("b", b"X"))
     assert step.chunks == [] and p.flush() == []
-    assert [(t.source, o) for t, o in step.reused] == [("b", outcome)]
+    assert [(t.source, o, e) for t, o, e in step.reused] == [("b", outcome, None)]
     # No outcome (a transient failure): the next page with that content is sent again.
     again = plan_all(p, [source("c", b"Y")])[0].files[0]
     index.complete(again, None)
@@ -200,3 +200,33 @@ def test_a_pdf_part_with_a_page_left_unanswered_is_sent_again() -> None:
     index.settle(first, lambda n: done if n == 1 else None)  # page 2: no result
     assert index.join(_part("b.pdf")) is None
     assert index.join(_part("c.pdf", key="abc:danlin:2")) is None  # other pages: another request
+
+
+def test_a_reused_pdf_part_says_which_engine_read_it() -> None:
+    """In an ``engine="auto"`` run a part is read by probe or danlin; a copy answered from the
+    finished part must carry that engine to its rows, not the run's ``auto``."""
+    from dataclasses import dataclass
+
+    @dataclass
+    class Part:
+        data: bytes = b"%PDF-typed"
+        filename: str = "typed.pdf"
+        page_map: tuple[tuple[int, int], ...] = ((1, 1),)
+        selection: str | None = None
+        engine: str = "probe"
+        normalization: str | None = None
+
+    @dataclass
+    class Document:
+        ref: Ref
+        sha256: str = "sha-of-the-pdf"
+        pages: tuple[Page, ...] = ()
+        parts: tuple[Part, ...] = (Part(),)
+
+    index = ContentIndex()
+    p = planner(index=index)
+    (chunk,) = p.add(Document(Ref("a.pdf"))).chunks + p.flush()
+    done = FileOutcome("processed", "typed text", None, None, "file-uuid", "extract-uuid")
+    index.settle(chunk.files[0], lambda n: done)
+    step = p.add(Document(Ref("b.pdf")))
+    assert [(t.source, o, e) for t, o, e in step.reused] == [("b.pdf", done, "probe")]
