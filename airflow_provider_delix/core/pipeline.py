@@ -240,6 +240,12 @@ class ExtractionPipeline(PipelineDispatch, PipelineLeftovers, PipelineOutcome):
                     "malformed_answer, no_result, answer_lost, failed_in_pack): they are sent again.",
                     resume.sent_again,
                 )
+            if resume.rechecked:
+                log.info(
+                    "%d page(s) have a row about the run, not their content (not_found, unreadable, "
+                    "pdf_not_supported, not_a_pdf): they are looked at again.",
+                    resume.rechecked,
+                )
             self._adopt(resume, ctx.claims.adoption_claims())
             self._delete_orphans()
             self.cleanup.exclude |= self._adoption.waiting_files

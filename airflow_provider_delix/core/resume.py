@@ -38,6 +38,7 @@ class ResumeIndex:
         self._not_processed: set[Key] = set()
         self._settled: set[Key] = set()
         again: set[Key] = set()
+        recheck: set[Key] = set()
         self.carried = CarriedCredits()
         self.alone: set[Key] = set()  # to be sent as images, not packed (retry_packed_failures)
         self._tried: set[tuple[Key, str | None]] = set()  # retryable rows: (key, extract uuid)
@@ -50,7 +51,8 @@ class ResumeIndex:
                 continue
             key = resume_key(sha, source, page)
             if retryable(status, row[6] if len(row) > 6 else None):
-                again.add(key)  # not about the page: done again (core.supersede)
+                # not about the page: done again (core.supersede); an invalid one looked at again
+                (recheck if status == RowStatus.INVALID else again).add(key)
                 if len(row) > 9:
                     self._tried.add((key, row[9]))
                 if len(row) > 10:
@@ -69,8 +71,9 @@ class ResumeIndex:
         self.retry_ids = {r for r in self.retry_ids if resume_key(r[0], r[2], r[1]) not in self._done}
         self.alone -= self._done
         self.sent_again = len(again - self._done)
+        self.rechecked = len(recheck - self._done)  # not found, unreadable, or for the other operator
         # Some retryable row is stored: once the page has a newer row, the old one must go.
-        self.has_stale = bool(again)
+        self.has_stale = bool(again or recheck)
 
     def matches(self, engine: str | None, language: str | None) -> bool:
         """Whether a row made with ``engine``/``language`` answers this run's settings."""

@@ -13,6 +13,10 @@ about the page at all, and a re-run on the same ``output_path`` must not keep th
   asked for such pages to be sent again alone (``retry_packed_failures``): the pack did not
   settle it, its own send as an image will.
 
+Four ``invalid`` rows describe the run, not the content (:data:`RECHECK_NEXT_RUN`):
+``not_found`` and ``unreadable`` (where the file was looked for) and ``pdf_not_supported`` /
+``not_a_pdf`` (which operator read it). The next run looks again.
+
 :class:`~.resume.ResumeIndex` does not count them as done, so the next run sends those pages
 again. Their old rows are then *superseded*: when a writer closes, every part file holding a
 retryable row whose page has a newer row is rewritten without it (published the same way as
@@ -34,7 +38,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_delix.core.codes import PageError
+from airflow_provider_delix.core.codes import PageError, Reason
 
 if TYPE_CHECKING:
     from airflow_provider_delix.core.table import PageRow
@@ -50,6 +54,18 @@ RETRY_NEXT_RUN = frozenset(
         PageError.FAILED_IN_PACK.value,
     }
 )
+# Invalid rows that describe the run, not the content: where the file was looked for (it was
+# not there, or could not be read), or which operator read it (a PDF given to the image
+# operator, an image to the document operator). The next run looks again; the page's new row
+# replaces them, whether the file turned up or the other operator read it.
+RECHECK_NEXT_RUN = frozenset(
+    {
+        Reason.NOT_FOUND.value,
+        Reason.UNREADABLE.value,
+        Reason.PDF_NOT_SUPPORTED.value,
+        Reason.NOT_A_PDF.value,
+    }
+)
 KEY_COLUMNS = (
     *("source", "source_sha256", "page_number", "engine", "language", "status", "error", "processed_at"),
     *("credits_charged", "credits_refunded"),
@@ -58,8 +74,11 @@ Matches = Callable[[str | None, str | None], bool]  # (engine, language) -> a ro
 
 
 def retryable(status: str | None, error: str | None) -> bool:
-    """A row the next run replaces: ``failed`` for a reason that was not the page's content."""
-    return status == "failed" and error in RETRY_NEXT_RUN
+    """A row the next run replaces: ``failed`` for a reason that was not the page's content, or
+    ``invalid`` for one that describes the run (:data:`RECHECK_NEXT_RUN`)."""
+    if status == "failed":
+        return error in RETRY_NEXT_RUN
+    return status == "invalid" and error in RECHECK_NEXT_RUN
 
 
 class CarriedCredits:
@@ -132,7 +151,9 @@ class CarriedCredits:
 def stale_rows(fs: Any, parts: Iterable[str], matches: Matches) -> dict[str, list[int]]:
     """Part file -> indices of its retryable rows that a newer try of the same page replaces.
 
-    A retryable row goes when its page (resume key) has a settled row; or a newer retryable
+    A retryable row goes when its page (resume key) has a settled row; a row of a file that
+    was not found or could not be read (no hash) also goes for any newer row of the same source
+    and page (the file turned up, keyed by its content now); or a newer retryable
     row of the same source; or, when it holds credits, a newer retryable row that holds credits
     (which carried them on). So the rows of one try -- one per source that shares the content,
     only the first holding the credits -- stay together until a later try replaces them. A
@@ -151,7 +172,9 @@ def stale_rows(fs: Any, parts: Iterable[str], matches: Matches) -> dict[str, lis
     settled_by: set[tuple[tuple[str, int], str | None]] = set()  # (key, engine) of settled rows
     newest_of_source: dict[tuple[tuple[str, int], str], Any] = {}
     newest_credited: dict[tuple[str, int], Any] = {}
+    newest_of_page: dict[tuple[str, int], Any] = {}  # (source, page) -> its newest row, any content
     retry_rows: list[tuple[tuple[str, int], str, str | None, bool, Any, str, int]] = []
+    hashless: list[tuple[tuple[str, int], Any, str, int]] = []  # (source, page), time, part, row
     for part in parts:
         with fs.open(part, "rb") as handle:
             table = pq.read_table(handle, columns=list(KEY_COLUMNS))
@@ -162,6 +185,9 @@ def stale_rows(fs: Any, parts: Iterable[str], matches: Matches) -> dict[str, lis
             if not matches(engine, language):
                 continue
             key = resume_key(sha, source, page)
+            newest_of_page[(source, page)] = max(at, newest_of_page.get((source, page), at))
+            if not sha and retryable(status, error):  # not found or unreadable: no content
+                hashless.append(((source, page), at, part, row))
             if not retryable(status, error):
                 settled[key] = max(at, settled.get(key, at))
                 settled_by.add((key, engine))
@@ -180,6 +206,9 @@ def stale_rows(fs: Any, parts: Iterable[str], matches: Matches) -> dict[str, lis
             or newest_of_source[(key, source)] > at
             or (credited and newest_credited[key] > at)
         ):
+            stale.setdefault(part, []).append(row)
+    for source_page, at, part, row in hashless:  # the file turned up: its row has its content's key
+        if newest_of_page[source_page] > at and row not in stale.get(part, []):
             stale.setdefault(part, []).append(row)
     return stale
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import fsspec
 import pytest
-from core_pdfs import document, image_pdf, merged, page_text, text_pdf
+from core_pdfs import document, encrypted, image_pdf, merged, page_text, text_pdf
 from fakes import PRICE_PER_PDF_PAGE, FakeClock, FakeDelix
 
 from airflow_provider_delix.api.errors import DelixNotFoundError, DelixResponseError, DelixTransientError
@@ -462,7 +462,7 @@ def test_an_auto_run_writes_invalid_rows_once_and_names_the_engine_of_reused_pag
     fake = FakeDelix()
     refs, _ = archive(
         tmp_path / "pdfs",
-        notes=b"my notes, not a PDF",
+        locked=encrypted(document("locked", 2)),
         damaged=b"%PDF-1.4\n" + bytes(200),
         typed=2,
         typed_copy=document("typed", 2),
@@ -470,12 +470,12 @@ def test_an_auto_run_writes_invalid_rows_once_and_names_the_engine_of_reused_pag
     run(fake, out, refs, engine="auto", max_failed_ratio=None)
     frame = read_table(out)
     assert dict(zip(frame.source.map(lambda s: Path(s).stem), frame.engine, strict=False)) == {
-        "notes": "auto",
+        "locked": "auto",
         "damaged": "auto",
         "typed": "probe",
         "typed_copy": "probe",
     }
     calls = dict(fake.calls)
     again = run(fake, out, refs, engine="auto", max_failed_ratio=None)
-    assert len(read_table(out)) == 6, "the invalid rows were written again"
-    assert sum(again.rows.values()) == 0 and again.pages_resumed == 6 and dict(fake.calls) == calls
+    assert len(read_table(out)) == 7, "the invalid rows were written again"
+    assert sum(again.rows.values()) == 0 and again.pages_resumed == 7 and dict(fake.calls) == calls

@@ -1,0 +1,105 @@
+"""Rows that say something about the run, not about the page's content, are checked again.
+
+A ``not_found`` or ``unreadable`` row says where a file was looked for; ``pdf_not_supported``
+and ``not_a_pdf`` say which operator read it. None is a fact about the content, so none makes
+the page done: the next run on the same output looks again, and the page's new row replaces
+the old one (one row per page), whether the file turned up, or the other operator read it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from core_pdfs import document
+from fakes import FakeDelix
+
+from airflow_provider_delix.core.options import RunOptions
+from airflow_provider_delix.core.run import run_extraction
+from airflow_provider_delix.core.summary import PipelineSummary
+from airflow_provider_delix.core.table import open_output, read_table
+from airflow_provider_delix.emulator.scans import make_png
+
+pytestmark = pytest.mark.timeout(60)
+IMAGES = RunOptions(max_failed_ratio=None)
+DOCUMENTS = RunOptions(kind="documents", max_failed_ratio=None, poll_interval=0.01)
+
+
+@pytest.fixture
+def out() -> Iterator[str]:
+    url = f"memory://recheck-{uuid.uuid4().hex}"
+    yield url
+    fs, path = open_output(url)
+    if fs.exists(path):
+        fs.rm(path, recursive=True)
+
+
+def run(fake: FakeDelix, inputs: object, out: str, options: RunOptions) -> PipelineSummary:
+    return run_extraction(inputs, out, fake, options, run_id=f"r-{uuid.uuid4().hex[:6]}")
+
+
+def rows(out: str) -> dict[tuple[str, int], tuple[str, str | None]]:
+    frame = read_table(out)
+    assert not frame.duplicated(["source", "page_number"]).any(), "a page has two rows"
+    return {
+        (Path(s).name, int(p)): (st, e if isinstance(e, str) else None)
+        for s, p, st, e in zip(frame.source, frame.page_number, frame.status, frame.error, strict=True)
+    }
+
+
+def test_a_missing_file_is_looked_for_again_and_its_row_replaced_once_found(out: str, tmp_path: Path) -> None:
+    (tmp_path / "p8.png").write_bytes(make_png("page eight"))
+    inputs = [str(tmp_path / "p7.png"), str(tmp_path / "p8.png")]
+    fake = FakeDelix()
+    run(fake, inputs, out, IMAGES)
+    assert rows(out) == {("p7.png", 1): ("invalid", "not_found"), ("p8.png", 1): ("processed", None)}
+    again = run(fake, inputs, out, IMAGES)  # still missing: looked for again, still one row
+    assert rows(out)["p7.png", 1] == ("invalid", "not_found") and again.rows["invalid"] == 1
+    (tmp_path / "p7.png").write_bytes(make_png("page seven"))
+    found = run(fake, inputs, out, IMAGES)
+    assert rows(out) == {("p7.png", 1): ("processed", None), ("p8.png", 1): ("processed", None)}
+    assert found.rows["processed"] == 1 and found.pages_resumed == 1
+    assert sum(fake.extracted.values()) == 2, "each page paid once"
+
+
+def test_pdfs_the_image_operator_left_are_read_by_the_document_operator(out: str, tmp_path: Path) -> None:
+    """The image operator's ``pdf_not_supported`` rows tell the user to use the document
+    operator; doing so on the same output reads the PDF, and its rows replace them. The same
+    the other way round for ``not_a_pdf``. Re-running either then sends and writes nothing."""
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    (folder / "scan.png").write_bytes(make_png("a scanned page"))
+    (folder / "notes.pdf").write_bytes(document("notes", 2))
+    fake = FakeDelix()
+    run(fake, str(folder), out, IMAGES)
+    assert rows(out) == {
+        ("scan.png", 1): ("processed", None),
+        ("notes.pdf", 1): ("invalid", "pdf_not_supported"),
+        ("notes.pdf", 2): ("invalid", "pdf_not_supported"),
+    }
+    run(fake, str(folder), out, DOCUMENTS)
+    assert rows(out) == {
+        ("scan.png", 1): ("processed", None),
+        ("notes.pdf", 1): ("processed", None),
+        ("notes.pdf", 2): ("processed", None),
+    }
+    calls = dict(fake.calls)
+    for options in (IMAGES, DOCUMENTS):
+        again = run(fake, str(folder), out, options)
+        assert sum(again.rows.values()) == 0 and again.pages_resumed == 3
+    assert dict(fake.calls) == calls and len(read_table(out)) == 3
+
+
+def test_images_the_document_operator_left_are_read_by_the_image_operator(out: str, tmp_path: Path) -> None:
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    (folder / "scan.png").write_bytes(make_png("a scanned page"))
+    fake = FakeDelix()
+    run(fake, str(folder), out, DOCUMENTS)
+    assert rows(out) == {("scan.png", 1): ("invalid", "not_a_pdf")}
+    run(fake, str(folder), out, IMAGES)
+    assert rows(out) == {("scan.png", 1): ("processed", None)}
+    shutil.rmtree(folder)
