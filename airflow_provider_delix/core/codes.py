@@ -23,7 +23,10 @@ class Reason(StrEnum):
     UNSUPPORTED_CODEC = "unsupported_codec"  # a well-formed file whose compression this build cannot decode
     NOT_FOUND = "not_found"
     PDF_NOT_SUPPORTED = "pdf_not_supported"  # a PDF given to the image operator
-    TOO_LARGE = "too_large"  # over a size or pixel limit, or over the storage budget
+    TOO_LARGE = "too_large"  # over a size or pixel limit of Delix or of our decoders
+    # Within Delix's limits, but larger than the task's max_stored_bytes: a setting, so the next
+    # run looks again (core.supersede) and a raised budget reads the page.
+    OVER_BUDGET = "over_budget"
     UNREADABLE = "unreadable"
     CORRUPT_PDF = "corrupt_pdf"  # damaged beyond what pypdf can repair
     ENCRYPTED_PDF = "encrypted_pdf"  # needs a password we do not have
@@ -49,5 +52,5 @@ class PageError(StrEnum):
 RETRY_ALONE = frozenset({PageError.PAGE_FAILED, PageError.NO_RESULT})
 
 
-# Kept under its historical name: planning refuses a page that can never fit in the budget.
-TOO_LARGE_FOR_BUDGET = Reason.TOO_LARGE.value
+# Planning refuses a page that can never fit in the budget (its own code since over_budget).
+TOO_LARGE_FOR_BUDGET = Reason.OVER_BUDGET.value

@@ -82,7 +82,7 @@ class SplitBudget:
 @dataclass(slots=True)
 class SplitResult:
     written: list[tuple[list[int], bytes]] = field(default_factory=list)  # (original pages, file)
-    too_big: list[int] = field(default_factory=list)  # over 8 MB even alone
+    too_big: list[int] = field(default_factory=list)  # over max_bytes even alone
     unwritable: list[tuple[int, Reason, str]] = field(default_factory=list)  # (page, reason, why)
 
 
@@ -93,17 +93,19 @@ def split_pages(
     *,
     encrypted: bool = False,
     budget: SplitBudget | None = None,
+    max_bytes: int = MAX_PDF_BYTES,
 ) -> SplitResult:
-    """Files of at most 150 pages and 8 MB holding ``numbers``, in order; see the module docstring."""
+    """Files of at most 150 pages and ``max_bytes`` (8 MB, or the task's smaller storage budget)
+    holding ``numbers``, in order; see the module docstring."""
     budget = budget if budget is not None else SplitBudget()
-    per_part = max(1, min(MAX_PDF_PAGES, math.floor(MAX_PDF_BYTES * 0.9 / max(bytes_per_page, 1.0))))
-    first = _halving(open_reader, _groups(numbers, per_part), encrypted, budget)
+    per_part = max(1, min(MAX_PDF_PAGES, math.floor(max_bytes * 0.9 / max(bytes_per_page, 1.0))))
+    first = _halving(open_reader, _groups(numbers, per_part), encrypted, budget, max_bytes)
     if not first.unwritable:
         return first
     left_out = {n for n, _, _ in first.unwritable} | set(first.too_big)
     good = [n for n in numbers if n not in left_out]
     again = _halving(
-        open_reader, _groups(good, per_part), encrypted, SplitBudget(MAX_UNWRITABLE, MAX_REOPENS)
+        open_reader, _groups(good, per_part), encrypted, SplitBudget(MAX_UNWRITABLE, MAX_REOPENS), max_bytes
     )
     if again.unwritable or len(again.written) >= len(first.written):
         return first  # the second pass found new damage (or saved nothing): keep the first
@@ -115,7 +117,7 @@ def _groups(numbers: Sequence[int], size: int) -> list[list[int]]:
 
 
 def _halving(
-    open_reader: Opener, groups: list[list[int]], encrypted: bool, budget: SplitBudget
+    open_reader: Opener, groups: list[list[int]], encrypted: bool, budget: SplitBudget, max_bytes: int
 ) -> SplitResult:
     result = SplitResult()
     reader = open_reader()
@@ -148,7 +150,7 @@ def _halving(
                 budget.damaged += 1
                 result.unwritable.append((group[0], last.reason, last.message))
                 continue
-        if len(data) > MAX_PDF_BYTES:
+        if len(data) > max_bytes:
             if len(group) == 1:
                 result.too_big.append(group[0])
             else:

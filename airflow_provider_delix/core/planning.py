@@ -183,7 +183,8 @@ class ChunkPlanner:
                         target,
                         TOO_LARGE_FOR_BUDGET,
                         f"{len(page.data)} bytes can never fit in the storage budget of "
-                        f"{self.max_chunk_bytes} bytes per request.",
+                        f"{self.max_chunk_bytes} bytes per request (max_stored_bytes): raise it and "
+                        "run again.",
                     )
                 )
                 continue
@@ -228,7 +229,7 @@ class ChunkPlanner:
                     t,
                     TOO_LARGE_FOR_BUDGET,
                     f"the PDF part of {len(part.data)} bytes can never fit in the storage budget of "
-                    f"{self.max_chunk_bytes} bytes per request.",
+                    f"{self.max_chunk_bytes} bytes per request (max_stored_bytes): raise it and run again.",
                 )
                 for _, t in page_map
             )

@@ -166,6 +166,8 @@ def _prepare(
             todo=todo,
             encrypted=encrypted,
             engine_setting=options.engine,
+            # A part must fit Delix (8 MB) and the task's storage budget, or it is never sent.
+            max_bytes=min(MAX_PDF_BYTES, options.max_stored_bytes),
             parts=parts,
             bad=bad,
         )
@@ -199,13 +201,14 @@ def _plan_parts(
     todo: list[int],
     encrypted: bool,
     engine_setting: str,
+    max_bytes: int,
     parts: list[PreparedPart],
     bad: list[PreparedPage],
 ) -> None:
     if todo:
         by_engine = _engines(reader, todo, engine_setting)
         budget = SplitBudget()  # one for the document, whatever its engines
-        fits = count <= MAX_PDF_PAGES and len(data) <= MAX_PDF_BYTES and not encrypted
+        fits = count <= MAX_PDF_PAGES and len(data) <= max_bytes and not encrypted
         for engine, numbers in by_engine.items():
             if fits:
                 select = None if len(numbers) == count else page_selector(numbers)
@@ -216,7 +219,12 @@ def _plan_parts(
                 )
             else:
                 split = split_pages(
-                    open_reader, numbers, len(data) / count, encrypted=encrypted, budget=budget
+                    open_reader,
+                    numbers,
+                    len(data) / count,
+                    encrypted=encrypted,
+                    budget=budget,
+                    max_bytes=max_bytes,
                 )
                 normalization = "split" + (", decrypted" if encrypted else "")
                 parts.extend(
@@ -230,8 +238,7 @@ def _plan_parts(
                     )
                     for group, written in split.written
                 )
-                too_big = f"a single page is over {MAX_PDF_BYTES} bytes"
-                bad.extend(_invalid(sha256, split.too_big, Reason.TOO_LARGE, too_big))
+                bad.extend(_invalid(sha256, split.too_big, *_too_big(max_bytes)))
                 for n, reason, message in split.unwritable:
                     bad.extend(_invalid(sha256, [n], reason, message))
                 if split.unwritable:
@@ -286,3 +293,14 @@ def _engines(reader: object, numbers: Sequence[int], engine: str) -> dict[str, l
         chosen = Engine.PROBE.value if _has_text(page) else Engine.DANLIN.value
         groups.setdefault(chosen, []).append(n)
     return groups
+
+
+def _too_big(max_bytes: int) -> tuple[Reason, str]:
+    """Why a page over ``max_bytes`` on its own is not sent: Delix's limit, or the task's budget."""
+    if max_bytes >= MAX_PDF_BYTES:
+        return Reason.TOO_LARGE, f"a single page is over {MAX_PDF_BYTES} bytes"
+    return (
+        Reason.OVER_BUDGET,
+        f"a single page is over {max_bytes} bytes, the task's max_stored_bytes (Delix takes PDFs up to "
+        f"{MAX_PDF_BYTES} bytes): raise max_stored_bytes and run again",
+    )

@@ -13,9 +13,10 @@ about the page at all, and a re-run on the same ``output_path`` must not keep th
   asked for such pages to be sent again alone (``retry_packed_failures``): the pack did not
   settle it, its own send as an image will.
 
-Four ``invalid`` rows describe the run, not the content (:data:`RECHECK_NEXT_RUN`):
-``not_found`` and ``unreadable`` (where the file was looked for) and ``pdf_not_supported`` /
-``not_a_pdf`` (which operator read it). The next run looks again.
+Five ``invalid`` rows describe the run, not the content (:data:`RECHECK_NEXT_RUN`):
+``not_found`` and ``unreadable`` (where the file was looked for), ``pdf_not_supported`` /
+``not_a_pdf`` (which operator read it) and ``over_budget`` (the task's ``max_stored_bytes``).
+The next run looks again.
 
 :class:`~.resume.ResumeIndex` does not count them as done, so the next run sends those pages
 again. Their old rows are then *superseded*: when a writer closes, every part file holding a
@@ -55,15 +56,17 @@ RETRY_NEXT_RUN = frozenset(
     }
 )
 # Invalid rows that describe the run, not the content: where the file was looked for (it was
-# not there, or could not be read), or which operator read it (a PDF given to the image
-# operator, an image to the document operator). The next run looks again; the page's new row
-# replaces them, whether the file turned up or the other operator read it.
+# not there, or could not be read), which operator read it (a PDF given to the image operator,
+# an image to the document operator), or the task's storage budget (over_budget). The next
+# run looks again; the page's new row replaces them, whether the file turned up, the other
+# operator read it, or the budget was raised.
 RECHECK_NEXT_RUN = frozenset(
     {
         Reason.NOT_FOUND.value,
         Reason.UNREADABLE.value,
         Reason.PDF_NOT_SUPPORTED.value,
         Reason.NOT_A_PDF.value,
+        Reason.OVER_BUDGET.value,
     }
 )
 KEY_COLUMNS = (

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import fsspec
@@ -190,6 +191,22 @@ def test_a_page_over_8_mb_on_its_own_is_too_large(tmp_path: Path) -> None:
     doc = prepared(tmp_path, data)
     assert invalid(doc) == [(2, "too_large")]
     assert reassembled(doc.parts, "huge") == [1]
+
+
+def test_parts_fit_a_storage_budget_smaller_than_8_mb(tmp_path: Path) -> None:
+    """A task that shares the account with a small ``max_stored_bytes`` must still send every
+    page: parts are cut to the budget, and only a page over it on its own is left, as
+    ``over_budget`` (a setting: the next run looks again)."""
+    names = [page_text("budget", n) for n in range(1, 11)]
+    data = text_pdf(names, page_pad=[500_000] * 9 + [3_200_000])  # about 7.7 MB: fits Delix whole
+    doc = prepared(tmp_path, data, replace(DOCS, max_stored_bytes=3_000_000))
+    assert [(n, e) for n, e in invalid(doc)] == [(10, "over_budget")]
+    (message,) = [p.message for p in doc.pages if p.error]
+    assert message is not None and "max_stored_bytes" in message
+    assert all(len(p.data) <= 3_000_000 for p in doc.parts) and len(doc.parts) >= 2
+    assert reassembled(doc.parts, "budget") == list(range(1, 10))
+    whole = prepared(tmp_path, data)  # the default budget: one file, as it came
+    assert invalid(whole) == [] and [p.data for p in whole.parts] == [data]
 
 
 # ---------------------------------------------------------------------- engine="auto"

@@ -103,3 +103,27 @@ def test_images_the_document_operator_left_are_read_by_the_image_operator(out: s
     run(fake, str(folder), out, IMAGES)
     assert rows(out) == {("scan.png", 1): ("processed", None)}
     shutil.rmtree(folder)
+
+
+def test_a_page_over_the_task_budget_is_read_once_the_budget_is_raised(out: str, tmp_path: Path) -> None:
+    from core_pdfs import page_text, text_pdf
+
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    texts = [page_text("budget", n) for n in range(1, 4)]
+    (folder / "budget.pdf").write_bytes(text_pdf(texts, page_pad=[0, 0, 2_500_000]))
+    fake = FakeDelix()
+    run(
+        fake,
+        str(folder),
+        out,
+        RunOptions(kind="documents", max_failed_ratio=None, max_stored_bytes=2_000_000),
+    )
+    assert rows(out) == {
+        ("budget.pdf", 1): ("processed", None),
+        ("budget.pdf", 2): ("processed", None),
+        ("budget.pdf", 3): ("invalid", "over_budget"),
+    }
+    run(fake, str(folder), out, DOCUMENTS)
+    assert set(rows(out).values()) == {("processed", None)} and len(rows(out)) == 3
+    assert len(fake.charged_pages) == 3 and set(fake.charged_pages.values()) == {1}, "each page paid once"
