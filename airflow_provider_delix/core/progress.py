@@ -13,6 +13,7 @@ pages written per second: inputs are read well ahead of the pages Delix has done
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
@@ -25,7 +26,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def _duration(seconds: float) -> str:
+def _duration(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):  # no rate yet, or one too small to divide by
+        return "unknown"
     minutes, secs = divmod(round(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
@@ -76,7 +79,7 @@ class ArchiveProgress:
         pages_total = "" if progress.pages_total is None else f"/{progress.pages_total}"
         return (
             f"{self.noun} {self.images_read}/{total} read, pages {progress.pages_done}{pages_total} done, "
-            f"{progress.pages_per_second:.1f} pages/s, ETA {'unknown' if eta is None else _duration(eta)}, "
+            f"{progress.pages_per_second:.1f} pages/s, ETA {_duration(eta)}, "
             f"credits {progress.credits_charged} charged / {progress.credits_refunded} refunded"
             + (f" / {progress.credits_at_risk} at risk" if progress.credits_at_risk else "")
         )

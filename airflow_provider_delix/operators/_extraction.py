@@ -81,7 +81,9 @@ class BaseExtractionOperator(BaseOperator):
         self.delix_conn_id = delix_conn_id
         self.storage_conn_id = storage_conn_id
         self.storage_options = dict(storage_options or {})  # templated: rendered values reach the run
-        self._cancel = threading.Event()
+        # Made in execute: an Event holds a lock, which would make the operator impossible to
+        # deep-copy (DAG.partial_subset, `airflow tasks clear` on Airflow 2 copy operators).
+        self._cancel: threading.Event | None = None
         self._pipeline: ExtractionPipeline | None = None
 
     @property
@@ -89,6 +91,11 @@ class BaseExtractionOperator(BaseOperator):
         return getattr(self, self.inputs_field)
 
     def execute(self, context: Context) -> dict[str, Any] | None:
+        return self._extract(context)
+
+    def _extract(self, context: Context) -> dict[str, Any] | None:
+        """One run of the archive; also what a return from the triggerer runs (not ``execute``,
+        which Airflow 2's executor safeguard wants called by the task runner only)."""
         from airflow_provider_delix.api.errors import DelixAuthError, DelixError
         from airflow_provider_delix.core.manifest import build_manifest
         from airflow_provider_delix.core.run import run_extraction
@@ -106,6 +113,7 @@ class BaseExtractionOperator(BaseOperator):
         # Credentials from the storage connection, as Airflow's object-storage API builds them.
         inputs = with_connection(self.inputs, self.storage_conn_id)
         output = with_connection(self.output_path, self.storage_conn_id)
+        self._cancel = threading.Event()
         try:
             summary = run_extraction(
                 inputs,
@@ -198,19 +206,31 @@ class BaseExtractionOperator(BaseOperator):
     def execute_complete(
         self, context: Context, event: dict[str, Any] | None = None
     ) -> dict[str, Any] | None:
-        """Back from the triggerer: run again; it collects the journalled extracts first."""
+        """Back from the triggerer: run again; it collects the journalled extracts first.
+
+        A ``timeout`` event fails the try, as a run that waits itself does past ``extract_timeout``
+        (running again would only defer again, for ever): the extracts stay on record with their
+        files, and the next try or run collects them without paying again. An ``error`` event is
+        not fatal: the run asks Delix itself, and a lost extract's pages are sent again.
+        """
         status = (event or {}).get("status")
+        message = (event or {}).get("message", "")
+        if status == "timeout":
+            raise AirflowException(
+                f"{message} The extract(s) stay on record with their files: the next try or run "
+                "collects them without paying again (raise extract_timeout to wait longer)."
+            )
         if status not in (None, "success"):
-            # Not fatal: the run asks Delix itself; a lost extract's pages are sent again.
-            self.log.warning("The trigger ended with %s: %s", status, (event or {}).get("message", ""))
-        return self.execute(context)
+            self.log.warning("The trigger ended with %s: %s", status, message)
+        return self._extract(context)
 
     def _remember(self, pipeline: ExtractionPipeline) -> None:
         self._pipeline = pipeline
 
     def on_kill(self) -> None:
         """Stop sending; the run deletes what it uploaded before the task ends."""
-        self._cancel.set()
+        if self._cancel is not None:
+            self._cancel.set()
         if self._pipeline is not None:
             self._pipeline.cancel()
 

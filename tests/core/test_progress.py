@@ -73,3 +73,12 @@ def test_the_reporter_passes_pages_planned_so_far() -> None:
     stats.input_complete = True
     reporter.maybe_report()
     assert seen[1].pages_total == 5 and seen[1].eta_seconds == math.inf  # nothing written yet
+
+
+def test_an_infinite_eta_is_unknown_not_an_error(tmp_path: Path) -> None:
+    """A rate too small to divide by (a deferred run's first line after a long wait) gives an
+    infinite ETA: the line says unknown instead of the callback failing."""
+    counted = _counted(tmp_path, 5, [])
+    line = counted.describe(Progress(0, 10, 1e-320, math.inf, 0, 0, pages_planned=10, inputs_planned=5))
+    assert "ETA unknown" in line
+    assert "ETA unknown" in counted.describe(_progress(done=0, rate=1e-320, planned=5, inputs=5))

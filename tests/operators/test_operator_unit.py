@@ -67,3 +67,31 @@ def test_deferrable_follows_airflows_default_only_where_packs_can_wait(
         True,
         False,
     )
+
+
+def test_the_operator_can_be_deep_copied() -> None:
+    """Airflow copies operators (DAG.partial_subset, `airflow tasks clear` on Airflow 2): nothing
+    made in the constructor may hold a lock."""
+    import copy
+
+    op = ImageExtractionOperator(task_id="ocr", images="scans/*.png", output_path="/d/t")
+    clone = copy.deepcopy(op)
+    assert clone.task_id == "ocr" and clone.options == op.options
+
+
+def test_a_trigger_timeout_fails_the_try_instead_of_deferring_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.providers.common.compat.sdk import AirflowException
+
+    op = ImageExtractionOperator(task_id="ocr", images="scans/*.png", output_path="/d/t")
+    runs: list[object] = []
+    monkeypatch.setattr(op, "_extract", lambda context: runs.append(context) or {"ok": True})
+    event = {
+        "status": "timeout",
+        "message": "Extract e1 still processing after 4 s.",
+        "extract_uuids": ["e1"],
+    }
+    with pytest.raises(AirflowException, match=r"e1 still processing.*collects them without paying again"):
+        op.execute_complete({}, event)  # type: ignore[arg-type]
+    assert runs == []
+    assert op.execute_complete({}, {"status": "error", "message": "gone"}) == {"ok": True}  # type: ignore[arg-type]
+    assert op.execute_complete({}, {"status": "success"}) == {"ok": True}  # type: ignore[arg-type]
