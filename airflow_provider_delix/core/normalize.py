@@ -95,6 +95,18 @@ def has_transparency(im: Image.Image) -> bool:
     return low < 255
 
 
+def drop_zero_alpha(im: Image.Image) -> tuple[Image.Image, list[str]]:
+    """A BMP's alpha that is zero everywhere carries nothing: drop it rather than composite.
+
+    Many writers (Windows tools saving 32-bit BMPs) leave the fourth byte zero, and BMP viewers
+    ignore it; Pillow reads it as alpha. Compositing it onto white would send Delix a blank
+    page, and pay for it. (A PNG's alpha is meant: an all-transparent PNG stays blank.)
+    """
+    if im.mode != "RGBA" or _extrema(im.getchannel("A"))[1] > 0:
+        return im, []
+    return im.convert("RGB"), ["zero_alpha->dropped"]
+
+
 def needs_rework(im: Image.Image) -> bool:
     """Whether a decodable PNG/JPEG under the size limit must still be re-encoded.
 

@@ -26,7 +26,7 @@ from airflow_provider_delix.core.codes import Reason
 from airflow_provider_delix.core.decode_limits import large_page, load_reduced, reduction
 from airflow_provider_delix.core.decoder_notes import collect
 from airflow_provider_delix.core.inputs import InputRef, SourceTooLargeError, read_input
-from airflow_provider_delix.core.normalize import encode_page, needs_rework, to_ocr_mode
+from airflow_provider_delix.core.normalize import drop_zero_alpha, encode_page, needs_rework, to_ocr_mode
 from airflow_provider_delix.core.validation import (
     ImageKind,
     InvalidInputError,
@@ -224,6 +224,9 @@ def _frame(
                 else:
                     im.load()
                     page = im
+                if kind == "bmp":
+                    page, dropped = drop_zero_alpha(page)
+                    steps += dropped
                 page, more = to_ocr_mode(page)
             with decode_errors(f"page {number} could not be re-encoded"):
                 encoded = encode_page(page, kind, pre_steps=steps + more)

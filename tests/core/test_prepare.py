@@ -228,3 +228,30 @@ def test_a_page_sent_as_is_carries_the_source_hash_so_planning_does_not_hash_it_
     assert as_is.data == png and as_is.data_sha256 == hashlib.sha256(png).hexdigest()
     (reencoded,) = prepare_source(_ref(), _encode(_page(mode="CMYK"), "JPEG")).pages  # re-encoded
     assert reencoded.normalization is not None and reencoded.data_sha256 is None
+
+
+def _bmp_with_zero_alpha(im: Image.Image) -> bytes:
+    """A 32-bit BMP with an alpha mask whose alpha bytes are all 0, as many Windows tools write
+    it (BMP viewers ignore that byte); Pillow reads it as RGBA, fully transparent."""
+    import struct
+
+    width, height = im.size
+    rgb = im.convert("RGB")
+    rows = (
+        b"".join(bytes((b, g, r, 0)) for r, g, b in (rgb.getpixel((x, y)) for x in range(width)))  # type: ignore[misc]
+        for y in range(height - 1, -1, -1)
+    )
+    pixels = b"".join(rows)
+    dib = struct.pack("<IiiHHIIiiII", 124, width, height, 1, 32, 3, len(pixels), 2835, 2835, 0, 0)
+    dib += struct.pack("<IIII", 0x00FF0000, 0x0000FF00, 0x000000FF, 0xFF000000)
+    dib = dib.ljust(124, b"\0")
+    return b"BM" + struct.pack("<IHHI", 14 + 124 + len(pixels), 0, 0, 14 + 124) + dib + pixels
+
+
+def test_a_bmp_whose_alpha_is_zero_everywhere_keeps_its_text() -> None:
+    """Flattening that alpha onto white would send (and pay for) a blank page."""
+    data = _bmp_with_zero_alpha(_page("SALAM 12345", size=(200, 60)))
+    assert Image.open(io.BytesIO(data)).mode == "RGBA"
+    (page,) = _prepared(data).pages
+    assert page.normalization is not None and "zero_alpha->dropped" in page.normalization
+    assert _decoded(page.data).convert("L").getextrema()[0] < 128, "the text was lost: a blank page"
