@@ -155,13 +155,13 @@ def _pdf_pages(data: bytes, sha256: str) -> tuple[PreparedPage, ...]:
     """
     from airflow_provider_delix.core.prepare_pdf import count_pdf_pages  # it imports this module
 
-    count = count_pdf_pages(data) or 1  # damaged: the document operator says how; one row here
+    counted = count_pdf_pages(data)  # 0: damaged, the document operator says how; one row here
+    what = f"a PDF of {counted} page(s)" if counted else "a PDF whose pages cannot be counted"
     error = InvalidInputError(
         Reason.PDF_NOT_SUPPORTED,
-        f"a PDF of {count} page(s): use DocumentExtractionOperator for PDFs (image extraction "
-        "answers WRONG_FILE_TYPE)",
+        f"{what}: use DocumentExtractionOperator for PDFs (image extraction answers WRONG_FILE_TYPE)",
     )
-    return tuple(_invalid(sha256, n, error) for n in range(1, count + 1))
+    return tuple(_invalid(sha256, n, error) for n in range(1, (counted or 1) + 1))
 
 
 def resumed_page(sha256: str, page_number: int) -> PreparedPage:

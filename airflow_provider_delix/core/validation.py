@@ -10,6 +10,7 @@ files that are really TIFFs and of extension-less exports.
 from __future__ import annotations
 
 import io
+import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -194,9 +195,18 @@ def heif_plugin() -> bool:
     return True
 
 
+# "<_io.BytesIO object at 0x7f...>" in a library's message: a new address on every run.
+_OBJECT_REPR = re.compile(r"<([\w.]+) object at 0x[0-9a-fA-F]+>")
+
+
 def short_error(exc: BaseException, limit: int = 200) -> str:
-    """``Type: message`` on one line, truncated: what a row may carry instead of a traceback."""
-    text = " ".join(str(exc).split()) or "no details"
+    """``Type: message`` on one line, truncated: what a row may carry instead of a traceback.
+
+    Object reprs with a memory address (Pillow's "cannot identify image file <_io.BytesIO
+    object at 0x...>") become "the file": the same damage gives the same message on every
+    run, so rows can be grouped by it.
+    """
+    text = _OBJECT_REPR.sub("the file", " ".join(str(exc).split())) or "no details"
     line = f"{type(exc).__name__}: {text}"
     return line if len(line) <= limit else line[: limit - 3] + "..."
 

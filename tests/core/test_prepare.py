@@ -255,3 +255,15 @@ def test_a_bmp_whose_alpha_is_zero_everywhere_keeps_its_text() -> None:
     (page,) = _prepared(data).pages
     assert page.normalization is not None and "zero_alpha->dropped" in page.normalization
     assert _decoded(page.data).convert("L").getextrema()[0] < 128, "the text was lost: a blank page"
+
+
+def test_messages_of_damaged_files_are_the_same_on_every_run() -> None:
+    """Pillow names the buffer it could not identify by its memory address: the row's message
+    must not change from run to run, or rows of the same damage cannot be grouped."""
+    png = _encode(_page(), "PNG")
+    broken = png[:8] + b"\x00" * 40  # the signature, then no valid header
+    (page,) = _prepared(broken).pages
+    assert page.error == "corrupt_image" and page.message is not None
+    assert " at 0x" not in page.message and "cannot identify image file the file" in page.message
+    (pdf,) = _prepared(b"%PDF-1.4\n" + bytes(300)).pages
+    assert pdf.message is not None and pdf.message.startswith("a PDF whose pages cannot be counted")
