@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import io
 import math
+import struct
 from dataclasses import dataclass
 from typing import Any
 
@@ -225,6 +226,25 @@ def _label(pre: list[str], source: str, result: str, extra: list[str] | None = N
     return ",".join([*pre, f"{source}->{result}", *(extra or [])])
 
 
+def png_compressed_well(data: bytes) -> bool:
+    """Whether a PNG's pixels were deflated at zlib's default level or above.
+
+    The zlib header of the first IDAT chunk says (its FLEVEL bits: 2 = default, 3 = best).
+    Only then does the file's own size stand for what a re-encode at the default level would
+    give; a PNG written with little or no compression (scanners' fast mode, ``compress_level=0``)
+    can shrink tenfold, losslessly, and must not go straight to JPEG.
+    """
+    offset = 8
+    for _ in range(64):  # IDAT comes after a few header chunks; a damaged file: re-encode
+        if offset + 10 > len(data):
+            return False
+        length, tag = struct.unpack(">I4s", data[offset : offset + 8])
+        if tag == b"IDAT":
+            return length >= 2 and data[offset + 9] >> 6 >= 2
+        offset += 12 + length
+    return False
+
+
 def encode_page(
     im: Image.Image,
     kind: ImageKind,
@@ -235,8 +255,9 @@ def encode_page(
     """Walk the ladder (module docstring) until the page fits ``MAX_IMAGE_BYTES``.
 
     ``im`` must be in OCR mode (``to_ocr_mode``) with ``pre_steps`` what that did.
-    ``original_size`` is the size of the source when it already is a PNG, which lets the
-    ladder skip re-encoding at the default level. Raises ``InvalidInputError(too_large)``.
+    ``original_size`` is the size of the source when it already is a PNG deflated at the default
+    level or above (:func:`png_compressed_well`), with the pixels unchanged: it lets the ladder
+    skip re-encoding at the default level. Raises ``InvalidInputError(too_large)``.
     """
     pre = list(pre_steps or [])
     source = SOURCE_LABELS[kind]

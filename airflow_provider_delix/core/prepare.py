@@ -26,7 +26,13 @@ from airflow_provider_delix.core.codes import Reason
 from airflow_provider_delix.core.decode_limits import large_page, load_reduced, reduction
 from airflow_provider_delix.core.decoder_notes import collect
 from airflow_provider_delix.core.inputs import InputRef, SourceTooLargeError, read_input
-from airflow_provider_delix.core.normalize import drop_zero_alpha, encode_page, needs_rework, to_ocr_mode
+from airflow_provider_delix.core.normalize import (
+    drop_zero_alpha,
+    encode_page,
+    needs_rework,
+    png_compressed_well,
+    to_ocr_mode,
+)
 from airflow_provider_delix.core.validation import (
     ImageKind,
     InvalidInputError,
@@ -120,7 +126,8 @@ def _single_page(data: bytes, kind: ImageKind, sha256: str) -> PreparedPage:
 
 
 def _single_page_work(im: Image.Image, data: bytes, kind: ImageKind, sha256: str) -> PreparedPage:
-    original_size = len(data) if kind == "png" else None
+    # The file's size stands for a default-level re-encode only if it was deflated that well.
+    original_size = len(data) if kind == "png" and png_compressed_well(data) else None
     with decode_errors(f"the {kind.upper()} does not decode"):
         if reduction(im.mode, im.size) > 1:  # asked of the header, before anything is decoded
             page, steps = load_reduced(im, data, kind, "the image")
@@ -140,6 +147,8 @@ def _single_page_work(im: Image.Image, data: bytes, kind: ImageKind, sha256: str
         else:
             im.load()
             page, steps = to_ocr_mode(im)
+            if steps:  # new pixels (16 -> 8 bit, flattened, rotated): the file's size says nothing
+                original_size = None
     with decode_errors("re-encoding failed"):
         encoded = encode_page(page, kind, pre_steps=steps, original_size=original_size)
     return PreparedPage(

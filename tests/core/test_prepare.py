@@ -267,3 +267,29 @@ def test_messages_of_damaged_files_are_the_same_on_every_run() -> None:
     assert " at 0x" not in page.message and "cannot identify image file the file" in page.message
     (pdf,) = _prepared(b"%PDF-1.4\n" + bytes(300)).pages
     assert pdf.message is not None and pdf.message.startswith("a PDF whose pages cannot be counted")
+
+
+def _text_scan(size: tuple[int, int]) -> Image.Image:
+    im = Image.new("L", size, 255)
+    draw = ImageDraw.Draw(im)
+    for y in range(40, size[1] - 40, 36):
+        draw.text((40, y), "The quick brown fox 0123456789 " * 6, fill=0)
+    return im
+
+
+def test_a_png_saved_with_little_compression_stays_lossless() -> None:
+    """Over 2 MB only because its writer hardly compressed it: a default-level PNG fits, so
+    the page must not go out as a lossy JPEG (neither after a 16 -> 8 bit conversion)."""
+    scan = _text_scan((2000, 1600))
+    stored = _encode(scan, "PNG", compress_level=0)
+    assert len(stored) > MAX_IMAGE_BYTES
+    (page,) = _prepared(stored).pages
+    assert page.normalization == "png->png" and _decoded(page.data).format == "PNG"
+    assert list(_decoded(page.data).getdata()) == list(scan.getdata()), "not lossless"
+    noise = random.Random(7).randbytes(scan.width * scan.height)  # sensor noise in the low byte
+    deep = Image.frombytes("I;16", scan.size, bytes(b for pair in zip(noise, scan.tobytes()) for b in pair))
+    stored = _encode(deep, "PNG")  # the default level: its own size says nothing of the 8-bit page
+    assert len(stored) > MAX_IMAGE_BYTES
+    (page,) = _prepared(stored).pages
+    assert page.normalization is not None and page.normalization.endswith("png->png")
+    assert _decoded(page.data).format == "PNG"
