@@ -18,13 +18,15 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import (
     AirflowException,
+    AirflowFailException,
     AirflowSensorTimeout,
     BaseSensorOperator,
     conf,
 )
 
-from airflow_provider_delix.hooks.delix import DelixHook
-from airflow_provider_delix.triggers.delix import DelixExtractTrigger
+# The hook (requests, HttpHook) and the trigger (aiohttp) load when the sensor runs, not when a
+# DAG that uses it is parsed.
+from airflow_provider_delix.operators._extraction import DEFAULT_CONN_ID
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -52,7 +54,7 @@ class DelixExtractSensor(BaseSensorOperator):
         self,
         *,
         extract_uuid: str,
-        delix_conn_id: str = DelixHook.default_conn_name,
+        delix_conn_id: str = DEFAULT_CONN_ID,
         poke_interval: float = 60.0,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poll_interval: float | None = None,
@@ -65,7 +67,13 @@ class DelixExtractSensor(BaseSensorOperator):
         self.poll_interval = float(poke_interval if poll_interval is None else poll_interval)
 
     def poke(self, context: Context) -> bool:
-        extract = DelixHook(self.delix_conn_id).get_extract(self.extract_uuid)
+        from airflow_provider_delix.api.errors import DelixAuthError
+        from airflow_provider_delix.hooks.delix import DelixHook
+
+        try:
+            extract = DelixHook(self.delix_conn_id).get_extract(self.extract_uuid)
+        except DelixAuthError as error:  # a new try cannot fix the key: fail, as the operators do
+            raise AirflowFailException(str(error)) from None
         self.log.info("Extract %s is %s.", self.extract_uuid, extract.status)
         return extract.is_processed
 
@@ -74,6 +82,8 @@ class DelixExtractSensor(BaseSensorOperator):
             return super().execute(context)
         if self.poke(context):
             return None
+        from airflow_provider_delix.triggers.delix import DelixExtractTrigger
+
         self.defer(
             trigger=DelixExtractTrigger(
                 extract_uuids=[self.extract_uuid],

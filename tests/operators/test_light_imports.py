@@ -11,7 +11,7 @@ import json
 import subprocess
 import sys
 
-HEAVY = ("pandas", "pyarrow", "PIL", "pypdf", "requests")
+HEAVY = ("pandas", "pyarrow", "PIL", "pypdf", "requests", "aiohttp")
 
 CODE = """
 import json, sys
@@ -22,9 +22,10 @@ found = {"airflow": sorted(loaded())}  # Airflow 2.11 itself imports requests
 import airflow_provider_delix.operators.image_extraction
 import airflow_provider_delix.operators.document_extraction
 import airflow_provider_delix.operators.cleanup
+import airflow_provider_delix.sensors.delix
 found["operators"] = sorted(loaded() - set(found["airflow"]))
 import airflow_provider_delix.hooks.delix
-found["hook"] = sorted(loaded() - {"requests"})
+found["hook"] = sorted(loaded() - {"requests", "aiohttp"})  # HttpHook's module imports both
 print(json.dumps(found))
 """
 

@@ -102,3 +102,19 @@ def test_execute_complete_fails_clearly_on_error_and_timeout() -> None:
         sensor.execute_complete({}, late)
     with pytest.raises(AirflowException, match="no message"):
         sensor.execute_complete({}, None)
+
+
+def test_a_refused_key_fails_the_sensor_without_retries(
+    emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the operators do: a new try cannot fix the key, so the task must not be retried."""
+    from airflow.providers.common.compat.sdk import AirflowFailException
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_DELIX_DEFAULT",
+        json.dumps({"conn_type": "delix", "host": emulator.base_url, "password": "not-the-key"}),
+    )
+    sensor = DelixExtractSensor(task_id="wait", extract_uuid="e", poke_interval=0.05)
+    with pytest.raises(AirflowFailException, match="delix_default") as failed:
+        sensor.poke({})  # type: ignore[arg-type]
+    assert "not-the-key" not in str(failed.value)
