@@ -5,6 +5,9 @@ Decisions where the spec is silent (``shared/delix-api.md`` section 2 and 6):
 * The type is decided by magic bytes only; the file name and the part's Content-Type are
   ignored. Only PNG, JPEG and PDF are accepted; anything else, an empty part, an image Pillow
   cannot fully decode, or a PDF PDFium cannot open is ``MALFORMED_FILE``.
+* A JPEG with an MPF (multi-picture) segment, as many phone cameras write, is a JPEG: Pillow
+  names it ``MPO``, but the file starts with a JPEG SOI and its first frame decodes as a plain
+  JPEG, which is what a JPEG reader (and so Delix) sees. Only that first frame is decoded.
 * An image over 2 MB or a PDF over 8 MB is ``BAD_INPUT``: the ErrorEnum has no "too large"
   value and ``BAD_INPUT`` ("the file could not be processed") is the closest. Sizes are decimal
   (2 MB = 2_000_000 bytes). The size is checked before decoding, so an oversized corrupt image
@@ -26,6 +29,9 @@ from airflow_provider_delix.emulator import pdf
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 JPEG_MAGIC = b"\xff\xd8\xff"
 PDF_MAGIC = b"%PDF-"
+# The Pillow formats a sniffed image may open as; anything else is a file of another type that
+# happens to start with the same bytes.
+PIL_FORMATS = {"png": frozenset({"PNG"}), "jpeg": frozenset({"JPEG", "MPO"})}
 
 
 @dataclass(frozen=True)
@@ -58,9 +64,9 @@ def _image_decodes(data: bytes, expected: str) -> bool:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as image:
-                if (image.format or "").lower() != expected:
+                if image.format not in PIL_FORMATS[expected]:
                     return False
-                image.load()
+                image.load()  # an MPO's first frame only: the JPEG a JPEG reader sees
     except Exception:  # Pillow raises many types for damaged files; all mean "malformed"
         return False
     return True

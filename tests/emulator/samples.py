@@ -52,6 +52,18 @@ def jpeg(text: str | None = None, *, fail: bool = False) -> bytes:
     return data[:2] + segments + data[2:]
 
 
+def mpo(text: str) -> bytes:
+    """A JPEG with an MPF segment and a second picture, as phone cameras write ("MPO" to Pillow).
+
+    The ``delix:text`` comment is in the first picture, the one a JPEG reader decodes."""
+    out = io.BytesIO()
+    first, second = Image.new("RGB", (16, 16), (255, 255, 255)), Image.new("RGB", (8, 8), (0, 0, 0))
+    first.save(out, "MPO", save_all=True, append_images=[second], comment=f"delix:text={text}".encode())
+    data = out.getvalue()
+    assert data.startswith(b"\xff\xd8\xff") and Image.open(io.BytesIO(data)).format == "MPO"
+    return data
+
+
 def image_bytes(fmt: str) -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (16, 16), (255, 255, 255)).save(out, fmt)

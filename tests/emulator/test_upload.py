@@ -8,7 +8,7 @@ import pytest
 
 from airflow_provider_delix.emulator.testing import InProcessEmulator
 
-from .samples import ENGINE_FA, Api, image_bytes, jpeg, pdf, pdf_of_size, png, png_of_size
+from .samples import ENGINE_FA, Api, image_bytes, jpeg, mpo, pdf, pdf_of_size, png, png_of_size
 
 
 def _entries(answer: Any) -> list[dict[str, Any]]:
@@ -28,6 +28,16 @@ def test_upload_accepts_png_jpeg_pdf_with_both_field_names(api: Api, field: str)
     listed = api.files().json()["data"]
     assert [f["uuid"] for f in listed] == [e["uuid"] for e in entries]
     assert all(set(f) == {"uuid", "status", "extension", "page_count"} for f in listed)
+
+
+def test_a_jpeg_with_a_multi_picture_segment_is_a_jpeg_read_by_its_first_picture(api: Api) -> None:
+    # Phone cameras write MPF; Pillow calls such a file "MPO", Delix takes it as the JPEG it is.
+    (entry,) = _entries(api.upload(mpo("عکس گوشی")))
+    assert (entry["status"], entry.get("extension"), entry.get("page_count")) == ("stored", "jpeg", 1)
+    answer = api.images({"engine": ENGINE_FA, "files": [{"uuid": entry["uuid"]}]})
+    assert answer.status_code == 201, answer.text
+    (page,) = answer.json()["data"]["files"][0]["pages"]
+    assert (page["status"], page["text"]) == ("processed", "عکس گوشی")
 
 
 def test_results_keep_request_order_and_rejections_have_no_uuid(api: Api) -> None:
