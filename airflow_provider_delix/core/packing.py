@@ -6,8 +6,10 @@ extraction is queued, so ``ImageExtractionOperator(packing="pdf")`` embeds the p
 of several sources, each as one page, into a PDF and sends it through the document endpoint.
 
 * **Lossless.** ``img2pdf`` embeds the JPEG bytes as they are and a PNG's compressed pixel
-  data without decoding it; nothing is re-encoded. Each page is sized so that the image is
-  300 dpi (``PAGE_DPI``): a renderer at the usual OCR resolution gets the original pixels back.
+  data without decoding it; nothing is re-encoded. Of a phone's multi-picture JPEG (MPO) only
+  the first picture becomes a page: the one Delix reads when the file is sent alone. Each page
+  is sized so that the image is 300 dpi (``PAGE_DPI``): a renderer at the usual OCR resolution
+  gets the original pixels back.
 * **Rows as unpacked.** Each page of a pack is a *member*: one distinct content (a
   :class:`~.planning.ChunkFile` claimed in the content index, duplicates attached), so the
   table gets one row per image with the same resume key as without packing; only
@@ -59,11 +61,18 @@ class PackLimits:
 
 
 def pack_pdf(images: Sequence[bytes]) -> bytes:
-    """The images as the pages of one PDF, embedded losslessly (raises what img2pdf raises)."""
+    """The images as the pages of one PDF, embedded losslessly (raises what img2pdf raises).
+
+    Exactly one page per image, because page ``i`` answers image ``i``: ``first_frame_only``
+    stops img2pdf from making a page of every picture of a phone's multi-picture JPEG (MPO).
+    The first picture is the one Delix reads when the same file is sent alone.
+    """
     import img2pdf
 
     layout = img2pdf.get_fixed_dpi_layout_fun((PAGE_DPI, PAGE_DPI))
-    data: bytes = img2pdf.convert(list(images), layout_fun=layout, rotation=img2pdf.Rotation.ifvalid)
+    data: bytes = img2pdf.convert(
+        list(images), layout_fun=layout, rotation=img2pdf.Rotation.ifvalid, first_frame_only=True
+    )
     return data
 
 
