@@ -86,9 +86,11 @@ class _Handler(BaseHTTPRequestHandler):
                 response = app.handle(request)
             else:
                 response = Response(404, {"message": "Not Found"})
-        except Exception as exc:  # an emulator bug must answer 500, not kill the connection thread
+        except Exception as exc:  # an emulator bug must answer, not kill the connection thread
             app.stats.count_error()
-            response = Response(500, {"message": f"emulator error: {exc!r}", "error": "GENERAL_EXCEPTION"})
+            # A plain 500 (no ErrorEnum): a transient server failure a client may retry. The
+            # spec's GENERAL_EXCEPTION is a 422 refusal, which only the injected fault gives.
+            response = Response(500, {"message": f"Server Error (emulator bug: {exc!r})"})
         if response is None:  # injected fault: close the socket without any answer
             self.close_connection = True
             return

@@ -97,3 +97,18 @@ def test_admin_rejects_bad_settings(emulator: InProcessEmulator) -> None:
         with pytest.raises(urllib.error.HTTPError, match="400"):
             emulator.configure(**bad)
     assert emulator.config()["rate_429"] == 0.0
+
+
+def test_an_emulator_bug_is_a_plain_500_not_the_422_enum(
+    emulator: InProcessEmulator, api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The spec's GENERAL_EXCEPTION is a 422 refusal; a crash inside the server is the transient
+    # kind of failure, so its answer must not carry the enum a client treats as a refusal.
+    def crash(*_args: Any) -> Any:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(emulator.app, "_dispatch", crash)
+    answer = api.files()
+    assert answer.status_code == 500
+    assert "error" not in answer.json() and "boom" in answer.json()["message"]
+    assert emulator.stats()["internal_errors"] == 1
