@@ -53,8 +53,11 @@ class AnswerFaults:
         self._answers: dict[str, int] = {}
 
     def reseed(self, seed: int) -> None:
+        """Start afresh (reset, new seed): a test relies on which answers get spoiled, so the
+        ``malformed_every`` counts restart with the draws, as a fresh emulator's would."""
         with self._lock:
             self._rng = random.Random(seed + 1)  # noqa: S311
+            self._answers.clear()
 
     def draw(self, endpoint: str, config: EmulatorConfig) -> str | None:
         """The kind of spoiling for this answer, or None to leave it alone."""

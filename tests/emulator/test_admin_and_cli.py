@@ -51,6 +51,19 @@ def test_reset_forgets_everything_and_restores_settings(emulator_factory: Any) -
     assert api.extract("anything").status_code == 404
 
 
+def test_reset_restarts_the_malformed_every_count(emulator_factory: Any) -> None:
+    # A test that resets the emulator between cases expects the same spoiled answers as on a
+    # fresh one: every second upload answer one entry short, counted from the reset.
+    api = Api(emulator_factory(malformed_every=2, malformed_kinds="upload_missing_entry"))
+
+    def entries() -> list[int]:
+        return [len(api.upload(png(f"{i}a"), png(f"{i}b")).json()["data"]) for i in range(3)]
+
+    assert entries() == [2, 1, 2]
+    api.emulator.reset()
+    assert entries() == [2, 1, 2]
+
+
 def test_cli_flags_map_to_settings() -> None:
     args = build_parser().parse_args(
         [
