@@ -17,8 +17,9 @@ with the sync hook:
 * HTTP errors become the typed errors of :mod:`airflow_provider_delix.api.errors` through
   :func:`~airflow_provider_delix.api.responses.raise_for_answer`, the sync hook's mapping;
 * the same :class:`~airflow_provider_delix.api.retry.RetryPolicy`: 429 (honouring
-  ``Retry-After``), 5xx, dropped connections and timeouts are retried with exponential backoff
-  and jitter; 401/403, 404 and 422 never are.
+  ``Retry-After``), 5xx, dropped connections, timeouts and a 422 ``GENERAL_EXCEPTION`` (a read
+  is free, and that refusal applied nothing) are retried with exponential backoff and jitter;
+  401/403, 404 and other 422s never are.
 """
 
 from __future__ import annotations
