@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
@@ -37,8 +38,8 @@ from tenacity import (
     retry_base,
     stop_after_attempt,
     stop_after_delay,
-    wait_exponential_jitter,
 )
+from tenacity.wait import wait_base
 
 from airflow_provider_delix.api.errors import DelixApiError, DelixTransientError
 from airflow_provider_delix.api.models import ErrorCode
@@ -50,6 +51,9 @@ RETRY_EXTRAS = ("max_retries", "retry_wait_initial", "retry_wait_max", "retry_ma
 
 # How many times a paid request is re-sent after a failure Delix may have applied.
 MAX_LOST_RESENDS = 1
+
+# Up to this many seconds of random jitter on each backoff, so parallel tasks do not retry in step.
+JITTER_SECONDS = 1.0
 
 
 def connection_extra(extras: Mapping[str, Any], name: str) -> Any:
@@ -137,21 +141,34 @@ class _RetryTransient(retry_base):
         return True
 
 
-class _RetryAfterOrBackoff(wait_exponential_jitter):
-    """Exponential backoff with jitter, replaced by the server's ``Retry-After`` when it sent one."""
+class _RetryAfterOrBackoff(wait_base):
+    """Exponential backoff with jitter, replaced by the server's ``Retry-After`` when it sent one.
+
+    Retry *n* waits ``retry_wait_initial * 2**(n-1)`` plus up to :data:`JITTER_SECONDS`, at most
+    ``retry_wait_max``: what tenacity's ``wait_exponential_jitter`` computes. It is computed here
+    because that class renamed its first argument (``initial``, deprecated in tenacity 9.2 and
+    warning whenever it is not 1, became ``multiplier``, which 9.1 and older lack): no one
+    spelling works on every tenacity the package allows (>= 8.2), and raising that bound would
+    refuse environments whose Airflow constraints pin an older tenacity.
+    """
 
     def __init__(self, policy: RetryPolicy) -> None:
-        super().__init__(initial=policy.retry_wait_initial, max=policy.retry_wait_max, jitter=1)
+        self._initial = policy.retry_wait_initial
+        self._max = policy.retry_wait_max
         self._cap = policy.retry_max_elapsed
 
     def __call__(self, retry_state: RetryCallState) -> float:
-        backoff = float(super().__call__(retry_state))
         outcome = retry_state.outcome
         error = outcome.exception() if outcome is not None else None
         retry_after = getattr(error, "retry_after", None)
         if retry_after is not None:
             return float(min(max(float(retry_after), 0.0), self._cap))
-        return backoff
+        jitter = random.uniform(0, JITTER_SECONDS)  # noqa: S311 (spreading retries, not crypto)
+        try:
+            backoff = self._initial * 2.0 ** (retry_state.attempt_number - 1) + jitter
+        except OverflowError:  # past what a float holds: the cap applies anyway
+            return self._max
+        return min(backoff, self._max)
 
 
 def _name(describe: str | Callable[[], str]) -> str:
