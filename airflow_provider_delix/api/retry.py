@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
@@ -39,7 +38,7 @@ from tenacity import (
     stop_after_attempt,
     stop_after_delay,
 )
-from tenacity.wait import wait_base
+from tenacity.wait import wait_base, wait_exponential, wait_random
 
 from airflow_provider_delix.api.errors import DelixApiError, DelixTransientError
 from airflow_provider_delix.api.models import ErrorCode
@@ -145,15 +144,18 @@ class _RetryAfterOrBackoff(wait_base):
     """Exponential backoff with jitter, replaced by the server's ``Retry-After`` when it sent one.
 
     Retry *n* waits ``retry_wait_initial * 2**(n-1)`` plus up to :data:`JITTER_SECONDS`, at most
-    ``retry_wait_max``: what tenacity's ``wait_exponential_jitter`` computes. It is computed here
-    because that class renamed its first argument (``initial``, deprecated in tenacity 9.2 and
-    warning whenever it is not 1, became ``multiplier``, which 9.1 and older lack): no one
-    spelling works on every tenacity the package allows (>= 8.2), and raising that bound would
-    refuse environments whose Airflow constraints pin an older tenacity.
+    ``retry_wait_max``: what tenacity's ``wait_exponential_jitter`` computes, composed here from
+    ``wait_exponential`` and ``wait_random`` because that class renamed its first argument
+    (``initial``, deprecated in tenacity 9.2 and warning whenever it is not 1, became
+    ``multiplier``, which 9.1 and older lack): no one spelling of it works on every tenacity the
+    package allows (>= 8.2), and raising that bound would refuse environments whose Airflow
+    constraints pin an older tenacity. ``min(min(e, max) + j, max)`` is ``min(e + j, max)``.
     """
 
     def __init__(self, policy: RetryPolicy) -> None:
-        self._initial = policy.retry_wait_initial
+        self._backoff: wait_base = wait_exponential(
+            multiplier=policy.retry_wait_initial, max=policy.retry_wait_max
+        ) + wait_random(0, JITTER_SECONDS)
         self._max = policy.retry_wait_max
         self._cap = policy.retry_max_elapsed
 
@@ -163,12 +165,7 @@ class _RetryAfterOrBackoff(wait_base):
         retry_after = getattr(error, "retry_after", None)
         if retry_after is not None:
             return float(min(max(float(retry_after), 0.0), self._cap))
-        jitter = random.uniform(0, JITTER_SECONDS)  # noqa: S311 (spreading retries, not crypto)
-        try:
-            backoff = self._initial * 2.0 ** (retry_state.attempt_number - 1) + jitter
-        except OverflowError:  # past what a float holds: the cap applies anyway
-            return self._max
-        return min(backoff, self._max)
+        return float(min(self._backoff(retry_state), self._max))
 
 
 def _name(describe: str | Callable[[], str]) -> str:

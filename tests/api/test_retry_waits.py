@@ -1,7 +1,7 @@
 """The retry policy's waits: exponential with up to 1 s of jitter, capped; ``Retry-After`` wins.
 
 Run on a bare ``Retrying`` (no network) whose sleep only records, with the jitter drawn from a
-patched ``random.uniform``, so every wait is exact.
+patched ``random.random`` (what tenacity's ``wait_random`` draws), so every wait is exact.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def test_backoff_doubles_from_the_initial_wait_plus_jitter_up_to_the_cap(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     jitters = iter([0.0, 1.0, 0.25, 0.5, 0.75, 0.0])
-    monkeypatch.setattr(random, "uniform", lambda low, high: low + (high - low) * next(jitters))
+    monkeypatch.setattr(random, "random", lambda: next(jitters))  # what tenacity's wait_random draws
     policy = RetryPolicy(max_retries=6, retry_wait_initial=0.5, retry_wait_max=5.0)
     failures = [DelixTransientError("busy") for _ in range(5)]
     failures.insert(3, DelixTransientError("throttled", retry_after=7.0))  # the server's word wins
