@@ -6,6 +6,7 @@ import json
 from importlib import metadata, resources
 
 import jsonschema
+import pytest
 
 from airflow_provider_delix.get_provider_info import get_provider_info
 
@@ -68,3 +69,20 @@ def test_airflow_providers_list_shows_the_provider(tmp_path: object) -> None:
         check=True,
     )
     assert "airflow-provider-delix" in result.stdout
+
+
+def test_the_older_form_refuses_what_the_3_2_form_refuses() -> None:
+    """Airflow < 3.2 builds the form from the hook (WTForms); its number floors must be the
+    provider info's, or a 0 timeout passes the form and fails only at run time."""
+    pytest.importorskip("flask_appbuilder")  # the Airflow 2.11 lane; 3.x builds it from provider info
+    from wtforms.validators import NumberRange
+
+    from airflow_provider_delix.hooks.delix import DelixHook
+
+    widgets = DelixHook.get_connection_form_widgets()
+    fields = get_provider_info()["connection-types"][0]["conn-fields"]
+    for name, spec in fields.items():
+        if spec["schema"]["type"][0] != "integer":
+            continue
+        (floor,) = [v.min for v in widgets[name].kwargs["validators"] if isinstance(v, NumberRange)]
+        assert floor == spec["schema"].get("minimum", 0), name

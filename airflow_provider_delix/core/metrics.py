@@ -14,8 +14,8 @@ name                                      kind     meaning
 ``delix.credits.refunded``                counter  credits Delix refunded for failed pages
 ``delix.requests.<endpoint>``             counter  API calls by client method (retries not counted)
 ``delix.storage_full_waits``              counter  uploads refused because the shared account was full
-``delix.storage_wait_seconds``            timer    time a chunk waited for account space
-``delix.chunk_seconds``                   timer    one chunk from upload to its last row
+``delix.storage_wait``                    timer    time a chunk waited for account space
+``delix.chunk_duration``                  timer    one chunk from upload to its last row
 ========================================  =======  =============================================
 
 Tags (for backends that take them): ``kind`` (images/documents) plus what the caller adds
@@ -71,10 +71,10 @@ class RunMetrics:
         self._incr("storage_full_waits", 1)
 
     def storage_wait(self, seconds: float) -> None:
-        self._timing("storage_wait_seconds", seconds)
+        self._timing("storage_wait", seconds)
 
     def chunk(self, seconds: float) -> None:
-        self._timing("chunk_seconds", seconds)
+        self._timing("chunk_duration", seconds)
 
     def _incr(self, name: str, count: int) -> None:
         if count:

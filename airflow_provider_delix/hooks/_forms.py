@@ -42,7 +42,8 @@ def connection_form_widgets() -> dict[str, Any]:
             fields[name] = IntegerField(
                 label,
                 widget=BS3TextFieldWidget(),
-                validators=[Optional(), NumberRange(min=0)],
+                # The same floor as the 3.2+ form's schema (timeouts and pool size start at 1).
+                validators=[Optional(), NumberRange(min=spec["schema"].get("minimum", 0))],
                 description=spec["description"],
             )
     return fields

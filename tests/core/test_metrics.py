@@ -47,7 +47,7 @@ def test_pages_credits_requests_and_chunks_match_the_summary() -> None:
     for endpoint, calls in summary.requests.items():
         assert sink.counts.get(f"delix.requests.{endpoint}", 0) == calls, endpoint
     chunks = summary.requests["upload_files"]
-    assert len(sink.timings["delix.chunk_seconds"]) == chunks
+    assert len(sink.timings["delix.chunk_duration"]) == chunks
     assert all(t == {"kind": "images"} for t in sink.tags)
 
 
@@ -60,7 +60,7 @@ def test_storage_full_refusals_and_the_wait_are_counted() -> None:
     )
     assert error is None and summary is not None
     assert sink.counts["delix.storage_full_waits"] == 3
-    assert sink.timings["delix.storage_wait_seconds"] == [pytest.approx(sum(clock.sleeps))]
+    assert sink.timings["delix.storage_wait"] == [pytest.approx(sum(clock.sleeps))]
     assert 0.5 * (1.0 + 2.0 + 4.0) <= sum(clock.sleeps) <= 1.5 * (1.0 + 2.0 + 4.0)  # jittered back-off
 
 
@@ -84,4 +84,4 @@ def test_names_are_built_in_one_place() -> None:
     metrics.request("get_extract")
     metrics.chunk(1.5)
     assert sink.counts == Counter({"delix.pages.failed": 2, "delix.requests.get_extract": 1})
-    assert sink.timings == {"delix.chunk_seconds": [1.5]}
+    assert sink.timings == {"delix.chunk_duration": [1.5]}

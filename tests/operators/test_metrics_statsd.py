@@ -106,4 +106,4 @@ def test_run_figures_reach_statsd(airflow_env: AirflowEnv, emulator: Any, tmp_pa
     assert got["requests.upload_files"] == calls["POST /files"]
     assert got["requests.extract_images"] == calls["POST /image-extraction"]
     assert got["requests.delete_file"] == calls["DELETE /files/{uuid}"]
-    assert "chunk_seconds" in listener.timers("airflow.delix.")
+    assert "chunk_duration" in listener.timers("airflow.delix.")
