@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from collections.abc import Set as AbstractSet
-from itertools import chain
 
 import pyarrow.dataset as ds
 
@@ -26,11 +25,11 @@ from airflow_provider_delix.core.codes import RETRY_ALONE
 from airflow_provider_delix.core.collect import PageResult
 from airflow_provider_delix.core.ledger import ExtractRecord
 from airflow_provider_delix.core.resume import ResumeIndex
-from airflow_provider_delix.core.row_journal import read_journals
 from airflow_provider_delix.core.rows import failed_in_pack, page_rows
 from airflow_provider_delix.core.store import OutputStore
+from airflow_provider_delix.core.stored_rows import stored_rows
 from airflow_provider_delix.core.supersede import retryable
-from airflow_provider_delix.core.table import PageRow, RowStatus, iter_batches
+from airflow_provider_delix.core.table import PageRow, RowStatus
 
 # (extract uuid, source hash, page number, source) of a stored row.
 RowOfExtract = tuple[str | None, str | None, int, str]
@@ -41,11 +40,7 @@ _COLUMNS = ("extract_uuid", "source_sha256", "page_number", "source")
 def written_rows(
     store: OutputStore, records: Iterable[ExtractRecord], index: ResumeIndex
 ) -> set[RowOfExtract]:
-    """The stored rows of the records' extracts that are not of the run's settings.
-
-    Journals are read before the parts, as for the resume index: a journal published in between
-    is then read in its part.
-    """
+    """The stored rows of the records' extracts that are not of the run's settings."""
     uuids = {
         r.extract_uuid
         for r in records
@@ -53,19 +48,8 @@ def written_rows(
     }
     if not uuids:
         return set()
-    state = store.state
-    journals = [p for tag in state.tags("journal") for p in state.files("journal", tag, ".arrow")]
-    parts = iter_batches(
-        store.output_path,
-        _COLUMNS,
-        storage_options=store.storage_options,
-        where=ds.field("extract_uuid").isin(sorted(uuids)),
-    )
-    found: set[RowOfExtract] = set()
-    for batch in chain(read_journals(state, journals, missing_ok=True).values(), parts):
-        columns = (batch.column(c).to_pylist() for c in _COLUMNS)
-        found.update(row for row in zip(*columns, strict=True) if row[0] in uuids)
-    return found
+    where = ds.field("extract_uuid").isin(sorted(uuids))
+    return {row for row in stored_rows(store, _COLUMNS, where) if row[0] in uuids}
 
 
 def all_written(record: ExtractRecord, written: WrittenRows) -> bool:
@@ -134,6 +118,6 @@ def record_rows(
                     continue  # stored by an earlier collection of this extract (it carries it on)
                 (again if unsettled else rows).append(row)
                 if ours and not unsettled:
-                    index.add(target.key)
+                    index.add(target.key, target.source)
                 written.setdefault(target.key, set()).add(target.source)
     return rows, again

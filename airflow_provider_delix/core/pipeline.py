@@ -34,6 +34,8 @@ from airflow_provider_delix.core.adopt import Adoption
 from airflow_provider_delix.core.budget import StorageBudget
 from airflow_provider_delix.core.claims import claim_book
 from airflow_provider_delix.core.client import DelixClient
+from airflow_provider_delix.core.copies import BATCH as COPY_BATCH
+from airflow_provider_delix.core.copies import copied_rows
 from airflow_provider_delix.core.counting_client import CountingClient
 from airflow_provider_delix.core.jobs import ExtractionJob, job_for
 from airflow_provider_delix.core.key_registry import KeyRegistry
@@ -45,7 +47,14 @@ from airflow_provider_delix.core.pipeline_dispatch import PipelineDispatch
 from airflow_provider_delix.core.pipeline_leftovers import PipelineLeftovers
 from airflow_provider_delix.core.pipeline_outcome import PipelineOutcome
 from airflow_provider_delix.core.pipeline_prefetch import Prefetcher
-from airflow_provider_delix.core.planning import Chunk, ChunkPlanner, ContentIndex, PlanStep, SourceLike
+from airflow_provider_delix.core.planning import (
+    Chunk,
+    ChunkPlanner,
+    ContentIndex,
+    PageTarget,
+    PlanStep,
+    SourceLike,
+)
 from airflow_provider_delix.core.resume import ResumeIndex
 from airflow_provider_delix.core.rows import invalid_row, outcome_row
 from airflow_provider_delix.core.run_cleanup import ClaimingClient, RunCleanup
@@ -159,6 +168,7 @@ class ExtractionPipeline(PipelineDispatch, PipelineLeftovers, PipelineOutcome):
         self._ids = itertools.count(1)
         self._misc: list[PageRow] = []
         self._misc_reused = 0  # how many of the rows in _misc are fanned out from cached content
+        self._copies: list[PageTarget] = []  # done under another source: rows to copy
         self._orphans_deleted = 0
         self._files_in_doubt = 0
         self._adoption = Adoption()
@@ -258,6 +268,7 @@ class ExtractionPipeline(PipelineDispatch, PipelineLeftovers, PipelineOutcome):
                 unprocessed_keys=resume.not_processed,
                 settled_keys=resume.settled,
                 alone_keys=resume.alone,
+                known_source=lambda target: resume.has_source(target.key, target.source),
                 max_files=self.files_per_chunk,
                 packer=self._packer(),
             )
@@ -284,6 +295,7 @@ class ExtractionPipeline(PipelineDispatch, PipelineLeftovers, PipelineOutcome):
                     self._dispatch_tail(chunks, ctx)
                     self._send_again(planner, chunks, ctx)
                     self._join_deferred(planner, chunks, ctx)
+            self._write_copies()
             self._flush_misc(force=True)
         except BaseException as exc:  # also SIGTERM's exception and KeyboardInterrupt: clean up first
             error = exc
@@ -332,8 +344,21 @@ class ExtractionPipeline(PipelineDispatch, PipelineLeftovers, PipelineOutcome):
             for t, out, read_by in step.reused
         )
         self._misc_reused += len(step.reused)
+        self._copies.extend(step.copies)
+        if len(self._copies) >= COPY_BATCH:
+            self._write_copies()
         self._flush_misc(force=False)
         self._hold(step.chunks, pool, ctx)
+
+    def _write_copies(self) -> None:
+        """Rows for pages the table holds under another source, copied from it (core/copies.py)."""
+        targets, self._copies = self._copies, []
+        matches = self.store.settings  # the run's settings: set before anything is planned
+        if targets and matches is not None:
+            rows, missing = copied_rows(self.store, targets, matches, self.run_id)
+            self._misc.extend(rows)
+            self._misc_reused += len(rows)
+            self.stats.add_planned(0, len(missing), 0)  # they have a row, under another source
 
     def _flush_misc(self, *, force: bool) -> None:
         """Invalid and reused rows cost no request; they are stored in batches, not one file each."""

@@ -117,6 +117,8 @@ class PlanStep:
     invalid: list[InvalidPage] = field(default_factory=list)
     # (page, the outcome it reuses, the engine that read it: None for the run's own engine)
     reused: list[tuple[PageTarget, FileOutcome, str | None]] = field(default_factory=list)
+    # Done pages listed under a source without a row of its own: a row is copied (core/copies.py).
+    copies: list[PageTarget] = field(default_factory=list)
     resumed: int = 0
     resumed_not_processed: int = 0  # resumed pages whose stored row is failed/rejected/invalid
     pages: int = 0  # pages of this run's inputs, resumed ones included
@@ -143,6 +145,7 @@ class ChunkPlanner:
         unprocessed_keys: Container[tuple[str, int]] = frozenset(),
         settled_keys: Container[tuple[str, int]] = frozenset(),
         alone_keys: Container[tuple[str, int]] = frozenset(),
+        known_source: Callable[[PageTarget], bool] | None = None,
         max_files: int = MAX_FILES_PER_REQUEST,
         open_chunks: int = 2,
         packer: FilePacker | None = None,
@@ -158,6 +161,7 @@ class ChunkPlanner:
         self._unprocessed_keys = unprocessed_keys
         self._settled_keys = settled_keys
         self._alone_keys = alone_keys  # never packed: they failed in a pack (retry_packed_failures)
+        self._known_source = known_source  # None: a done page is done under any source
         self._new_id = chunk_id
         self._open_limit = open_chunks
         self._open: list[list[ChunkFile]] = []
@@ -207,6 +211,9 @@ class ChunkPlanner:
         written by this run while collecting an earlier attempt's extract (counted in its rows)."""
         if target.key not in self._done_keys:
             return False
+        if self._known_source is not None and not self._known_source(target):
+            step.copies.append(target)  # done under another source: this one gets a copied row
+            return True
         if target.key not in self._settled_keys:
             step.resumed += 1
             step.resumed_not_processed += target.key in self._unprocessed_keys

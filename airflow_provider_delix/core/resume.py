@@ -35,6 +35,9 @@ class ResumeIndex:
         self.engines = frozenset(engines)
         self.language = language
         self._done: set[Key] = set()
+        # hash((key, source)) of each settled row: a done page listed under a source without a
+        # row of its own (a copy, a renamed file) gets one copied from the stored row (core/copies.py).
+        self._sources: set[int] = set()
         self._not_processed: set[Key] = set()
         self._settled: set[Key] = set()
         again: set[Key] = set()
@@ -65,6 +68,7 @@ class ResumeIndex:
                     )
                 continue
             self._done.add(key)
+            self._sources.add(hash((key, source)))
             if status in _NOT_PROCESSED:
                 self._not_processed.add(key)
         self.carried.discard(self._done)
@@ -88,7 +92,7 @@ class ResumeIndex:
     def done(self, sha256: str | None, source: str, page_number: int) -> bool:
         return resume_key(sha256, source, page_number) in self._done
 
-    def add(self, key: Key) -> None:
+    def add(self, key: Key, source: str) -> None:
         """Pages settled during this run (adopted extracts) count as done for the planner.
 
         Their rows are this run's (counted in its rows), so the planner does not count them as
@@ -96,6 +100,11 @@ class ResumeIndex:
         """
         self._done.add(key)
         self._settled.add(key)
+        self._sources.add(hash((key, source)))
+
+    def has_source(self, key: Key, source: str) -> bool:
+        """Whether the done page ``key`` has a row under ``source`` (not only under another)."""
+        return hash((key, source)) in self._sources
 
     def tried(self, key: Key, extract_uuid: str | None) -> bool:
         """Whether a stored retryable row of ``key`` came from that extract (core/adopt.py)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import uuid
+from dataclasses import replace
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -127,3 +128,37 @@ def test_a_page_over_the_task_budget_is_read_once_the_budget_is_raised(out: str,
     run(fake, str(folder), out, DOCUMENTS)
     assert set(rows(out).values()) == {("processed", None)} and len(rows(out)) == 3
     assert len(fake.charged_pages) == 3 and set(fake.charged_pages.values()) == {1}, "each page paid once"
+
+
+def test_a_copy_listed_by_a_later_run_gets_its_own_row_without_a_request(out: str, tmp_path: Path) -> None:
+    """Within one run a copy of a page (same bytes, another name) gets its own row, reused; a
+    later run must give it one too, copied from the stored row: the table's rows must not
+    depend on how the archive was split into runs. Nothing is sent or paid again."""
+    day1, day2 = tmp_path / "day1", tmp_path / "day2"
+    day1.mkdir()
+    day2.mkdir()
+    letter = make_png("a letter")
+    (day1 / "letter.png").write_bytes(letter)
+    (day2 / "letter-copy.png").write_bytes(letter)
+    (day2 / "new.png").write_bytes(make_png("a new page"))
+    (day1 / "notes.pdf").write_bytes(document("notes", 2))
+    (day2 / "notes-copy.pdf").write_bytes(document("notes", 2))
+    fake = FakeDelix()
+    images, documents = replace(IMAGES, mixed_archive=True), replace(DOCUMENTS, mixed_archive=True)
+    run(fake, str(day1), out, images)
+    run(fake, str(day1), out, documents)
+    paid = sum(fake.extracted.values()), dict(fake.charged_pages)
+    second = run(fake, str(day2), out, images)
+    run(fake, str(day2), out, documents)
+    frame = read_table(out).set_index("source")
+    copy, original = frame.loc[str(day2 / "letter-copy.png")], frame.loc[str(day1 / "letter.png")]
+    assert (copy.status, copy.text, copy.credits_charged) == ("processed", original.text, 0)
+    assert copy.run_id != original.run_id and copy.file_uuid == original.file_uuid
+    assert second.pages_reused == 1 and second.pages_resumed == 0 and second.rows["processed"] == 2
+    pdf = read_table(out)
+    pdf = pdf[pdf.source == str(day2 / "notes-copy.pdf")].sort_values("page_number")
+    assert list(pdf.page_number) == [1, 2] and list(pdf.credits_charged) == [0, 0]
+    assert (sum(fake.extracted.values()) - 1, dict(fake.charged_pages)) == paid, "only new.png was paid"
+    assert not read_table(out).duplicated(["source", "page_number"]).any()
+    again = run(fake, str(day2), out, images)  # the copy has its row now: nothing more
+    assert sum(again.rows.values()) == 0 and again.pages_resumed == 2
