@@ -75,6 +75,23 @@ def mount_pool(session: requests.Session, pool_size: int) -> None:
     session.mount("http://", adapter)
 
 
+def tls_verify(value: Any) -> bool | str:
+    """The connection's ``verify`` extra as requests takes it: a bool, or a CA bundle path.
+
+    The UI stores extras as text, so ``"false"``/``"0"``/``"no"`` (and ``"true"``/``"1"``/
+    ``"yes"``) are read as booleans, as the async hook always did, rather than as the path of
+    a CA file named "false"; anything else non-empty is a CA file or directory.
+    """
+    if value is None or isinstance(value, bool):
+        return value is not False
+    text = str(value).strip()
+    if text.lower() in ("false", "0", "no", "off"):
+        return False
+    if text.lower() in ("true", "1", "yes", "on", ""):
+        return True
+    return text
+
+
 def read_environment_once(session: requests.Session, extras: Mapping[str, Any]) -> None:
     """Switch off requests' ``trust_env`` when what it would find each request is known now.
 
@@ -82,15 +99,16 @@ def read_environment_once(session: requests.Session, extras: Mapping[str, Any]) 
     bundle variables and ``~/.netrc``: a tenth of the client's CPU per request. When the
     connection sets no proxy and no ``trust_env``, the environment has no proxy, and the session
     has its own auth (so ``.netrc`` is never read), the only thing left to find is a CA bundle
-    (``REQUESTS_CA_BUNDLE``, then ``CURL_CA_BUNDLE``), which requests would use in place of
-    ``verify=True``: it is pinned on the session instead. Anything else keeps ``trust_env``.
+    (``REQUESTS_CA_BUNDLE``, then ``CURL_CA_BUNDLE``), which requests uses only in place of
+    ``verify=True``: it is pinned on the session instead. A ``verify`` of False or a CA path
+    (the connection's extra) is sent with every request (the hook passes ``verify=`` as
+    ``HttpHook.run`` does), so the bundle variables change nothing for it. Anything else keeps
+    ``trust_env``.
     """
     if "trust_env" in extras or session.proxies or session.auth is None or urllib.request.getproxies():
         return
     bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-    if bundle:
-        if session.verify is not True:
-            return  # requests would still put the bundle first: keep its own rules
+    if bundle and session.verify is True:
         session.verify = bundle
     session.trust_env = False
 

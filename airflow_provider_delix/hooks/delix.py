@@ -69,6 +69,7 @@ from airflow_provider_delix.hooks._transport import (
     LeanTransport,
     mount_pool,
     read_environment_once,
+    tls_verify,
 )
 
 # Our own connection extras. HttpHook sends unknown extras as HTTP headers, so these are
@@ -163,6 +164,7 @@ class DelixHook(ExtractEndpoints, HttpHook):
             session.headers.pop(name, None)
             session.headers.pop(f"extra__delix__{name}", None)
         session.auth = DelixBearerAuth(connection.password)
+        session.verify = tls_verify(session.verify)
         self.base_url = base_url_from_connection(connection.host, connection.schema, connection.port)
         timeout = self._timeout_arg if self._timeout_arg is not None else connection_extra(extras, "timeout")
         self.timeout = float(timeout) if timeout is not None else DEFAULT_TIMEOUT
@@ -242,6 +244,8 @@ class DelixHook(ExtractEndpoints, HttpHook):
                             method, endpoint, json=json, files=files, params=params, timeout=timeouts
                         )
                     if response is None:
+                        # verify= explicitly, as HttpHook.run does: without it requests puts a
+                        # REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE before the connection's verify.
                         response = session.request(
                             method,
                             url,
@@ -249,6 +253,7 @@ class DelixHook(ExtractEndpoints, HttpHook):
                             files=multipart or None,
                             params=params,
                             timeout=(self.timeout, read_timeout),
+                            verify=session.verify,
                         )
                 except (requests.Timeout, requests.ConnectionError) as error:
                     raise transport_error(

@@ -25,6 +25,8 @@ with the sync hook:
 from __future__ import annotations
 
 import asyncio
+import os
+import ssl
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -46,6 +48,7 @@ from airflow_provider_delix.api.responses import (
     unreachable_error,
 )
 from airflow_provider_delix.api.retry import RetryPolicy, connection_extra
+from airflow_provider_delix.hooks._transport import tls_verify
 from airflow_provider_delix.hooks.delix import DEFAULT_TIMEOUT, DELIX_EXTRAS
 
 if TYPE_CHECKING:
@@ -70,14 +73,18 @@ _REQUEST_OPTION_EXTRAS = (
 
 @dataclass(frozen=True)
 class AsyncConnectionSettings:
-    """What a ``delix`` connection resolves to for :class:`DelixAsyncHook`; read once per hook."""
+    """What a ``delix`` connection resolves to for :class:`DelixAsyncHook`; read once per hook.
+
+    ``verify`` is what aiohttp's ``ssl=`` gets: a bool, or a context trusting the CA file (or
+    directory) the connection's ``verify`` extra names, as requests does for the sync hook.
+    """
 
     base_url: str
     api_key: str = field(repr=False)
     headers: Mapping[str, str]
     timeout: float
     retry_policy: RetryPolicy
-    verify: bool
+    verify: bool | ssl.SSLContext
     proxy: str | None
 
 
@@ -158,7 +165,7 @@ class DelixAsyncHook(BaseHook):
         own = {*DELIX_EXTRAS, *(f"extra__delix__{name}" for name in DELIX_EXTRAS), *_REQUEST_OPTION_EXTRAS}
         headers = {str(k): str(v) for k, v in extras.items() if k not in own and v is not None}
         timeout = self._timeout_arg if self._timeout_arg is not None else connection_extra(extras, "timeout")
-        verify = extras.get("verify", extras.get("verify_ssl", True))
+        verify = tls_verify(extras.get("verify", extras.get("verify_ssl", True)))
         proxies = extras.get("proxies", extras.get("proxy"))
         base_url = base_url_from_connection(connection.host, connection.schema, connection.port)
         if isinstance(proxies, Mapping):
@@ -169,10 +176,23 @@ class DelixAsyncHook(BaseHook):
             headers=headers,
             timeout=float(timeout) if timeout is not None else DEFAULT_TIMEOUT,
             retry_policy=self._retry_policy_arg or RetryPolicy.from_extras(extras),
-            verify=str(verify).lower() not in ("false", "0", "no"),
+            verify=verify if isinstance(verify, bool) else await asyncio.to_thread(self._trusting, verify),
             proxy=str(proxies) if proxies else None,
         )
         return self._settings
+
+    def _trusting(self, ca_path: str) -> ssl.SSLContext:
+        """A client context that trusts only the CAs in ``ca_path`` (a file or a directory, as
+        requests reads ``verify``); built off the event loop: it reads files."""
+        try:
+            if os.path.isdir(ca_path):
+                return ssl.create_default_context(capath=ca_path)
+            return ssl.create_default_context(cafile=ca_path)
+        except (OSError, ValueError) as error:
+            raise ValueError(
+                f"Connection '{self.delix_conn_id}': the CA bundle its 'verify' extra names cannot be "
+                f"read ({ca_path}): {type(error).__name__}."
+            ) from None
 
     async def __aenter__(self) -> DelixAsyncHook:
         if self._session is None:

@@ -78,8 +78,8 @@ def test_trust_env_is_off_only_when_the_environment_is_read_once_for_the_same_ef
     monkeypatch.setenv("CURL_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
     pinned = _session(emulator, connect)  # the bundle requests would have used, pinned
     assert (pinned.trust_env, pinned.verify) == (False, "/etc/ssl/certs/ca-certificates.crt")
-    unverified = _session(emulator, connect, verify=False)  # requests' own precedence kept
-    assert (unverified.trust_env, unverified.verify) == (True, False)
+    unverified = _session(emulator, connect, verify=False)  # sent with each request: the bundle is moot
+    assert (unverified.trust_env, unverified.verify) == (False, False)
     monkeypatch.delenv("CURL_CA_BUNDLE")
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")  # the emulator is still reached directly

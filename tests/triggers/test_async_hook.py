@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from loopback_servers import RawServer, answer_json, self_signed, server_context
 from trigger_support import SECRET_KEY, queue_extract
 
 from airflow_provider_delix.api.errors import DelixAuthError, DelixNotFoundError, DelixTransientError
@@ -122,3 +128,41 @@ def test_settings_read_the_connection_like_the_sync_hook(emulator: Any, connect:
     assert settings.base_url == emulator.base_url and settings.timeout == 7.0
     assert settings.retry_policy.max_retries == 3 and settings.verify is False
     assert dict(settings.headers) == {"X-Trace": "abc"}  # own extras and request options are no headers
+
+
+def _processing(sock: socket.socket, request_line: str) -> None:
+    answer_json(sock, 200, {"data": {"uuid": "e1", "status": "processing"}})
+
+
+@pytest.mark.parametrize("where", ["file", "directory"])
+def test_a_ca_path_in_the_verify_extra_is_trusted(connect: Any, tmp_path: Path, where: str) -> None:
+    cert, key = self_signed(tmp_path)
+    if where == "directory":  # OpenSSL looks a CA up in a directory by its subject hash
+        (tmp_path / "hashed").mkdir()
+        (tmp_path / "hashed" / f"{_subject_hash(cert)}.0").write_bytes(cert.read_bytes())
+    ca_path = str(cert) if where == "file" else str(tmp_path / "hashed")
+    with RawServer(_processing, tls=server_context(cert, key)) as server:
+        trusted = connect(
+            SimpleNamespace(base_url=server.base_url, api_key="k"), verify=ca_path, max_retries=0
+        )
+        assert asyncio.run(DelixAsyncHook(trusted).get_extract("e1")).uuid == "e1"
+        untrusted = connect(SimpleNamespace(base_url=server.base_url, api_key="k"), max_retries=0)
+        with pytest.raises(DelixTransientError, match="Could not reach"):
+            asyncio.run(DelixAsyncHook(untrusted).get_extract("e1"))  # the system's CAs do not know it
+        assert server.received == ["GET /v1/extracts/e1 HTTP/1.1"]
+
+
+def test_an_unreadable_ca_path_names_the_connection(connect: Any, tmp_path: Path) -> None:
+    conn_id = connect(
+        SimpleNamespace(base_url="https://127.0.0.1:9/v1", api_key="k"), verify=str(tmp_path / "no")
+    )
+    with pytest.raises(ValueError, match=f"Connection '{conn_id}'.*CA bundle"):
+        asyncio.run(DelixAsyncHook(conn_id).settings())
+
+
+def _subject_hash(cert: Path) -> str:
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command names a CA directory's files")
+    return subprocess.run(
+        ["openssl", "x509", "-hash", "-noout", "-in", str(cert)], capture_output=True, text=True, check=True
+    ).stdout.strip()
