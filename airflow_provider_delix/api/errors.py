@@ -97,10 +97,10 @@ class DelixTransientError(DelixError):
     """429, 5xx, dropped connections and timeouts: retried by the hook's policy, raised when it gives up.
 
     ``maybe_applied`` says whether Delix may have applied the request although its answer is
-    lost: True for a read timeout, a connection dropped after the request was sent, and a
-    gateway's 502/504; False for a connection that never reached the server (refused, DNS,
-    connect timeout, TLS) and for 429, 500 and 503. ``paid`` marks a request that spends
-    credits when applied (the extraction POSTs), and ``lost_attempts`` (on every
+    lost: True for a read timeout, a connection dropped (or its TLS broken) after the request was
+    sent, and a gateway's 502/504; False for a connection that never reached the server
+    (refused, DNS, connect timeout, TLS handshake) and for 429, 500 and 503. ``paid`` marks a
+    request that spends credits when applied (the extraction POSTs), and ``lost_attempts`` (on every
     :class:`DelixError`) counts the attempts of this call, this one included, that failed
     maybe-applied: the retry policy re-sends a paid
     request after at most one of them (:mod:`airflow_provider_delix.api.retry`), and the caller

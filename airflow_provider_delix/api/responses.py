@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 import requests
 import urllib3
+import urllib3.connection
 
 from airflow_provider_delix.api.errors import (
     DelixApiError,
@@ -152,25 +153,43 @@ def unreachable_error(
     )
 
 
-# Failures that happen before a byte of the request can reach the server.
+# Failures that happen before a byte of the request can reach the server, whatever their cause.
+# Not TLS errors as such: the same SSLError wraps a refused handshake and a TLS stream that
+# broke while the answer was read, after the whole request was sent (see _raised_connecting).
 _NEVER_SENT: tuple[type[BaseException], ...] = (
     requests.ConnectTimeout,
-    requests.exceptions.SSLError,
     urllib3.exceptions.NewConnectionError,  # refused, unreachable, DNS (NameResolutionError)
     urllib3.exceptions.ConnectTimeoutError,
-    urllib3.exceptions.SSLError,
     ConnectionRefusedError,
     socket.gaierror,
 )
+# urllib3 opens a connection (TCP, a proxy tunnel, the TLS handshake) in these methods, before
+# it writes the request; nothing in them sends a byte of it.
+_CONNECTING = frozenset(
+    {urllib3.connection.HTTPConnection.connect.__code__, urllib3.connection.HTTPSConnection.connect.__code__}
+)
+
+
+def _raised_connecting(error: BaseException) -> bool:
+    """Whether ``error`` was raised inside urllib3's ``connect`` (its traceback passes there)."""
+    frame = error.__traceback__
+    while frame is not None:
+        if frame.tb_frame.f_code in _CONNECTING:
+            return True
+        frame = frame.tb_next
+    return False
 
 
 def never_reached(error: BaseException) -> bool:
-    """Whether a ``requests`` connection error happened before the request was sent.
+    """Whether a ``requests`` error happened before the request was sent.
 
     requests wraps urllib3's errors (``ConnectionError(MaxRetryError(reason=...))``), so the
-    error, its arguments, ``reason`` and causes are searched for a connect-phase failure. Any
-    other broken connection (reset, ``RemoteDisconnected``, a proxy dropping the line) may have
-    come after the server received the request: the safe reading for a paid request.
+    error, its arguments, ``reason`` and causes are searched for a connect-phase failure: one
+    of :data:`_NEVER_SENT`, or any error raised while urllib3 was connecting (a TLS handshake
+    refused or timed out). Any other failure (a reset, ``RemoteDisconnected``, a proxy dropping
+    the line, a TLS error while the answer was read) may have come after the server received
+    the request, and so may one whose origin cannot be told (no traceback): the safe reading
+    for a paid request.
     """
     seen: set[int] = set()
     todo: list[BaseException] = [error]
@@ -179,7 +198,7 @@ def never_reached(error: BaseException) -> bool:
         if id(current) in seen:
             continue
         seen.add(id(current))
-        if isinstance(current, _NEVER_SENT):
+        if isinstance(current, _NEVER_SENT) or _raised_connecting(current):
             return True
         linked = [*current.args, getattr(current, "reason", None), current.__cause__, current.__context__]
         todo.extend(e for e in linked if isinstance(e, BaseException))
@@ -190,9 +209,10 @@ def transport_error(
     error: requests.RequestException, base_url: str, what: str, read_timeout: float, *, conn_id: str
 ) -> DelixTransientError:
     """A request that got no HTTP answer, classified: never reached the server, or maybe applied."""
-    if isinstance(error, requests.Timeout) and not isinstance(error, requests.ConnectTimeout):
+    reached = not never_reached(error)
+    if isinstance(error, requests.Timeout) and reached:
         return timeout_error(what, read_timeout, conn_id=conn_id)
-    return unreachable_error(base_url, what, error, conn_id=conn_id, maybe_applied=not never_reached(error))
+    return unreachable_error(base_url, what, error, conn_id=conn_id, maybe_applied=reached)
 
 
 def raise_for_status(response: HttpAnswer, *, conn_id: str, what: str) -> None:

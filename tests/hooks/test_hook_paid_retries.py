@@ -167,6 +167,12 @@ def test_classification_of_failures() -> None:
         requests.urllib3.exceptions.ProtocolError("Connection aborted.", ConnectionResetError())  # type: ignore[attr-defined]
     )
     assert not never_reached(dropped)
+    # The same SSLError wraps a refused handshake and a TLS stream broken after sending: without
+    # a traceback through urllib3's connect there is no telling, so it may have been applied.
+    tls = requests.exceptions.SSLError(
+        requests.urllib3.exceptions.MaxRetryError(None, "/", requests.urllib3.exceptions.SSLError("bad"))  # type: ignore[attr-defined]
+    )
+    assert not never_reached(tls)
     assert transport_error(dropped, "http://x/v1", "w", 9, conn_id="c").maybe_applied
     assert not transport_error(refused, "http://x/v1", "w", 9, conn_id="c").maybe_applied
     assert transport_error(requests.ReadTimeout(), "http://x/v1", "w", 9, conn_id="c").maybe_applied

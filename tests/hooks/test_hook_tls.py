@@ -2,7 +2,9 @@
 
 The connection's ``verify`` extra (False, or the path of a CA file) must decide, on the lean
 path and on the session's path alike, even with ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE``
-set, which requests would otherwise put first.
+set, which requests would otherwise put first. A TLS failure is classified by when it
+happened: a refused handshake never sent the request (retried freely); a TLS stream that
+breaks once the request was sent may have been applied (a paid request is re-sent once).
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from loopback_servers import RawServer, answer_json, self_signed, server_context
+from loopback_servers import RawServer, answer_json, break_tls, self_signed, server_context
 
 from airflow_provider_delix.api.errors import DelixTransientError
 from airflow_provider_delix.api.retry import RetryPolicy
 from airflow_provider_delix.hooks.delix import DelixHook
 
 SYSTEM_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+PATHS = ["lean", "session"]  # the session's path: a trust_env extra keeps requests' own rules
 
 
 @pytest.fixture(scope="module")
@@ -83,3 +86,42 @@ def test_without_a_verify_extra_the_bundle_variable_still_decides(
         _hook(connect, tls_server, **session_only).list_files()
     assert not info.value.maybe_applied
     assert len(tls_server.received) == 1, "a refused certificate: the request was never sent"
+
+
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+@pytest.mark.parametrize("path", PATHS)
+def test_a_tls_stream_broken_after_sending_is_a_lost_answer(
+    certificate: tuple[Path, Path], connect: Callable[..., str], sleeps: Any, path: str
+) -> None:
+    """The server read the whole extraction (applied, charged), then its TLS record is garbage."""
+    session_only = {"trust_env": True} if path == "session" else {}
+    with RawServer(lambda sock, line: break_tls(sock), tls=server_context(*certificate)) as server:
+        conn_id = connect(
+            SimpleNamespace(base_url=server.base_url, api_key="k-tls"), verify=False, **session_only
+        )
+        hook = DelixHook(conn_id, retry_policy=RetryPolicy(max_retries=5), sleep=sleeps)
+        with pytest.raises(DelixTransientError) as info:
+            hook.extract_images(["u1"])
+        assert (hook._lean is not None) is (path == "lean")
+        assert len(server.received) == 2, "a paid request whose answer was lost is re-sent once, not 6 times"
+        error = info.value
+        assert error.maybe_applied and error.paid and error.lost_attempts == 2
+        assert "Could not reach" not in str(error) and "may have applied" in str(error)
+        assert "connection 'delix_test'" in str(error)
+        with pytest.raises(DelixTransientError) as info:
+            hook.list_files()  # free: the ordinary policy, every retry used
+        assert len(server.received) == 2 + 6 and info.value.maybe_applied
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_refused_handshake_never_sent_the_paid_request(
+    tls_server: RawServer, connect: Callable[..., str], sleeps: Any, path: str
+) -> None:
+    session_only = {"trust_env": True} if path == "session" else {}
+    conn_id = connect(SimpleNamespace(base_url=tls_server.base_url, api_key="k-tls"), **session_only)
+    hook = DelixHook(conn_id, retry_policy=RetryPolicy(max_retries=3), sleep=sleeps)
+    with pytest.raises(DelixTransientError, match="Could not reach") as info:
+        hook.extract_images(["u1"])  # the system's CAs do not know the server's certificate
+    assert not info.value.maybe_applied and info.value.lost_attempts == 0
+    assert hook.request_counts["POST /image-extraction"] == 4, "never sent: every retry is used"
+    assert tls_server.received == []
