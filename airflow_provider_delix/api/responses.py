@@ -205,10 +205,32 @@ def never_reached(error: BaseException) -> bool:
     return False
 
 
+# An answer that began (its status line arrived, so the request was sent) and then broke off
+# (IncompleteRead, a bad chunk, the connection dropped) or could not be decoded (Content-Encoding).
+BROKEN_ANSWER: tuple[type[requests.RequestException], ...] = (
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
+# What requests raises for a request that got no whole answer: transport_error classifies it.
+NO_ANSWER: tuple[type[requests.RequestException], ...] = (
+    requests.Timeout,
+    requests.ConnectionError,
+    *BROKEN_ANSWER,
+)
+
+
 def transport_error(
     error: requests.RequestException, base_url: str, what: str, read_timeout: float, *, conn_id: str
 ) -> DelixTransientError:
-    """A request that got no HTTP answer, classified: never reached the server, or maybe applied."""
+    """A request that got no whole HTTP answer (one of :data:`NO_ANSWER`), classified: never
+    reached the server, or maybe applied (a timeout, a drop after sending, a broken answer)."""
+    if isinstance(error, BROKEN_ANSWER):
+        return DelixTransientError(
+            f"The answer of Delix at {base_url} to {what} broke off or could not be decoded "
+            f"(connection '{conn_id}'): {type(error).__name__}. Delix may have applied the request.",
+            conn_id=conn_id,
+            maybe_applied=True,
+        )
     reached = not never_reached(error)
     if isinstance(error, requests.Timeout) and reached:
         return timeout_error(what, read_timeout, conn_id=conn_id)

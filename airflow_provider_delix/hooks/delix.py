@@ -57,7 +57,7 @@ from airflow_provider_delix.api.models import (
     parse_stored_files,
     parse_upload_response,
 )
-from airflow_provider_delix.api.responses import raise_for_status, read_json, transport_error
+from airflow_provider_delix.api.responses import NO_ANSWER, raise_for_status, read_json, transport_error
 from airflow_provider_delix.api.retry import RETRY_EXTRAS, RetryPolicy, connection_extra
 from airflow_provider_delix.core.key_registry import KeyRegistry
 from airflow_provider_delix.core.orphan_sweep import SweepReport
@@ -255,7 +255,7 @@ class DelixHook(ExtractEndpoints, HttpHook):
                             timeout=(self.timeout, read_timeout),
                             verify=session.verify,
                         )
-                except (requests.Timeout, requests.ConnectionError) as error:
+                except NO_ANSWER as error:
                     raise transport_error(
                         error, self.base_url, what, read_timeout, conn_id=self.delix_conn_id
                     ) from None

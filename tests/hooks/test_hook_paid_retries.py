@@ -12,10 +12,12 @@ import logging
 import socket
 import time
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import requests
+from loopback_servers import RawServer, answer_cut_off
 
 from airflow_provider_delix.api.errors import DelixInsufficientCreditsError, DelixTransientError
 from airflow_provider_delix.api.responses import never_reached, raise_for_answer, transport_error
@@ -196,3 +198,32 @@ def test_a_resend_refused_after_a_lost_answer_says_the_first_send_was_lost(
         hook.extract_images(uuids)
     assert info.value.lost_attempts == 1, "the lost first send spent the credits the re-send needed"
     assert emulator.stats()["credits"]["charged"] == 400
+
+
+def _undecodable(sock: socket.socket) -> None:
+    """A whole answer whose gzip body does not decompress."""
+    sock.sendall(
+        b"HTTP/1.1 201 X\r\nContent-Encoding: gzip\r\nContent-Length: 8\r\nConnection: close\r\n\r\nnot gzip"
+    )
+
+
+@pytest.mark.parametrize("path", ["lean", "session"])  # the session's path: a trust_env extra
+@pytest.mark.parametrize("answer", [answer_cut_off, _undecodable], ids=["cut-off", "undecodable"])
+def test_an_answer_broken_off_after_apply_is_a_lost_answer(
+    connect: Callable[..., str], sleeps: Any, path: str, answer: Callable[[socket.socket], None]
+) -> None:
+    """The server read the whole request (applied, charged), then its answer breaks."""
+    session_only = {"trust_env": True} if path == "session" else {}
+    with RawServer(lambda sock, line: answer(sock)) as server:
+        conn_id = connect(SimpleNamespace(base_url=server.base_url, api_key="k-1"), **RETRIES, **session_only)
+        hook = DelixHook(conn_id, sleep=sleeps)
+        with pytest.raises(DelixTransientError) as info:
+            hook.extract_images(["u1"])
+        assert (hook._lean is not None) is (path == "lean")
+        error = info.value
+        assert error.maybe_applied and error.paid and error.lost_attempts == 2
+        assert "connection 'delix_test'" in str(error) and "may have applied" in str(error)
+        assert len(server.received) == 2, "re-sent once, never a third time"
+        with pytest.raises(DelixTransientError, match="connection 'delix_test'"):
+            hook.list_files()  # free: the ordinary policy, every retry used
+        assert len(server.received) == 2 + 6
