@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from airflow_provider_delix.api.auth import usable_api_key
 from airflow_provider_delix.api.base_url import base_url_from_connection
-from airflow_provider_delix.api.errors import DelixAuthError
 from airflow_provider_delix.api.retry import connection_extra
 from airflow_provider_delix.core.key_registry import KeyRegistry, account_fingerprint, default_registry_path
 
@@ -62,11 +62,9 @@ def registry_location(path: str) -> Any:
 
 def registry_for_connection(connection: Any) -> KeyRegistry:
     """The registry of the account a connection uses."""
-    if not connection.password:
-        raise DelixAuthError(
-            f"Connection '{connection.conn_id}' has no API key: put the Delix API key in its password field.",
-            conn_id=connection.conn_id,
-        )
+    # The key as it is sent (stripped): one account's tasks share one registry however the key
+    # was pasted, else each would take the other's files for orphans.
+    api_key = usable_api_key(connection.password, connection.conn_id)
     extras = connection.extra_dejson
     base_url = base_url_from_connection(connection.host, connection.schema, connection.port)
     path = connection_extra(extras, "registry_path")
@@ -87,6 +85,6 @@ def registry_for_connection(connection: Any) -> KeyRegistry:
             foreign = True
     return KeyRegistry(
         registry_location(str(path)),
-        account_fingerprint(base_url, connection.password),
+        account_fingerprint(base_url, api_key),
         foreign_uploaders=foreign,
     )

@@ -152,18 +152,13 @@ class DelixHook(ExtractEndpoints, HttpHook):
         self, headers: dict[Any, Any] | None, extra_options: dict[str, Any] | None
     ) -> requests.Session:
         connection = self.get_connection(self.delix_conn_id)
-        if not connection.password:
-            raise DelixAuthError(
-                f"Connection '{self.delix_conn_id}' has no API key: put the Delix API key in its "
-                "password field.",
-                conn_id=self.delix_conn_id,
-            )
+        auth = DelixBearerAuth(connection.password, conn_id=self.delix_conn_id)  # refuses an unusable key
         session = super().get_conn(headers, extra_options)
         extras = connection.extra_dejson
         for name in DELIX_EXTRAS:
             session.headers.pop(name, None)
             session.headers.pop(f"extra__delix__{name}", None)
-        session.auth = DelixBearerAuth(connection.password)
+        session.auth = auth
         session.verify = tls_verify(session.verify)
         self.base_url = base_url_from_connection(connection.host, connection.schema, connection.port)
         timeout = self._timeout_arg if self._timeout_arg is not None else connection_extra(extras, "timeout")
@@ -382,14 +377,17 @@ class DelixHook(ExtractEndpoints, HttpHook):
         """Called by the UI's Test button: lists files, says in plain words what happened."""
         try:
             files = self.list_files()
-        except DelixAuthError:
+        except DelixAuthError as error:
+            if error.status_code is None:  # no key, or one no request can carry: said before sending
+                return False, str(error)
             return False, f"Delix refused the API key of connection '{self.delix_conn_id}'."
         except DelixTransientError as error:
             return False, f"Delix is unreachable or failing: {error}"
         except DelixError as error:
             return False, str(error)
         except Exception as error:  # the UI needs a sentence, not a traceback
-            return False, f"Could not use connection '{self.delix_conn_id}': {type(error).__name__}: {error}"
+            # Only the class: a library's text may quote what it was given (a header, the key).
+            return False, f"Could not use connection '{self.delix_conn_id}': {type(error).__name__}."
         return True, f"The key works: Delix answered with {len(files)} stored file(s)."
 
     @classmethod

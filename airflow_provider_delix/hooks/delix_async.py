@@ -37,8 +37,8 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from airflow.providers.common.compat.sdk import BaseHook
 
+from airflow_provider_delix.api.auth import usable_api_key
 from airflow_provider_delix.api.base_url import base_url_from_connection
-from airflow_provider_delix.api.errors import DelixAuthError
 from airflow_provider_delix.api.models import Extract
 from airflow_provider_delix.api.responses import (
     json_or_none,
@@ -155,12 +155,7 @@ class DelixAsyncHook(BaseHook):
         if self._settings is not None:
             return self._settings
         connection = await self._get_connection()
-        if not connection.password:
-            raise DelixAuthError(
-                f"Connection '{self.delix_conn_id}' has no API key: put the Delix API key in its "
-                "password field.",
-                conn_id=self.delix_conn_id,
-            )
+        api_key = usable_api_key(connection.password, self.delix_conn_id)  # the sync hook's rules
         extras = await self._get_extras(connection)
         own = {*DELIX_EXTRAS, *(f"extra__delix__{name}" for name in DELIX_EXTRAS), *_REQUEST_OPTION_EXTRAS}
         headers = {str(k): str(v) for k, v in extras.items() if k not in own and v is not None}
@@ -172,7 +167,7 @@ class DelixAsyncHook(BaseHook):
             proxies = proxies.get(base_url.split(":", 1)[0])
         self._settings = AsyncConnectionSettings(
             base_url=base_url,
-            api_key=connection.password,
+            api_key=api_key,
             headers=headers,
             timeout=float(timeout) if timeout is not None else DEFAULT_TIMEOUT,
             retry_policy=self._retry_policy_arg or RetryPolicy.from_extras(extras),

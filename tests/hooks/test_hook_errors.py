@@ -54,6 +54,49 @@ def test_missing_key_is_a_clear_error_before_any_call(
         hook.list_files()
 
 
+@pytest.mark.parametrize("pasted", [SECRET + "\n", f"  {SECRET}\r\n", f"\t{SECRET} "])
+def test_a_key_pasted_with_surrounding_whitespace_is_sent_stripped(
+    secret_emulator: Any, connect: Callable[..., str], sleeps: Any, pasted: str
+) -> None:
+    """A key read from a secret file ends with a newline: http.client refused the header with a
+    ValueError that quoted it, key included."""
+    clean = DelixHook(connect(secret_emulator), sleep=sleeps).key_registry().fingerprint
+    hook = DelixHook(connect(secret_emulator, api_key=pasted), sleep=sleeps)  # the same connection id
+    assert hook.list_files() == []
+    assert hook.test_connection()[0]
+    assert hook.key_registry().fingerprint == clean, "one account, one registry, however the key was pasted"
+
+
+@pytest.mark.parametrize("inner", ["\n", "\r", "\x00", "\t", "\x7f", "\u200b"], ids=repr)
+def test_a_key_with_a_control_character_inside_is_refused_by_name_never_shown(
+    secret_emulator: Any, connect: Callable[..., str], sleeps: Any, inner: str
+) -> None:
+    head, tail = SECRET[:12], SECRET[12:]
+    hook = DelixHook(connect(secret_emulator, api_key=f"{head}{inner}{tail}\n"), sleep=sleeps)
+    with pytest.raises(DelixAuthError, match="key of connection 'delix_test' contains a control") as info:
+        hook.list_files()
+    ok, message = hook.test_connection()
+    assert not ok and "key of connection 'delix_test' contains a control" in message
+    with pytest.raises(DelixAuthError):
+        hook.key_registry()
+    for text in (str(info.value), repr(info.value), message):
+        assert head not in text and tail not in text
+    assert secret_emulator.stats()["calls"] == {}, "refused before any request"
+
+
+def test_test_connection_never_echoes_an_unexpected_error_text(
+    hook: DelixHook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Library errors may quote what they were given: http.client quotes a refused header."""
+
+    def refused_header() -> None:
+        raise ValueError(f"Invalid header value b'Bearer {SECRET}'")
+
+    monkeypatch.setattr(hook, "list_files", refused_header)
+    ok, message = hook.test_connection()
+    assert not ok and message == "Could not use connection 'delix_test': ValueError."
+
+
 def test_validation_error_carries_fields_and_is_not_retried(hook: DelixHook, sleeps: Any) -> None:
     with pytest.raises(DelixValidationError) as info:
         hook._call("POST", "image-extraction", "a bad body", json={"engine": {"name": "danlin"}, "files": []})

@@ -75,6 +75,22 @@ def test_refused_key_is_never_retried_and_never_shown(emulator_factory: Any, con
     assert settings.api_key == wrong and wrong not in repr(settings) and wrong not in repr(hook)
 
 
+def test_a_pasted_key_is_stripped_and_a_broken_one_refused_by_name(
+    emulator_factory: Any, connect: Any
+) -> None:
+    emulator = emulator_factory(api_key=SECRET_KEY)
+    with pytest.raises(DelixNotFoundError):  # not 401: the key went out without its newline
+        asyncio.run(DelixAsyncHook(connect(emulator, api_key=SECRET_KEY + "\n")).get_extract("nope"))
+    head, tail = SECRET_KEY[:8], SECRET_KEY[8:]
+    hook = DelixAsyncHook(connect(emulator, api_key=f"{head}\n{tail}"))
+    with pytest.raises(
+        DelixAuthError, match="key of connection 'delix_trigger_test' contains a control"
+    ) as caught:
+        asyncio.run(hook.get_extract("nope"))
+    assert head not in str(caught.value) and tail not in str(caught.value)
+    assert hook.request_counts["GET /extracts"] == 0
+
+
 def test_a_connection_without_a_key_is_refused_before_any_request(emulator: Any, connect: Any) -> None:
     hook = DelixAsyncHook(connect(emulator, api_key=""))
     with pytest.raises(DelixAuthError, match="has no API key"):
