@@ -5,7 +5,10 @@ operator builds one per page, hundreds of thousands per run), mypy checks them s
 the explicit ``from_api`` parsers are the one place that tolerates what the spec says may vary
 (an upload answer with or without ``data``, ``text`` missing on failed pages, ``pages`` as an
 array or as a URL). Unknown enum values from the server are kept as plain strings instead of
-crashing: the vendor documents its enums loosely.
+crashing: the vendor documents its enums loosely. Anything else that does not fit (a count that
+is not a number, ``files`` that is not a list, a required field missing or null) raises
+:class:`DelixResponseError`, never a bare ``TypeError``: the hook names the request and the
+connection on that class only, and the pipeline handles a malformed answer by it.
 """
 
 from __future__ import annotations
@@ -90,9 +93,20 @@ def _enum_or_str(enum: type[StrEnum], value: Any) -> Any:
 
 
 def _require(payload: Mapping[str, Any], key: str, what: str) -> Any:
-    if key not in payload:
+    value = payload.get(key)
+    if value is None:  # missing or null: either way the answer does not say it
         raise DelixResponseError(f"Delix answered a {what} without '{key}'.")
-    return payload[key]
+    return value
+
+
+def read_int(value: Any, key: str, what: str) -> int:
+    """A count the API sends as a JSON number (or a numeric string); anything else is malformed."""
+    try:
+        return int(value)
+    except (TypeError, ValueError, OverflowError):  # null, a list, "abc", Infinity
+        shown = repr(value)
+        shown = shown if len(shown) <= 40 else shown[:40] + "…"
+        raise DelixResponseError(f"Delix answered a {what} whose '{key}' is not a number: {shown}.") from None
 
 
 def _as_mapping(payload: Any, what: str) -> Mapping[str, Any]:
@@ -154,7 +168,7 @@ def parse_upload_item(item: Any) -> UploadResult:
         return StoredFile(
             uuid=str(_require(entry, "uuid", "stored file")),
             extension=str(entry.get("extension", "")),
-            page_count=int(entry.get("page_count", 1)),
+            page_count=read_int(entry.get("page_count", 1), "page_count", "stored file"),
         )
     if status == "rejected":
         return RejectedFile(reason=_enum_or_str(ErrorCode, entry.get("reason", "UNKNOWN")))
@@ -162,24 +176,41 @@ def parse_upload_item(item: Any) -> UploadResult:
 
 
 def parse_upload_response(payload: Any, expected: int) -> list[UploadResult]:
-    """Parse a 207 upload answer, with or without the ``data`` wrapper (early drafts had none)."""
+    """Parse a 207 upload answer, with or without the ``data`` wrapper (early drafts had none).
+
+    An answer that cannot be read whole (the wrong number of entries, or one unreadable entry)
+    raises :class:`DelixResponseError` with the uuids of every entry that says it is stored:
+    those files are on the account (30 at most, shared by the key) and the caller deletes them.
+    """
     items = payload["data"] if isinstance(payload, Mapping) and "data" in payload else payload
     if not isinstance(items, Sequence) or isinstance(items, str | bytes):
         raise DelixResponseError("Delix answered an upload without a list of files.")
+    results: list[UploadResult] = []
+    unreadable: DelixResponseError | None = None
+    for item in items:
+        try:
+            results.append(parse_upload_item(item))
+        except DelixResponseError as error:
+            unreadable = unreadable or error
+    if len(items) == expected and unreadable is None:
+        return results
+    named = tuple(uuid for uuid in map(_stored_uuid, items) if uuid is not None)
     if len(items) != expected:
-        named = []
-        for item in items:
-            try:
-                parsed = parse_upload_item(item)
-            except DelixResponseError:
-                continue
-            if isinstance(parsed, StoredFile):
-                named.append(parsed.uuid)
-        raise DelixResponseError(
-            f"Delix answered {len(items)} upload entries for {expected} files; cannot tell which is which",
-            uuids=tuple(named),
+        message = (
+            f"Delix answered {len(items)} upload entries for {expected} files; cannot tell which is which"
         )
-    return [parse_upload_item(item) for item in items]
+    else:
+        message = f"{str(unreadable).rstrip('.')} (in an upload answer naming {len(named)} stored file(s))"
+    raise DelixResponseError(message, uuids=named)
+
+
+def _stored_uuid(item: Any) -> str | None:
+    """The uuid of an upload entry that says it is stored, however unreadable the rest of it."""
+    if isinstance(item, Mapping) and item.get("status") == "stored":
+        uuid = item.get("uuid")
+        if isinstance(uuid, str | int) and not isinstance(uuid, bool) and str(uuid):
+            return str(uuid)
+    return None
 
 
 def parse_stored_files(payload: Any) -> list[StoredFile]:
@@ -269,8 +300,14 @@ class Extract:
 
         def optional_int(key: str) -> int | None:
             value = entry.get(key)
-            return None if value is None else int(value)
+            return None if value is None else read_int(value, key, "extract")
 
+        def count(key: str) -> int:
+            return read_int(entry.get(key, 0), key, "extract")
+
+        files = entry.get("files") or ()
+        if not isinstance(files, Sequence) or isinstance(files, str | bytes):
+            raise DelixResponseError("Delix answered an extract whose 'files' is not a list.")
         language = entry.get("language")
         return cls(
             uuid=str(_require(entry, "uuid", "extract")),
@@ -278,13 +315,13 @@ class Extract:
             file_type=str(entry.get("file_type", "")),
             engine=str(entry.get("engine", "")),
             language=None if language is None else str(language),
-            total_files=int(entry.get("total_files", 0)),
-            total_file_pages=int(entry.get("total_file_pages", 0)),
-            total_processing_pages=int(entry.get("total_processing_pages", 0)),
-            initial_cost=int(entry.get("initial_cost", 0)),
+            total_files=count("total_files"),
+            total_file_pages=count("total_file_pages"),
+            total_processing_pages=count("total_processing_pages"),
+            initial_cost=count("initial_cost"),
             failed_pages=optional_int("failed_pages"),
             returned_credits=optional_int("returned_credits"),
-            files=tuple(ExtractFile.from_api(f) for f in entry.get("files") or ()),
+            files=tuple(ExtractFile.from_api(f) for f in files),
         )
 
 

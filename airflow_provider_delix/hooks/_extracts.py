@@ -22,6 +22,7 @@ from airflow_provider_delix.api.models import (
     FileIdentifier,
     Language,
     engine_body,
+    read_int,
 )
 
 DocumentItem = str | FileIdentifier | tuple[str, str | None]
@@ -126,8 +127,9 @@ class ExtractEndpoints:
                 )
             with self._reading(what):
                 pages = [ExtractFilePage.from_api(item) for item in payload["data"]]
+                more = _has_next_page(payload, page)
             yield from pages
-            if not _has_next_page(payload, page):
+            if not more:
                 return
             page += 1
 
@@ -136,7 +138,7 @@ def _has_next_page(payload: Mapping[str, Any], page: int) -> bool:
     """Laravel's paginator: ``meta.last_page`` when present, else a non-null ``links.next``."""
     meta = payload.get("meta")
     if isinstance(meta, Mapping) and meta.get("last_page") is not None:
-        return page < int(meta["last_page"])
+        return page < read_int(meta["last_page"], "meta.last_page", "contents page")
     links = payload.get("links")
     return isinstance(links, Mapping) and links.get("next") is not None
 

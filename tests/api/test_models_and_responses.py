@@ -51,6 +51,50 @@ def test_upload_answer_with_wrong_length_or_status_is_a_response_error() -> None
         parse_upload_response([{"status": "weird"}], expected=1)
 
 
+OTHER = {"uuid": "u2", "status": "stored", "extension": "png", "page_count": 1}
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"status": "queued"},
+        {"status": "stored"},  # no uuid: that file cannot be named
+        {"uuid": "u3", "status": "stored", "extension": "png", "page_count": None},
+        {"uuid": "u3", "status": "stored", "extension": "png", "page_count": [1]},
+        "u3",
+    ],
+    ids=["unknown-status", "stored-without-uuid", "page-count-null", "page-count-list", "not-an-object"],
+)
+def test_an_upload_answer_with_one_unreadable_entry_names_every_stored_file(bad: Any) -> None:
+    """The right number of entries: the readable stored ones are on the account all the same."""
+    with pytest.raises(DelixResponseError) as info:
+        parse_upload_response({"data": [STORED, bad, REJECTED, OTHER]}, expected=4)
+    stored_anyway = ("u3",) if isinstance(bad, dict) and bad.get("uuid") else ()
+    assert info.value.uuids == ("u1", *stored_anyway, "u2")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("initial_cost", None),
+        ("total_files", "many"),
+        ("total_processing_pages", [2]),
+        ("failed_pages", "x"),
+        ("returned_credits", {}),
+        ("initial_cost", float("inf")),
+        ("files", 5),
+        ("files", "f1"),
+        ("files", {"uuid": "f1"}),
+        ("uuid", None),
+        ("status", None),
+    ],
+)
+def test_an_extract_that_does_not_fit_is_a_response_error(field: str, value: Any) -> None:
+    payload = {"uuid": "e1", "status": "processed", "initial_cost": 200, "files": [], field: value}
+    with pytest.raises(DelixResponseError, match=field):
+        Extract.from_api({"data": payload})
+
+
 def test_unknown_enum_values_are_kept_as_strings() -> None:
     (rejected,) = parse_upload_response([{"status": "rejected", "reason": "NEW_REASON"}], expected=1)
     assert rejected == RejectedFile("NEW_REASON")

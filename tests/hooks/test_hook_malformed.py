@@ -3,10 +3,13 @@ request, which connection, and hands back the uuids an upload answer did name.""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from loopback_servers import RawServer, answer_json
 
 from airflow_provider_delix.api.errors import DelixResponseError
 from airflow_provider_delix.api.models import PageStatus
@@ -69,3 +72,44 @@ def test_an_image_extract_answered_as_processing_is_finished_on_the_next_poll(
     assert not extract.is_processed and extract.files == ()
     again = hook.get_extract(extract.uuid)
     assert again.is_processed and again.files[0].pages and again.files[0].pages[0].text == "a"
+
+
+STORED = {"uuid": "A", "status": "stored", "extension": "png", "page_count": 1}
+# What a server that is not quite Delix (a new API version, a buggy gateway) might answer.
+ODD_ANSWERS: dict[str, tuple[int, Any]] = {
+    "POST /v1/files": (207, {"data": [STORED, {"uuid": "B", "status": "stored", "page_count": None}]}),
+    "POST /v1/image-extraction": (201, {"data": {"uuid": "E", "status": "processed", "initial_cost": None}}),
+    "GET /v1/extracts/E": (200, {"data": {"uuid": "E", "status": "processed", "files": 5}}),
+    "GET /v1/files": (200, {"data": [STORED, {"uuid": "B", "status": "stored", "page_count": "two"}]}),
+    "GET /v1/extracts/E/files/F/contents?page=1": (200, {"data": [], "meta": {"last_page": "many"}}),
+}
+
+
+def _odd(sock: socket.socket, request_line: str) -> None:
+    method, target, _ = request_line.split(" ")
+    answer_json(sock, *ODD_ANSWERS[f"{method} {target}"])
+
+
+@pytest.mark.parametrize(
+    ("call", "what"),
+    [
+        (lambda h: h.upload_files([("a.png", b"a"), ("b.png", b"b")]), "the upload of 2 file(s)"),
+        (lambda h: h.extract_images(["A"]), "the image extraction of 1 file(s)"),
+        (lambda h: h.get_extract("E"), "extract E"),
+        (lambda h: h.list_files(), "the file list"),
+        (lambda h: list(h.iter_extract_pages("E", "F")), "page 1 of the contents of file F in extract E"),
+    ],
+    ids=["upload", "extraction", "extract", "file-list", "contents"],
+)
+def test_answers_that_do_not_fit_are_response_errors_naming_the_connection(
+    connect: Callable[..., str], call: Callable[[DelixHook], Any], what: str
+) -> None:
+    """A null or non-numeric count, ``files`` that is no list: not a bare TypeError or ValueError."""
+    with RawServer(_odd) as server:
+        hook = DelixHook(connect(SimpleNamespace(base_url=server.base_url, api_key="k-1"), max_retries=0))
+        with pytest.raises(DelixResponseError) as info:
+            call(hook)
+        assert f"{what}, connection 'delix_test'" in str(info.value) and info.value.conn_id == "delix_test"
+        assert len(server.received) == 1, "an answer is not retried"
+        if what.startswith("the upload"):
+            assert info.value.uuids == ("A", "B"), "both files are stored: the caller deletes them"
