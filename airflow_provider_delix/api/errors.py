@@ -48,8 +48,12 @@ class DelixResponseError(DelixError):
         self.uuids = uuids
 
     def about(self, what: str, conn_id: str) -> DelixResponseError:
-        """The same error naming the request and the connection (parsers know neither)."""
-        if conn_id in str(self):
+        """The same error naming the request and the connection (parsers know neither).
+
+        Told by ``self.conn_id``, not by the text: a connection id such as ``extract`` is in
+        the text of every parser's message without the message naming it.
+        """
+        if self.conn_id == conn_id:
             return self
         error = DelixResponseError(
             f"{self} (answer to {what}, connection '{conn_id}')",

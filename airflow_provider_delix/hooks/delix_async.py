@@ -39,6 +39,7 @@ from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider_delix.api.auth import usable_api_key
 from airflow_provider_delix.api.base_url import base_url_from_connection
+from airflow_provider_delix.api.errors import DelixResponseError
 from airflow_provider_delix.api.models import Extract
 from airflow_provider_delix.api.responses import (
     json_or_none,
@@ -264,4 +265,9 @@ class DelixAsyncHook(BaseHook):
         Raises :class:`~airflow_provider_delix.api.errors.DelixNotFoundError` when Delix no longer
         has it and :class:`~airflow_provider_delix.api.errors.DelixAuthError` when the key is refused.
         """
-        return Extract.from_api(await self._call("GET", f"extracts/{uuid}", f"extract {uuid}"))
+        what = f"extract {uuid}"
+        payload = await self._call("GET", f"extracts/{uuid}", what)
+        try:
+            return Extract.from_api(payload)
+        except DelixResponseError as error:  # the sync hook's _reading: name the request and connection
+            raise error.about(what, self.delix_conn_id) from None

@@ -95,6 +95,13 @@ def test_an_extract_that_does_not_fit_is_a_response_error(field: str, value: Any
         Extract.from_api({"data": payload})
 
 
+def test_a_parse_error_names_a_connection_whose_id_is_in_its_text() -> None:
+    with pytest.raises(DelixResponseError) as info:
+        Extract.from_api({"data": {"status": "processing"}})
+    named = info.value.about("extract e1", "extract")  # "extract" is in "...a extract without..."
+    assert named.conn_id == "extract" and str(named).endswith("(answer to extract e1, connection 'extract')")
+
+
 def test_unknown_enum_values_are_kept_as_strings() -> None:
     (rejected,) = parse_upload_response([{"status": "rejected", "reason": "NEW_REASON"}], expected=1)
     assert rejected == RejectedFile("NEW_REASON")

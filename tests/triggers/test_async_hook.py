@@ -14,7 +14,12 @@ import pytest
 from loopback_servers import RawServer, answer_json, self_signed, server_context
 from trigger_support import SECRET_KEY, queue_extract
 
-from airflow_provider_delix.api.errors import DelixAuthError, DelixNotFoundError, DelixTransientError
+from airflow_provider_delix.api.errors import (
+    DelixAuthError,
+    DelixNotFoundError,
+    DelixResponseError,
+    DelixTransientError,
+)
 from airflow_provider_delix.api.models import Extract
 from airflow_provider_delix.hooks.delix_async import DelixAsyncHook
 
@@ -182,3 +187,17 @@ def _subject_hash(cert: Path) -> str:
     return subprocess.run(
         ["openssl", "x509", "-hash", "-noout", "-in", str(cert)], capture_output=True, text=True, check=True
     ).stdout.strip()
+
+
+@pytest.mark.parametrize(
+    "extract",
+    [{"status": "processing"}, {"uuid": "e1", "status": "processed", "files": 5}],
+    ids=["no-uuid", "files"],
+)
+def test_an_unreadable_extract_names_the_request_and_the_connection(connect: Any, extract: Any) -> None:
+    with RawServer(lambda sock, line: answer_json(sock, 200, {"data": extract})) as server:
+        conn_id = connect(SimpleNamespace(base_url=server.base_url, api_key="k"), max_retries=0)
+        with pytest.raises(DelixResponseError) as caught:
+            asyncio.run(DelixAsyncHook(conn_id).get_extract("e1"))
+    assert "(answer to extract e1, connection 'delix_trigger_test')" in str(caught.value)
+    assert caught.value.conn_id == "delix_trigger_test"
