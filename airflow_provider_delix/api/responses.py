@@ -237,6 +237,18 @@ def transport_error(
     return unreachable_error(base_url, what, error, conn_id=conn_id, maybe_applied=reached)
 
 
+def error_text(error: BaseException) -> str:
+    """What may be shown of an unexpected error: its text when this provider raised it (its
+    messages never quote the key), else only its class: a library's text may quote what it was
+    given, as ``http.client`` quotes a header it refuses, ``Bearer <key>`` included."""
+    frame = error.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    module = frame.tb_frame.f_globals.get("__name__", "") if frame is not None else ""
+    own = module.startswith("airflow_provider_delix.")
+    return f"{type(error).__name__}: {error}" if own else type(error).__name__
+
+
 def raise_for_status(response: HttpAnswer, *, conn_id: str, what: str) -> None:
     """Raise the exception class that tells a DAG author what to do; return on 2xx."""
     if 200 <= response.status_code < 300:

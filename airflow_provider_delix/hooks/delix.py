@@ -57,7 +57,13 @@ from airflow_provider_delix.api.models import (
     parse_stored_files,
     parse_upload_response,
 )
-from airflow_provider_delix.api.responses import NO_ANSWER, raise_for_status, read_json, transport_error
+from airflow_provider_delix.api.responses import (
+    NO_ANSWER,
+    error_text,
+    raise_for_status,
+    read_json,
+    transport_error,
+)
 from airflow_provider_delix.api.retry import RETRY_EXTRAS, RetryPolicy, connection_extra
 from airflow_provider_delix.core.key_registry import KeyRegistry
 from airflow_provider_delix.core.orphan_sweep import SweepReport
@@ -239,8 +245,7 @@ class DelixHook(ExtractEndpoints, HttpHook):
                             method, endpoint, json=json, files=files, params=params, timeout=timeouts
                         )
                     if response is None:
-                        # verify= explicitly, as HttpHook.run does: without it requests puts a
-                        # REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE before the connection's verify.
+                        # verify= as HttpHook.run passes it, else a CA bundle variable wins over it.
                         response = session.request(
                             method,
                             url,
@@ -386,8 +391,7 @@ class DelixHook(ExtractEndpoints, HttpHook):
         except DelixError as error:
             return False, str(error)
         except Exception as error:  # the UI needs a sentence, not a traceback
-            # Only the class: a library's text may quote what it was given (a header, the key).
-            return False, f"Could not use connection '{self.delix_conn_id}': {type(error).__name__}."
+            return False, f"Could not use connection '{self.delix_conn_id}': {error_text(error)}"
         return True, f"The key works: Delix answered with {len(files)} stored file(s)."
 
     @classmethod

@@ -85,7 +85,7 @@ def test_a_key_with_a_control_character_inside_is_refused_by_name_never_shown(
 
 
 def test_test_connection_never_echoes_an_unexpected_error_text(
-    hook: DelixHook, monkeypatch: pytest.MonkeyPatch
+    hook: DelixHook, emulator: Any, connect: Callable[..., str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Library errors may quote what they were given: http.client quotes a refused header."""
 
@@ -94,7 +94,12 @@ def test_test_connection_never_echoes_an_unexpected_error_text(
 
     monkeypatch.setattr(hook, "list_files", refused_header)
     ok, message = hook.test_connection()
-    assert not ok and message == "Could not use connection 'delix_test': ValueError."
+    assert not ok and message == "Could not use connection 'delix_test': ValueError"
+    monkeypatch.undo()
+    ok, message = DelixHook(
+        connect(emulator, max_retries="many")
+    ).test_connection()  # the provider's own text
+    assert not ok and "Connection extra 'max_retries' must be a number, got 'many'." in message
 
 
 def test_validation_error_carries_fields_and_is_not_retried(hook: DelixHook, sleeps: Any) -> None:
