@@ -33,6 +33,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+from urllib.request import getproxies, proxy_bypass
 
 import aiohttp
 from airflow.providers.common.compat.sdk import BaseHook
@@ -76,8 +78,12 @@ _REQUEST_OPTION_EXTRAS = (
 class AsyncConnectionSettings:
     """What a ``delix`` connection resolves to for :class:`DelixAsyncHook`; read once per hook.
 
-    ``verify`` is what aiohttp's ``ssl=`` gets: a bool, or a context trusting the CA file (or
-    directory) the connection's ``verify`` extra names, as requests does for the sync hook.
+    ``verify`` is what aiohttp's ``ssl=`` gets: a bool, or a context built as requests builds
+    the sync hook's: trusting the CA file (or directory) the ``verify`` extra names, else the
+    one ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` names (unless ``trust_env`` is false), and
+    presenting the ``cert`` extra's client certificate. ``proxy`` is the ``proxies``/``proxy``
+    extra's, else the environment's (``HTTPS_PROXY``, ``NO_PROXY``...) unless ``trust_env`` is
+    false: so the triggerer reaches Delix the way the worker does.
     """
 
     base_url: str
@@ -162,33 +168,61 @@ class DelixAsyncHook(BaseHook):
         headers = {str(k): str(v) for k, v in extras.items() if k not in own and v is not None}
         timeout = self._timeout_arg if self._timeout_arg is not None else connection_extra(extras, "timeout")
         verify = tls_verify(extras.get("verify", extras.get("verify_ssl", True)))
+        trust_env = tls_verify(extras.get("trust_env", True)) is not False
+        if verify is True and trust_env:  # requests' own rule for the sync hook
+            verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        cert = extras.get("cert")
         proxies = extras.get("proxies", extras.get("proxy"))
         base_url = base_url_from_connection(connection.host, connection.schema, connection.port)
         if isinstance(proxies, Mapping):
             proxies = proxies.get(base_url.split(":", 1)[0])
+        if not proxies and trust_env:
+            proxies = _environment_proxy(base_url)
         self._settings = AsyncConnectionSettings(
             base_url=base_url,
             api_key=api_key,
             headers=headers,
             timeout=float(timeout) if timeout is not None else DEFAULT_TIMEOUT,
             retry_policy=self._retry_policy_arg or RetryPolicy.from_extras(extras),
-            verify=verify if isinstance(verify, bool) else await asyncio.to_thread(self._trusting, verify),
+            verify=verify
+            if verify is True and not cert
+            else await asyncio.to_thread(self._tls, verify, cert),
             proxy=str(proxies) if proxies else None,
         )
         return self._settings
 
-    def _trusting(self, ca_path: str) -> ssl.SSLContext:
-        """A client context that trusts only the CAs in ``ca_path`` (a file or a directory, as
-        requests reads ``verify``); built off the event loop: it reads files."""
+    def _tls(self, verify: bool | str, cert: Any) -> ssl.SSLContext | bool:
+        """The client context for ``verify`` (False, True, or a CA file or directory, as requests
+        reads it) and the ``cert`` extra (a PEM path, or [certificate, key]); built off the event
+        loop: it reads files."""
         try:
-            if os.path.isdir(ca_path):
-                return ssl.create_default_context(capath=ca_path)
-            return ssl.create_default_context(cafile=ca_path)
+            if verify is False:
+                if not cert:
+                    return False
+                context = ssl.create_default_context()
+                context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+            elif verify is True:
+                context = ssl.create_default_context()
+            elif os.path.isdir(verify):
+                context = ssl.create_default_context(capath=verify)
+            else:
+                context = ssl.create_default_context(cafile=verify)
         except (OSError, ValueError) as error:
             raise ValueError(
-                f"Connection '{self.delix_conn_id}': the CA bundle its 'verify' extra names cannot be "
-                f"read ({ca_path}): {type(error).__name__}."
+                f"Connection '{self.delix_conn_id}': the CA bundle its 'verify' extra (or "
+                f"REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE) names cannot be read ({verify}): "
+                f"{type(error).__name__}."
             ) from None
+        if cert:
+            chain = [cert] if isinstance(cert, str) else [str(part) for part in cert]
+            try:
+                context.load_cert_chain(*chain[:2])
+            except (OSError, ValueError, ssl.SSLError) as error:
+                raise ValueError(
+                    f"Connection '{self.delix_conn_id}': the client certificate its 'cert' extra "
+                    f"names cannot be loaded: {type(error).__name__}."
+                ) from None
+        return context
 
     async def __aenter__(self) -> DelixAsyncHook:
         if self._session is None:
@@ -271,3 +305,13 @@ class DelixAsyncHook(BaseHook):
             return Extract.from_api(payload)
         except DelixResponseError as error:  # the sync hook's _reading: name the request and connection
             raise error.about(what, self.delix_conn_id) from None
+
+
+def _environment_proxy(base_url: str) -> str | None:
+    """The proxy the environment gives ``base_url`` (``HTTPS_PROXY``..., minus ``NO_PROXY``), as
+    requests finds it for the sync hook (it reads the same variables through ``urllib``)."""
+    parts = urlsplit(base_url)
+    if not parts.hostname or proxy_bypass(parts.hostname):
+        return None
+    proxies = getproxies()
+    return proxies.get(parts.scheme) or proxies.get("all")

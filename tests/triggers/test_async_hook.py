@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import socket
+import ssl
 import subprocess
 from pathlib import Path
 from types import SimpleNamespace
@@ -201,3 +202,40 @@ def test_an_unreadable_extract_names_the_request_and_the_connection(connect: Any
             asyncio.run(DelixAsyncHook(conn_id).get_extract("e1"))
     assert "(answer to extract e1, connection 'delix_trigger_test')" in str(caught.value)
     assert caught.value.conn_id == "delix_trigger_test"
+
+
+def test_the_environment_reaches_the_triggerer_as_it_reaches_the_worker(
+    connect: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """requests (the sync hook) trusts REQUESTS_CA_BUNDLE and takes HTTPS_PROXY unless the
+    connection says ``trust_env: false``; the async hook must too, or behind a corporate CA or
+    proxy the worker reaches Delix and the triggerer does not."""
+    cert, key = self_signed(tmp_path)
+    with RawServer(_processing, tls=server_context(cert, key)) as server:
+        target = SimpleNamespace(base_url=server.base_url, api_key="k")
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
+        assert asyncio.run(DelixAsyncHook(connect(target, max_retries=0)).get_extract("e1")).uuid == "e1"
+        ignoring = connect(target, max_retries=0, trust_env=False)
+        with pytest.raises(DelixTransientError, match="Could not reach"):
+            asyncio.run(DelixAsyncHook(ignoring).get_extract("e1"))
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "")
+    remote = SimpleNamespace(base_url="https://api.delix.ir/v1", api_key="k")
+    assert asyncio.run(DelixAsyncHook(connect(remote)).settings()).proxy == "http://proxy.example:3128"
+    assert asyncio.run(DelixAsyncHook(connect(remote, trust_env=False)).settings()).proxy is None
+    monkeypatch.setenv("NO_PROXY", "api.delix.ir")
+    assert asyncio.run(DelixAsyncHook(connect(remote)).settings()).proxy is None
+
+
+def test_the_cert_extra_is_presented_as_the_client_certificate(connect: Any, tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path)
+    demanding = server_context(cert, key)
+    demanding.verify_mode = ssl.CERT_REQUIRED  # mutual TLS: the client must show a certificate
+    demanding.load_verify_locations(cert)
+    with RawServer(_processing, tls=demanding) as server:
+        target = SimpleNamespace(base_url=server.base_url, api_key="k")
+        with_cert = connect(target, verify=str(cert), cert=[str(cert), str(key)], max_retries=0)
+        assert asyncio.run(DelixAsyncHook(with_cert).get_extract("e1")).uuid == "e1"
+        without = connect(target, verify=str(cert), max_retries=0)
+        with pytest.raises(DelixTransientError):
+            asyncio.run(DelixAsyncHook(without).get_extract("e1"))
