@@ -126,14 +126,12 @@ def _single_page(data: bytes, kind: ImageKind, sha256: str) -> PreparedPage:
 
 
 def _single_page_work(im: Image.Image, data: bytes, kind: ImageKind, sha256: str) -> PreparedPage:
-    # The file's size stands for a default-level re-encode only if it was deflated that well.
-    original_size = len(data) if kind == "png" and png_compressed_well(data) else None
+    unchanged = False  # the source's pixels, as they are, go to the ladder
     with decode_errors(f"the {kind.upper()} does not decode"):
         if reduction(im.mode, im.size) > 1:  # asked of the header, before anything is decoded
             page, steps = load_reduced(im, data, kind, "the image")
             page, more = to_ocr_mode(page)
             steps += more
-            original_size = None
         # Checking for transparency decodes a PNG; a truncated one must fail in here.
         elif len(data) <= MAX_IMAGE_BYTES and not needs_rework(im):
             if kind == "jpeg":
@@ -147,8 +145,10 @@ def _single_page_work(im: Image.Image, data: bytes, kind: ImageKind, sha256: str
         else:
             im.load()
             page, steps = to_ocr_mode(im)
-            if steps:  # new pixels (16 -> 8 bit, flattened, rotated): the file's size says nothing
-                original_size = None
+            unchanged = not steps  # else new pixels (16 -> 8 bit, flattened, rotated)
+    # The file's size stands for a default-level re-encode only for its own pixels, deflated at
+    # the default level or above.
+    original_size = len(data) if unchanged and kind == "png" and png_compressed_well(data) else None
     with decode_errors("re-encoding failed"):
         encoded = encode_page(page, kind, pre_steps=steps, original_size=original_size)
     return PreparedPage(
