@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from airflow_provider_delix.core.state_dir import StateDir
-from airflow_provider_delix.core.supersede import retryable
+from airflow_provider_delix.core.supersede import RECHECK_NEXT_RUN, ROUTED_TO, retryable
 from airflow_provider_delix.core.table import resume_key
 
 Key = tuple[str, int]
@@ -118,6 +118,8 @@ class OthersRows:
         for source, sha, page, status, engine, language, error, at in zip(*columns, strict=True):
             if not self._matches(engine, language):
                 continue
+            if status == "invalid" and (error in ROUTED_TO or error in RECHECK_NEXT_RUN):
+                continue  # about the run that wrote it (where it looked, which operator): no try, no answer
             if not retryable(status, error):
                 keys.add(resume_key(sha, source, page))
             elif self._fresh((sha, page, source, at)):

@@ -169,6 +169,7 @@ class ExtractionPipeline(PipelineDispatch, PipelineLeftovers, PipelineOutcome):
         self._misc: list[PageRow] = []
         self._misc_reused = 0  # how many of the rows in _misc are fanned out from cached content
         self._copies: list[PageTarget] = []  # done under another source: rows to copy
+        self._resume: ResumeIndex | None = None
         self._orphans_deleted = 0
         self._files_in_doubt = 0
         self._adoption = Adoption()
@@ -238,9 +239,17 @@ class ExtractionPipeline(PipelineDispatch, PipelineLeftovers, PipelineOutcome):
             # Before the resume index: a part another writer publishes after this is read by the claims.
             ctx.claims = claim_book(self.store, self.options.row_engines(), self.options.language)
             resume = ResumeIndex(
-                self.store.resume_rows(), engines=self.options.row_engines(), language=self.options.language
+                self.store.resume_rows(),
+                engines=self.options.row_engines(),
+                language=self.options.language,
+                kind=self.options.kind,
             )
-            self.store.carried, self.store.settings = resume.carried, resume.matches
+            self.store.carried, self.store.settings, self.store.watch = (
+                resume.carried,
+                resume.matches,
+                resume.watch,
+            )
+            self._resume = resume
             ctx.claims.know(resume.retry_ids)
             if resume.has_stale:
                 self.store.drop_stale_on_close = True
@@ -252,8 +261,9 @@ class ExtractionPipeline(PipelineDispatch, PipelineLeftovers, PipelineOutcome):
                 )
             if resume.rechecked:
                 log.info(
-                    "%d page(s) have a row about the run, not their content (not_found, unreadable, "
-                    "pdf_not_supported, not_a_pdf): they are looked at again.",
+                    "%d page(s) have a row about an earlier run, not their content (not_found, "
+                    "unreadable, over_budget): they are looked at again, and get a new row only if "
+                    "that changed.",
                     resume.rechecked,
                 )
             self._adopt(resume, ctx.claims.adoption_claims())
@@ -268,7 +278,8 @@ class ExtractionPipeline(PipelineDispatch, PipelineLeftovers, PipelineOutcome):
                 unprocessed_keys=resume.not_processed,
                 settled_keys=resume.settled,
                 alone_keys=resume.alone,
-                known_source=lambda target: resume.has_source(target.key, target.source),
+                known_source=self._known_source,
+                still_invalid=lambda target, error: resume.still(target.key, error),
                 max_files=self.files_per_chunk,
                 packer=self._packer(),
             )
@@ -350,15 +361,27 @@ class ExtractionPipeline(PipelineDispatch, PipelineLeftovers, PipelineOutcome):
         self._flush_misc(force=False)
         self._hold(step.chunks, pool, ctx)
 
+    def _known_source(self, target: PageTarget) -> bool:
+        """Whether a done page has a row under this source (else one is copied, core/copies.py).
+
+        A source whose file was missing (a ``not_found`` row) and is back, its page's row already
+        stored, is noted: its ``not_found`` row goes when the store closes.
+        """
+        watch = self.store.watch
+        if (target.source, target.page_number) in watch.pages:
+            watch.found.add((target.source, target.page_number))
+            self.store.drop_stale_on_close = True
+        return self._resume is not None and self._resume.has_source(target.key, target.source)
+
     def _write_copies(self) -> None:
         """Rows for pages the table holds under another source, copied from it (core/copies.py)."""
         targets, self._copies = self._copies, []
-        matches = self.store.settings  # the run's settings: set before anything is planned
-        if targets and matches is not None:
-            rows, missing = copied_rows(self.store, targets, matches, self.run_id)
+        if targets and self._resume is not None:  # the index: built before anything is planned
+            rows, missing = copied_rows(self.store, targets, self._resume.answers, self.run_id)
             self._misc.extend(rows)
             self._misc_reused += len(rows)
-            self.stats.add_planned(0, len(missing), 0)  # they have a row, under another source
+            if missing:  # superseded since the run started: their pages are left for the next run
+                self.stats.add_left(len(missing))
 
     def _flush_misc(self, *, force: bool) -> None:
         """Invalid and reused rows cost no request; they are stored in batches, not one file each."""

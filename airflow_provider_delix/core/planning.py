@@ -146,6 +146,7 @@ class ChunkPlanner:
         settled_keys: Container[tuple[str, int]] = frozenset(),
         alone_keys: Container[tuple[str, int]] = frozenset(),
         known_source: Callable[[PageTarget], bool] | None = None,
+        still_invalid: Callable[[PageTarget, str], bool] | None = None,
         max_files: int = MAX_FILES_PER_REQUEST,
         open_chunks: int = 2,
         packer: FilePacker | None = None,
@@ -162,6 +163,7 @@ class ChunkPlanner:
         self._settled_keys = settled_keys
         self._alone_keys = alone_keys  # never packed: they failed in a pack (retry_packed_failures)
         self._known_source = known_source  # None: a done page is done under any source
+        self._still_invalid = still_invalid  # a stored row already says why (a file still missing)
         self._new_id = chunk_id
         self._open_limit = open_chunks
         self._open: list[list[ChunkFile]] = []
@@ -179,17 +181,18 @@ class ChunkPlanner:
             if self._has_row(target, step):
                 continue
             if page.error is not None or page.data is None:
-                step.invalid.append(InvalidPage(target, page.error or Reason.NO_DATA, page.message))
+                self._invalid(step, InvalidPage(target, page.error or Reason.NO_DATA, page.message))
                 continue
             if len(page.data) > self.max_chunk_bytes:
-                step.invalid.append(
+                self._invalid(
+                    step,
                     InvalidPage(
                         target,
                         TOO_LARGE_FOR_BUDGET,
                         f"{len(page.data)} bytes can never fit in the storage budget of "
                         f"{self.max_chunk_bytes} bytes per request (max_stored_bytes): raise it and "
                         "run again.",
-                    )
+                    ),
                 )
                 continue
             sha = getattr(page, "data_sha256", None) or hashlib.sha256(page.data).hexdigest()
@@ -219,6 +222,14 @@ class ChunkPlanner:
             step.resumed_not_processed += target.key in self._unprocessed_keys
         return True
 
+    def _invalid(self, step: PlanStep, page: InvalidPage) -> None:
+        """An invalid row, unless the page's stored row already says the same (then resumed)."""
+        if self._still_invalid is not None and self._still_invalid(page.target, page.error):
+            step.resumed += 1
+            step.resumed_not_processed += 1
+            return
+        step.invalid.append(page)
+
     def _part_file(self, source: SourceLike, part: PartLike, step: PlanStep) -> list[ChunkFile]:
         """A PDF (part) as one file to upload; its pages already done count as resumed."""
         page_map: list[tuple[int, PageTarget]] = []
@@ -231,15 +242,17 @@ class ChunkPlanner:
         if not page_map:
             return []
         if len(part.data) > self.max_chunk_bytes:
-            step.invalid.extend(
-                InvalidPage(
-                    t,
-                    TOO_LARGE_FOR_BUDGET,
-                    f"the PDF part of {len(part.data)} bytes can never fit in the storage budget of "
-                    f"{self.max_chunk_bytes} bytes per request (max_stored_bytes): raise it and run again.",
+            for _, t in page_map:
+                self._invalid(
+                    step,
+                    InvalidPage(
+                        t,
+                        TOO_LARGE_FOR_BUDGET,
+                        f"the PDF part of {len(part.data)} bytes can never fit in the storage budget "
+                        f"of {self.max_chunk_bytes} bytes per request (max_stored_bytes): raise it and "
+                        "run again.",
+                    ),
                 )
-                for _, t in page_map
-            )
             return []
         selection = part.selection
         if len(page_map) != len(part.page_map):  # some pages are done: ask only for the others

@@ -17,10 +17,17 @@ from collections.abc import Iterable
 from typing import Any
 
 from airflow_provider_delix.core.codes import PageError
-from airflow_provider_delix.core.supersede import CarriedCredits, retryable
+from airflow_provider_delix.core.supersede import (
+    RECHECK_NEXT_RUN,
+    ROUTED_TO,
+    CarriedCredits,
+    RecheckWatch,
+    retryable,
+)
 from airflow_provider_delix.core.table import RowStatus, resume_key
 
 Key = tuple[str, int]
+PROBE = "probe"  # the engine that reads a PDF's text layer (api.models.Engine.PROBE)
 _NOT_PROCESSED = {RowStatus.FAILED.value, RowStatus.REJECTED.value, RowStatus.INVALID.value}
 
 # One stored row as the index reads it: source, source_sha256, page_number, status, engine,
@@ -31,9 +38,17 @@ RowKey = tuple[Any, ...]
 class ResumeIndex:
     """The done pages of one run's settings; ``key in index`` uses :func:`resume_key` keys."""
 
-    def __init__(self, rows: Iterable[RowKey], *, engines: Iterable[str], language: str | None) -> None:
+    def __init__(
+        self,
+        rows: Iterable[RowKey],
+        *,
+        engines: Iterable[str],
+        language: str | None,
+        kind: str | None = None,
+    ) -> None:
         self.engines = frozenset(engines)
         self.language = language
+        self.kind = kind  # "images" or "documents": which routing rows are about this run
         self._done: set[Key] = set()
         # hash((key, source)) of each settled row: a done page listed under a source without a
         # row of its own (a copy, a renamed file) gets one copied from the stored row (core/copies.py).
@@ -41,7 +56,11 @@ class ResumeIndex:
         self._not_processed: set[Key] = set()
         self._settled: set[Key] = set()
         again: set[Key] = set()
-        recheck: set[Key] = set()
+        # Rows of RECHECK_NEXT_RUN: key -> the finding; the run writes a row only if it differs.
+        self._recheck: dict[Key, str] = {}
+        self.watch = RecheckWatch()  # what this run's new rows would replace (core/supersede.py)
+        routing: set[Key] = set()  # keys with a row sending the file to one operator
+        answered: set[Key] = set()  # keys with a settled row that is not such a row
         self.carried = CarriedCredits()
         self.alone: set[Key] = set()  # to be sent as images, not packed (retry_packed_failures)
         self._tried: set[tuple[Key, str | None]] = set()  # retryable rows: (key, extract uuid)
@@ -50,12 +69,27 @@ class ResumeIndex:
         self.retry_ids: set[tuple[Any, ...]] = set()
         for row in rows:
             source, sha, page, status, engine, row_language = row[:6]
-            if not self.matches(engine, row_language):
-                continue
+            error = row[6] if len(row) > 6 else None
             key = resume_key(sha, source, page)
-            if retryable(status, row[6] if len(row) > 6 else None):
-                # not about the page: done again (core.supersede); an invalid one looked at again
-                (recheck if status == RowStatus.INVALID else again).add(key)
+            if not self.matches(engine, row_language):
+                if self._probed(engine, row_language, status, error):
+                    self._done.add(key)
+                    self._sources.add(hash((key, source)))
+                continue
+            routes = status == RowStatus.INVALID and error in ROUTED_TO
+            if routes:
+                routing.add(key)
+                if ROUTED_TO.get(str(error)) == kind:  # "use this operator": not done for it
+                    self.watch.keys.add(key)
+                    continue
+            elif status == RowStatus.INVALID and error in RECHECK_NEXT_RUN:
+                self._recheck[key] = error
+                self.watch.keys.add(key)
+                if not sha:
+                    self.watch.pages.add((source, page))
+                continue
+            elif retryable(status, error):
+                again.add(key)  # not about the page: done again (core.supersede)
                 if len(row) > 9:
                     self._tried.add((key, row[9]))
                 if len(row) > 10:
@@ -69,19 +103,42 @@ class ResumeIndex:
                 continue
             self._done.add(key)
             self._sources.add(hash((key, source)))
+            if not routes:
+                answered.add(key)
             if status in _NOT_PROCESSED:
                 self._not_processed.add(key)
         self.carried.discard(self._done)
         self.retry_ids = {r for r in self.retry_ids if resume_key(r[0], r[2], r[1]) not in self._done}
         self.alone -= self._done
         self.sent_again = len(again - self._done)
-        self.rechecked = len(recheck - self._done)  # not found, unreadable, or for the other operator
-        # Some retryable row is stored: once the page has a newer row, the old one must go.
-        self.has_stale = bool(again or recheck)
+        self.rechecked = len(self._recheck)  # not found, unreadable, over the budget: looked at again
+        # Some retryable row is stored: once the page has a newer row, the old one must go; or a
+        # routing row whose page the operator it named has answered since.
+        self.has_stale = bool(again) or bool(routing & answered)
 
     def matches(self, engine: str | None, language: str | None) -> bool:
         """Whether a row made with ``engine``/``language`` answers this run's settings."""
         return engine in self.engines and (language == self.language)
+
+    def answers(self, engine: str | None, language: str | None) -> bool:
+        """Whether a settled row of these settings settles a page for this run: one of its own
+        settings, or for an image run a ``probe`` row (only a PDF page has one, and the image
+        operator could only send that file to the document operator)."""
+        return self.matches(engine, language) or (
+            self.kind == "images" and engine == PROBE and language == self.language
+        )
+
+    def _probed(self, engine: str | None, language: str | None, status: str, error: str | None) -> bool:
+        return (
+            not self.matches(engine, language)
+            and self.answers(engine, language)
+            and not (retryable(status, error) or (status == RowStatus.INVALID and error in ROUTED_TO))
+        )
+
+    def still(self, key: Key, error: str) -> bool:
+        """Whether the page's stored row already says ``error`` (a file still missing, a page
+        still over the budget): then the run writes nothing for it."""
+        return self._recheck.get(key) == error
 
     def __contains__(self, key: object) -> bool:
         return key in self._done

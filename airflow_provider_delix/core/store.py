@@ -27,7 +27,6 @@ import threading
 import uuid
 from collections import Counter
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from itertools import chain
 from types import TracebackType
 from typing import Any
 
@@ -40,7 +39,7 @@ from airflow_provider_delix.core.lease import WriterLease
 from airflow_provider_delix.core.ledger import ExtractLedger
 from airflow_provider_delix.core.row_journal import journal_bytes, read_journals
 from airflow_provider_delix.core.state_dir import StateDir, safe_name
-from airflow_provider_delix.core.supersede import CarriedCredits, Matches, drop_stale_rows
+from airflow_provider_delix.core.supersede import CarriedCredits, Matches, RecheckWatch, drop_stale_rows
 from airflow_provider_delix.core.table import (
     SCHEMA,
     Location,
@@ -54,6 +53,10 @@ from airflow_provider_delix.core.table import (
 from airflow_provider_delix.core.upload_records import UploadRecords
 
 _ROW_ID = ("source_sha256", "page_number", "source", "processed_at")
+_RESUME_COLUMNS = (
+    *("source", "source_sha256", "page_number", "status", "engine", "language", "error"),
+    *("credits_charged", "credits_refunded", "extract_uuid", "processed_at"),
+)
 RowId = tuple[Any, ...]  # the values of _ROW_ID: one stored row, wherever it is
 
 log = logging.getLogger(__name__)
@@ -114,6 +117,7 @@ class OutputStore:
         self.settings: Matches | None = None  # the run's engines and language: the rows it replaces
         self.drop_stale_on_close = False  # some row of those settings is to be replaced
         self.carried = CarriedCredits()  # their credits, for the pages' next rows (the run's index's)
+        self.watch = RecheckWatch()  # rows a new row of this run may replace (the index's)
         self._sd = StateDir(self.fs, self._state)
         self._sd.mkdirs(self.path)
         self._lease = WriterLease(
@@ -159,6 +163,7 @@ class OutputStore:
         finally:
             with self._lock:
                 self._in_flight.discard(journal)
+        self.drop_stale_on_close |= self.watch.touched(rows)  # a page a recheck/routing row is about
         if holding:
             settings = self.settings
             held = stored[len(rows) :]
@@ -245,7 +250,7 @@ class OutputStore:
         try:
             self.fs.invalidate_cache(self.path)
             parts = sorted(self.fs.glob(f"{self.path}/*.parquet"))
-            drop_stale_rows(self.fs, parts, f"{self._state}/partial/{self.run_tag}", matches)
+            drop_stale_rows(self.fs, parts, f"{self._state}/partial/{self.run_tag}", matches, self.watch)
         except Exception:
             log.warning("Could not replace superseded rows; the next run tries again.", exc_info=True)
 
@@ -372,15 +377,9 @@ class OutputStore:
         row can slip between the two reads. A state file that exists but cannot be read raises
         :class:`StateUnreadableError`: treating it as "no state" would pay again for its pages.
         """
-        journals = [p for tag in self._sd.tags("journal") for p in self._sd.files("journal", tag, ".arrow")]
-        batches: list[pa.RecordBatch] = list(read_journals(self._sd, journals, missing_ok=True).values())
-        columns = (
-            *("source", "source_sha256", "page_number", "status", "engine", "language", "error"),
-            *("credits_charged", "credits_refunded", "extract_uuid", "processed_at"),
-        )
-        parts = iter_batches(self.output_path, columns, storage_options=self.storage_options)
-        for batch in chain(batches, parts):
-            yield from zip(*(batch.column(c).to_pylist() for c in columns), strict=True)
+        from airflow_provider_delix.core.stored_rows import stored_rows  # it reads through the store
+
+        return stored_rows(self, _RESUME_COLUMNS)
 
     def done_keys(self, statuses: Collection[RowStatus | str] | None = None) -> set[Key]:
         """(source_sha256, page_number) of every stored row, whatever its engine and language.

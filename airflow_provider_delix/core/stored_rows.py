@@ -2,7 +2,7 @@
 
 Journals are read before the parts: a journal that vanishes in between was published into a
 part that is then read, so no row slips between the two reads (the resume index reads the
-table the same way, :meth:`.store.OutputStore.resume_rows`). A filter narrows the parts' read
+table through here too, :meth:`.store.OutputStore.resume_rows`). A filter narrows the parts' read
 (pushed down to Parquet); journals are small and read whole, so callers filter their rows too.
 """
 
@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from itertools import chain
-from typing import Any
-
-import pyarrow.dataset as ds
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_delix.core.row_journal import read_journals
-from airflow_provider_delix.core.store import OutputStore
 from airflow_provider_delix.core.table import iter_batches
+
+if TYPE_CHECKING:
+    import pyarrow.dataset as ds
+
+    from airflow_provider_delix.core.store import OutputStore
 
 
 def stored_rows(

@@ -13,10 +13,12 @@ about the page at all, and a re-run on the same ``output_path`` must not keep th
   asked for such pages to be sent again alone (``retry_packed_failures``): the pack did not
   settle it, its own send as an image will.
 
-Five ``invalid`` rows describe the run, not the content (:data:`RECHECK_NEXT_RUN`):
-``not_found`` and ``unreadable`` (where the file was looked for), ``pdf_not_supported`` /
-``not_a_pdf`` (which operator read it) and ``over_budget`` (the task's ``max_stored_bytes``).
-The next run looks again.
+Three ``invalid`` rows describe the run, not the content (:data:`RECHECK_NEXT_RUN`):
+``not_found`` and ``unreadable`` (where the file was looked for) and ``over_budget`` (the
+task's ``max_stored_bytes``). The next run looks again: the same finding keeps the old row
+(nothing is written), another one writes the page's new row. Two more send the file to the
+other operator (:data:`ROUTED_TO`: ``pdf_not_supported``, ``not_a_pdf``): done for the operator
+that wrote them, not for the one they name; its row for the page replaces them.
 
 :class:`~.resume.ResumeIndex` does not count them as done, so the next run sends those pages
 again. Their old rows are then *superseded*: when a writer closes, every part file holding a
@@ -36,7 +38,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_delix.core.codes import PageError, Reason
@@ -56,24 +58,44 @@ RETRY_NEXT_RUN = frozenset(
     }
 )
 # Invalid rows that describe the run, not the content: where the file was looked for (it was
-# not there, or could not be read), which operator read it (a PDF given to the image operator,
-# an image to the document operator), or the task's storage budget (over_budget). The next
-# run looks again; the page's new row replaces them, whether the file turned up, the other
-# operator read it, or the budget was raised.
-RECHECK_NEXT_RUN = frozenset(
-    {
-        Reason.NOT_FOUND.value,
-        Reason.UNREADABLE.value,
-        Reason.PDF_NOT_SUPPORTED.value,
-        Reason.NOT_A_PDF.value,
-        Reason.OVER_BUDGET.value,
-    }
-)
+# not there, or could not be read) or the task's storage budget (over_budget). The next run
+# looks again: the same finding keeps the row as it is (no new row); another one (the file
+# turned up, the budget was raised) writes the page's new row, which replaces it.
+RECHECK_NEXT_RUN = frozenset({Reason.NOT_FOUND.value, Reason.UNREADABLE.value, Reason.OVER_BUDGET.value})
+# Invalid rows that send a file to the other operator, by the kind of run they send it to. Done
+# for the operator that wrote them (it would only say so again); not done for the one they
+# name, whose rows for the page then replace them.
+ROUTED_TO = {Reason.PDF_NOT_SUPPORTED.value: "documents", Reason.NOT_A_PDF.value: "images"}
 KEY_COLUMNS = (
     *("source", "source_sha256", "page_number", "engine", "language", "status", "error", "processed_at"),
     *("credits_charged", "credits_refunded"),
 )
 Matches = Callable[[str | None, str | None], bool]  # (engine, language) -> a row of the run's settings
+
+
+@dataclass
+class RecheckWatch:
+    """What makes a closing run supersede rows of :data:`RECHECK_NEXT_RUN` and :data:`ROUTED_TO`.
+
+    Reading every part at close costs memory and time proportional to the table, so it happens
+    only when this run wrote a row for a page such a row is about (``keys``; ``pages``, by
+    source and page, for files that had no content hash), or found again a file that was
+    missing and whose page already had its row (``found``). A file that stays missing, or a
+    page still over the budget, keeps its row and costs nothing.
+    """
+
+    keys: set[tuple[str, int]] = field(default_factory=set)
+    pages: set[tuple[str, int]] = field(default_factory=set)
+    found: set[tuple[str, int]] = field(default_factory=set)
+
+    def touched(self, rows: Iterable[PageRow]) -> bool:
+        from airflow_provider_delix.core.table import resume_key
+
+        keys, pages = self.keys, self.pages
+        return bool(keys or pages) and any(
+            resume_key(r.source_sha256, r.source, r.page_number) in keys or (r.source, r.page_number) in pages
+            for r in rows
+        )
 
 
 def retryable(status: str | None, error: str | None) -> bool:
@@ -151,12 +173,17 @@ class CarriedCredits:
         return out
 
 
-def stale_rows(fs: Any, parts: Iterable[str], matches: Matches) -> dict[str, list[int]]:
+def stale_rows(
+    fs: Any, parts: Iterable[str], matches: Matches, watch: RecheckWatch | None = None
+) -> dict[str, list[int]]:
     """Part file -> indices of its retryable rows that a newer try of the same page replaces.
 
-    A retryable row goes when its page (resume key) has a settled row; a row of a file that
-    was not found or could not be read (no hash) also goes for any newer row of the same source
-    and page (the file turned up, keyed by its content now); or a newer retryable
+    A row that sends its file to the other operator (:data:`ROUTED_TO`) goes once its page has
+    any other settled row. A row of a file that was not found or could not be read (no hash)
+    goes for any newer row of the same source and page (the file turned up, keyed by its content
+    now), or when the closing run found the file with its page's row already stored
+    (``watch.found``). Any other retryable row goes when its page (resume key) has a settled
+    row; or a newer retryable
     row of the same source; or, when it holds credits, a newer retryable row that holds credits
     (which carried them on). So the rows of one try -- one per source that shares the content,
     only the first holding the credits -- stay together until a later try replaces them. A
@@ -175,9 +202,13 @@ def stale_rows(fs: Any, parts: Iterable[str], matches: Matches) -> dict[str, lis
     settled_by: set[tuple[tuple[str, int], str | None]] = set()  # (key, engine) of settled rows
     newest_of_source: dict[tuple[tuple[str, int], str], Any] = {}
     newest_credited: dict[tuple[str, int], Any] = {}
-    newest_of_page: dict[tuple[str, int], Any] = {}  # (source, page) -> its newest row, any content
+    watched = watch.pages if watch is not None else set()  # (source, page) of hashless rows
+    found = watch.found if watch is not None else set()
+    newest_of_page: dict[tuple[str, int], Any] = {}  # of watched pages: (source, page) -> newest row
+    answered: set[tuple[str, int]] = set()  # keys with a settled row that is not a routing row
     retry_rows: list[tuple[tuple[str, int], str, str | None, bool, Any, str, int]] = []
     hashless: list[tuple[tuple[str, int], Any, str, int]] = []  # (source, page), time, part, row
+    routing: list[tuple[tuple[str, int], str, int]] = []  # key, part, row
     for part in parts:
         with fs.open(part, "rb") as handle:
             table = pq.read_table(handle, columns=list(KEY_COLUMNS))
@@ -188,10 +219,16 @@ def stale_rows(fs: Any, parts: Iterable[str], matches: Matches) -> dict[str, lis
             if not matches(engine, language):
                 continue
             key = resume_key(sha, source, page)
-            newest_of_page[(source, page)] = max(at, newest_of_page.get((source, page), at))
+            if (source, page) in watched:
+                newest_of_page[(source, page)] = max(at, newest_of_page.get((source, page), at))
+            if status == "invalid" and error in ROUTED_TO:
+                routing.append((key, part, row))
+                continue
             if not sha and retryable(status, error):  # not found or unreadable: no content
                 hashless.append(((source, page), at, part, row))
+                continue
             if not retryable(status, error):
+                answered.add(key)
                 settled[key] = max(at, settled.get(key, at))
                 settled_by.add((key, engine))
                 continue
@@ -200,7 +237,13 @@ def stale_rows(fs: Any, parts: Iterable[str], matches: Matches) -> dict[str, lis
             newest_of_source[(key, source)] = max(at, newest_of_source.get((key, source), at))
             if credited:
                 newest_credited[key] = max(at, newest_credited.get(key, at))
-    stale: dict[str, list[int]] = {}
+    stale: dict[str, set[int]] = {}
+    for key, part, row in routing:  # the operator it named has answered the page
+        if key in answered:
+            stale.setdefault(part, set()).add(row)
+    for source_page, at, part, row in hashless:  # the file turned up: its row has its content's key
+        if source_page in found or newest_of_page.get(source_page, at) > at:
+            stale.setdefault(part, set()).add(row)
     for key, source, engine, credited, at, part, row in retry_rows:
         # Any settled row of the same engine; of the other engine of an auto run, a newer one.
         replaced_by_settled = (key, engine) in settled_by or (key in settled and settled[key] > at)
@@ -209,14 +252,13 @@ def stale_rows(fs: Any, parts: Iterable[str], matches: Matches) -> dict[str, lis
             or newest_of_source[(key, source)] > at
             or (credited and newest_credited[key] > at)
         ):
-            stale.setdefault(part, []).append(row)
-    for source_page, at, part, row in hashless:  # the file turned up: its row has its content's key
-        if newest_of_page[source_page] > at and row not in stale.get(part, []):
-            stale.setdefault(part, []).append(row)
-    return stale
+            stale.setdefault(part, set()).add(row)
+    return {part: sorted(rows) for part, rows in stale.items()}
 
 
-def drop_stale_rows(fs: Any, parts: Iterable[str], scratch: str, matches: Matches) -> int:
+def drop_stale_rows(
+    fs: Any, parts: Iterable[str], scratch: str, matches: Matches, watch: RecheckWatch | None = None
+) -> int:
     """Rewrite the part files that hold superseded rows without them; returns the rows dropped.
 
     Each rewrite is written to ``scratch`` first and then moved over the part, so a reader sees
@@ -225,7 +267,7 @@ def drop_stale_rows(fs: Any, parts: Iterable[str], scratch: str, matches: Matche
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    stale = stale_rows(fs, parts, matches)
+    stale = stale_rows(fs, parts, matches, watch)
     dropped = 0
     for part, rows in stale.items():
         with fs.open(part, "rb") as handle:

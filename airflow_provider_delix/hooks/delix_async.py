@@ -92,7 +92,7 @@ class AsyncConnectionSettings:
     timeout: float
     retry_policy: RetryPolicy
     verify: bool | ssl.SSLContext
-    proxy: str | None
+    proxy: str | None = field(repr=False)  # it may carry user:password (HTTPS_PROXY)
 
 
 class DelixAsyncHook(BaseHook):

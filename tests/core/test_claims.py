@@ -272,3 +272,25 @@ def test_writers_resuming_together_collect_a_dead_writers_extracts_once(tmp_path
     summaries = run_writers(fake, out, [sources, list(sources)])
     assert_once(fake, out, 20)
     assert sum(s.extracts_adopted for s in summaries) == 2
+
+
+def test_another_writers_rows_about_its_own_run_neither_settle_nor_hold_a_page(tmp_path: Path) -> None:
+    """An image writer's ``pdf_not_supported`` row or a ``not_found``/``over_budget`` row says
+    something about that writer's run, not the page: a document writer that started before it
+    still sends the page (and keeps its rows), and is not told to leave it for the next run."""
+    out = str(tmp_path / "out")
+    mine, book = _book(out, "w1")
+    other = OutputStore(out, run_tag="w2", **FAST)
+    routed = PageRow(
+        "a.pdf", "shaA", 1, RowStatus.INVALID, error="pdf_not_supported", engine="danlin", language="fa"
+    )
+    budget = PageRow(
+        "b.pdf", "shaB", 1, RowStatus.INVALID, error="over_budget", engine="danlin", language="fa"
+    )
+    other.append("c1", [routed, budget])
+    for sha in ("shaA", "shaB"):
+        verdict = book.check(_claim(mine, [PageTarget(f"{sha}.pdf", sha, 1, None)], time.time()))
+        assert verdict.send, sha
+    assert book.keep_rows([("shaA", 1), ("shaB", 1)]) == [True, True]
+    other.close()
+    mine.abort()

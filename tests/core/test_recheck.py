@@ -1,18 +1,20 @@
 """Rows that say something about the run, not about the page's content, are checked again.
 
-A ``not_found`` or ``unreadable`` row says where a file was looked for; ``pdf_not_supported``
-and ``not_a_pdf`` say which operator read it. None is a fact about the content, so none makes
-the page done: the next run on the same output looks again, and the page's new row replaces
-the old one (one row per page), whether the file turned up, or the other operator read it.
+A ``not_found`` or ``unreadable`` row says where a file was looked for, ``over_budget`` what
+the task's budget was: the next run looks again, writes nothing while the finding stands, and
+the page's new row replaces the old one once it changes. ``pdf_not_supported`` and
+``not_a_pdf`` say which operator should read the file: done for the operator that wrote them,
+replaced by the rows of the one they name. One row per page throughout.
 """
 
 from __future__ import annotations
 
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from core_pdfs import document
@@ -51,14 +53,33 @@ def rows(out: str) -> dict[tuple[str, int], tuple[str, str | None]]:
     }
 
 
-def test_a_missing_file_is_looked_for_again_and_its_row_replaced_once_found(out: str, tmp_path: Path) -> None:
+def _count_supersede_passes(monkeypatch: pytest.MonkeyPatch) -> Callable[[], int]:
+    """How often a closing store reads every part to supersede rows (costly on a big table)."""
+    from airflow_provider_delix.core import store as store_module
+
+    calls: list[object] = []
+    real = store_module.drop_stale_rows
+
+    def counting(*args: Any, **kwargs: Any) -> int:
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(store_module, "drop_stale_rows", counting)
+    return lambda: len(calls)
+
+
+def test_a_missing_file_is_looked_for_again_and_its_row_replaced_once_found(
+    out: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "p8.png").write_bytes(make_png("page eight"))
     inputs = [str(tmp_path / "p7.png"), str(tmp_path / "p8.png")]
     fake = FakeDelix()
     run(fake, inputs, out, IMAGES)
     assert rows(out) == {("p7.png", 1): ("invalid", "not_found"), ("p8.png", 1): ("processed", None)}
-    again = run(fake, inputs, out, IMAGES)  # still missing: looked for again, still one row
-    assert rows(out)["p7.png", 1] == ("invalid", "not_found") and again.rows["invalid"] == 1
+    watched = _count_supersede_passes(monkeypatch)
+    again = run(fake, inputs, out, IMAGES)  # still missing: looked for again, the row stands
+    assert rows(out)["p7.png", 1] == ("invalid", "not_found") and sum(again.rows.values()) == 0
+    assert again.pages_resumed == 2 and watched() == 0, "nothing changed: no part is rewritten"
     (tmp_path / "p7.png").write_bytes(make_png("page seven"))
     found = run(fake, inputs, out, IMAGES)
     assert rows(out) == {("p7.png", 1): ("processed", None), ("p8.png", 1): ("processed", None)}
@@ -162,3 +183,40 @@ def test_a_copy_listed_by_a_later_run_gets_its_own_row_without_a_request(out: st
     assert not read_table(out).duplicated(["source", "page_number"]).any()
     again = run(fake, str(day2), out, images)  # the copy has its row now: nothing more
     assert sum(again.rows.values()) == 0 and again.pages_resumed == 2
+
+
+def test_a_file_missing_for_one_run_and_back_keeps_one_row(out: str, tmp_path: Path) -> None:
+    """A mount hiccup: the page had its row, the file was missing for a run, then came back
+    unchanged. Its content is done under the same source, so nothing is written; the
+    ``not_found`` row of the hiccup must still go."""
+    scan = tmp_path / "x.png"
+    scan.write_bytes(make_png("a page"))
+    fake = FakeDelix()
+    run(fake, [str(scan)], out, IMAGES)
+    data = scan.read_bytes()
+    scan.unlink()
+    run(fake, [str(scan)], out, IMAGES)
+    assert len(read_table(out)) == 2  # the processed row and the hiccup's not_found row
+    scan.write_bytes(data)
+    back = run(fake, [str(scan)], out, IMAGES)
+    assert rows(out) == {("x.png", 1): ("processed", None)} and sum(back.rows.values()) == 0
+    assert sum(fake.extracted.values()) == 1
+
+
+def test_the_image_and_document_operators_settle_on_one_row_per_pdf_page(out: str, tmp_path: Path) -> None:
+    """The image operator (danlin) over a folder with a text PDF, then the document operator
+    (``engine="auto"``: probe reads it), then each again: the image operator must not write its
+    ``pdf_not_supported`` rows again beside the probe rows, and nothing is paid twice."""
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    (folder / "notes.pdf").write_bytes(document("notes", 2))
+    fake = FakeDelix()
+    auto = replace(DOCUMENTS, engine="auto")
+    run(fake, str(folder), out, IMAGES)
+    run(fake, str(folder), out, auto)
+    paid = dict(fake.charged_pages)
+    for options in (IMAGES, auto, IMAGES):
+        again = run(fake, str(folder), out, options)
+        assert sum(again.rows.values()) == 0 and again.pages_resumed == 2, options.kind
+        assert rows(out) == {("notes.pdf", 1): ("processed", None), ("notes.pdf", 2): ("processed", None)}
+    assert set(read_table(out).engine) == {"probe"} and dict(fake.charged_pages) == paid
