@@ -13,6 +13,9 @@ Built on ``HttpHook`` so the connection behaves like every other HTTP connection
   re-sent at most once, and an extraction waits ``extraction_timeout`` for its answer (a slow
   server may take minutes), while every connection attempt stays bounded by ``timeout``.
 
+The endpoints themselves are in :mod:`.hooks._files` (stored files) and :mod:`.hooks._extracts`
+(extraction results), which only call the request path kept here.
+
 Every page costs a delete request (the API has no bulk delete), so the per-request client CPU
 is most of a run's: a ``Retrying`` is built once per thread, not per call, requests' per-call
 environment lookups are done once, when the session is built, when that changes nothing, and
@@ -23,13 +26,11 @@ requests go through the session's connection pool directly when nothing per call
 from __future__ import annotations
 
 import dataclasses
-import os
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import requests
@@ -41,7 +42,6 @@ from airflow_provider_delix.api.base_url import base_url_from_connection
 from airflow_provider_delix.api.errors import (
     DelixAuthError,
     DelixError,
-    DelixNotFoundError,
     DelixResponseError,
     DelixTransientError,
 )
@@ -51,11 +51,7 @@ from airflow_provider_delix.api.models import (
     Engine,
     Extract,
     Language,
-    StoredFile,
-    UploadResult,
     engine_body,
-    parse_stored_files,
-    parse_upload_response,
 )
 from airflow_provider_delix.api.responses import (
     NO_ANSWER,
@@ -68,6 +64,7 @@ from airflow_provider_delix.api.retry import RETRY_EXTRAS, RetryPolicy, connecti
 from airflow_provider_delix.core.key_registry import KeyRegistry
 from airflow_provider_delix.core.orphan_sweep import SweepReport
 from airflow_provider_delix.hooks._extracts import ExtractEndpoints
+from airflow_provider_delix.hooks._files import FileEndpoints
 from airflow_provider_delix.hooks._forms import connection_form_widgets, ui_field_behaviour
 from airflow_provider_delix.hooks._registry import REGISTRY_EXTRAS, registry_for_connection
 from airflow_provider_delix.hooks._transport import (
@@ -87,10 +84,8 @@ DEFAULT_TIMEOUT = 120.0
 DEFAULT_EXTRACTION_TIMEOUT = 600.0
 DEFAULT_MAX_CONNECTIONS = 32
 
-UploadItem = str | os.PathLike[str] | tuple[str, bytes]
 
-
-class DelixHook(ExtractEndpoints, HttpHook):
+class DelixHook(FileEndpoints, ExtractEndpoints, HttpHook):
     """
     Talk to the Delix OCR API through an Airflow ``delix`` connection.
 
@@ -288,50 +283,6 @@ class DelixHook(ExtractEndpoints, HttpHook):
             local.retrying = self.retry_policy.retrying(sleep=self._sleep, describe=lambda: describe[0])
             local.describe, local.policy, local.sleep = describe, self.retry_policy, self._sleep
         return local.retrying, local.describe
-
-    # ------------------------------------------------------------------ files
-
-    def upload_files(self, files: Sequence[UploadItem]) -> list[UploadResult]:
-        """Upload 1 to 5 files; one StoredFile or RejectedFile per item, in the same order.
-
-        Each item is a path (read now) or a ``(name, bytes)`` pair. Per-file refusals
-        (damaged file, wrong type, too large) come back as RejectedFile, not as exceptions;
-        a full account raises :class:`DelixStorageFullError`.
-        """
-        if not 1 <= len(files) <= MAX_FILES_PER_REQUEST:
-            raise ValueError(f"upload_files takes 1 to {MAX_FILES_PER_REQUEST} files, got {len(files)}.")
-        parts: list[tuple[str, bytes]] = []
-        for item in files:
-            if isinstance(item, tuple):
-                name, data = item
-                parts.append((str(name), bytes(data)))
-            else:
-                path = Path(item)
-                parts.append((path.name, path.read_bytes()))
-        what = f"the upload of {len(parts)} file(s)"
-        payload = self._call("POST", "files", what, files=parts)
-        with self._reading(what):
-            return parse_upload_response(payload, expected=len(parts))
-
-    def list_files(self) -> list[StoredFile]:
-        """Files stored on the account now (at most 30; shared by everyone using the key)."""
-        payload = self._call("GET", "files", "the file list")
-        with self._reading("the file list"):
-            return parse_stored_files(payload)
-
-    def delete_file(self, uuid: str, *, missing_ok: bool = True) -> bool:
-        """Delete a stored file; True if deleted, False if it was already gone (404).
-
-        A 404 means the file is gone either way (expired or deleted), so by default it is not
-        an error; pass ``missing_ok=False`` to raise :class:`DelixNotFoundError` instead.
-        """
-        try:
-            self._call("DELETE", f"files/{uuid}", f"the deletion of file {uuid}")
-        except DelixNotFoundError:
-            if missing_ok:
-                return False
-            raise
-        return True
 
     # ------------------------------------------------------------------ extraction
 
