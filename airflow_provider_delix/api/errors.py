@@ -32,6 +32,10 @@ class DelixError(Exception):
         # Whether the failed request spends credits (the extraction POSTs), set by the hook:
         # the retry policy treats a refused free request differently (api/retry.py).
         self.paid = False
+        # Whether a send of this request that may have been applied is re-sent at most once, set
+        # by the hook: an extraction (each send may be charged) and an upload (each send may
+        # store its files under uuids nobody is told, on the key's shared 30 files).
+        self.resend_once = False
 
 
 class DelixResponseError(DelixError):
@@ -104,11 +108,12 @@ class DelixTransientError(DelixError):
     lost: True for a read timeout, a connection dropped (or its TLS broken) after the request was
     sent, and a gateway's 502/504; False for a connection that never reached the server
     (refused, DNS, connect timeout, TLS handshake) and for 429, 500 and 503. ``paid`` marks a
-    request that spends credits when applied (the extraction POSTs), and ``lost_attempts`` (on every
-    :class:`DelixError`) counts the attempts of this call, this one included, that failed
-    maybe-applied: the retry policy re-sends a paid
-    request after at most one of them (:mod:`airflow_provider_delix.api.retry`), and the caller
-    reads the count on the error it finally gets to know what may have been charged.
+    request that spends credits when applied (the extraction POSTs), ``resend_once`` one whose
+    maybe-applied sends are limited (the extractions, and the upload, which stores files), and
+    ``lost_attempts`` (on every :class:`DelixError`) counts the attempts of this call, this one
+    included, that failed maybe-applied: the retry policy re-sends such a request after at most
+    one of them (:mod:`airflow_provider_delix.api.retry`), and the caller reads the count on the
+    error it finally gets to know what may have been charged or stored.
     """
 
     def __init__(

@@ -13,7 +13,7 @@ connection on that class only, and the pipeline handles a malformed answer by it
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -159,6 +159,20 @@ class RejectedFile:
 
 
 UploadResult = StoredFile | RejectedFile
+
+
+class UploadAnswer(list[UploadResult]):
+    """An upload's results, one per file in request order, and how many earlier sends of it lost
+    their answer after sending (``lost_attempts``: 0 or 1, see api/retry.py).
+
+    Client-side, not an API field, like ``Extract.lost_attempts``: each lost send may have
+    stored every file of the request under a uuid no answer named (a StoredFile has no name),
+    so the caller counts them as in doubt and leaves them to the orphan sweep.
+    """
+
+    def __init__(self, results: Iterable[UploadResult] = (), *, lost_attempts: int = 0) -> None:
+        super().__init__(results)
+        self.lost_attempts = lost_attempts
 
 
 def parse_upload_item(item: Any) -> UploadResult:

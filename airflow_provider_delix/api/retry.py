@@ -16,9 +16,12 @@ Paid requests (the extraction POSTs) follow one more rule (spec section 9, "retr
 section 7"): a failure that Delix may have applied (``maybe_applied``: a read timeout, a
 connection dropped after sending, a gateway's 502/504) is re-sent at most once per call
 (:data:`MAX_LOST_RESENDS`); the next such failure is raised at once, with ``lost_attempts``
-telling the caller how many sends may have been charged. Failures that never reached Delix,
-and 429/500/503, keep the ordinary policy. The history is counted by the caller on the error
-(``lost_attempts``), so the rule is a plain predicate and one ``Retrying`` serves every call.
+telling the caller how many sends may have been charged. Uploads follow the same rule
+(``resend_once``): they cost no credits, but each applied send stores up to 5 files that no
+answer names, on the 30 files every task on the key shares; unbounded re-sends filled the
+account. Failures that never reached Delix, and 429/500/503, keep the ordinary policy. The
+history is counted by the caller on the error (``lost_attempts``), so the rule is a plain
+predicate and one ``Retrying`` serves every call.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ log = logging.getLogger(__name__)
 # Connection extras (and hook arguments) that tune the policy; never sent as HTTP headers.
 RETRY_EXTRAS = ("max_retries", "retry_wait_initial", "retry_wait_max", "retry_max_elapsed")
 
-# How many times a paid request is re-sent after a failure Delix may have applied.
+# How many times a paid request or an upload is re-sent after a failure Delix may have applied.
 MAX_LOST_RESENDS = 1
 
 # Up to this many seconds of random jitter on each backoff, so parallel tasks do not retry in step.
@@ -115,8 +118,8 @@ class RetryPolicy:
 
 
 class _RetryTransient(retry_base):
-    """Retry every :class:`DelixTransientError`, except a paid request's second lost answer, and
-    a free request refused with ``GENERAL_EXCEPTION``."""
+    """Retry every :class:`DelixTransientError`, except the second lost answer of a paid request
+    or an upload (``resend_once``), and a free request refused with ``GENERAL_EXCEPTION``."""
 
     def __init__(self, describe: str | Callable[[], str]) -> None:
         self._describe = describe
@@ -128,12 +131,12 @@ class _RetryTransient(retry_base):
             return not error.paid
         if not isinstance(error, DelixTransientError):
             return False
-        if error.paid and error.lost_attempts > MAX_LOST_RESENDS:
+        if error.resend_once and error.lost_attempts > MAX_LOST_RESENDS:
             log.error(
-                "%s: the answer was lost again after sending (%s); not re-sent: Delix may have "
-                "charged both sends (%d).",
+                "%s: the answer was lost again after sending (%s); not re-sent: Delix may have %s (%d).",
                 _name(self._describe),
                 error,
+                "charged both sends" if error.paid else "stored the files of both sends",
                 error.lost_attempts,
             )
             return False
@@ -176,12 +179,13 @@ def _log_retry(state: RetryCallState, policy: RetryPolicy, describe: str | Calla
     error = state.outcome.exception() if state.outcome is not None else None
     wait = state.next_action.sleep if state.next_action is not None else 0.0
     # Only our own message: it names the status and the connection, never a body or the key.
-    if isinstance(error, DelixTransientError) and error.paid and error.maybe_applied:
+    if isinstance(error, DelixTransientError) and error.resend_once and error.maybe_applied:
         log.warning(
-            "%s: answer lost after sending (%s); re-sending once, the first may have been charged; "
+            "%s: answer lost after sending (%s); re-sending once, the first may have been %s; "
             "retry %d of %d in %.1f s.",
             _name(describe),
             error,
+            "charged" if error.paid else "stored",
             state.attempt_number,
             policy.max_retries,
             wait,

@@ -39,7 +39,8 @@ class ChunkBadAnswers(ChunkDeletes):
             ctx.live.update(named)
         ctx.store.uploads.record_uploaded(self.chunk.chunk_id, named)
         self._recorded = self._recorded or bool(named)
-        unnamed = max(len(slots) - len(named), 0)
+        # and each send before it whose answer was lost may have stored them all (api/retry.py)
+        unnamed = max(len(slots) - len(named), 0) + exc.lost_attempts * len(slots)
         with ctx.stats.lock:
             ctx.stats.files_in_doubt += unnamed
         message = (

@@ -2,7 +2,10 @@
 
 Every upload is journalled as an intent before it is sent and settled with the uuids Delix
 answered (or none), so a crash cannot leak stored files. Rejected files get their rows and
-their budget slots back at once.
+their budget slots back at once. A send whose answer was lost after sending may have stored
+every file of the chunk under uuids no answer named (the hook re-sends an upload at most once
+after that, api/retry.py): those copies are counted in ``files_in_doubt`` at once, whether the
+upload was then answered, refused, or given up, and the orphan sweep deletes them.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from airflow_provider_delix.api.errors import (
     DelixAuthError,
     DelixResponseError,
     DelixStorageFullError,
+    DelixTransientError,
 )
 from airflow_provider_delix.api.models import ErrorCode, RejectedFile, StoredFile
 from airflow_provider_delix.core.budget import BudgetInterrupted
@@ -74,7 +78,9 @@ class ChunkUpload(ChunkBadAnswers):
         while True:
             token = window.sending() if window is not None else 0
             try:
-                stored = list(ctx.client.upload_files([(f.filename, f.data) for f in files]))
+                answer = ctx.client.upload_files([(f.filename, f.data) for f in files])
+                self._in_doubt(len(files), getattr(answer, "lost_attempts", 0))
+                stored = list(answer)
                 if window is not None:
                     use = ctx.budget.usage()
                     window.stored(
@@ -87,6 +93,7 @@ class ChunkUpload(ChunkBadAnswers):
                     ctx.stats.metrics.storage_wait(ctx.clock() - since)
                 return stored
             except DelixStorageFullError as exc:
+                self._in_doubt(len(files), exc.lost_attempts)
                 ctx.stats.metrics.storage_full()
                 now = ctx.clock()
                 since = now if since is None else since
@@ -120,6 +127,29 @@ class ChunkUpload(ChunkBadAnswers):
                 except BudgetInterrupted:
                     ctx.store.uploads.record_uploaded(self.chunk.chunk_id, [])
                     raise (SlotsReturned if requeue else ChunkAborted)(self.chunk.chunk_id) from exc
-            except (DelixApiError, DelixAuthError):
+            except (DelixApiError, DelixAuthError) as exc:
+                self._in_doubt(len(files), exc.lost_attempts)
                 ctx.store.uploads.record_uploaded(self.chunk.chunk_id, [])  # refused: nothing stored
                 raise
+            except DelixTransientError as exc:
+                # Given up: what its lost sends may have stored is counted now, so the intent is
+                # settled (a later attempt would count it again as a dead writer's upload).
+                self._in_doubt(len(files), exc.lost_attempts)
+                ctx.store.uploads.record_uploaded(self.chunk.chunk_id, [])
+                raise
+
+    def _in_doubt(self, files: int, lost_sends: int) -> None:
+        """Sends of this upload lost after sending: each may have stored all ``files``, unnamed."""
+        if lost_sends <= 0:
+            return
+        with self.ctx.stats.lock:
+            self.ctx.stats.files_in_doubt += lost_sends * files
+        log.warning(
+            "Chunk %s: %d upload send(s) of %d file(s) lost their answer after sending; Delix may "
+            "have stored up to %d file(s) no answer named: no task claims them, the orphan sweep "
+            "deletes them (files_in_doubt).",
+            self.chunk.chunk_id,
+            lost_sends,
+            files,
+            lost_sends * files,
+        )

@@ -31,6 +31,7 @@ from airflow_provider_delix.api.errors import (
     DelixNotFoundError,
     DelixResponseError,
     DelixStorageFullError,
+    DelixTransientError,
     DelixValidationError,
 )
 from airflow_provider_delix.api.models import (
@@ -282,20 +283,34 @@ class ClaimingClient(ForwardingClient):
         intent = writer.intend(len(files))
         try:
             results = self._inner.upload_files(files)
-        except DelixStorageFullError:
+        except DelixStorageFullError as exc:
             writer.answered(intent, [])
+            self._lost_sends(files, exc.lost_attempts)
             cleanup.refused()
             raise
-        except _DEFINITELY_REFUSED:
+        except _DEFINITELY_REFUSED as exc:
             writer.answered(intent, [])
+            self._lost_sends(files, exc.lost_attempts)
             raise
         except BaseException as exc:
             named = exc.uuids if isinstance(exc, DelixResponseError) else ()
             writer.lost(intent, named)
-            cleanup.lost_upload(len(files) - len(named), _size(files))
+            # A transient error's lost_attempts counts this send when it may have been applied
+            # (at most 2: api/retry.py); an unreadable answer's counts only the sends before it.
+            sends = max(exc.lost_attempts, 1) if isinstance(exc, DelixTransientError) else 1
+            earlier = exc.lost_attempts if isinstance(exc, DelixResponseError) else 0
+            unnamed = sends * len(files) - len(named) + earlier * len(files)
+            cleanup.lost_upload(unnamed, (sends + earlier) * _size(files))
             raise
         writer.answered(intent, [r.uuid for r in results if isinstance(r, StoredFile)])
+        self._lost_sends(files, getattr(results, "lost_attempts", 0))
         return results
+
+    def _lost_sends(self, files: Sequence[UploadItem], sends: int) -> None:
+        """Sends of this upload whose answer was lost before the one answered (or refused): each
+        may have stored every file under a uuid nobody claims; their slots wait for a sweep."""
+        if sends > 0:
+            self._cleanup.lost_upload(sends * len(files), sends * _size(files))
 
     def delete_file(self, uuid: str) -> bool:
         gone = self._inner.delete_file(uuid)

@@ -44,6 +44,7 @@ class _Hook(Protocol):
         files: Sequence[tuple[str, bytes]] | None = None,
         params: Mapping[str, Any] | None = None,
         paid: bool = False,
+        resend_once: bool = False,
         lost: list[int] | None = None,
     ) -> Any: ...
 

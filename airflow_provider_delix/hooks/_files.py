@@ -18,7 +18,7 @@ from airflow_provider_delix.api.errors import DelixNotFoundError
 from airflow_provider_delix.api.models import (
     MAX_FILES_PER_REQUEST,
     StoredFile,
-    UploadResult,
+    UploadAnswer,
     parse_stored_files,
     parse_upload_response,
 )
@@ -39,6 +39,7 @@ class _Hook(Protocol):
         files: Sequence[tuple[str, bytes]] | None = None,
         params: Mapping[str, Any] | None = None,
         paid: bool = False,
+        resend_once: bool = False,
         lost: list[int] | None = None,
     ) -> Any: ...
 
@@ -48,12 +49,17 @@ class _Hook(Protocol):
 class FileEndpoints:
     """``upload_files``, ``list_files``, ``delete_file``."""
 
-    def upload_files(self: _Hook, files: Sequence[UploadItem]) -> list[UploadResult]:
+    def upload_files(self: _Hook, files: Sequence[UploadItem]) -> UploadAnswer:
         """Upload 1 to 5 files; one StoredFile or RejectedFile per item, in the same order.
 
         Each item is a path (read now) or a ``(name, bytes)`` pair. Per-file refusals
         (damaged file, wrong type, too large) come back as RejectedFile, not as exceptions;
         a full account raises :class:`DelixStorageFullError`.
+
+        A send whose answer may have been lost after Delix stored the files (read timeout, drop
+        after sending, 502/504) is re-sent at most once, like a paid extraction: every such send
+        may leave up to 5 files no answer names on the 30 the key's tasks share. The answer's
+        ``lost_attempts`` (or, when it fails, the error's) says how many sends that was.
         """
         if not 1 <= len(files) <= MAX_FILES_PER_REQUEST:
             raise ValueError(f"upload_files takes 1 to {MAX_FILES_PER_REQUEST} files, got {len(files)}.")
@@ -66,9 +72,10 @@ class FileEndpoints:
                 path = Path(item)
                 parts.append((path.name, path.read_bytes()))
         what = f"the upload of {len(parts)} file(s)"
-        payload = self._call("POST", "files", what, files=parts)
-        with self._reading(what):
-            return parse_upload_response(payload, expected=len(parts))
+        lost = [0]
+        payload = self._call("POST", "files", what, files=parts, resend_once=True, lost=lost)
+        with self._reading(what, lost):
+            return UploadAnswer(parse_upload_response(payload, expected=len(parts)), lost_attempts=lost[0])
 
     def list_files(self: _Hook) -> list[StoredFile]:
         """Files stored on the account now (at most 30; shared by everyone using the key)."""

@@ -212,11 +212,13 @@ class DelixHook(FileEndpoints, ExtractEndpoints, HttpHook):
         files: Sequence[tuple[str, bytes]] | None = None,
         params: Mapping[str, Any] | None = None,
         paid: bool = False,
+        resend_once: bool = False,
         lost: list[int] | None = None,
     ) -> Any:
         """One request under the retry policy; ``paid`` requests wait ``extraction_timeout`` for
-        their answer and are re-sent at most once after a maybe-applied failure. ``lost`` (a box)
-        receives how many sends of this call lost their answer after sending."""
+        their answer; they, and ``resend_once`` requests (uploads: each applied send stores files
+        nobody is told of), are re-sent at most once after a maybe-applied failure. ``lost`` (a
+        box) receives how many sends of this call lost their answer after sending."""
         session = self.get_conn()
         endpoint = endpoint.lstrip("/")
         url = f"{self.base_url}/{endpoint}"
@@ -262,6 +264,7 @@ class DelixHook(FileEndpoints, ExtractEndpoints, HttpHook):
                 if isinstance(error, DelixTransientError):
                     lost[0] += error.maybe_applied
                 error.paid = paid
+                error.resend_once = paid or resend_once
                 error.lost_attempts = lost[0]
                 raise
 

@@ -3,7 +3,9 @@
 A failure that Delix may have applied (the answer lost after sending: a dropped connection, a
 gateway's 502/504, a read timeout) is re-sent at most once for an extraction, and the error
 says how many sends may have been charged; the emulator's charge ledger proves what was paid.
-Failures that never reached Delix, and every unpaid request, keep the ordinary policy.
+An upload follows the same rule (each send may store files nobody is told of, on the 30 the
+key's tasks share). Failures that never reached Delix, and reads and deletes, keep the
+ordinary policy.
 """
 
 from __future__ import annotations
@@ -108,17 +110,53 @@ def test_only_extractions_wait_the_extraction_timeout(emulator: Any, connect: Ca
     assert DelixHook(connect(emulator), extraction_timeout=3).get_conn() is not None
 
 
-def test_uploads_lost_after_apply_are_retried_as_before(
+@pytest.mark.parametrize("kind", ["drop", "502", "504"])
+def test_an_upload_lost_after_apply_is_sent_twice_then_raised(
+    emulator: Any, connect: Callable[..., str], sleeps: Any, kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each applied send stores up to 5 files no answer names, on the 30 the key's tasks share."""
+    hook = DelixHook(connect(emulator, **RETRIES), sleep=sleeps)
+    emulator.configure(rate_lost_after_apply=1.0, lost_after_apply_kinds=kind, lost_after_apply_on="upload")
+    with caplog.at_level(logging.WARNING), pytest.raises(DelixTransientError) as info:
+        _stored(hook, 5)
+    error = info.value
+    assert error.maybe_applied and not error.paid and error.lost_attempts == 2
+    assert hook.request_counts["POST /files"] == 2, "re-sent once, never a third time"
+    assert emulator.stats()["files"]["count"] == 10, "at most two sends' files left for the orphan sweep"
+    assert "re-sending once, the first may have been stored" in caplog.text
+    assert "stored the files of both sends" in caplog.text
+    emulator.configure(rate_lost_after_apply=0.0)
+    assert len(_stored(hook, 5)) == 5, "the account still has room for the next upload"
+
+
+def test_an_upload_answered_on_its_resend_says_one_send_was_lost(
     emulator: Any, connect: Callable[..., str], sleeps: Any
 ) -> None:
-    hook = DelixHook(connect(emulator, max_retries=10), sleep=sleeps)
-    emulator.configure(rate_lost_after_apply=0.5, lost_after_apply_on="upload", seed=1)
-    for i in range(6):
-        hook.upload_files([(f"p{i}.png", make_png(f"page {i}"))])
-    calls = hook.request_counts["POST /files"]
-    lost = sum(v for k, v in emulator.stats()["faults"].items() if k.startswith("lost_after_apply"))
-    assert lost >= 2 and calls == 6 + lost, "every lost upload answer is retried, more than once if need be"
-    assert emulator.stats()["files"]["count"] == calls, "a lost upload leaves its file (orphan cleanup's job)"
+    hook = DelixHook(connect(emulator, **RETRIES), sleep=sleeps)
+    emulator.lose_answers(every=2, on="upload")  # the 2nd send is stored and lost; its re-send answers
+    first = hook.upload_files([("a.png", make_png("a"))])
+    second = hook.upload_files([("b.png", make_png("b")), ("c.png", make_png("c"))])
+    assert (first.lost_attempts, second.lost_attempts) == (0, 1)
+    assert hook.request_counts["POST /files"] == 3
+    assert emulator.stats()["files"]["count"] == 5, "the lost send's 2 files are stored, unnamed"
+
+
+def test_an_upload_refused_by_a_closed_port_is_retried_with_the_ordinary_policy(
+    monkeypatch: pytest.MonkeyPatch, sleeps: Any
+) -> None:
+    with socket.socket() as closed:  # a port nothing listens on: nothing can have been stored
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_DELIX_DOWN",
+        f'{{"conn_type": "delix", "host": "http://127.0.0.1:{port}/v1", "password": "k-1", '
+        '"extra": {"max_retries": 4}}',
+    )
+    hook = DelixHook("delix_down", sleep=sleeps)
+    with pytest.raises(DelixTransientError, match="Could not reach") as info:
+        hook.upload_files([("a.png", b"x")])
+    assert not info.value.maybe_applied and info.value.lost_attempts == 0
+    assert hook.request_counts["POST /files"] == 5, "never reached Delix: every retry is used"
 
 
 def test_a_connect_error_is_retried_with_the_ordinary_policy(

@@ -1,0 +1,53 @@
+"""Uploads whose answer was lost after sending: the copies they may have stored are in doubt.
+
+The fake plays the hook's side of the rule (an upload re-sent at most once after a
+maybe-applied failure, ``api/retry.py``): ``ULOST1`` content is stored twice and answered
+once (``lost_attempts == 1`` on the answer), ``ULOST2`` content is stored twice and never
+answered (a maybe-applied ``DelixTransientError`` with ``lost_attempts == 2``). Every copy no
+answer named must be counted in ``files_in_doubt``, exactly once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fakes import FakeDelix, images, source
+from test_pipeline import run
+
+from airflow_provider_delix.api.errors import DelixTransientError
+from airflow_provider_delix.api.models import UploadAnswer
+
+
+class LosingUploads(FakeDelix):
+    """Stores an upload holding ``LOST*`` content once per lost send before the answered one."""
+
+    def upload_files(self, files: Any) -> Any:
+        marker = b"".join(data for _, data in files)
+        if b"ULOST1" in marker:
+            super().upload_files(files)  # the lost send: stored, its answer never arrives
+            return UploadAnswer(super().upload_files(files), lost_attempts=1)
+        if b"ULOST2" in marker:
+            super().upload_files(files)
+            super().upload_files(files)
+            error = DelixTransientError("a gateway answered 504 twice", maybe_applied=True)
+            error.lost_attempts = 2
+            raise error
+        return super().upload_files(files)
+
+
+def test_an_upload_answered_on_its_resend_counts_the_lost_copy_in_doubt(out: str) -> None:
+    fake = LosingUploads()
+    sources = [*images(4), source("lost", b"ULOST1")]  # one chunk of 5 files
+    summary, error, _ = run(fake, out, sources, max_concurrency=5)
+    assert error is None and summary is not None and summary.pages_left == 0
+    assert summary.files_in_doubt == 5, "the lost send may have stored all 5 files, unnamed"
+
+
+def test_an_upload_lost_twice_counts_both_sends_in_doubt_once(out: str) -> None:
+    fake = LosingUploads()
+    sources = [*images(4), source("lost", b"ULOST2")]
+    summary, _error, _ = run(fake, out, sources, max_concurrency=5, max_failed_ratio=None)
+    assert summary is not None and summary.pages_left == 5
+    assert summary.files_in_doubt == 10, "two lost sends of 5 files: up to 10 unnamed copies"
+    again, _error, _ = run(FakeDelix(), out, sources, max_concurrency=5)
+    assert again is not None and again.files_in_doubt == 0, "counted by the attempt that lost them, once"
