@@ -52,6 +52,7 @@ from airflow_provider_delix.api.models import (
     Extract,
     Language,
     engine_body,
+    parse_stored_files,
 )
 from airflow_provider_delix.api.responses import (
     NO_ANSWER,
@@ -214,11 +215,14 @@ class DelixHook(FileEndpoints, ExtractEndpoints, HttpHook):
         paid: bool = False,
         resend_once: bool = False,
         lost: list[int] | None = None,
+        once: bool = False,
     ) -> Any:
-        """One request under the retry policy; ``paid`` requests wait ``extraction_timeout`` for
-        their answer; they, and ``resend_once`` requests (uploads: each applied send stores files
-        nobody is told of), are re-sent at most once after a maybe-applied failure. ``lost`` (a
-        box) receives how many sends of this call lost their answer after sending."""
+        """One request under the retry policy (``once``: a single attempt, no retry).
+
+        ``paid`` requests wait ``extraction_timeout`` for their answer; they, and ``resend_once``
+        requests (uploads: each applied send stores files nobody is told of), are re-sent at
+        most once after a maybe-applied failure. ``lost`` (a box) receives how many sends of
+        this call lost their answer after sending."""
         session = self.get_conn()
         endpoint = endpoint.lstrip("/")
         url = f"{self.base_url}/{endpoint}"
@@ -268,6 +272,8 @@ class DelixHook(FileEndpoints, ExtractEndpoints, HttpHook):
                 error.lost_attempts = lost[0]
                 raise
 
+        if once:
+            return attempt()
         retrying, describe = self._retrying()
         describe[0] = f"Delix {what}"
         return retrying(attempt)
@@ -333,9 +339,16 @@ class DelixHook(FileEndpoints, ExtractEndpoints, HttpHook):
     # ------------------------------------------------------------------ Airflow integration
 
     def test_connection(self) -> tuple[bool, str]:
-        """Called by the UI's Test button: lists files, says in plain words what happened."""
+        """Called by the UI's Test button: lists files once, says in plain words what happened.
+
+        One attempt bounded by the connection's ``timeout``, as ``HttpHook`` tests with one
+        request: under the retry policy the button blocked for the whole backoff (33 s against a
+        refused port, up to ``retry_max_elapsed`` for a host that drops packets).
+        """
         try:
-            files = self.list_files()
+            payload = self._call("GET", "files", "the file list", once=True)
+            with self._reading("the file list"):
+                files = parse_stored_files(payload)
         except DelixAuthError as error:
             if error.status_code is None:  # no key, or one no request can carry: said before sending
                 return False, str(error)

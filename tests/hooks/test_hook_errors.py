@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -89,10 +90,10 @@ def test_test_connection_never_echoes_an_unexpected_error_text(
 ) -> None:
     """Library errors may quote what they were given: http.client quotes a refused header."""
 
-    def refused_header() -> None:
+    def refused_header(*args: Any, **kwargs: Any) -> None:
         raise ValueError(f"Invalid header value b'Bearer {SECRET}'")
 
-    monkeypatch.setattr(hook, "list_files", refused_header)
+    monkeypatch.setattr(hook, "_call", refused_header)
     ok, message = hook.test_connection()
     assert not ok and message == "Could not use connection 'delix_test': ValueError"
     monkeypatch.undo()
@@ -188,6 +189,27 @@ def test_unreachable_host_is_transient_with_plain_words(monkeypatch: pytest.Monk
     assert len(sleeps.waits) == 2
     ok, message = hook.test_connection()
     assert not ok and "unreachable" in message
+
+
+def test_test_connection_sends_one_request_and_never_waits_out_the_retry_policy(
+    monkeypatch: pytest.MonkeyPatch, sleeps: Any
+) -> None:
+    """The UI's Test button blocked for the whole backoff (33 s against a refused port)."""
+    with socket.socket() as closed:  # a port nothing listens on: connection refused
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_DELIX_DOWN",
+        f'{{"conn_type": "delix", "host": "http://127.0.0.1:{port}/v1", "password": "{SECRET}", '
+        '"extra": {"max_retries": 5, "timeout": 3}}',
+    )
+    hook = DelixHook("delix_down", sleep=sleeps)
+    ok, message = hook.test_connection()
+    assert not ok and message.startswith(
+        f"Delix is unreachable or failing: Could not reach Delix at http://127.0.0.1:{port}/v1"
+    )
+    assert "connection 'delix_down'" in message and SECRET not in message
+    assert sleeps.waits == [] and hook.request_counts["GET /files"] == 1, "one attempt, no retry"
 
 
 def test_test_connection_says_whether_the_key_works(
