@@ -13,7 +13,8 @@ preparing the URL, cookies and hooks, building a ``Response``) and half in urlli
   session; :meth:`LeanTransport.__repr__` never shows it);
 * the same body: JSON as requests encodes it, an upload's multipart fields built and encoded
   by the urllib3 functions requests itself calls (only the random boundary differs);
-* the same pool (keep-alive connections, ``max_connections``), the same ``verify``/``cert``
+* the same pool (keep-alive connections, ``max_connections``, the TCP keep-alive socket
+  options of :func:`mount_pool`), the same ``verify``/``cert``
   (they key the pool, as in ``HTTPAdapter.get_connection_with_tls_context``), the same
   ``(connect, read)`` timeouts, the adapter's own urllib3 retry setting (none);
 * the same exceptions: urllib3's errors are wrapped exactly as ``HTTPAdapter.send`` and
@@ -43,6 +44,7 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 from requests.cookies import extract_cookies_to_jar
+from requests_toolbelt.adapters.socket_options import SocketOptionsAdapter
 from urllib3.exceptions import (
     ClosedPoolError,
     ConnectTimeoutError,
@@ -66,13 +68,37 @@ from airflow_provider_delix.api.auth import DelixBearerAuth
 _PLAIN_PATH = re.compile(r"[A-Za-z0-9_~-]+(/[A-Za-z0-9_~-]+)*")
 _PLAIN_PARAM = re.compile(r"[A-Za-z0-9_~.-]*")
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+# Adapters whose requests the lean path sends as they would: requests' own ``send``
+# (``SocketOptionsAdapter`` only sets socket options on the pool manager it builds).
+_POOLED: tuple[type[HTTPAdapter], ...] = (HTTPAdapter, SocketOptionsAdapter)
 
 
-def mount_pool(session: requests.Session, pool_size: int) -> None:
-    """One ``HTTPAdapter`` with a pool of ``pool_size`` keep-alive connections per host."""
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
+def mount_pool(
+    session: requests.Session,
+    pool_size: int,
+    *,
+    adapter: HTTPAdapter | None = None,
+    keep_alive: HTTPAdapter | None = None,
+) -> None:
+    """A pool of ``pool_size`` keep-alive connections per host, with HttpHook's TCP keep-alive.
+
+    ``adapter`` and ``keep_alive`` are what ``HttpHook`` built from the hook's ``adapter=`` and
+    ``tcp_keep_alive*`` arguments. A caller's own adapter is left mounted as HttpHook mounted
+    it. Otherwise the pooled adapter keeps the socket options of HttpHook's
+    ``TCPKeepAliveAdapter``: a synchronous extraction may sit idle on its socket for up to
+    ``extraction_timeout``, and a NAT gateway or load balancer drops an idle connection after
+    a few minutes, which the client sees as an answer lost after sending (maybe paid twice).
+    """
+    if adapter is not None:
+        return
+    options = getattr(keep_alive, "socket_options", None)
+    pooled = (
+        SocketOptionsAdapter(socket_options=list(options), pool_connections=4, pool_maxsize=pool_size)
+        if options is not None
+        else HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
+    )
+    session.mount("https://", pooled)
+    session.mount("http://", pooled)
 
 
 def tls_verify(value: Any) -> bool | str:
@@ -156,7 +182,8 @@ class LeanTransport:
         if (
             adapter is None
             or (base_path and not _PLAIN_PATH.fullmatch(base_path))
-            or type(adapter) is not HTTPAdapter
+            or not isinstance(adapter, HTTPAdapter)
+            or type(adapter) not in _POOLED
             or session.trust_env
             or session.proxies
             or not isinstance(session.auth, DelixBearerAuth)

@@ -178,7 +178,12 @@ class DelixHook(FileEndpoints, ExtractEndpoints, HttpHook):
             or connection_extra(extras, "max_connections")
             or DEFAULT_MAX_CONNECTIONS
         )
-        mount_pool(session, int(pool))
+        mount_pool(
+            session,
+            int(pool),
+            adapter=getattr(self, "adapter", None),
+            keep_alive=getattr(self, "keep_alive_adapter", None),
+        )
         read_environment_once(session, extras)
         return session
 
