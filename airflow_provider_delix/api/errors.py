@@ -101,6 +101,12 @@ class DelixInsufficientCreditsError(DelixApiError):
     """NO_SUFFICIENT_CREDITS: top up the account, then re-run (finished pages are kept)."""
 
 
+class DelixRequestError(DelixError):
+    """The request could not be made as configured: a redirect loop, an invalid URL or header,
+    a body requests cannot encode. Never retried: sending it again fails the same way, so the
+    connection (or the caller) must change."""
+
+
 class DelixTransientError(DelixError):
     """429, 5xx, dropped connections and timeouts: retried by the hook's policy, raised when it gives up.
 

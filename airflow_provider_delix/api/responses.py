@@ -25,6 +25,7 @@ from airflow_provider_delix.api.errors import (
     DelixError,
     DelixInsufficientCreditsError,
     DelixNotFoundError,
+    DelixRequestError,
     DelixResponseError,
     DelixStorageFullError,
     DelixTransientError,
@@ -235,6 +236,40 @@ def transport_error(
     if isinstance(error, requests.Timeout) and reached:
         return timeout_error(what, read_timeout, conn_id=conn_id)
     return unreachable_error(base_url, what, error, conn_id=conn_id, maybe_applied=reached)
+
+
+_REQUEST_ADVICE: tuple[tuple[type[requests.RequestException], str], ...] = (
+    (requests.TooManyRedirects, "the host redirects in a loop: check the connection's host and schema"),
+    (requests.exceptions.InvalidJSONError, "the request body cannot be encoded as JSON (a client bug)"),
+    (requests.exceptions.InvalidHeader, "a header is not valid (every unknown extra is sent as a header)"),
+    (requests.exceptions.InvalidProxyURL, "the proxy URL is not valid: check the proxy settings"),
+    (requests.exceptions.InvalidURL, "the connection's host, schema and port do not make a valid URL"),
+    (requests.exceptions.MissingSchema, "the connection's host, schema and port do not make a valid URL"),
+    (requests.exceptions.InvalidSchema, "the connection's URL scheme must be http or https"),
+)
+
+
+def request_error(error: requests.RequestException, base_url: str, what: str, *, conn_id: str) -> DelixError:
+    """Any other ``requests`` failure (not one of :data:`NO_ANSWER`), as the provider's error.
+
+    A redirect loop, an invalid URL, header or body is a configuration error: final, sending
+    again fails the same way. A ``RetryError`` (a caller's adapter retried error answers until
+    it gave up) had answers, so the request may have been applied: transient, maybe applied.
+    Only the error's class is shown: a library's text may quote a header, key included.
+    """
+    name = type(error).__name__
+    if isinstance(error, requests.exceptions.RetryError):
+        return DelixTransientError(
+            f"Delix at {base_url} kept answering {what} with errors until the adapter's own retries "
+            f"gave up (connection '{conn_id}'): {name}. Delix may have applied the request.",
+            conn_id=conn_id,
+            maybe_applied=True,
+        )
+    advice = next((text for cls, text in _REQUEST_ADVICE if isinstance(error, cls)), "not retried")
+    return DelixRequestError(
+        f"Could not send {what} to Delix at {base_url} (connection '{conn_id}'): {name}; {advice}.",
+        conn_id=conn_id,
+    )
 
 
 def error_text(error: BaseException) -> str:

@@ -237,7 +237,10 @@ class LeanTransport:
             body, headers["Content-Type"] = _multipart(files)
             headers["Content-Length"] = str(len(body))
         elif json is not None:
-            body = jsonlib.dumps(json, allow_nan=False).encode("utf-8")
+            try:
+                body = jsonlib.dumps(json, allow_nan=False).encode("utf-8")
+            except ValueError as error:  # as PreparedRequest.prepare_body wraps it (NaN)
+                raise requests.exceptions.InvalidJSONError(error) from error
             headers["Content-Type"] = "application/json"
             headers["Content-Length"] = str(len(body))
         elif method not in ("GET", "HEAD"):

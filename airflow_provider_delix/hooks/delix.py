@@ -59,6 +59,7 @@ from airflow_provider_delix.api.responses import (
     error_text,
     raise_for_status,
     read_json,
+    request_error,
     transport_error,
 )
 from airflow_provider_delix.api.retry import RETRY_EXTRAS, RetryPolicy, connection_extra
@@ -265,6 +266,8 @@ class DelixHook(FileEndpoints, ExtractEndpoints, HttpHook):
                     raise transport_error(
                         error, self.base_url, what, read_timeout, conn_id=self.delix_conn_id
                     ) from None
+                except requests.RequestException as error:  # a redirect loop, an invalid URL, ...
+                    raise request_error(error, self.base_url, what, conn_id=self.delix_conn_id) from None
                 raise_for_status(response, conn_id=self.delix_conn_id, what=what)
                 return read_json(response, conn_id=self.delix_conn_id, what=what)
             except DelixError as error:

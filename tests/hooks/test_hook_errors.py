@@ -6,9 +6,11 @@ import logging
 import re
 import socket
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from loopback_servers import RawServer
 from pdfs import make_pdf
 
 from airflow_provider_delix.api.errors import (
@@ -16,6 +18,7 @@ from airflow_provider_delix.api.errors import (
     DelixAuthError,
     DelixError,
     DelixInsufficientCreditsError,
+    DelixRequestError,
     DelixStorageFullError,
     DelixTransientError,
     DelixValidationError,
@@ -292,3 +295,37 @@ def test_general_exception_is_retried_for_free_requests_only(
     with pytest.raises(DelixApiError) as info:
         hook.extract_images([stored.uuid])
     assert info.value.error == "GENERAL_EXCEPTION" and hook.request_counts["POST /image-extraction"] == 1
+
+
+def _redirect_to_itself(sock: socket.socket, line: str) -> None:
+    path = line.split(" ")[1]
+    head = f"HTTP/1.1 302 Found\r\nLocation: {path}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    sock.sendall(head.encode())
+
+
+@pytest.mark.parametrize("path", ["lean", "session"])  # the session's path: a trust_env extra
+def test_every_other_requests_failure_is_a_final_delix_error_naming_the_connection(
+    connect: Callable[..., str], sleeps: Any, path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A redirect loop, an invalid URL or a body requests cannot encode escaped the hook raw."""
+    session_only = {"trust_env": True} if path == "session" else {}
+    with RawServer(_redirect_to_itself) as server:
+        conn_id = connect(SimpleNamespace(base_url=server.base_url, api_key=SECRET), **session_only)
+        hook = DelixHook(conn_id, sleep=sleeps)
+        with pytest.raises(DelixRequestError, match="redirects in a loop") as loop:
+            hook.list_files()
+        assert hook.request_counts["GET /files"] == 1 and sleeps.waits == [], "a configuration error"
+        with pytest.raises(DelixRequestError, match="cannot be encoded as JSON") as body:
+            hook._call("POST", "image-extraction", "a NaN body", json={"x": float("nan")}, paid=True)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_DELIX_BADURL",
+        f'{{"conn_type": "delix", "host": "http://exa mple.com/v1", "password": "{SECRET}"}}',
+    )
+    bad = DelixHook("delix_badurl", sleep=sleeps)
+    with pytest.raises(DelixRequestError, match="do not make a valid URL") as url:
+        bad.list_files()
+    assert bad.request_counts["GET /files"] == 1
+    for error in (loop.value, body.value, url.value):
+        assert "connection 'delix_" in str(error) and SECRET not in str(error) and SECRET not in repr(error)
+    assert "TooManyRedirects" in str(loop.value) and "InvalidJSONError" in str(body.value)
+    assert "InvalidURL" in str(url.value)
