@@ -83,16 +83,15 @@ def mount_pool(
     """A pool of ``pool_size`` keep-alive connections per host, with HttpHook's TCP keep-alive.
 
     ``adapter`` and ``keep_alive`` are what ``HttpHook`` built from the hook's ``adapter=`` and
-    ``tcp_keep_alive*`` arguments. A caller's own adapter is left mounted as HttpHook mounted
-    it. Otherwise the pooled adapter keeps the socket options of HttpHook's
+    ``tcp_keep_alive*`` arguments. A caller's own adapter serves every request of the hook:
+    HttpHook mounts it on the connection's schema only (``http`` by default, ``v1`` in the URI
+    form), not on Delix's ``https``. Otherwise the pooled adapter keeps the socket options of HttpHook's
     ``TCPKeepAliveAdapter``: a synchronous extraction may sit idle on its socket for up to
     ``extraction_timeout``, and a NAT gateway or load balancer drops an idle connection after
     a few minutes, which the client sees as an answer lost after sending (maybe paid twice).
     """
-    if adapter is not None:
-        return
     options = getattr(keep_alive, "socket_options", None)
-    pooled = (
+    pooled = adapter or (
         SocketOptionsAdapter(socket_options=list(options), pool_connections=4, pool_maxsize=pool_size)
         if options is not None
         else HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)

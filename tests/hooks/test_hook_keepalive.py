@@ -69,3 +69,14 @@ def test_a_callers_adapter_stays_mounted(emulator: Any, connect: Callable[..., s
     assert hook.get_conn().get_adapter(hook.base_url) is mine
     assert hook.list_files() == []
     hook.close()
+
+
+def test_a_callers_adapter_serves_the_default_https_api_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """HttpHook mounts ``adapter=`` on the connection's schema (``http`` when none is set), but
+    the hook talks to ``https://api.delix.ir/v1``: the caller's adapter must serve that too."""
+    monkeypatch.setenv("AIRFLOW_CONN_DELIX_PUBLIC", '{"conn_type": "delix", "password": "k"}')
+    mine = HTTPAdapter(pool_maxsize=3)
+    hook = DelixHook("delix_public", adapter=mine)
+    session = hook.get_conn()
+    assert hook.base_url.startswith("https://") and session.get_adapter(hook.base_url) is mine
+    hook.close()
