@@ -279,7 +279,7 @@ class ExtractionPipeline(PipelineDispatch, PipelineLeftovers, PipelineOutcome):
                 settled_keys=resume.settled,
                 alone_keys=resume.alone,
                 known_source=self._known_source,
-                still_invalid=lambda target, error: resume.still(target.key, error),
+                still_invalid=lambda target, error: resume.still(target.key, target.source, error),
                 max_files=self.files_per_chunk,
                 packer=self._packer(),
             )
@@ -380,8 +380,9 @@ class ExtractionPipeline(PipelineDispatch, PipelineLeftovers, PipelineOutcome):
             rows, missing = copied_rows(self.store, targets, self._resume.answers, self.run_id)
             self._misc.extend(rows)
             self._misc_reused += len(rows)
-            if missing:  # superseded since the run started: their pages are left for the next run
-                self.stats.add_left(len(missing))
+            # Their page's row was superseded since the run started: it has a newer row, which the
+            # next run copies; nothing failed, so they count as resumed, not as left.
+            self.stats.add_resumed(len(missing))
 
     def _flush_misc(self, *, force: bool) -> None:
         """Invalid and reused rows cost no request; they are stored in batches, not one file each."""

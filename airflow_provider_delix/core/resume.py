@@ -58,7 +58,11 @@ class ResumeIndex:
         again: set[Key] = set()
         # Rows of RECHECK_NEXT_RUN: key -> the finding; the run writes a row only if it differs.
         self._recheck: dict[Key, str] = {}
-        self.watch = RecheckWatch()  # what this run's new rows would replace (core/supersede.py)
+        self._recheck_sources: set[int] = set()  # hash((key, source)) of those rows
+        # Settled rows of the run's language made with another engine: a routing row for such a
+        # page ("use the other operator") would only repeat what that operator already did.
+        self._elsewhere: set[Key] = set()
+        self.watch = RecheckWatch(language=language)  # what this run's new rows replace (core/supersede.py)
         routing: set[Key] = set()  # keys with a row sending the file to one operator
         answered: set[Key] = set()  # keys with a settled row that is not such a row
         self.carried = CarriedCredits()
@@ -71,19 +75,25 @@ class ResumeIndex:
             source, sha, page, status, engine, row_language = row[:6]
             error = row[6] if len(row) > 6 else None
             key = resume_key(sha, source, page)
+            routes = status == RowStatus.INVALID and error in ROUTED_TO
+            if routes and row_language == language and ROUTED_TO.get(str(error)) == kind:
+                # "use this operator", whatever engine the other operator ran: not done for it,
+                # and this run's row for the page replaces it (core/supersede.py).
+                routing.add(key)
+                self.watch.keys.add(key)
+                continue
             if not self.matches(engine, row_language):
                 if self._probed(engine, row_language, status, error):
                     self._done.add(key)
                     self._sources.add(hash((key, source)))
+                elif row_language == language and not routes and not retryable(status, error):
+                    self._elsewhere.add(key)  # answered with another engine (core/planning.py)
                 continue
-            routes = status == RowStatus.INVALID and error in ROUTED_TO
             if routes:
                 routing.add(key)
-                if ROUTED_TO.get(str(error)) == kind:  # "use this operator": not done for it
-                    self.watch.keys.add(key)
-                    continue
             elif status == RowStatus.INVALID and error in RECHECK_NEXT_RUN:
                 self._recheck[key] = error
+                self._recheck_sources.add(hash((key, source)))
                 self.watch.keys.add(key)
                 if not sha:
                     self.watch.pages.add((source, page))
@@ -114,7 +124,11 @@ class ResumeIndex:
         self.rechecked = len(self._recheck)  # not found, unreadable, over the budget: looked at again
         # Some retryable row is stored: once the page has a newer row, the old one must go; or a
         # routing row whose page the operator it named has answered since.
-        self.has_stale = bool(again) or bool(routing & answered)
+        # A recheck row beside a settled row of its page is left from a close that did not
+        # supersede (it failed, or the worker was killed): heal it now.
+        self.has_stale = (
+            bool(again) or bool(routing & answered) or any(k in self._done for k in self._recheck)
+        )
 
     def matches(self, engine: str | None, language: str | None) -> bool:
         """Whether a row made with ``engine``/``language`` answers this run's settings."""
@@ -135,10 +149,13 @@ class ResumeIndex:
             and not (retryable(status, error) or (status == RowStatus.INVALID and error in ROUTED_TO))
         )
 
-    def still(self, key: Key, error: str) -> bool:
-        """Whether the page's stored row already says ``error`` (a file still missing, a page
-        still over the budget): then the run writes nothing for it."""
-        return self._recheck.get(key) == error
+    def still(self, key: Key, source: str, error: str) -> bool:
+        """Whether a stored row already says ``error`` for this page of this source (a file still
+        missing, a page still over the budget), or the other operator already answered a page
+        this run would send it to: then the run writes nothing for it."""
+        if error in ROUTED_TO:
+            return key in self._elsewhere
+        return self._recheck.get(key) == error and hash((key, source)) in self._recheck_sources
 
     def __contains__(self, key: object) -> bool:
         return key in self._done

@@ -104,6 +104,11 @@ class RunStats:
             self.pages_resumed += resumed
             self.pages_resumed_not_processed += resumed_not_processed
 
+    def add_resumed(self, pages: int) -> None:
+        """Pages found done after they were planned (a copy whose stored row went since)."""
+        with self.lock:
+            self.pages_resumed += pages
+
     def written(self) -> int:
         with self.lock:
             return sum(self.rows.values())

@@ -87,6 +87,7 @@ class RecheckWatch:
     keys: set[tuple[str, int]] = field(default_factory=set)
     pages: set[tuple[str, int]] = field(default_factory=set)
     found: set[tuple[str, int]] = field(default_factory=set)
+    language: str | None = None  # routing rows of this language go whatever engine wrote them
 
     def touched(self, rows: Iterable[PageRow]) -> bool:
         from airflow_provider_delix.core.table import resume_key
@@ -216,12 +217,15 @@ def stale_rows(
         for row, (source, sha, page, engine, language, status, error, at, charged, refunded) in enumerate(
             zip(*columns, strict=True)
         ):
+            routes = status == "invalid" and error in ROUTED_TO
             if not matches(engine, language):
+                if routes and watch is not None and language == watch.language:  # the other operator's
+                    routing.append((resume_key(sha, source, page), part, row))
                 continue
             key = resume_key(sha, source, page)
             if (source, page) in watched:
                 newest_of_page[(source, page)] = max(at, newest_of_page.get((source, page), at))
-            if status == "invalid" and error in ROUTED_TO:
+            if routes:
                 routing.append((key, part, row))
                 continue
             if not sha and retryable(status, error):  # not found or unreadable: no content

@@ -220,3 +220,65 @@ def test_the_image_and_document_operators_settle_on_one_row_per_pdf_page(out: st
         assert sum(again.rows.values()) == 0 and again.pages_resumed == 2, options.kind
         assert rows(out) == {("notes.pdf", 1): ("processed", None), ("notes.pdf", 2): ("processed", None)}
     assert set(read_table(out).engine) == {"probe"} and dict(fake.charged_pages) == paid
+
+
+@pytest.mark.parametrize(
+    ("image_engine", "document_engine"), [("danlin", "auto"), ("tiho", "auto"), ("danlin", "tiho")]
+)
+def test_operators_with_different_engines_settle_on_one_row_per_page(
+    out: str, tmp_path: Path, image_engine: str, document_engine: str
+) -> None:
+    """The operators' defaults differ (images danlin, documents auto): a routing row written
+    with one engine is replaced by the other operator's row whatever engine that ran, and
+    neither operator writes its routing row again once the other answered the page."""
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    (folder / "scan.png").write_bytes(make_png("a scanned page"))
+    (folder / "notes.pdf").write_bytes(document("notes", 2))
+    images = replace(IMAGES, engine=image_engine)
+    documents = replace(DOCUMENTS, engine=document_engine)
+    fake = FakeDelix()
+    for options in (documents, images, documents, images):
+        run(fake, str(folder), out, options)
+        frame = read_table(out)
+        assert not frame.duplicated(["source", "page_number"]).any(), (options.kind, frame.to_dict("records"))
+    assert set(rows(out).values()) == {("processed", None)} and len(rows(out)) == 3
+
+
+def test_a_copy_of_a_page_over_the_budget_gets_its_own_row(out: str, tmp_path: Path) -> None:
+    from core_pdfs import page_text, text_pdf
+
+    data = text_pdf([page_text("big", 1)], page_pad=[2_500_000])
+    (tmp_path / "big.pdf").write_bytes(data)
+    small = RunOptions(kind="documents", max_failed_ratio=None, max_stored_bytes=2_000_000)
+    fake = FakeDelix()
+    run(fake, [str(tmp_path / "big.pdf")], out, small)
+    (tmp_path / "big-copy.pdf").write_bytes(data)
+    run(fake, [str(tmp_path / "big.pdf"), str(tmp_path / "big-copy.pdf")], out, small)
+    assert rows(out) == {
+        ("big.pdf", 1): ("invalid", "over_budget"),
+        ("big-copy.pdf", 1): ("invalid", "over_budget"),
+    }
+
+
+def test_a_row_left_by_a_close_that_could_not_supersede_is_replaced_by_the_next_run(
+    out: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core_pdfs import page_text, text_pdf
+
+    from airflow_provider_delix.core import store as store_module
+
+    (tmp_path / "big.pdf").write_bytes(text_pdf([page_text("big", 1)], page_pad=[2_500_000]))
+    fake = FakeDelix()
+    run(fake, [str(tmp_path / "big.pdf")], out, replace(DOCUMENTS, max_stored_bytes=2_000_000))
+    real = store_module.drop_stale_rows
+
+    def failing(*args: object, **kwargs: object) -> int:
+        raise OSError("the object store refused the rewrite")
+
+    monkeypatch.setattr(store_module, "drop_stale_rows", failing)
+    run(fake, [str(tmp_path / "big.pdf")], out, DOCUMENTS)  # the budget raised: read, not superseded
+    assert len(read_table(out)) == 2
+    monkeypatch.setattr(store_module, "drop_stale_rows", real)
+    run(fake, [str(tmp_path / "big.pdf")], out, DOCUMENTS)
+    assert rows(out) == {("big.pdf", 1): ("processed", None)}
