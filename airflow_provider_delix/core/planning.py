@@ -36,6 +36,7 @@ from airflow_provider_delix.core.chunks import Chunk, ChunkFile, FileOutcome, In
 from airflow_provider_delix.core.codes import TOO_LARGE_FOR_BUDGET, Reason
 from airflow_provider_delix.core.content_index import ContentIndex
 from airflow_provider_delix.core.options import page_selector
+from airflow_provider_delix.core.supersede import ROUTED_TO
 
 __all__ = [
     "TOO_LARGE_FOR_BUDGET",
@@ -226,7 +227,8 @@ class ChunkPlanner:
         """An invalid row, unless the page's stored row already says the same (then resumed)."""
         if self._still_invalid is not None and self._still_invalid(page.target, page.error):
             step.resumed += 1
-            step.resumed_not_processed += 1
+            # A page the other operator answered is not one this run failed to process.
+            step.resumed_not_processed += page.error not in ROUTED_TO
             return
         step.invalid.append(page)
 

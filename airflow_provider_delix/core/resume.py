@@ -59,9 +59,10 @@ class ResumeIndex:
         # Rows of RECHECK_NEXT_RUN: key -> the finding; the run writes a row only if it differs.
         self._recheck: dict[Key, str] = {}
         self._recheck_sources: set[int] = set()  # hash((key, source)) of those rows
-        # Settled rows of the run's language made with another engine: a routing row for such a
-        # page ("use the other operator") would only repeat what that operator already did.
-        self._elsewhere: set[Key] = set()
+        # Rows of the run's language made with another engine, by hash((key, source)) -> their
+        # invalid reason (None for others): a routing row ("use the other operator") or the same
+        # recheck finding for that source's page would only repeat what is stored.
+        self._elsewhere: dict[int, str | None] = {}
         self.watch = RecheckWatch(language=language)  # what this run's new rows replace (core/supersede.py)
         routing: set[Key] = set()  # keys with a row sending the file to one operator
         answered: set[Key] = set()  # keys with a settled row that is not such a row
@@ -86,17 +87,15 @@ class ResumeIndex:
                 if self._probed(engine, row_language, status, error):
                     self._done.add(key)
                     self._sources.add(hash((key, source)))
-                elif row_language == language and not routes and not retryable(status, error):
-                    self._elsewhere.add(key)  # answered with another engine (core/planning.py)
+                if row_language == language:  # this source's page, with another engine (still())
+                    self._elsewhere[hash((key, source))] = error if status == RowStatus.INVALID else None
                 continue
             if routes:
                 routing.add(key)
             elif status == RowStatus.INVALID and error in RECHECK_NEXT_RUN:
                 self._recheck[key] = error
                 self._recheck_sources.add(hash((key, source)))
-                self.watch.keys.add(key)
-                if not sha:
-                    self.watch.pages.add((source, page))
+                self.watch.pages.add((source, page))  # about this source: its next row replaces it
                 continue
             elif retryable(status, error):
                 again.add(key)  # not about the page: done again (core.supersede)
@@ -153,9 +152,11 @@ class ResumeIndex:
         """Whether a stored row already says ``error`` for this page of this source (a file still
         missing, a page still over the budget), or the other operator already answered a page
         this run would send it to: then the run writes nothing for it."""
+        here = hash((key, source))
         if error in ROUTED_TO:
-            return key in self._elsewhere
-        return self._recheck.get(key) == error and hash((key, source)) in self._recheck_sources
+            return here in self._elsewhere
+        mine = self._recheck.get(key) == error and here in self._recheck_sources
+        return mine or (here in self._elsewhere and self._elsewhere[here] == error)
 
     def __contains__(self, key: object) -> bool:
         return key in self._done

@@ -179,12 +179,13 @@ def stale_rows(
 ) -> dict[str, list[int]]:
     """Part file -> indices of its retryable rows that a newer try of the same page replaces.
 
-    A row that sends its file to the other operator (:data:`ROUTED_TO`) goes once its page has
-    any other settled row. A row of a file that was not found or could not be read (no hash)
-    goes for any newer row of the same source and page (the file turned up, keyed by its content
-    now), or when the closing run found the file with its page's row already stored
-    (``watch.found``). Any other retryable row goes when its page (resume key) has a settled
-    row; or a newer retryable
+    A row that sends its file to the other operator (:data:`ROUTED_TO`) goes once the same
+    source's page has another settled row. A row of :data:`RECHECK_NEXT_RUN` (about a source:
+    not found, unreadable, over the budget) goes for any newer row of the same source and page
+    (the file turned up, keyed by its content now; the budget was raised), or when the closing
+    run found the file with its page's row already stored (``watch.found``). Both are about
+    one source, so a copy's rows never remove them. Any other retryable row goes when its page
+    (resume key) has a settled row; or a newer retryable
     row of the same source; or, when it holds credits, a newer retryable row that holds credits
     (which carried them on). So the rows of one try -- one per source that shares the content,
     only the first holding the credits -- stay together until a later try replaces them. A
@@ -203,13 +204,13 @@ def stale_rows(
     settled_by: set[tuple[tuple[str, int], str | None]] = set()  # (key, engine) of settled rows
     newest_of_source: dict[tuple[tuple[str, int], str], Any] = {}
     newest_credited: dict[tuple[str, int], Any] = {}
-    watched = watch.pages if watch is not None else set()  # (source, page) of hashless rows
+    watched = watch.pages if watch is not None else set()  # (source, page) of recheck rows
     found = watch.found if watch is not None else set()
     newest_of_page: dict[tuple[str, int], Any] = {}  # of watched pages: (source, page) -> newest row
-    answered: set[tuple[str, int]] = set()  # keys with a settled row that is not a routing row
+    answered: set[tuple[tuple[str, int], str]] = set()  # (key, source) of settled non-routing rows
     retry_rows: list[tuple[tuple[str, int], str, str | None, bool, Any, str, int]] = []
-    hashless: list[tuple[tuple[str, int], Any, str, int]] = []  # (source, page), time, part, row
-    routing: list[tuple[tuple[str, int], str, int]] = []  # key, part, row
+    rechecks: list[tuple[tuple[str, int], Any, str, int]] = []  # (source, page), time, part, row
+    routing: list[tuple[tuple[str, int], str, str, int]] = []  # key, source, part, row
     for part in parts:
         with fs.open(part, "rb") as handle:
             table = pq.read_table(handle, columns=list(KEY_COLUMNS))
@@ -220,19 +221,19 @@ def stale_rows(
             routes = status == "invalid" and error in ROUTED_TO
             if not matches(engine, language):
                 if routes and watch is not None and language == watch.language:  # the other operator's
-                    routing.append((resume_key(sha, source, page), part, row))
+                    routing.append((resume_key(sha, source, page), source, part, row))
                 continue
             key = resume_key(sha, source, page)
             if (source, page) in watched:
                 newest_of_page[(source, page)] = max(at, newest_of_page.get((source, page), at))
             if routes:
-                routing.append((key, part, row))
+                routing.append((key, source, part, row))
                 continue
-            if not sha and retryable(status, error):  # not found or unreadable: no content
-                hashless.append(((source, page), at, part, row))
+            if status == "invalid" and retryable(status, error):  # about this source: where, budget
+                rechecks.append(((source, page), at, part, row))
                 continue
             if not retryable(status, error):
-                answered.add(key)
+                answered.add((key, source))
                 settled[key] = max(at, settled.get(key, at))
                 settled_by.add((key, engine))
                 continue
@@ -242,10 +243,10 @@ def stale_rows(
             if credited:
                 newest_credited[key] = max(at, newest_credited.get(key, at))
     stale: dict[str, set[int]] = {}
-    for key, part, row in routing:  # the operator it named has answered the page
-        if key in answered:
+    for key, source, part, row in routing:  # the operator it named has answered this source's page
+        if (key, source) in answered:
             stale.setdefault(part, set()).add(row)
-    for source_page, at, part, row in hashless:  # the file turned up: its row has its content's key
+    for source_page, at, part, row in rechecks:  # this source's page has a newer row, or was found
         if source_page in found or newest_of_page.get(source_page, at) > at:
             stale.setdefault(part, set()).add(row)
     for key, source, engine, credited, at, part, row in retry_rows:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from core_pdfs import document
+from core_pdfs import document, image_pdf
 from fakes import FakeDelix
 
 from airflow_provider_delix.core.options import RunOptions
@@ -282,3 +282,41 @@ def test_a_row_left_by_a_close_that_could_not_supersede_is_replaced_by_the_next_
     monkeypatch.setattr(store_module, "drop_stale_rows", real)
     run(fake, [str(tmp_path / "big.pdf")], out, DOCUMENTS)
     assert rows(out) == {("big.pdf", 1): ("processed", None)}
+
+
+def test_routing_rows_are_about_their_own_source(out: str, tmp_path: Path) -> None:
+    """A copy read by the document operator does not remove the routing row of a source it
+    never listed; a copy of an answered PDF listed to the image operator gets its own routing
+    row, which the document operator's copied row then replaces."""
+    scan = image_pdf(1)
+    (tmp_path / "a.pdf").write_bytes(scan)
+    (tmp_path / "b.pdf").write_bytes(scan)
+    fake = FakeDelix()
+    tiho = replace(DOCUMENTS, engine="tiho")
+    run(fake, [str(tmp_path / "a.pdf")], out, IMAGES)
+    run(fake, [str(tmp_path / "b.pdf")], out, tiho)
+    assert rows(out) == {("a.pdf", 1): ("invalid", "pdf_not_supported"), ("b.pdf", 1): ("processed", None)}
+    (tmp_path / "c.pdf").write_bytes(scan)
+    run(fake, [str(tmp_path / "c.pdf")], out, IMAGES)  # danlin: the page was read with tiho only
+    assert rows(out)["c.pdf", 1] == ("invalid", "pdf_not_supported")
+    run(fake, [str(tmp_path / p) for p in ("a.pdf", "b.pdf", "c.pdf")], out, tiho)
+    assert set(rows(out).values()) == {("processed", None)} and len(rows(out)) == 3
+    assert len(fake.charged_pages) == 1, "the content was paid once"
+
+
+def test_an_operator_does_not_repeat_another_engines_finding(out: str, tmp_path: Path) -> None:
+    """Images with danlin then with tiho over a PDF, or both operators over a missing file:
+    one row says it; and a page the other operator answered is not counted as unprocessed."""
+    (tmp_path / "scan.pdf").write_bytes(image_pdf(1))
+    gone = str(tmp_path / "gone.png")
+    fake = FakeDelix()
+    run(fake, [str(tmp_path / "scan.pdf"), gone], out, IMAGES)
+    run(fake, [str(tmp_path / "scan.pdf"), gone], out, replace(IMAGES, engine="tiho"))
+    run(fake, [gone], out, replace(DOCUMENTS, engine="auto"))
+    assert rows(out) == {
+        ("scan.pdf", 1): ("invalid", "pdf_not_supported"),
+        ("gone.png", 1): ("invalid", "not_found"),
+    }
+    run(fake, [str(tmp_path / "scan.pdf")], out, replace(DOCUMENTS, engine="tiho"))
+    again = run(fake, [str(tmp_path / "scan.pdf")], out, replace(IMAGES, engine="tiho", max_failed_ratio=0.0))
+    assert again.pages_resumed == 1 and again.pages_resumed_not_processed == 0
