@@ -21,9 +21,10 @@ from typing import Any
 import pyarrow.dataset as ds
 
 from airflow_provider_delix.core.chunks import PageTarget
+from airflow_provider_delix.core.resume import ResumeIndex
 from airflow_provider_delix.core.store import OutputStore
 from airflow_provider_delix.core.stored_rows import stored_rows
-from airflow_provider_delix.core.supersede import Matches, retryable
+from airflow_provider_delix.core.supersede import ROUTED_TO, retryable
 from airflow_provider_delix.core.table import PageRow, RowStatus, resume_key
 
 log = logging.getLogger(__name__)
@@ -36,10 +37,14 @@ _COLUMNS = (
 
 
 def copied_rows(
-    store: OutputStore, targets: Sequence[PageTarget], matches: Matches, run_id: str
-) -> tuple[list[PageRow], list[PageTarget]]:
-    """Each target's row copied from its page's newest settled row of the run's settings; and
-    the targets none was found for (a row superseded or removed since the run started)."""
+    store: OutputStore, targets: Sequence[PageTarget], index: ResumeIndex, run_id: str
+) -> tuple[list[PageRow], int]:
+    """Each target's row copied from its page's newest settled row that answers the run; and how
+    many targets got none: their stored row went since the run started (superseded; the next
+    run copies the newer one), or it is a routing row ("use the other operator") and this
+    source's page already has a row with another engine (``ResumeIndex.still``), which the
+    copy would only contradict."""
+    matches = index.answers
     keys = {t.key for t in targets}
     shas = sorted({t.source_sha256 for t in targets if t.source_sha256})
     newest: dict[tuple[str, int], tuple[Any, ...]] = {}
@@ -59,6 +64,8 @@ def copied_rows(
             missing.append(target)
             continue
         _, _, _, status, text, error, message, file_uuid, extract_uuid, engine, language, _ = found
+        if error in ROUTED_TO and index.still(target.key, target.source, error):
+            continue
         rows.append(
             PageRow(
                 source=target.source,
@@ -82,4 +89,4 @@ def copied_rows(
             "the run started?): their sources get no row in this run.",
             len(missing),
         )
-    return rows, missing
+    return rows, len(targets) - len(rows)

@@ -377,12 +377,10 @@ class ExtractionPipeline(PipelineDispatch, PipelineLeftovers, PipelineOutcome):
         """Rows for pages the table holds under another source, copied from it (core/copies.py)."""
         targets, self._copies = self._copies, []
         if targets and self._resume is not None:  # the index: built before anything is planned
-            rows, missing = copied_rows(self.store, targets, self._resume.answers, self.run_id)
+            rows, not_copied = copied_rows(self.store, targets, self._resume, self.run_id)
             self._misc.extend(rows)
             self._misc_reused += len(rows)
-            # Their page's row was superseded since the run started: it has a newer row, which the
-            # next run copies; nothing failed, so they count as resumed, not as left.
-            self.stats.add_resumed(len(missing))
+            self.stats.add_resumed(not_copied)  # they have their row elsewhere; nothing failed
 
     def _flush_misc(self, *, force: bool) -> None:
         """Invalid and reused rows cost no request; they are stored in batches, not one file each."""

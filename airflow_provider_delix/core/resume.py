@@ -89,6 +89,8 @@ class ResumeIndex:
                     self._sources.add(hash((key, source)))
                 if row_language == language:  # this source's page, with another engine (still())
                     self._elsewhere[hash((key, source))] = error if status == RowStatus.INVALID else None
+                    if status == RowStatus.INVALID and error in RECHECK_NEXT_RUN:
+                        self.watch.pages.add((source, page))  # about the source: this run's row replaces it
                 continue
             if routes:
                 routing.add(key)

@@ -220,8 +220,11 @@ def stale_rows(
         ):
             routes = status == "invalid" and error in ROUTED_TO
             if not matches(engine, language):
-                if routes and watch is not None and language == watch.language:  # the other operator's
-                    routing.append((resume_key(sha, source, page), source, part, row))
+                if watch is not None and language == watch.language:  # another engine's, about the source
+                    if routes:
+                        routing.append((resume_key(sha, source, page), source, part, row))
+                    elif status == "invalid" and retryable(status, error):
+                        rechecks.append(((source, page), at, part, row))
                 continue
             key = resume_key(sha, source, page)
             if (source, page) in watched:

@@ -320,3 +320,32 @@ def test_an_operator_does_not_repeat_another_engines_finding(out: str, tmp_path:
     run(fake, [str(tmp_path / "scan.pdf")], out, replace(DOCUMENTS, engine="tiho"))
     again = run(fake, [str(tmp_path / "scan.pdf")], out, replace(IMAGES, engine="tiho", max_failed_ratio=0.0))
     assert again.pages_resumed == 1 and again.pages_resumed_not_processed == 0
+
+
+def test_a_routing_row_is_not_copied_onto_a_source_the_other_operator_answered(
+    out: str, tmp_path: Path
+) -> None:
+    picture = make_png("a scanned page")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b" / "cscan.png").write_bytes(picture)
+    (tmp_path / "a" / "scan.png").write_bytes(picture)
+    tiho = replace(DOCUMENTS, engine="tiho")
+    fake = FakeDelix()
+    run(fake, str(tmp_path / "b"), out, tiho)  # cscan.png: not_a_pdf (tiho)
+    run(fake, str(tmp_path / "a"), out, replace(IMAGES, mixed_archive=True))  # scan.png: processed
+    for _ in range(2):
+        again = run(fake, str(tmp_path / "a"), out, tiho)
+        assert sum(again.rows.values()) == 0, "a not_a_pdf row beside scan.png's answer"
+    assert rows(out)["scan.png", 1] == ("processed", None)
+
+
+def test_the_other_operators_not_found_row_goes_once_the_file_is_back(out: str, tmp_path: Path) -> None:
+    gone = tmp_path / "gone.png"
+    fake = FakeDelix()
+    run(fake, [str(gone)], out, replace(DOCUMENTS, engine="tiho"))
+    quiet = run(fake, [str(gone)], out, IMAGES)  # the same finding: nothing written
+    assert sum(quiet.rows.values()) == 0 and rows(out) == {("gone.png", 1): ("invalid", "not_found")}
+    gone.write_bytes(make_png("back again"))
+    run(fake, [str(gone)], out, IMAGES)
+    assert rows(out) == {("gone.png", 1): ("processed", None)}
