@@ -1,4 +1,4 @@
-"""Typed resources of the Delix API (``shared/delix-api.md`` section 4).
+"""Typed resources of the Delix API (``docs/api.md``, "Endpoints").
 
 Frozen dataclasses rather than pydantic or TypedDicts: they cost nothing to build (the
 operator builds one per page, hundreds of thousands per run), mypy checks them strictly, and

@@ -1,6 +1,6 @@
 """Upload checks: what a file is (by content, never by name) and whether Delix would keep it.
 
-Decisions where the spec is silent (``shared/delix-api.md`` section 2 and 6):
+Decisions where the spec is silent (``docs/api.md``, limits and errors):
 
 * The type is decided by magic bytes only; the file name and the part's Content-Type are
   ignored. Only PNG, JPEG and PDF are accepted; anything else, an empty part, an image Pillow
