@@ -48,7 +48,7 @@ def _header_safe(key: str) -> bool:
 
 
 class DelixBearerAuth(AuthBase):
-    """Adds ``Authorization: Bearer <API key>`` to each request (spec section 1).
+    """Adds ``Authorization: Bearer <API key>`` to each request (docs/api.md, "General").
 
     ``api_key`` is the connection's password as stored; see :func:`usable_api_key`.
     """

@@ -28,7 +28,7 @@ MAX_IMAGE_BYTES = 2 * 1000 * 1000
 MAX_PDF_BYTES = 8 * 1000 * 1000
 MAX_PDF_PAGES = 150
 MAX_SYNC_DOCUMENT_PAGES = 5
-# Credits per page (spec section 7: "the examples suggest" these; there is no price list).
+# Credits per page (docs/api.md, "Credits": "the examples suggest" these; there is no price list).
 # Only used where Delix's own ``initial_cost`` is unknown: the emulator's prices, and the
 # charge assumed for a paid request whose answer was lost.
 IMAGE_PAGE_PRICE = 200
@@ -36,7 +36,7 @@ PDF_PAGE_PRICE = 100
 
 
 class Engine(StrEnum):
-    """OCR engines (spec section 5)."""
+    """OCR engines (docs/api.md, "Engines and languages")."""
 
     DANLIN = "danlin"  # dense text
     TIHO = "tiho"  # sparse text
@@ -48,7 +48,7 @@ IMAGE_EXTRACTION_ENGINES = (Engine.DANLIN, Engine.TIHO)
 
 
 class Language(StrEnum):
-    """Main language of the content (spec section 5)."""
+    """Main language of the content (docs/api.md, "Engines and languages")."""
 
     FA = "fa"
     EN = "en"
@@ -57,7 +57,7 @@ class Language(StrEnum):
 
 
 class ErrorCode(StrEnum):
-    """The ErrorEnum of the API (spec section 6)."""
+    """The ErrorEnum of the API (docs/api.md, "Errors")."""
 
     MALFORMED_FILE = "MALFORMED_FILE"
     PAGE_COUNT_LIMIT_EXCEEDED = "PAGE_COUNT_LIMIT_EXCEEDED"
@@ -116,7 +116,7 @@ def _as_mapping(payload: Any, what: str) -> Mapping[str, Any]:
 
 
 def unwrap_data(payload: Any, what: str) -> Any:
-    """Return ``payload["data"]``; every success payload is wrapped in ``data`` (spec section 1)."""
+    """Return ``payload["data"]``; every success payload is wrapped in ``data`` (docs/api.md, "General")."""
     if isinstance(payload, Mapping) and "data" in payload:
         return payload["data"]
     raise DelixResponseError(f"Delix answered a {what} without the top-level 'data' key.")
@@ -340,7 +340,10 @@ class Extract:
 
 
 def engine_body(engine: Engine | str, language: Language | str | None) -> dict[str, Any]:
-    """The ``engine`` object of an extraction body; ``probe`` takes no options (spec section 5)."""
+    """The ``engine`` object of an extraction body; ``probe`` takes no options.
+
+    See docs/api.md, "Engines and languages".
+    """
     name = Engine(engine)
     if name is Engine.PROBE:
         return {"name": name.value}

@@ -12,7 +12,7 @@ such a request at most once (``api/retry.py``). What the run then records:
 * **lost on both sends** (or lost once and then refused until the policy gave up): the pages
   get ``failed`` rows with error ``answer_lost``, which the next run on the same output path
   sends again (``core/supersede.py``), carrying the assumed charge of every lost send at the
-  price per page of spec section 7 (200 per image page, 100 per PDF page).
+  price per page of docs/api.md, "Credits" (200 per image page, 100 per PDF page).
 
 * **lost, then refused or unreadable** (the re-send is answered 404, a 422 such as
   ``NO_SUFFICIENT_CREDITS``, or an answer that cannot be read): the lost send is *carried* by

@@ -1,6 +1,6 @@
 """Turn one decoded page into bytes the image-extraction endpoint accepts, keeping OCR quality.
 
-The API takes only PNG and JPEG up to ``MAX_IMAGE_BYTES`` (spec section 2). Pages that are
+The API takes only PNG and JPEG up to ``MAX_IMAGE_BYTES`` (docs/api.md, "Limits"). Pages that are
 already such files are passed through untouched by the caller; everything else goes down a
 ladder that gives up as little quality as possible, cheapest loss last:
 

@@ -270,5 +270,5 @@ def open_image(data: bytes, kind: ImageKind) -> Image.Image:
 
 
 def fits_api(data: bytes) -> bool:
-    """Whether bytes are small enough for the image endpoint (spec section 2)."""
+    """Whether bytes are small enough for the image endpoint (docs/api.md, "Limits")."""
     return len(data) <= MAX_IMAGE_BYTES

@@ -20,7 +20,7 @@ UNLIMITED_CREDITS = 10**15
 OCR_BACKENDS = ("tesseract", "groundtruth")
 DOCUMENT_MODES = ("auto", "sync", "async")
 
-# Credits per processed page (spec section 7: "the examples suggest" these prices).
+# Credits per processed page (docs/api.md, "Credits": "the examples suggest" these prices).
 IMAGE_PAGE_COST = IMAGE_PAGE_PRICE
 PDF_PAGE_COST = PDF_PAGE_PRICE
 ENGINES = tuple(e.value for e in Engine)

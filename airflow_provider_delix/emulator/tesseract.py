@@ -5,11 +5,12 @@ Tesseract takes down one subprocess, not the server. ``OMP_THREAD_LIMIT=1`` beca
 Tesseract's OpenMP threads fight each other when several pages run at once; parallelism comes
 from running up to ``os.cpu_count()`` processes instead (a semaphore).
 
-Page segmentation follows the engine's purpose (spec section 5): ``danlin`` is for dense text
-(book pages, columns) and uses ``--psm 3``, fully automatic layout analysis, which finds
-columns and reading order; ``tiho`` is for sparse text (covers, signs) and uses ``--psm 11``,
-"find as much text as possible in no particular order", which does not drop isolated words.
-PDF pages are rendered at 300 dpi, Tesseract's preferred resolution, and passed as PGM.
+Page segmentation follows the engine's purpose (docs/api.md, "Engines and languages"):
+``danlin`` is for dense text (book pages, columns) and uses ``--psm 3``, fully automatic layout
+analysis, which finds columns and reading order; ``tiho`` is for sparse text (covers, signs)
+and uses ``--psm 11``, "find as much text as possible in no particular order", which does not
+drop isolated words. PDF pages are rendered at 300 dpi, Tesseract's preferred resolution, and
+passed as PGM.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 ``POST /document-extraction`` may answer ``processing`` (long PDFs are queued), and the vendor
 suggests polling about once a minute. Three ways to wait, all polling ``GET /extracts/{uuid}``
-(the callback the API can send is only a signal, spec section 8):
+(the callback the API can send is only a signal, docs/api.md, "Decisions where the vendor is silent"):
 
 * ``mode="poke"`` (default): the sensor holds a worker slot and polls every ``poke_interval``;
 * ``mode="reschedule"``: the task is rescheduled between polls, no slot is held;
