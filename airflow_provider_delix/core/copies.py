@@ -20,8 +20,9 @@ from typing import Any
 
 import pyarrow.dataset as ds
 
-from airflow_provider_delix.core.chunks import PageTarget
+from airflow_provider_delix.core.chunks import FileOutcome, PageTarget
 from airflow_provider_delix.core.resume import ResumeIndex
+from airflow_provider_delix.core.rows import outcome_row
 from airflow_provider_delix.core.store import OutputStore
 from airflow_provider_delix.core.stored_rows import stored_rows
 from airflow_provider_delix.core.supersede import ROUTED_TO, retryable
@@ -66,23 +67,8 @@ def copied_rows(
         _, _, _, status, text, error, message, file_uuid, extract_uuid, engine, language, _ = found
         if error in ROUTED_TO and index.still(target.key, target.source, error):
             continue
-        rows.append(
-            PageRow(
-                source=target.source,
-                source_sha256=target.source_sha256,
-                page_number=target.page_number,
-                status=RowStatus(str(status)),
-                text=text,
-                error=error,
-                error_message=message,
-                file_uuid=file_uuid,
-                extract_uuid=extract_uuid,
-                engine=engine,
-                language=language,
-                normalization=target.normalization,
-                run_id=run_id,
-            )
-        )
+        out = FileOutcome(RowStatus(str(status)), text, error, message, file_uuid, extract_uuid)
+        rows.append(outcome_row(target, out, engine=engine, language=language, run_id=run_id))
     if missing:
         log.warning(
             "%d page(s) done under another source have no stored row to copy (superseded since "

@@ -144,10 +144,10 @@ class ResumeIndex:
         )
 
     def _probed(self, engine: str | None, language: str | None, status: str, error: str | None) -> bool:
-        return (
-            not self.matches(engine, language)
-            and self.answers(engine, language)
-            and not (retryable(status, error) or (status == RowStatus.INVALID and error in ROUTED_TO))
+        """A settled row of other settings that :meth:`answers` for this run (called for rows
+        that do not :meth:`match <matches>`)."""
+        return self.answers(engine, language) and not (
+            retryable(status, error) or (status == RowStatus.INVALID and error in ROUTED_TO)
         )
 
     def still(self, key: Key, source: str, error: str) -> bool:
