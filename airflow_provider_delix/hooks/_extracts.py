@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from airflow_provider_delix.api.errors import DelixError, DelixResponseError
@@ -24,31 +23,16 @@ from airflow_provider_delix.api.models import (
     engine_body,
     read_int,
 )
+from airflow_provider_delix.hooks._files import RequestingHook
 
 DocumentItem = str | FileIdentifier | tuple[str, str | None]
 
 
-class _Hook(Protocol):
+class _Hook(RequestingHook, Protocol):
     """What these endpoints use of :class:`~airflow_provider_delix.hooks.delix.DelixHook`."""
 
     delix_conn_id: str
     _sleep: Callable[[float], None]
-
-    def _call(
-        self,
-        method: str,
-        endpoint: str,
-        what: str,
-        *,
-        json: Any = None,
-        files: Sequence[tuple[str, bytes]] | None = None,
-        params: Mapping[str, Any] | None = None,
-        paid: bool = False,
-        resend_once: bool = False,
-        lost: list[int] | None = None,
-    ) -> Any: ...
-
-    def _reading(self, what: str, lost: list[int] | None = None) -> AbstractContextManager[None]: ...
 
     def get_extract(self, uuid: str) -> Extract: ...
 

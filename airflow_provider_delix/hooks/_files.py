@@ -26,8 +26,9 @@ from airflow_provider_delix.api.models import (
 UploadItem = str | os.PathLike[str] | tuple[str, bytes]
 
 
-class _Hook(Protocol):
-    """What these endpoints use of :class:`~airflow_provider_delix.hooks.delix.DelixHook`."""
+class RequestingHook(Protocol):
+    """What the endpoint mixins (these and ``_extracts.py``'s) use of
+    :class:`~airflow_provider_delix.hooks.delix.DelixHook`: its one request path."""
 
     def _call(
         self,
@@ -49,7 +50,7 @@ class _Hook(Protocol):
 class FileEndpoints:
     """``upload_files``, ``list_files``, ``delete_file``."""
 
-    def upload_files(self: _Hook, files: Sequence[UploadItem]) -> UploadAnswer:
+    def upload_files(self: RequestingHook, files: Sequence[UploadItem]) -> UploadAnswer:
         """Upload 1 to 5 files; one StoredFile or RejectedFile per item, in the same order.
 
         Each item is a path (read now) or a ``(name, bytes)`` pair. Per-file refusals
@@ -77,13 +78,13 @@ class FileEndpoints:
         with self._reading(what, lost):
             return UploadAnswer(parse_upload_response(payload, expected=len(parts)), lost_attempts=lost[0])
 
-    def list_files(self: _Hook) -> list[StoredFile]:
+    def list_files(self: RequestingHook) -> list[StoredFile]:
         """Files stored on the account now (at most 30; shared by everyone using the key)."""
         payload = self._call("GET", "files", "the file list")
         with self._reading("the file list"):
             return parse_stored_files(payload)
 
-    def delete_file(self: _Hook, uuid: str, *, missing_ok: bool = True) -> bool:
+    def delete_file(self: RequestingHook, uuid: str, *, missing_ok: bool = True) -> bool:
         """Delete a stored file; True if deleted, False if it was already gone (404).
 
         A 404 means the file is gone either way (expired or deleted), so by default it is not
