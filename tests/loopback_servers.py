@@ -146,3 +146,14 @@ class RawServer:
                 self._reply(sock, lines[0])
         except (OSError, ssl.SSLError):
             pass  # the client refused the handshake or went away: nothing was received
+
+
+def refused_connection(monkeypatch: Any, conn_id: str, *, password: str, **extra: Any) -> int:
+    """Point connection ``conn_id`` at a loopback port nothing listens on (every connect is
+    refused: nothing can reach a server, so nothing can have been applied); returns the port."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port: int = closed.getsockname()[1]
+    connection = {"conn_type": "delix", "host": f"http://127.0.0.1:{port}/v1", "password": password}
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({**connection, "extra": extra}))
+    return port

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -23,21 +23,12 @@ from fakes import FakeDelix
 from airflow_provider_delix.core.options import RunOptions
 from airflow_provider_delix.core.run import run_extraction
 from airflow_provider_delix.core.summary import PipelineSummary
-from airflow_provider_delix.core.table import open_output, read_table
+from airflow_provider_delix.core.table import read_table
 from airflow_provider_delix.emulator.scans import make_png
 
 pytestmark = pytest.mark.timeout(60)
 IMAGES = RunOptions(max_failed_ratio=None)
 DOCUMENTS = RunOptions(kind="documents", max_failed_ratio=None, poll_interval=0.01)
-
-
-@pytest.fixture
-def out() -> Iterator[str]:
-    url = f"memory://recheck-{uuid.uuid4().hex}"
-    yield url
-    fs, path = open_output(url)
-    if fs.exists(path):
-        fs.rm(path, recursive=True)
 
 
 def run(fake: FakeDelix, inputs: object, out: str, options: RunOptions) -> PipelineSummary:

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from loopback_servers import RawServer
+from loopback_servers import RawServer, refused_connection
 from pdfs import make_pdf
 
 from airflow_provider_delix.api.errors import (
@@ -198,14 +198,7 @@ def test_test_connection_sends_one_request_and_never_waits_out_the_retry_policy(
     monkeypatch: pytest.MonkeyPatch, sleeps: Any
 ) -> None:
     """The UI's Test button blocked for the whole backoff (33 s against a refused port)."""
-    with socket.socket() as closed:  # a port nothing listens on: connection refused
-        closed.bind(("127.0.0.1", 0))
-        port = closed.getsockname()[1]
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_DELIX_DOWN",
-        f'{{"conn_type": "delix", "host": "http://127.0.0.1:{port}/v1", "password": "{SECRET}", '
-        '"extra": {"max_retries": 5, "timeout": 3}}',
-    )
+    port = refused_connection(monkeypatch, "delix_down", password=SECRET, max_retries=5, timeout=3)
     hook = DelixHook("delix_down", sleep=sleeps)
     ok, message = hook.test_connection()
     assert not ok and message.startswith(

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import requests
-from loopback_servers import RawServer, answer_cut_off
+from loopback_servers import RawServer, answer_cut_off, refused_connection
 
 from airflow_provider_delix.api.errors import DelixInsufficientCreditsError, DelixTransientError
 from airflow_provider_delix.api.responses import never_reached, raise_for_answer, transport_error
@@ -144,14 +144,7 @@ def test_an_upload_answered_on_its_resend_says_one_send_was_lost(
 def test_an_upload_refused_by_a_closed_port_is_retried_with_the_ordinary_policy(
     monkeypatch: pytest.MonkeyPatch, sleeps: Any
 ) -> None:
-    with socket.socket() as closed:  # a port nothing listens on: nothing can have been stored
-        closed.bind(("127.0.0.1", 0))
-        port = closed.getsockname()[1]
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_DELIX_DOWN",
-        f'{{"conn_type": "delix", "host": "http://127.0.0.1:{port}/v1", "password": "k-1", '
-        '"extra": {"max_retries": 4}}',
-    )
+    refused_connection(monkeypatch, "delix_down", password="k-1", max_retries=4)  # nothing stored
     hook = DelixHook("delix_down", sleep=sleeps)
     with pytest.raises(DelixTransientError, match="Could not reach") as info:
         hook.upload_files([("a.png", b"x")])
@@ -162,14 +155,7 @@ def test_an_upload_refused_by_a_closed_port_is_retried_with_the_ordinary_policy(
 def test_a_connect_error_is_retried_with_the_ordinary_policy(
     monkeypatch: pytest.MonkeyPatch, sleeps: Any
 ) -> None:
-    with socket.socket() as closed:  # a port nothing listens on: connection refused
-        closed.bind(("127.0.0.1", 0))
-        port = closed.getsockname()[1]
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_DELIX_DOWN",
-        f'{{"conn_type": "delix", "host": "http://127.0.0.1:{port}/v1", "password": "k-1", '
-        '"extra": {"max_retries": 4}}',
-    )
+    refused_connection(monkeypatch, "delix_down", password="k-1", max_retries=4)
     hook = DelixHook("delix_down", sleep=sleeps)
     with pytest.raises(DelixTransientError, match="Could not reach") as info:
         hook.extract_images(["u1"])
