@@ -78,10 +78,11 @@ class RecheckWatch:
     """What makes a closing run supersede rows of :data:`RECHECK_NEXT_RUN` and :data:`ROUTED_TO`.
 
     Reading every part at close costs memory and time proportional to the table, so it happens
-    only when this run wrote a row for a page such a row is about (``keys``; ``pages``, by
-    source and page, for files that had no content hash), or found again a file that was
-    missing and whose page already had its row (``found``). A file that stays missing, or a
-    page still over the budget, keeps its row and costs nothing.
+    only when this run wrote a row for a page such a row is about: ``keys``, the pages whose
+    routing row names this run's operator; ``pages``, the (source, page) of recheck rows, which
+    are about one source (a file not found has no content hash to key it by); or found again a
+    file that was missing and whose page already had its row (``found``). A file that stays
+    missing, or a page still over the budget, keeps its row and costs nothing.
     """
 
     keys: set[tuple[str, int]] = field(default_factory=set)
