@@ -5,7 +5,11 @@ answered (or none), so a crash cannot leak stored files. Rejected files get thei
 their budget slots back at once. A send whose answer was lost after sending may have stored
 every file of the chunk under uuids no answer named (the hook re-sends an upload at most once
 after that, api/retry.py): those copies are counted in ``files_in_doubt`` at once, whether the
-upload was then answered, refused, or given up, and the orphan sweep deletes them.
+upload was then answered, refused, or given up, and the orphan sweep deletes them. A chunk whose
+upload lost the answers of both sends is sent again in the same run (at most
+:data:`LOST_UPLOAD_ROUNDS` calls), once the budget has room past the copies it may have left:
+those are held until a sweep has looked, so the account never holds more than the run's share
+plus one call's re-send.
 """
 
 from __future__ import annotations
@@ -27,6 +31,11 @@ from airflow_provider_delix.core.planning import ChunkFile, FileOutcome
 from airflow_provider_delix.core.table import RowStatus
 
 log = logging.getLogger(__name__)
+
+# Calls of ``upload_files`` for one chunk whose every send lost its answer before the chunk is
+# left to the next try (``pages_left``). With an answer lost one time in ten, a chunk's call
+# loses both sends one time in a hundred; three calls in a row, one time in a million.
+LOST_UPLOAD_ROUNDS = 3
 
 
 class ChunkUpload(ChunkBadAnswers):
@@ -68,7 +77,7 @@ class ChunkUpload(ChunkBadAnswers):
         """
         ctx = self.ctx
         first, longest = ctx.tuning.storage_backoff
-        delay, since, attempt = first, None, 0
+        delay, since, attempt, lost_rounds = first, None, 0, 0
         window = ctx.window
         nbytes = sum(f.size for f in files)
         wait_limit = ctx.options.storage_wait_timeout
@@ -136,7 +145,40 @@ class ChunkUpload(ChunkBadAnswers):
                 # settled (a later attempt would count it again as a dead writer's upload).
                 self._in_doubt(len(files), exc.lost_attempts)
                 ctx.store.uploads.record_uploaded(self.chunk.chunk_id, [])
-                raise
+                lost_rounds += 1
+                if not (exc.maybe_applied and exc.lost_attempts > 0) or lost_rounds >= LOST_UPLOAD_ROUNDS:
+                    raise
+                self._after_lost_sends(files, nbytes, lost_rounds, exc)
+                ctx.store.uploads.record_upload_intent(self.chunk.chunk_id, len(files))
+
+    def _after_lost_sends(self, files: list[ChunkFile], nbytes: int, rounds: int, exc: Exception) -> None:
+        """Wait before the chunk's next upload call after one whose sends all lost their answer.
+
+        The chunk gives its slots back and queues for them again: the copies the lost sends may
+        have stored hold slots of their own until the sweep has looked (``run_cleanup``), so the
+        next call goes out only when the account has room past them. A run whose extracts are
+        parked cannot free slots, so the chunk keeps its own and only waits a moment.
+        """
+        ctx = self.ctx
+        log.warning(
+            "Chunk %s: the upload's answer was lost on every send (%s); sending it again once the "
+            "budget has room (call %d of %d).",
+            self.chunk.chunk_id,
+            exc,
+            rounds + 1,
+            LOST_UPLOAD_ROUNDS,
+        )
+        requeue = not ctx.parked
+        if requeue:
+            ctx.budget.release(len(files), nbytes)
+        ctx.sleep(ctx.tuning.storage_backoff[0])
+        try:
+            if ctx.control.aborting():
+                raise BudgetInterrupted
+            if requeue:
+                ctx.budget.acquire(len(files), nbytes, cancel=ctx.control.cancel)
+        except BudgetInterrupted:
+            raise (SlotsReturned if requeue else ChunkAborted)(self.chunk.chunk_id) from exc
 
     def _in_doubt(self, files: int, lost_sends: int) -> None:
         """Sends of this upload lost after sending: each may have stored all ``files``, unnamed."""

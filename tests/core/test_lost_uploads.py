@@ -2,9 +2,10 @@
 
 The fake plays the hook's side of the rule (an upload re-sent at most once after a
 maybe-applied failure, ``api/retry.py``): ``ULOST1`` content is stored twice and answered
-once (``lost_attempts == 1`` on the answer), ``ULOST2`` content is stored twice and never
-answered (a maybe-applied ``DelixTransientError`` with ``lost_attempts == 2``). Every copy no
-answer named must be counted in ``files_in_doubt``, exactly once.
+once (``lost_attempts == 1`` on the answer), ``ULOST2`` content is stored twice and not
+answered (a maybe-applied ``DelixTransientError`` with ``lost_attempts == 2``) on its first
+call only, ``ULOSTX`` on every call. Every copy no answer named must be counted in
+``files_in_doubt``, exactly once, and a chunk whose call lost both answers is sent again.
 """
 
 from __future__ import annotations
@@ -12,21 +13,27 @@ from __future__ import annotations
 from typing import Any
 
 from fakes import FakeDelix, images, source
-from test_pipeline import run
+from test_pipeline import run, table
 
 from airflow_provider_delix.api.errors import DelixTransientError
 from airflow_provider_delix.api.models import UploadAnswer
+from airflow_provider_delix.core.chunk_upload import LOST_UPLOAD_ROUNDS
 
 
 class LosingUploads(FakeDelix):
     """Stores an upload holding ``LOST*`` content once per lost send before the answered one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lost_calls = 0
 
     def upload_files(self, files: Any) -> Any:
         marker = b"".join(data for _, data in files)
         if b"ULOST1" in marker:
             super().upload_files(files)  # the lost send: stored, its answer never arrives
             return UploadAnswer(super().upload_files(files), lost_attempts=1)
-        if b"ULOST2" in marker:
+        if b"ULOSTX" in marker or (b"ULOST2" in marker and self.lost_calls == 0):
+            self.lost_calls += 1
             super().upload_files(files)
             super().upload_files(files)
             error = DelixTransientError("a gateway answered 504 twice", maybe_applied=True)
@@ -43,11 +50,22 @@ def test_an_upload_answered_on_its_resend_counts_the_lost_copy_in_doubt(out: str
     assert summary.files_in_doubt == 5, "the lost send may have stored all 5 files, unnamed"
 
 
-def test_an_upload_lost_twice_counts_both_sends_in_doubt_once(out: str) -> None:
+def test_a_chunk_whose_upload_lost_both_answers_is_sent_again_in_the_same_run(out: str) -> None:
     fake = LosingUploads()
-    sources = [*images(4), source("lost", b"ULOST2")]
+    sources = [*images(4), source("lost", b"ULOST2")]  # one chunk of 5 files
+    summary, error, _ = run(fake, out, sources, max_concurrency=5)
+    assert error is None and summary is not None and summary.pages_left == 0
+    assert fake.lost_calls == 1 and len(table(out)) == 5, "the second call was answered: every page has a row"
+    assert summary.files_in_doubt == 10, "two lost sends of 5 files: up to 10 unnamed copies"
+    assert summary.credits_charged == 5 * 200, "the pages were paid once"
+
+
+def test_an_upload_that_keeps_losing_its_answers_is_left_to_the_next_try(out: str) -> None:
+    fake = LosingUploads()
+    sources = [*images(4), source("lost", b"ULOSTX")]
     summary, _error, _ = run(fake, out, sources, max_concurrency=5, max_failed_ratio=None)
     assert summary is not None and summary.pages_left == 5
-    assert summary.files_in_doubt == 10, "two lost sends of 5 files: up to 10 unnamed copies"
+    assert fake.lost_calls == LOST_UPLOAD_ROUNDS, "a bounded number of calls, not one per retry"
+    assert summary.files_in_doubt == 2 * 5 * LOST_UPLOAD_ROUNDS, "every lost send's copies, once"
     again, _error, _ = run(FakeDelix(), out, sources, max_concurrency=5)
     assert again is not None and again.files_in_doubt == 0, "counted by the attempt that lost them, once"

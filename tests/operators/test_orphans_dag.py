@@ -42,8 +42,9 @@ def test_lost_upload_answers_leave_no_file_on_the_account(
     dag_file = _dag(airflow_env, "ocr_lost_uploads", tmp_path / "archive", output)
 
     # An upload is re-sent at most once after a lost answer (each send may have stored its
-    # files): a chunk whose two sends both lose their answer leaves its pages to the next
-    # try, as Airflow's retries would run it. Nothing may be left on the account either way.
+    # files), and a chunk whose call lost both answers is sent again, at most 3 calls: with a
+    # third of the answers lost, a chunk may still lose all six and leave its pages to the
+    # next try, as Airflow's retries would run it. Nothing may be left on the account either way.
     for _attempt in range(3):
         state, log = airflow_env.run(
             dag_file, AIRFLOW_CONN_DELIX_DEFAULT=connection_json(emulator, **FAST_RETRIES)
