@@ -15,7 +15,15 @@ from importlib.metadata import version
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-SCRIPTS = ("throughput.py", "documents.py", "packing.py", "memory_cpu.py", "request_cost.py", "imports.py")
+SCRIPTS = (
+    "throughput.py",
+    "documents.py",
+    "packing.py",
+    "memory_cpu.py",
+    "request_cost.py",
+    "imports.py",
+    "resume_memory.py",
+)
 
 
 def machine() -> str:

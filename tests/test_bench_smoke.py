@@ -25,6 +25,7 @@ EXPECTED = (
     "RESULT memory ratio ",
     "RESULT client CPU per page ",
     "RESULT import cost of the operator modules over Airflow = ",
+    "RESULT resume index memory per stored row = ",
 )
 
 
