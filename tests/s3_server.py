@@ -116,6 +116,33 @@ def run_s3_server(root: Path, buckets: Sequence[str] = (), *, timeout: float = 6
         ]
     }
     (root / "s3.json").write_text(json.dumps(identities))
+    deadline = time.monotonic() + timeout
+    # The ports are free when picked, then closed for weed to bind: another process may take
+    # one in between. weed then exits at once; a second start with new ports settles it.
+    for attempt in (1, 2):
+        process, server = _start(binary, root)
+        try:
+            _wait_until_up(process, server, root / "weed.log", deadline, last=attempt == 2)
+            break
+        except _ExitedEarly:
+            _stop(process)
+        except BaseException:
+            _stop(process)
+            raise
+    try:
+        fs = server.filesystem()
+        for bucket in buckets:
+            _retry(lambda b=bucket: fs.mkdir(b), deadline)  # type: ignore[misc]
+        yield server
+    finally:
+        _stop(process)
+
+
+class _ExitedEarly(Exception):
+    """weed stopped before its S3 gateway answered (typically a port taken meanwhile)."""
+
+
+def _start(binary: str, root: Path) -> tuple[subprocess.Popen[bytes], S3Server]:
     ports = iter(_free_ports(2 * len(_COMPONENTS)))
     args = [binary, "server", f"-dir={root / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1"]
     args += ["-filer", "-s3", f"-s3.config={root / 's3.json'}"]
@@ -124,25 +151,24 @@ def run_s3_server(root: Path, buckets: Sequence[str] = (), *, timeout: float = 6
     for component in _COMPONENTS:
         port_of[component] = next(ports)
         args += [f"-{component}.port={port_of[component]}", f"-{component}.port.grpc={next(ports)}"]
-    log_path = root / "weed.log"
-    with open(log_path, "wb") as log:
+    with open(root / "weed.log", "wb") as log:
         process = subprocess.Popen(
             args, cwd=root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
-    server = S3Server(endpoint_url=f"http://127.0.0.1:{port_of['s3']}")
-    try:
-        deadline = time.monotonic() + timeout
-        while not _answers(server.endpoint_url):
-            if process.poll() is not None or time.monotonic() > deadline:
-                tail = log_path.read_text(errors="replace")[-3000:]
-                raise S3ServerUnavailable(f"SeaweedFS did not start (exit {process.poll()}):\n{tail}")
-            time.sleep(0.1)
-        fs = server.filesystem()
-        for bucket in buckets:
-            _retry(lambda b=bucket: fs.mkdir(b), deadline)  # type: ignore[misc]
-        yield server
-    finally:
-        _stop(process)
+    return process, S3Server(endpoint_url=f"http://127.0.0.1:{port_of['s3']}")
+
+
+def _wait_until_up(
+    process: subprocess.Popen[bytes], server: S3Server, log_path: Path, deadline: float, *, last: bool
+) -> None:
+    while not _answers(server.endpoint_url):
+        exited = process.poll() is not None
+        if exited and not last:
+            raise _ExitedEarly
+        if exited or time.monotonic() > deadline:
+            tail = log_path.read_text(errors="replace")[-3000:]
+            raise S3ServerUnavailable(f"SeaweedFS did not start (exit {process.poll()}):\n{tail}")
+        time.sleep(0.1)
 
 
 def _retry(action: Any, deadline: float) -> None:

@@ -60,7 +60,7 @@ def test_processing_time_rule() -> None:
 
 
 def test_queue_delay_keeps_an_extract_processing(emulator_factory: Any) -> None:
-    emulator = emulator_factory(queue_delay=0.5)
+    emulator = emulator_factory(queue_delay=1.0)
     api = Api(emulator)
     file_uuid = store_pdf(api)
     started = time.monotonic()
@@ -69,11 +69,11 @@ def test_queue_delay_keeps_an_extract_processing(emulator_factory: Any) -> None:
     assert api.extract(uuid).json()["data"]["status"] == "processing"
     assert emulator.stats()["queue"] == {"waiting": 1, "running": 0, "workers": 2}
     done = api.wait_processed(uuid)
-    assert time.monotonic() - started >= 0.5
+    assert time.monotonic() - started >= 1.0
     assert done["failed_pages"] == 0 and isinstance(done["files"][0]["pages"], str)
     rec = record(emulator, uuid)
     assert rec.queued_at is not None and rec.started_at is not None and rec.finished_at is not None
-    assert rec.started_at - rec.queued_at >= 0.5
+    assert rec.started_at - rec.queued_at >= 1.0
     assert emulator.stats()["queue"] == {"waiting": 0, "running": 0, "workers": 2}
 
 

@@ -178,7 +178,7 @@ def test_unreachable_callback_is_harmless(api: Api, emulator: InProcessEmulator)
 
 
 def test_a_file_under_processing_cannot_be_deleted(api: Api, emulator: InProcessEmulator) -> None:
-    emulator.configure(latency_extract_page=0.05)
+    emulator.configure(latency_extract_page=0.1)  # 0.8 s: the checks below run while it works
     used, free = api.store(pdf(["a"] * 8), png("free"))
     queued = api.documents({"engine": PROBE, "files": [{"uuid": used}]}).json()["data"]
     refused = api.delete(used)

@@ -62,14 +62,22 @@ def test_faults_and_bad_inputs_every_input_has_its_rows(
     output = tmp_path / "table"
     dag_file = _dag(airflow_env, "ocr_faults", str(archive), output, max_files=12)
 
-    state, log = airflow_env.run(
-        dag_file, AIRFLOW_CONN_DELIX_DEFAULT=connection_json(emulator, **FAST_RETRIES)
-    )
+    conn = connection_json(emulator, **FAST_RETRIES)
+    state, log = airflow_env.run(dag_file, AIRFLOW_CONN_DELIX_DEFAULT=conn)
     assert state == "success", log[-5000:]
     stats = emulator.stats()
     assert sum(stats["faults"].values()) > 0, "faults must actually have been injected"
 
     table = read_table(str(output))
+    if (table["error"] == "answer_lost").any():
+        # A drop comes after sending, so the client cannot tell it from an answer lost after
+        # Delix applied the request: an extraction dropped on both of its sends (about one run in
+        # a hundred here; which request takes which fault depends on thread timing) gets
+        # answer_lost rows, and the next run on the output finishes exactly those pages.
+        state, log = airflow_env.run(dag_file, AIRFLOW_CONN_DELIX_DEFAULT=conn)
+        assert state == "success", log[-5000:]
+        table, stats = read_table(str(output)), emulator.stats()
+        assert not (table["error"] == "answer_lost").any()
     assert not table.duplicated(["source", "page_number"]).any()
     good = table[table["source"].isin(truth)]
     assert len(good) == len(truth)

@@ -61,7 +61,7 @@ def test_not_deferrable_by_default() -> None:
 def test_deferrable_sensor_defers_to_the_trigger_while_processing(
     emulator: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    emulator.configure(queue_delay=0.3)
+    emulator.configure(queue_delay=0.6)
     uuid = _queue(monkeypatch, emulator)
     sensor = DelixExtractSensor(
         task_id="wait", extract_uuid=uuid, deferrable=True, poll_interval=0.05, timeout=120

@@ -88,7 +88,9 @@ def test_timeout_event_names_the_pending_extracts(emulator: Any, connect: Any) -
 
 def test_throttling_and_server_errors_are_retried(emulator: Any, connect: Any) -> None:
     conn_id = connect(emulator, max_retries=20)
-    emulator.configure(async_pages_per_second=40)
+    # The extract outlives many polls (8 pages at 8 pages/s): with a short one, a stall of the
+    # machine could let it finish before the poll that draws a given fault.
+    emulator.configure(async_pages_per_second=8)
     uuid = queue_extract(conn_id)
     emulator.configure(rate_429=0.3, rate_500=0.2, rate_503=0.1, retry_after=0, seed=11)
     events = run_trigger(DelixExtractTrigger([uuid], conn_id, poll_interval=0.05))
@@ -142,7 +144,7 @@ def test_a_refused_key_is_an_error_naming_the_connection_never_the_key(
 def test_the_key_is_in_no_log_or_event_of_a_run_with_retries(
     emulator_factory: Any, connect: Any, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    emulator = emulator_factory(api_key=SECRET_KEY, async_pages_per_second=40)
+    emulator = emulator_factory(api_key=SECRET_KEY, async_pages_per_second=8)  # outlives many polls
     conn_id = connect(emulator, max_retries=20)
     uuid = queue_extract(conn_id)
     emulator.configure(rate_429=0.3, rate_500=0.3, retry_after=0, seed=1)
