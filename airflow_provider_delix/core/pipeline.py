@@ -367,9 +367,7 @@ class ExtractionPipeline(PipelineDispatch, PipelineLeftovers, PipelineOutcome):
         A source whose file was missing (a ``not_found`` row) and is back, its page's row already
         stored, is noted: its ``not_found`` row goes when the store closes.
         """
-        watch = self.store.watch
-        if (target.source, target.page_number) in watch.pages:
-            watch.found.add((target.source, target.page_number))
+        if self.store.watch.found_again(target.source, target.page_number):
             self.store.drop_stale_on_close = True
         return self._resume is not None and self._resume.has_source(target.key, target.source)
 

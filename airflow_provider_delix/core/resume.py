@@ -90,14 +90,14 @@ class ResumeIndex:
                 if row_language == language:  # this source's page, with another engine (still())
                     self._elsewhere[hash((key, source))] = error if status == RowStatus.INVALID else None
                     if status == RowStatus.INVALID and error in RECHECK_NEXT_RUN:
-                        self.watch.pages.add((source, page))  # about the source: this run's row replaces it
+                        self.watch.note(source, page, error)  # about the source: this run's row replaces it
                 continue
             if routes:
                 routing.add(key)
             elif status == RowStatus.INVALID and error in RECHECK_NEXT_RUN:
                 self._recheck[key] = error
                 self._recheck_sources.add(hash((key, source)))
-                self.watch.pages.add((source, page))  # about this source: its next row replaces it
+                self.watch.note(source, page, error)  # about this source: its next row replaces it
                 continue
             elif retryable(status, error):
                 again.add(key)  # not about the page: done again (core.supersede)

@@ -62,6 +62,9 @@ RETRY_NEXT_RUN = frozenset(
 # looks again: the same finding keeps the row as it is (no new row); another one (the file
 # turned up, the budget was raised) writes the page's new row, which replaces it.
 RECHECK_NEXT_RUN = frozenset({Reason.NOT_FOUND.value, Reason.UNREADABLE.value, Reason.OVER_BUDGET.value})
+# Of those, the findings about the whole file: written on page 1 (its pages are not known), so
+# any newer row of the source, whichever page a run selects, replaces them.
+ABOUT_THE_FILE = frozenset({Reason.NOT_FOUND.value, Reason.UNREADABLE.value})
 # Invalid rows that send a file to the other operator, by the kind of run they send it to. Done
 # for the operator that wrote them (it would only say so again); not done for the one they
 # name, whose rows for the page then replace them.
@@ -88,16 +91,38 @@ class RecheckWatch:
     keys: set[tuple[str, int]] = field(default_factory=set)
     pages: set[tuple[str, int]] = field(default_factory=set)
     found: set[tuple[str, int]] = field(default_factory=set)
+    files: set[str] = field(default_factory=set)  # sources with a row of ABOUT_THE_FILE
+    found_files: set[str] = field(default_factory=set)  # of those, found again with their rows stored
     language: str | None = None  # routing rows of this language go whatever engine wrote them
 
     def touched(self, rows: Iterable[PageRow]) -> bool:
         from airflow_provider_delix.core.table import resume_key
 
-        keys, pages = self.keys, self.pages
+        keys, pages, files = self.keys, self.pages, self.files
         return bool(keys or pages) and any(
-            resume_key(r.source_sha256, r.source, r.page_number) in keys or (r.source, r.page_number) in pages
+            resume_key(r.source_sha256, r.source, r.page_number) in keys
+            or (r.source, r.page_number) in pages
+            or r.source in files
             for r in rows
         )
+
+    def note(self, source: str, page: int, error: str | None) -> None:
+        """A recheck row (:data:`RECHECK_NEXT_RUN`) of this source's page is stored."""
+        self.pages.add((source, page))
+        if error in ABOUT_THE_FILE:
+            self.files.add(source)
+
+    def found_again(self, source: str, page: int) -> bool:
+        """This source's page is done and listed again: a recheck row about it (or, for a row
+        about the whole file, about any of its pages) goes when the store closes."""
+        hit = False
+        if (source, page) in self.pages:
+            self.found.add((source, page))
+            hit = True
+        if source in self.files:
+            self.found_files.add(source)
+            hit = True
+        return hit
 
 
 def retryable(status: str | None, error: str | None) -> bool:
@@ -184,7 +209,9 @@ def stale_rows(
     source's page has another settled row. A row of :data:`RECHECK_NEXT_RUN` (about a source:
     not found, unreadable, over the budget) goes for any newer row of the same source and page
     (the file turned up, keyed by its content now; the budget was raised), or when the closing
-    run found the file with its page's row already stored (``watch.found``). Both are about
+    run found the file with its page's row already stored (``watch.found``); one of
+    :data:`ABOUT_THE_FILE` for a newer row of any page of the source, or the source found again
+    (``watch.found_files``): a run selecting pages 2-3 never writes page 1. Both are about
     one source, so a copy's rows never remove them. Any other retryable row goes when its page
     (resume key) has a settled row; or a newer retryable
     row of the same source; or, when it holds credits, a newer retryable row that holds credits
@@ -207,10 +234,13 @@ def stale_rows(
     newest_credited: dict[tuple[str, int], Any] = {}
     watched = watch.pages if watch is not None else set()  # (source, page) of recheck rows
     found = watch.found if watch is not None else set()
+    files = watch.files if watch is not None else set()  # sources with a row about the whole file
+    found_files = watch.found_files if watch is not None else set()
     newest_of_page: dict[tuple[str, int], Any] = {}  # of watched pages: (source, page) -> newest row
+    newest_of_file: dict[str, Any] = {}  # of those sources: source -> newest row, any page
     answered: set[tuple[tuple[str, int], str]] = set()  # (key, source) of settled non-routing rows
     retry_rows: list[tuple[tuple[str, int], str, str | None, bool, Any, str, int]] = []
-    rechecks: list[tuple[tuple[str, int], Any, str, int]] = []  # (source, page), time, part, row
+    rechecks: list[tuple[tuple[str, int], Any, str, int, bool]] = []  # ..., part, row, about the file
     routing: list[tuple[tuple[str, int], str, str, int]] = []  # key, source, part, row
     for part in parts:
         with fs.open(part, "rb") as handle:
@@ -225,16 +255,18 @@ def stale_rows(
                     if routes:
                         routing.append((resume_key(sha, source, page), source, part, row))
                     elif status == "invalid" and retryable(status, error):
-                        rechecks.append(((source, page), at, part, row))
+                        rechecks.append(((source, page), at, part, row, error in ABOUT_THE_FILE))
                 continue
             key = resume_key(sha, source, page)
             if (source, page) in watched:
                 newest_of_page[(source, page)] = max(at, newest_of_page.get((source, page), at))
+            if source in files:
+                newest_of_file[source] = max(at, newest_of_file.get(source, at))
             if routes:
                 routing.append((key, source, part, row))
                 continue
             if status == "invalid" and retryable(status, error):  # about this source: where, budget
-                rechecks.append(((source, page), at, part, row))
+                rechecks.append(((source, page), at, part, row, error in ABOUT_THE_FILE))
                 continue
             if not retryable(status, error):
                 answered.add((key, source))
@@ -250,8 +282,13 @@ def stale_rows(
     for key, source, part, row in routing:  # the operator it named has answered this source's page
         if (key, source) in answered:
             stale.setdefault(part, set()).add(row)
-    for source_page, at, part, row in rechecks:  # this source's page has a newer row, or was found
-        if source_page in found or newest_of_page.get(source_page, at) > at:
+    for source_page, at, part, row, whole in rechecks:  # the page (or file) has a newer row, or was found
+        source = source_page[0]
+        if (
+            source_page in found
+            or newest_of_page.get(source_page, at) > at
+            or (whole and (source in found_files or newest_of_file.get(source, at) > at))
+        ):
             stale.setdefault(part, set()).add(row)
     for key, source, engine, credited, at, part, row in retry_rows:
         # Any settled row of the same engine; of the other engine of an auto run, a newer one.

@@ -340,3 +340,39 @@ def test_the_other_operators_not_found_row_goes_once_the_file_is_back(out: str, 
     gone.write_bytes(make_png("back again"))
     run(fake, [str(gone)], out, IMAGES)
     assert rows(out) == {("gone.png", 1): ("processed", None)}
+
+
+def test_a_missing_pdfs_row_goes_once_found_whatever_pages_the_run_selects(out: str, tmp_path: Path) -> None:
+    """A missing file's ``not_found`` row sits on page 1 (its pages are unknown); a run that
+    selects other pages and finds the file must not leave it beside their rows."""
+    selected = replace(DOCUMENTS, pages="2-3")
+    pdf = tmp_path / "late.pdf"
+    fake = FakeDelix()
+    run(fake, [str(pdf)], out, selected)
+    assert rows(out) == {("late.pdf", 1): ("invalid", "not_found")}
+    pdf.write_bytes(document("late", 4))
+    found = run(fake, [str(pdf)], out, selected)
+    assert rows(out) == {("late.pdf", 2): ("processed", None), ("late.pdf", 3): ("processed", None)}
+    assert found.rows["processed"] == 2
+    quiet = run(fake, [str(pdf)], out, selected)
+    assert sum(quiet.rows.values()) == 0 and len(rows(out)) == 2, "nothing written or sent again"
+
+
+def test_a_missing_file_found_again_unchanged_under_a_page_selection_drops_its_row(
+    out: str, tmp_path: Path
+) -> None:
+    """The same after a hiccup: pages 2-3 already had their rows, the file was missing for a
+    run (``not_found`` on page 1), then came back unchanged: nothing is sent, the row goes."""
+    selected = replace(DOCUMENTS, pages="2-3")
+    pdf = tmp_path / "hiccup.pdf"
+    pdf.write_bytes(document("hiccup", 4))
+    fake = FakeDelix()
+    run(fake, [str(pdf)], out, selected)
+    data = pdf.read_bytes()
+    pdf.unlink()
+    run(fake, [str(pdf)], out, selected)
+    assert rows(out)["hiccup.pdf", 1] == ("invalid", "not_found")
+    pdf.write_bytes(data)
+    back = run(fake, [str(pdf)], out, selected)
+    assert rows(out) == {("hiccup.pdf", 2): ("processed", None), ("hiccup.pdf", 3): ("processed", None)}
+    assert sum(back.rows.values()) == 0
