@@ -74,6 +74,32 @@ class ErrorCode(StrEnum):
     FILE_UNDER_PROCESSING = "FILE_UNDER_PROCESSING"
 
 
+# What each code means, as the API's documentation puts it (docs/api.md, "Errors"): the message
+# of a row that carries a code Delix answered without words (a file rejected at upload).
+ERROR_MEANINGS: dict[str, str] = {
+    ErrorCode.MALFORMED_FILE: "the file is damaged or of an unsupported type",
+    ErrorCode.PAGE_COUNT_LIMIT_EXCEEDED: "a PDF over 150 pages",
+    ErrorCode.DUPLICATED_FILE: "the same file twice in one request",
+    ErrorCode.EXCEEDING_FILE_PAGE: "more pages requested than the mode allows",
+    ErrorCode.BAD_INPUT: "the file could not be processed",
+    ErrorCode.GENERAL_EXCEPTION: "an unexpected server failure",
+    ErrorCode.INVALID_FILE_PAGE: "a page range not valid for the file",
+    ErrorCode.NO_SUFFICIENT_CREDITS: "not enough credits",
+    ErrorCode.STORAGE_COUNT_EXCEEDED: "the account already holds 30 files",
+    ErrorCode.STORAGE_SIZE_EXCEEDED: "the account's storage would pass 100 MB",
+    ErrorCode.UNKNOWN_FIELD: "a field the API does not know",
+    ErrorCode.WRONG_FILE_TYPE: "a file type this endpoint does not read",
+    ErrorCode.FILE_UNDER_PROCESSING: "the file is in use by a running extraction",
+}
+
+
+def rejection_message(reason: ErrorCode | str) -> str:
+    """A readable message for a file Delix rejected at upload, which its answer gives only a code."""
+    meaning = ERROR_MEANINGS.get(str(reason))
+    said = f"{reason}: {meaning}" if meaning else f"{reason}, a code the API's documentation does not list"
+    return f"Delix rejected the file at upload ({said})."
+
+
 class ExtractStatus(StrEnum):
     PROCESSING = "processing"
     PROCESSED = "processed"

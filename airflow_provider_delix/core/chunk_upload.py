@@ -23,7 +23,7 @@ from airflow_provider_delix.api.errors import (
     DelixStorageFullError,
     DelixTransientError,
 )
-from airflow_provider_delix.api.models import ErrorCode, RejectedFile, StoredFile
+from airflow_provider_delix.api.models import ErrorCode, RejectedFile, StoredFile, rejection_message
 from airflow_provider_delix.core.budget import BudgetInterrupted
 from airflow_provider_delix.core.chunk_bad_answers import ChunkBadAnswers
 from airflow_provider_delix.core.pipeline_context import ChunkAborted, Slot, SlotsReturned, StorageWaitTimeout
@@ -60,7 +60,8 @@ class ChunkUpload(ChunkBadAnswers):
                 if slot.file.members:
                     slot.unpack = True
                 else:
-                    slot.outcome = FileOutcome(RowStatus.REJECTED, None, str(result.reason), None, None, None)
+                    why = rejection_message(result.reason)
+                    slot.outcome = FileOutcome(RowStatus.REJECTED, None, str(result.reason), why, None, None)
                 self._release(slot)
         if uuids:
             with self.ctx.live_lock:

@@ -199,3 +199,15 @@ def test_retry_policy_from_extras_and_overrides() -> None:
         RetryPolicy.from_extras({"max_retries": "many"})
     with pytest.raises(ValueError, match=">= 0"):
         RetryPolicy(max_retries=-1)
+
+
+def test_every_documented_code_has_a_meaning_and_an_unknown_one_still_reads() -> None:
+    from airflow_provider_delix.api.models import ERROR_MEANINGS, ErrorCode, rejection_message
+
+    assert set(ERROR_MEANINGS) == set(ErrorCode)
+    assert rejection_message(ErrorCode.PAGE_COUNT_LIMIT_EXCEEDED) == (
+        "Delix rejected the file at upload (PAGE_COUNT_LIMIT_EXCEEDED: a PDF over 150 pages)."
+    )
+    assert rejection_message("NEW_CODE") == (
+        "Delix rejected the file at upload (NEW_CODE, a code the API's documentation does not list)."
+    )

@@ -123,6 +123,9 @@ def test_one_bad_file_does_not_sink_the_others(out: str) -> None:
     assert frame.loc["b", "status"] == "failed" and frame.loc["b", "error"] == "BAD_INPUT"
     assert frame.loc["b", "error_message"] == "فایل" and frame.loc["b", "credits_charged"] == 0
     assert frame.loc["r", "status"] == "rejected" and frame.loc["r", "error"] == "MALFORMED_FILE"
+    assert frame.loc["r", "error_message"] == (
+        "Delix rejected the file at upload (MALFORMED_FILE: the file is damaged or of an unsupported type)."
+    ), "a rejection comes as a bare code: the row says what it means"
     assert (frame.status == "processed").sum() == 4
     # the first chunk was refused whole, then its 5 files were tried one by one
     assert [len(r) for r in fake.extract_requests[:6]] == [5, 1, 1, 1, 1, 1]
