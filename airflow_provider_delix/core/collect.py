@@ -10,6 +10,7 @@ refund over the failed ones, and summing the columns gives back exactly what was
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -18,6 +19,8 @@ from airflow_provider_delix.core.client import DelixClient
 from airflow_provider_delix.core.codes import PageError
 from airflow_provider_delix.core.planning import FileOutcome
 from airflow_provider_delix.core.table import RowStatus, split_credits
+
+log = logging.getLogger(__name__)
 
 
 class ExtractWaitTimeout(Exception):
@@ -125,8 +128,25 @@ def page_results(
         results[(uuid, number)] = result
         if out.status != RowStatus.PROCESSED:
             failed.append(result)
-    for result, refund in zip(failed, split_credits(extract.returned_credits or 0, len(failed)), strict=True):
+    # The refund goes to the pages that failed. One with no failed page to hold it refunds pages
+    # we did not ask for (Delix read more pages than we listed): the extract's pages share it as
+    # they share its cost, so the table's sums stay what Delix charged.
+    holders = failed or list(results.values())
+    for result, refund in zip(
+        holders, split_credits(extract.returned_credits or 0, len(holders)), strict=True
+    ):
         result.refunded = refund
+    unasked = sum(1 for uuid, answered in pages.items() for p in answered if (uuid, p.number) not in results)
+    if unasked:
+        log.warning(
+            "Extract %s answered %d page(s) that were not requested; its cost (%s credits) and "
+            "refund (%s) are shared by the %d requested page(s).",
+            extract.uuid,
+            unasked,
+            extract.initial_cost,
+            extract.returned_credits,
+            len(results),
+        )
     return results
 
 

@@ -21,6 +21,7 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from airflow_provider_delix.api.models import MAX_PDF_BYTES, MAX_PDF_PAGES, Engine
 from airflow_provider_delix.core.codes import Reason
@@ -208,7 +209,11 @@ def _plan_parts(
     if todo:
         by_engine = _engines(reader, todo, engine_setting)
         budget = SplitBudget()  # one for the document, whatever its engines
-        fits = count <= MAX_PDF_PAGES and len(data) <= max_bytes and not encrypted
+        # A page tree whose /Count says other than the pages it holds is read one way by pypdf
+        # (it walks the tree) and another by a renderer that believes /Count: Delix would charge,
+        # refuse (over 150 pages) or fail pages we never listed. Rewritten parts count right.
+        tree_ok = page_tree_counts_match(reader, count)
+        fits = count <= MAX_PDF_PAGES and len(data) <= max_bytes and not encrypted and tree_ok
         for engine, numbers in by_engine.items():
             if fits:
                 select = None if len(numbers) == count else page_selector(numbers)
@@ -227,6 +232,7 @@ def _plan_parts(
                     max_bytes=max_bytes,
                 )
                 normalization = "split" + (", decrypted" if encrypted else "")
+                normalization += "" if tree_ok else ", page count repaired"
                 parts.extend(
                     PreparedPart(
                         data=written,
@@ -249,6 +255,40 @@ def _plan_parts(
                         split.unwritable[0][0],
                         split.unwritable[0][2],
                     )
+
+
+def page_tree_counts_match(reader: Any, count: int) -> bool:
+    """Whether every /Pages node's /Count is the number of pages under it, ``count`` at the root.
+
+    False for a tree that cannot be checked (a missing or odd /Count, a loop): rewriting such a
+    document costs a little time, sending it as is may cost credits for pages it does not have.
+    """
+    from pypdf.errors import PyPdfError
+
+    try:
+        return _leaves(reader.root_object["/Pages"], set(), 0) == count
+    except (_Mismatch, PyPdfError, KeyError, TypeError, ValueError, AttributeError, RecursionError):
+        return False
+
+
+class _Mismatch(Exception):
+    """A /Pages node whose /Count is not the number of pages under it (or a loop in the tree)."""
+
+
+def _leaves(node: Any, seen: set[int], depth: int) -> int:
+    """Pages under a /Pages node, checking its /Count on the way; nodes are told apart as pypdf
+    does when it lists the pages (``/Type``, else a node with ``/Kids`` is a /Pages node)."""
+    if id(node) in seen or depth > 64:
+        raise _Mismatch
+    seen.add(id(node))
+    total = 0
+    for i in range(len(node["/Kids"]) if "/Kids" in node else 0):
+        child = node["/Kids"][i]  # resolved: pypdf's arrays and dictionaries follow references
+        kind = child.get("/Type") or ("/Pages" if "/Kids" in child else "/Page")
+        total += _leaves(child, seen, depth + 1) if kind == "/Pages" else 1
+    if int(node["/Count"]) != total:
+        raise _Mismatch
+    return total
 
 
 # A /Count read from the bytes is believed up to this many pages (rows are made per page).

@@ -375,3 +375,71 @@ def test_a_page_tree_behind_a_missing_codec_gives_a_row_not_an_exception(
     doc = prepared(tmp_path, document("tree", 3))
     assert doc.parts == () and invalid(doc) == [(1, "unsupported_codec")]
     assert "brotli" in (doc.pages[0].message or "")
+
+
+def _miscounted(data: bytes, count: int) -> bytes:
+    """``data`` with its page tree's /Count set to ``count``: pypdf still finds the real pages by
+    walking the tree, a renderer that believes /Count (PDFium) sees ``count``."""
+    from pypdf.generic import NameObject, NumberObject
+
+    writer = pypdf.PdfWriter(clone_from=pypdf.PdfReader(io.BytesIO(data)))
+    writer.root_object["/Pages"][NameObject("/Count")] = NumberObject(count)
+    sink = io.BytesIO()
+    writer.write(sink)
+    return sink.getvalue()
+
+
+@pytest.mark.parametrize("declared", [2, 5, 200])
+def test_a_page_tree_that_miscounts_its_pages_is_rewritten_with_the_right_count(
+    tmp_path: Path, declared: int
+) -> None:
+    # Sent as is, Delix would charge for pages we never listed (5), fail one we did (2), or
+    # refuse a 3-page file as over 150 pages (200).
+    data = _miscounted(document("odd", 3), declared)
+    assert len(pypdf.PdfReader(io.BytesIO(data)).pages) == 3
+    doc = prepared(tmp_path, data)
+    assert invalid(doc) == []
+    assert reassembled(doc.parts, "odd") == [1, 2, 3]
+    for part in doc.parts:
+        assert part.data != data and part.normalization == "split, page count repaired"
+        assert pypdf.PdfReader(io.BytesIO(part.data)).root_object["/Pages"]["/Count"] == len(part.page_map)
+
+
+def _nested(data: bytes, first_count: int | None = None) -> bytes:
+    """``data`` with its pages under two intermediate /Pages nodes (first page / the others);
+    ``first_count`` overrides the first node's /Count, the root's stays right."""
+    from pypdf.generic import ArrayObject, DictionaryObject, NameObject, NumberObject
+
+    writer = pypdf.PdfWriter(clone_from=pypdf.PdfReader(io.BytesIO(data)))
+    root = writer.root_object["/Pages"]
+    kids = list(root["/Kids"])
+    new_kids = ArrayObject()
+    for n, group in enumerate((kids[:1], kids[1:])):
+        count = first_count if n == 0 and first_count is not None else len(group)
+        node = DictionaryObject(
+            {
+                NameObject("/Type"): NameObject("/Pages"),
+                NameObject("/Kids"): ArrayObject(group),
+                NameObject("/Count"): NumberObject(count),
+                NameObject("/Parent"): root.indirect_reference,
+            }
+        )
+        ref = writer._add_object(node)
+        for kid in group:
+            kid.get_object()[NameObject("/Parent")] = ref
+        new_kids.append(ref)
+    root[NameObject("/Kids")] = new_kids
+    sink = io.BytesIO()
+    writer.write(sink)
+    return sink.getvalue()
+
+
+def test_a_nested_page_tree_is_checked_node_by_node(tmp_path: Path) -> None:
+    right = _nested(document("a", 3))
+    assert len(pypdf.PdfReader(io.BytesIO(right)).pages) == 3
+    (part,) = prepared(tmp_path, right).parts
+    assert part.data == right and part.normalization is None, "a tree that counts right is sent as is"
+    wrong = _nested(document("a", 3), first_count=2)  # a renderer would look for page 2 in node 1
+    doc = prepared(tmp_path, wrong)
+    assert reassembled(doc.parts, "a") == [1, 2, 3]
+    assert {p.normalization for p in doc.parts} == {"split, page count repaired"}
