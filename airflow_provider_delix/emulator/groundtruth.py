@@ -134,12 +134,15 @@ class GroundTruthBackend:
         return (layer if layer.strip() else None), False
 
     def read(self, job: PageJob, engine: str, language: str | None, config: EmulatorConfig) -> str | None:
-        if job.kind == "pdf" and not pdf.text_layer(job.data, job.number).strip():
-            jpeg = pdf.page_jpeg(job.data, job.number)
-            if jpeg is not None:  # a packed scan: read it as the JPEG it embeds
-                digest = hashlib.sha256(jpeg).hexdigest()
-                return self.read(PageJob(jpeg, "jpeg", digest, 1), engine, language, config)
+        # Every PDFium call is inside the ``try``: a page it cannot load (a page tree whose
+        # /Count promises more pages than it has) must fail that page, refunded, as it would with
+        # real OCR; an exception escaping here would crash the whole extraction after its charge.
         try:
+            if job.kind == "pdf" and not pdf.text_layer(job.data, job.number).strip():
+                jpeg = pdf.page_jpeg(job.data, job.number)
+                if jpeg is not None:  # a packed scan: read it as the JPEG it embeds
+                    digest = hashlib.sha256(jpeg).hexdigest()
+                    return self.read(PageJob(jpeg, "jpeg", digest, 1), engine, language, config)
             text, fail = self.embedded(job)
         except Exception:  # an unreadable page fails, as it would with real OCR
             return None

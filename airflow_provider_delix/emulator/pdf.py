@@ -150,12 +150,25 @@ def _jpeg_pages(data: bytes) -> list[bytes | None]:
         except pdfium.PdfiumError:  # not a PDF PDFium opens: no page is a packed scan
             return []
         try:
-            pages: list[bytes | None] = []
-            for page in doc:
-                image = _lone_image(page)
-                pages.append(None if image is None else _embedded_jpeg(image))
-            return pages
-        except Exception:  # a page PDFium cannot load: treat the document as holding no scan
-            return []
+            return [_page_jpeg_or_none(doc, index) for index in range(len(doc))]
         finally:
             doc.close()
+
+
+def _page_jpeg_or_none(doc: Any, index: int) -> bytes | None:
+    """One page's packed JPEG; None when PDFium cannot load or read the page.
+
+    Per page, not per document: a page tree whose /Count promises more pages than it has
+    must not make its real scans read as pages without one (the Tesseract backend, which
+    looks at one page at a time, still reads them as scans). The unloadable page itself
+    fails when its text layer is read.
+    """
+    try:
+        page = doc[index]
+        try:
+            image = _lone_image(page)
+            return None if image is None else _embedded_jpeg(image)
+        finally:
+            page.close()
+    except Exception:  # a page PDFium cannot load or read: not a packed scan
+        return None
