@@ -21,6 +21,9 @@ Decisions where the spec is silent (see also ``docs/emulator.md``):
 * ``callback_url`` is called only for asynchronous extracts, once, with
   ``{"uuid": ..., "status": "processed"}``, from a separate thread with a 5 s timeout; any
   failure is counted in the stats and otherwise ignored. It is accepted and ignored on sync ones.
+* An internal error while reading an extract's pages (sync or async) finishes it with every
+  page failed and refunded, counted in ``internal_errors``: never a charged extract stuck
+  ``processing``, never a 500 for a sync request that was applied.
 * Extracts are kept until ``POST /_emulator/reset`` (the spec documents no retention).
 """
 
@@ -131,7 +134,7 @@ class Extractor:
             self.queue.put(account, record)
         else:
             time.sleep(config.latency_extract_page * record.total_processing_pages)
-            self._process(account, record)
+            self._process_or_fail(account, record)
         return record
 
     # -- processing ------------------------------------------------------------------------
@@ -164,6 +167,23 @@ class Extractor:
             results[owner].append(PageResult(number=job.number, text=text))
         self._finish(account, record, results)
 
+    def _process_or_fail(self, account: Account, record: ExtractRecord) -> None:
+        """``_process``, where an internal error fails (and refunds) every page instead of escaping.
+
+        The extract is charged and stored before its OCR: an exception escaping from here would
+        leave it ``processing`` for ever (its files never deletable, ``FILE_UNDER_PROCESSING``)
+        and, on the sync path, answer 500 for a request that was applied. The extract finishes
+        with every page failed, as a real server's failed OCR would; ``internal_errors`` counts
+        the bug. An extract already finished when the error came is not finished (refunded) twice.
+        """
+        try:
+            self._process(account, record)
+        except Exception:
+            self._stats.count_error()
+            if record.status != "processed":
+                failed = {blob.uuid: [PageResult(n, None) for n in pages] for blob, pages in record.files}
+                self._finish(account, record, failed)
+
     def _finish(self, account: Account, record: ExtractRecord, results: dict[str, list[PageResult]]) -> None:
         if record.is_async:
             record.finished_at = time.monotonic()
@@ -176,12 +196,7 @@ class Extractor:
         seconds = async_processing_seconds(self._config(), record.total_processing_pages)
         if self._closed.wait(seconds):
             return  # the emulator is stopping
-        try:
-            self._process(account, record)
-        except Exception:  # never lose the worker: an internal error fails (and refunds) every page
-            self._stats.count_error()
-            failed = {blob.uuid: [PageResult(n, None) for n in pages] for blob, pages in record.files}
-            self._finish(account, record, failed)
+        self._process_or_fail(account, record)  # never lose the worker to an internal error
         if record.callback_url and self._account() is account:
             threading.Thread(target=self._callback, args=(record,), daemon=True).start()
 

@@ -1,4 +1,4 @@
-"""Pages PDFium cannot load: failed pages, refunded, never a stuck extract.
+"""Pages PDFium cannot load, and emulator bugs during OCR: failed pages, refunded, never a stuck extract.
 
 A charged extract that raised used to stay ``processing`` for ever: its files could never be
 deleted (``FILE_UNDER_PROCESSING``) and a sync request was answered 500 after its charge.
@@ -13,7 +13,10 @@ import img2pdf
 import pikepdf
 import pytest
 
-from .samples import Api, jpeg, pdf
+from airflow_provider_delix.emulator.config import EmulatorConfig
+from airflow_provider_delix.emulator.ocr import PageJob
+
+from .samples import Api, jpeg, pdf, png
 
 ENGINE_EN = {"name": "danlin", "options": {"language": "en"}}
 
@@ -72,3 +75,36 @@ def test_packed_scans_of_a_document_with_an_unloadable_page_still_read_as_scans(
     data = api.documents({"engine": ENGINE_EN, "files": [{"uuid": uuid}]}).json()["data"]
     pages = [(p["number"], p.get("text")) for p in data["files"][0]["pages"]]
     assert pages == [(1, "first scan"), (2, "second scan"), (3, None)]
+
+
+class _BrokenBackend:
+    """An OCR backend with a bug: every read raises."""
+
+    name = "broken"
+    parallel = False
+
+    def read(self, job: PageJob, engine: str, language: str | None, config: EmulatorConfig) -> str | None:
+        raise RuntimeError("a bug in the backend")
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_an_internal_error_fails_every_page_of_the_extract(emulator_factory: Any, mode: str) -> None:
+    emulator = emulator_factory(document_mode=mode, credits=1_000, backend=_BrokenBackend())
+    api = Api(emulator)
+    (uuid,) = api.store(pdf(["a", "b"]))
+    answer = api.documents({"engine": ENGINE_EN, "files": [{"uuid": uuid}]})
+    assert answer.status_code == 201, answer.text
+    done = api.wait_processed(answer.json()["data"]["uuid"])
+    assert done["failed_pages"] == 2 and done["returned_credits"] == 200
+    stats = emulator.stats()
+    assert stats["credits"] == {"balance": 1_000, "charged": 200, "refunded": 200}
+    assert stats["internal_errors"] == 1 and stats["extracts"]["processing"] == 0
+    assert api.delete(uuid).status_code == 200
+
+
+def test_image_extraction_internal_error_is_refunded(emulator_factory: Any) -> None:
+    api = Api(emulator_factory(credits=1_000, backend=_BrokenBackend()))
+    (uuid,) = api.store(png("never read"))
+    answer = api.images({"engine": ENGINE_EN, "files": [{"uuid": uuid}]})
+    assert answer.status_code == 201 and answer.json()["data"]["failed_pages"] == 1
+    assert api.delete(uuid).status_code == 200
