@@ -8,8 +8,9 @@ travels inside the file itself:
   page's text as UTF-8. A chunk ``delix:fail`` with value ``1`` makes the page fail.
 * JPEG: a comment (COM) segment ``delix:text=<UTF-8 text>``; ``delix:fail=1`` fails the page.
 * PDF: the text layer of the page (read with PDFium); a page whose whole text layer is
-  ``delix:fail`` fails. A page without a text layer that is one embedded JPEG (a packed
-  scan, see ``core/packing.py``) is read exactly as that JPEG would be on its own.
+  ``delix:fail`` fails. A page without a text layer that is one embedded JPEG covering the
+  page as shown (a packed scan, see ``core/packing.py``; ``pdf.page_jpeg``) is read exactly as
+  that JPEG would be on its own.
 * Anything without embedded text gets text derived from SHA-256 of the file bytes and the
   page number: always the same for the same page, ``fallback_text_bytes`` UTF-8 bytes long
   (Persian letters and spaces, padded with ``.`` to the exact length).

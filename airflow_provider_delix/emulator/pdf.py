@@ -15,6 +15,7 @@ from typing import Any
 
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
+from PIL import Image
 
 _PDFIUM = threading.Lock()
 
@@ -68,16 +69,40 @@ def render_page_pgm(data: bytes, page_number: int, dpi: int = 300) -> bytes:
 
 
 def _lone_image(page: Any) -> Any | None:
-    """The page's only object if it is an image -- a scan, a packed image -- else None.
-
-    One test for both readers of scanned pages below, so the Tesseract backend and the
-    groundtruth backend agree on which pages are scans. A page with text or several objects is
-    not one: the caller renders it, or reads its text layer.
-    """
+    """The page's only object if it is an image -- a scan, a packed image -- else None."""
     objects = list(page.get_objects())
     if len(objects) != 1 or objects[0].type != pdfium_c.FPDF_PAGEOBJ_IMAGE:
         return None
     return objects[0]
+
+
+_EDGE_PT = 0.5  # how far (in points) an image's edge may be from the page's: rounding in writers
+
+
+def _same_box(one: tuple[float, ...], other: tuple[float, ...]) -> bool:
+    return all(abs(a - b) <= _EDGE_PT for a, b in zip(one, other, strict=True))
+
+
+def _scan_image(page: Any) -> Any | None:
+    """The page's one image when its pixels, turned by the page's /Rotate, are the whole page shown.
+
+    One test for both readers of scanned pages below, so the Tesseract backend and the
+    groundtruth backend agree on which pages are scans. The real API reads a page as a
+    renderer shows it; the image's own pixels stand for that only when the image is drawn
+    upright and unmirrored, covers the whole page, and no CropBox hides part of it. Anything
+    else (text, several objects, a crop, a margin, a skewed image) is not a scan: the caller
+    renders the page, or reads its text layer.
+    """
+    image = _lone_image(page)
+    if image is None:
+        return None
+    a, b, c, d, _, _ = image.get_matrix().get()
+    if abs(b) > 1e-6 or abs(c) > 1e-6 or a <= 0 or d <= 0:  # drawn turned, skewed or mirrored
+        return None
+    crop = page.get_cropbox()
+    if not _same_box(crop, page.get_mediabox()) or not _same_box(image.get_bounds(), crop):
+        return None
+    return image
 
 
 def _embedded_jpeg(image: Any) -> bytes | None:
@@ -87,32 +112,51 @@ def _embedded_jpeg(image: Any) -> bytes | None:
     return None
 
 
+# PDF's /Rotate turns the page clockwise for display; PIL's rotations are counter-clockwise.
+_CLOCKWISE = {
+    90: Image.Transpose.ROTATE_270,
+    180: Image.Transpose.ROTATE_180,
+    270: Image.Transpose.ROTATE_90,
+}
+
+
 def page_scan(data: bytes, page_number: int) -> bytes | None:
     """A scanned page's one image at its own resolution, as an image file; None for other pages.
 
-    A page without text whose only content is one image (a scan, a packed image) is read the
-    way OCR pipelines read scans: at the image's own pixels, not re-sampled by rendering. A
-    JPEG comes back as embedded; other images decoded to PNG, with their resolution from the
-    page size. Pages with text or several objects return None (the caller renders them).
+    A page whose only content is one image covering it (a scan, a packed image, see
+    :func:`_scan_image`) is read the way OCR pipelines read scans: at the image's own pixels,
+    not re-sampled by rendering, turned the way the page's /Rotate shows it (scanners store a
+    landscape page sideways and set /Rotate). An unrotated JPEG comes back as embedded; other
+    images (and rotated JPEGs) decoded to PNG, with their resolution from the page size. Other
+    pages return None: the caller renders them, which applies /Rotate and the CropBox.
     """
     with _PDFIUM:
         doc = pdfium.PdfDocument(data)
         try:
             page = doc[page_number - 1]
-            image = _lone_image(page)
+            image = _scan_image(page)
             if image is None:
                 return None
-            jpeg = _embedded_jpeg(image)
+            rotation = page.get_rotation() % 360
+            jpeg = _embedded_jpeg(image) if rotation == 0 else None
             if jpeg is not None:
                 return jpeg
-            width_pt = page.get_size()[0]
-            pil = image.get_bitmap(render=False).to_pil()
+            left, bottom, right, top = image.get_bounds()
+            # to_pil may share the bitmap's buffer: copy the pixels out while the lock is held
+            pil = image.get_bitmap(render=False).to_pil().copy()
         finally:
             doc.close()
-    dpi = round(pil.width * 72 / width_pt) if width_pt > 0 else 300
+    dpi = (_dpi(pil.width, right - left), _dpi(pil.height, top - bottom))
+    if rotation in _CLOCKWISE:
+        pil = pil.transpose(_CLOCKWISE[rotation])
+        dpi = dpi[::-1] if rotation != 180 else dpi
     sink = io.BytesIO()
-    pil.save(sink, "PNG", dpi=(dpi, dpi))
+    pil.save(sink, "PNG", dpi=dpi)
     return sink.getvalue()
+
+
+def _dpi(pixels: int, points: float) -> int:
+    return round(pixels * 72 / points) if points > 0 else 300  # a degenerate page: Tesseract's default
 
 
 def page_jpeg(data: bytes, page_number: int) -> bytes | None:
@@ -120,7 +164,10 @@ def page_jpeg(data: bytes, page_number: int) -> bytes | None:
 
     A page made by embedding a JPEG losslessly (img2pdf, packed scans) carries the file's
     bytes unchanged, so the groundtruth backend can read that page the way it reads the JPEG.
-    The same pages as :func:`page_scan` count as scans. Every page of a document is read at
+    The same pages as :func:`page_scan` count as scans, so a crop or a margin makes a page
+    none here too. A page shown turned by /Rotate still is one: :func:`page_scan` gives
+    Tesseract the same picture turned as shown, and the text a JPEG carries for groundtruth
+    does not depend on which way up it is displayed. Every page of a document is read at
     once and kept for the next pages (a pack of 150 pages would otherwise be opened 150 times
     and take the PDFium lock for each).
     """
@@ -166,7 +213,7 @@ def _page_jpeg_or_none(doc: Any, index: int) -> bytes | None:
     try:
         page = doc[index]
         try:
-            image = _lone_image(page)
+            image = _scan_image(page)
             return None if image is None else _embedded_jpeg(image)
         finally:
             page.close()

@@ -9,8 +9,9 @@ Page segmentation follows the engine's purpose (docs/api.md, "Engines and langua
 ``danlin`` is for dense text (book pages, columns) and uses ``--psm 3``, fully automatic layout
 analysis, which finds columns and reading order; ``tiho`` is for sparse text (covers, signs)
 and uses ``--psm 11``, "find as much text as possible in no particular order", which does not
-drop isolated words. PDF pages are rendered at 300 dpi, Tesseract's preferred resolution, and
-passed as PGM.
+drop isolated words. A scanned PDF page is read at its image's own pixels, turned as the page
+shows it (``pdf.page_scan``); other PDF pages are rendered at 300 dpi, Tesseract's preferred
+resolution, and passed as PGM.
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ class TesseractBackend:
         try:
             if job.kind == "pdf":
                 scan = pdf.page_scan(job.data, job.number)
-                if scan is not None:  # one image and nothing else: OCR its own pixels
+                if scan is not None:  # one image, the whole page: OCR its own pixels, turned as shown
                     return self.ocr_image(scan, language or "fa", psm=psm)
                 image = pdf.render_page_pgm(job.data, job.number, RENDER_DPI)
                 return self.ocr_image(image, language or "fa", psm=psm, dpi=RENDER_DPI)

@@ -10,6 +10,8 @@ import io
 import time
 from typing import Any
 
+import img2pdf
+import pikepdf
 import requests
 from pdfs import make_pdf
 from PIL import Image, PngImagePlugin
@@ -71,6 +73,34 @@ def image_bytes(fmt: str) -> bytes:
 
 
 pdf = make_pdf
+
+
+def scan_pdf(
+    image_file: bytes,
+    *,
+    rotate: int = 0,
+    crop: tuple[float, float, float, float] | None = None,
+    margin: float = 0,
+) -> bytes:
+    """One page that is the image (img2pdf), then given /Rotate, a CropBox or a wider MediaBox.
+
+    ``crop`` is (left, bottom, right, top) in fractions of the page; ``margin`` widens the
+    MediaBox right and up by that many points, leaving paper the image does not cover.
+    """
+    with pikepdf.open(io.BytesIO(img2pdf.convert(image_file))) as document:
+        page = document.pages[0]
+        if rotate:
+            page.Rotate = rotate
+        width, height = (float(v) for v in page.MediaBox[2:])
+        if margin:
+            page.MediaBox = pikepdf.Array([0, 0, width + margin, height + margin])
+        if crop is not None:
+            page.CropBox = pikepdf.Array(
+                [crop[0] * width, crop[1] * height, crop[2] * width, crop[3] * height]
+            )
+        sink = io.BytesIO()
+        document.save(sink)
+    return sink.getvalue()
 
 
 def pdf_of_size(pages: list[str], size: int) -> bytes:

@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from airflow_provider_delix.emulator.tesseract import TesseractBackend
 
-from .samples import Api, pdf
+from .samples import Api, pdf, scan_pdf
 
 pytestmark = pytest.mark.tesseract
 
@@ -54,3 +54,31 @@ def test_tesseract_emulator_over_http_images_and_rendered_pdf(emulator_factory: 
     assert data["files"][0]["pages"][0]["text"] == "Quiet river town"
     data = api.documents({"engine": engine, "files": [{"uuid": document}]}).json()["data"]
     assert data["files"][0]["pages"][0]["text"].strip().lower() == "scanned pdf page"  # 24 pt Helvetica
+
+
+def test_tesseract_reads_a_scan_as_its_page_shows_it(emulator_factory: Any) -> None:
+    """Scans stored turned and shown upright by /Rotate read; a CropBox hiding the text reads nothing.
+
+    Sideways (/Rotate 270) is what scanners write for landscape pages; upside down (/Rotate
+    180) is the turn Tesseract's layout analysis does not undo on its own.
+    """
+    line = Image.open(io.BytesIO(render_line("Quiet river town", "en")))
+    framed = Image.new("L", (line.width, line.height * 3), 255)
+    framed.paste(line, (0, 0))  # the text in the top third, blank paper below
+    files = [
+        scan_pdf(_png(line.transpose(Image.Transpose.ROTATE_270)), rotate=270),  # stored turned clockwise
+        scan_pdf(_png(line.transpose(Image.Transpose.ROTATE_180)), rotate=180),
+        scan_pdf(_png(framed), crop=(0, 0, 1, 0.6)),
+    ]
+    api = Api(emulator_factory(ocr="tesseract"))
+    uuids = api.store(*files)
+    engine = {"name": "danlin", "options": {"language": "en"}}
+    data = api.documents({"engine": engine, "files": [{"uuid": u} for u in uuids]}).json()["data"]
+    texts = [f["pages"][0].get("text") for f in data["files"]]
+    assert texts == ["Quiet river town", "Quiet river town", ""]
+
+
+def _png(image: Image.Image) -> bytes:
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
