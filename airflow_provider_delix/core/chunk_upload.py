@@ -7,9 +7,11 @@ every file of the chunk under uuids no answer named (the hook re-sends an upload
 after that, api/retry.py): those copies are counted in ``files_in_doubt`` at once, whether the
 upload was then answered, refused, or given up, and the orphan sweep deletes them. A chunk whose
 upload lost the answers of both sends is sent again in the same run (at most
-:data:`LOST_UPLOAD_ROUNDS` calls), once the budget has room past the copies it may have left:
-those are held until a sweep has looked, so the account never holds more than the run's share
-plus one call's re-send.
+:data:`LOST_UPLOAD_ROUNDS` calls) when the sweep deletes such copies (a key registry that does
+not only report them), once the budget has room past them: they hold their slots until a sweep
+has looked, so the account never holds more than the run's share plus one call's re-send.
+Otherwise nothing would ever delete them (Delix does, after 24 h) and each call could leave 10
+more: the chunk is left to the next try, as before.
 """
 
 from __future__ import annotations
@@ -26,7 +28,13 @@ from airflow_provider_delix.api.errors import (
 from airflow_provider_delix.api.models import ErrorCode, RejectedFile, StoredFile, rejection_message
 from airflow_provider_delix.core.budget import BudgetInterrupted
 from airflow_provider_delix.core.chunk_bad_answers import ChunkBadAnswers
-from airflow_provider_delix.core.pipeline_context import ChunkAborted, Slot, SlotsReturned, StorageWaitTimeout
+from airflow_provider_delix.core.pipeline_context import (
+    ChunkAborted,
+    RunContext,
+    Slot,
+    SlotsReturned,
+    StorageWaitTimeout,
+)
 from airflow_provider_delix.core.planning import ChunkFile, FileOutcome
 from airflow_provider_delix.core.table import RowStatus
 
@@ -124,7 +132,7 @@ class ChunkUpload(ChunkBadAnswers):
                     window.refused(token, held=held, share=ctx.fair_share() if by_count else None)
                     delay = window.retry_delay(attempt, first, longest)
                 log.info("Delix storage is full (%s); waiting %.1f s", exc.error, min(delay, left))
-                requeue = window is not None and not ctx.parked  # parked extracts cannot free slots
+                requeue = window is not None and _can_requeue(ctx)
                 if requeue:
                     ctx.budget.release(len(files), nbytes)
                 ctx.sleep(min(delay, left))
@@ -147,7 +155,8 @@ class ChunkUpload(ChunkBadAnswers):
                 self._in_doubt(len(files), exc.lost_attempts)
                 ctx.store.uploads.record_uploaded(self.chunk.chunk_id, [])
                 lost_rounds += 1
-                if not (exc.maybe_applied and exc.lost_attempts > 0) or lost_rounds >= LOST_UPLOAD_ROUNDS:
+                lost = exc.maybe_applied and exc.lost_attempts > 0
+                if not (lost and ctx.lost_copies_swept) or lost_rounds >= LOST_UPLOAD_ROUNDS:
                     raise
                 self._after_lost_sends(files, nbytes, lost_rounds, exc)
                 ctx.store.uploads.record_upload_intent(self.chunk.chunk_id, len(files))
@@ -157,8 +166,8 @@ class ChunkUpload(ChunkBadAnswers):
 
         The chunk gives its slots back and queues for them again: the copies the lost sends may
         have stored hold slots of their own until the sweep has looked (``run_cleanup``), so the
-        next call goes out only when the account has room past them. A run whose extracts are
-        parked cannot free slots, so the chunk keeps its own and only waits a moment.
+        next call goes out only when the account has room past them. In a run that parks
+        extracts the chunk keeps its own slots and only waits a moment (:func:`_can_requeue`).
         """
         ctx = self.ctx
         log.warning(
@@ -169,7 +178,7 @@ class ChunkUpload(ChunkBadAnswers):
             rounds + 1,
             LOST_UPLOAD_ROUNDS,
         )
-        requeue = not ctx.parked
+        requeue = _can_requeue(ctx)
         if requeue:
             ctx.budget.release(len(files), nbytes)
         ctx.sleep(ctx.tuning.storage_backoff[0])
@@ -196,3 +205,13 @@ class ChunkUpload(ChunkBadAnswers):
             files,
             lost_sends * files,
         )
+
+
+def _can_requeue(ctx: RunContext) -> bool:
+    """Whether a waiting chunk may give its slots back and queue for them again.
+
+    Not in a run that parks extracts (``deferrable``): a parked extract keeps its files' slots
+    until a later attempt, so slots given back may go to a chunk whose extract then parks, and
+    the waiting chunk would wait for slots nobody in this run frees.
+    """
+    return not ctx.parked and not ctx.options.deferrable

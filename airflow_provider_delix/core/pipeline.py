@@ -225,6 +225,7 @@ class ExtractionPipeline(PipelineDispatch, PipelineLeftovers, PipelineOutcome):
             sleep=self.sleep,
             window=self.window,
             fair_share=self.cleanup.fair_share,
+            lost_copies_swept=self.cleanup.sweeps_orphans,
         )
         reader: Prefetcher[SourceLike] | None = None
         planner: ChunkPlanner | None = None

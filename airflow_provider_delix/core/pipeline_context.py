@@ -163,6 +163,9 @@ class RunContext:
     window: StorageWindow | None = None  # the task's share of a shared account (core/window.py)
     claims: ClaimBook | None = None  # other writers of the output path (core/claims.py)
     fair_share: Callable[[], float | None] = lambda: None  # the key registry's equal share, if known
+    # The orphan sweep deletes what lost uploads may have stored (core/run_cleanup.py): only then
+    # is a chunk whose upload lost every answer sent again in the run (core/chunk_upload.py).
+    lost_copies_swept: bool = False
     deferred: list[ChunkFile] = field(default_factory=list)  # another writer holds their pages
 
 

@@ -108,6 +108,12 @@ class RunCleanup:
     def active(self) -> bool:
         return self.registry is not None
 
+    @property
+    def sweeps_orphans(self) -> bool:
+        """Whether a sweep deletes files no task claims (copies of lost uploads among them):
+        not without a registry, nor when it only reports them (``foreign_uploaders``)."""
+        return self.registry is not None and not self.registry.foreign_uploaders
+
     def start(self) -> None:
         """Join the registry (a lease with heartbeat); before the first upload."""
         if self.registry is not None and self.writer is None:

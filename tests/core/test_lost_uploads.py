@@ -10,9 +10,16 @@ call only, ``ULOSTX`` on every call. Every copy no answer named must be counted 
 
 from __future__ import annotations
 
+import threading
+import time
+from pathlib import Path
 from typing import Any
 
+import pytest
 from fakes import FakeDelix, images, source
+from registry_helpers import registry
+from test_document_pipeline import archive as document_archive
+from test_document_pipeline import run as run_documents
 from test_pipeline import run, table
 
 from airflow_provider_delix.api.errors import DelixTransientError
@@ -50,22 +57,92 @@ def test_an_upload_answered_on_its_resend_counts_the_lost_copy_in_doubt(out: str
     assert summary.files_in_doubt == 5, "the lost send may have stored all 5 files, unnamed"
 
 
-def test_a_chunk_whose_upload_lost_both_answers_is_sent_again_in_the_same_run(out: str) -> None:
+def test_a_chunk_whose_upload_lost_both_answers_is_sent_again_in_the_same_run(
+    out: str, tmp_path: Path
+) -> None:
     fake = LosingUploads()
     sources = [*images(4), source("lost", b"ULOST2")]  # one chunk of 5 files
-    summary, error, _ = run(fake, out, sources, max_concurrency=5)
+    summary, error, _ = run(fake, out, sources, max_concurrency=5, registry=registry(tmp_path))
     assert error is None and summary is not None and summary.pages_left == 0
     assert fake.lost_calls == 1 and len(table(out)) == 5, "the second call was answered: every page has a row"
     assert summary.files_in_doubt == 10, "two lost sends of 5 files: up to 10 unnamed copies"
+    assert summary.orphans_deleted == 10 and fake.stored == {}, "the sweep deleted the copies"
     assert summary.credits_charged == 5 * 200, "the pages were paid once"
 
 
-def test_an_upload_that_keeps_losing_its_answers_is_left_to_the_next_try(out: str) -> None:
+def test_an_upload_that_keeps_losing_its_answers_is_left_to_the_next_try(out: str, tmp_path: Path) -> None:
     fake = LosingUploads()
     sources = [*images(4), source("lost", b"ULOSTX")]
-    summary, _error, _ = run(fake, out, sources, max_concurrency=5, max_failed_ratio=None)
+    reg = registry(tmp_path)
+    summary, _error, _ = run(fake, out, sources, max_concurrency=5, max_failed_ratio=None, registry=reg)
     assert summary is not None and summary.pages_left == 5
     assert fake.lost_calls == LOST_UPLOAD_ROUNDS, "a bounded number of calls, not one per retry"
     assert summary.files_in_doubt == 2 * 5 * LOST_UPLOAD_ROUNDS, "every lost send's copies, once"
-    again, _error, _ = run(FakeDelix(), out, sources, max_concurrency=5)
+    assert fake.stored == {}, "every copy swept"
+    again, _error, _ = run(FakeDelix(), out, sources, max_concurrency=5, registry=reg)
     assert again is not None and again.files_in_doubt == 0, "counted by the attempt that lost them, once"
+
+
+@pytest.mark.parametrize("sweep", ["no registry", "foreign_uploaders"])
+def test_a_lost_upload_is_not_sent_again_when_no_sweep_deletes_its_copies(
+    out: str, tmp_path: Path, sweep: str
+) -> None:
+    # Unclaimed files are only reported (or nothing sweeps): each call could leave 10 more
+    # copies on the shared account for 24 h, so the chunk is left to the next try.
+    fake = LosingUploads()
+    reg = registry(tmp_path, foreign_uploaders=True) if sweep == "foreign_uploaders" else None
+    sources = [*images(4), source("lost", b"ULOST2")]
+    summary, _error, _ = run(fake, out, sources, max_concurrency=5, max_failed_ratio=None, registry=reg)
+    assert summary is not None and summary.pages_left == 5 and fake.lost_calls == 1
+    assert summary.files_in_doubt == 10
+
+
+def test_a_deferrable_run_keeps_the_lost_chunks_slots_and_finishes(out: str, tmp_path: Path) -> None:
+    """A chunk that gave its slots back could see them go to a chunk whose queued extract then
+    parks (keeping them until a later attempt) and wait for ever: in a run that parks extracts
+    the chunk keeps its slots while it waits to send again."""
+    refs, _truth = document_archive(tmp_path / "docs", lost=12, a=12, b=12)
+    lost = (tmp_path / "docs" / "lost.pdf").read_bytes()
+    fake = LosingDocuments(lost, queue_polls=10**6)
+    done: dict[str, Any] = {}
+
+    def go() -> None:
+        try:
+            done["summary"] = run_documents(
+                fake,
+                out,
+                refs,
+                deferrable=True,
+                max_stored_files=2,
+                max_concurrency=2,
+                sleep=time.sleep,
+                storage_backoff=(0.3, 0.3),
+                registry=registry(tmp_path),
+            )
+        except BaseException as exc:  # the test reports it
+            done["error"] = exc
+
+    worker = threading.Thread(target=go, daemon=True)
+    worker.start()
+    worker.join(30)
+    assert not worker.is_alive(), "the run hung waiting for slots parked extracts hold"
+    assert "error" not in done, done.get("error")
+    assert fake.lost_calls == 1
+
+
+class LosingDocuments(FakeDelix):
+    """Stores the first upload of ``lost`` twice and loses both answers."""
+
+    def __init__(self, lost: bytes, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.lost, self.lost_calls = lost, 0
+
+    def upload_files(self, files: Any) -> Any:
+        if self.lost_calls == 0 and any(bytes(data) == self.lost for _, data in files):
+            self.lost_calls += 1
+            super().upload_files(files)
+            super().upload_files(files)
+            error = DelixTransientError("a gateway answered 504 twice", maybe_applied=True)
+            error.lost_attempts = 2
+            raise error
+        return super().upload_files(files)
