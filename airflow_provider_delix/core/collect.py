@@ -139,13 +139,13 @@ def page_results(
     unasked = sum(1 for uuid, answered in pages.items() for p in answered if (uuid, p.number) not in results)
     if unasked:
         log.warning(
-            "Extract %s answered %d page(s) that were not requested; its cost (%s credits) and "
-            "refund (%s) are shared by the %d requested page(s).",
+            "Extract %s answered %d page(s) that were not requested; its cost (%s credits) is "
+            "shared by the %d requested page(s), and its refund (%s) too unless one of them failed.",
             extract.uuid,
             unasked,
             extract.initial_cost,
-            extract.returned_credits,
             len(results),
+            extract.returned_credits,
         )
     return results
 

@@ -283,7 +283,7 @@ def _leaves(node: Any, seen: set[int], depth: int) -> int:
     seen.add(id(node))
     total = 0
     for i in range(len(node["/Kids"]) if "/Kids" in node else 0):
-        child = node["/Kids"][i]  # resolved: pypdf's arrays and dictionaries follow references
+        child = node["/Kids"][i]  # an IndirectObject forwards get, in and [] to what it names
         kind = child.get("/Type") or ("/Pages" if "/Kids" in child else "/Page")
         total += _leaves(child, seen, depth + 1) if kind == "/Pages" else 1
     if int(node["/Count"]) != total:

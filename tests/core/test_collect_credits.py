@@ -42,7 +42,9 @@ def test_a_refund_for_pages_we_did_not_ask_for_stays_in_the_table(caplog: pytest
     assert sorted(results) == [("f-1", 1), ("f-1", 2), ("f-1", 3)]
     assert sum(r.charged for r in results.values()) == 500
     assert sum(r.refunded for r in results.values()) == 200, "the refund is not lost from the table"
-    assert "answered 2 page(s) that were not requested" in caplog.text
+    assert (
+        "answered 2 page(s) that were not requested; its cost (500 credits) is shared by the 3" in caplog.text
+    )
 
 
 def test_a_refund_goes_to_the_failed_pages_we_asked_for() -> None:

@@ -73,7 +73,7 @@ def test_faults_and_bad_inputs_every_input_has_its_rows(
         # A drop comes after sending, so the client cannot tell it from an answer lost after
         # Delix applied the request: an extraction dropped on both of its sends (about one run in
         # a hundred here; which request takes which fault depends on thread timing) gets
-        # answer_lost rows, and the next run on the output finishes exactly those pages.
+        # answer_lost rows, and the next run on the output sends those pages again.
         state, log = airflow_env.run(dag_file, AIRFLOW_CONN_DELIX_DEFAULT=conn)
         assert state == "success", log[-5000:]
         table, stats = read_table(str(output)), emulator.stats()
