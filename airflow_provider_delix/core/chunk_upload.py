@@ -113,6 +113,16 @@ class ChunkUpload(ChunkBadAnswers):
             except DelixStorageFullError as exc:
                 self._in_doubt(len(files), exc.lost_attempts)
                 ctx.stats.metrics.storage_full()
+                if ctx.options.deferrable and ctx.parked:
+                    # Part of the account is this run's own parked files, freed only once their
+                    # extracts are collected after the deferral: waiting here would only delay it
+                    # (and time out). The chunk is left to the next attempt.
+                    ctx.store.uploads.record_uploaded(self.chunk.chunk_id, [])  # refused: nothing stored
+                    log.info(
+                        "Delix storage is full (%s) while extracts wait in the queue: deferring.", exc.error
+                    )
+                    ctx.control.defer_to_parked()
+                    raise ChunkAborted(self.chunk.chunk_id) from exc
                 now = ctx.clock()
                 since = now if since is None else since
                 left = wait_limit - (now - since)
@@ -156,7 +166,10 @@ class ChunkUpload(ChunkBadAnswers):
                 ctx.store.uploads.record_uploaded(self.chunk.chunk_id, [])
                 lost_rounds += 1
                 lost = exc.maybe_applied and exc.lost_attempts > 0
-                if not (lost and ctx.lost_copies_swept) or lost_rounds >= LOST_UPLOAD_ROUNDS:
+                # Sent again only where the copies are swept and the chunk may wait for that
+                # through the budget (not in a run that parks extracts: _can_requeue).
+                again = lost and ctx.lost_copies_swept and _can_requeue(ctx)
+                if not again or lost_rounds >= LOST_UPLOAD_ROUNDS:
                     raise
                 self._after_lost_sends(files, nbytes, lost_rounds, exc)
                 ctx.store.uploads.record_upload_intent(self.chunk.chunk_id, len(files))
@@ -165,9 +178,9 @@ class ChunkUpload(ChunkBadAnswers):
         """Wait before the chunk's next upload call after one whose sends all lost their answer.
 
         The chunk gives its slots back and queues for them again: the copies the lost sends may
-        have stored hold slots of their own until the sweep has looked (``run_cleanup``), so the
-        next call goes out only when the account has room past them. In a run that parks
-        extracts the chunk keeps its own slots and only waits a moment (:func:`_can_requeue`).
+        have stored hold slots of their own until the sweep has deleted them (``run_cleanup``),
+        so the next call goes out only when the account has room past them. Only in a run that
+        does not park extracts (:func:`_can_requeue`).
         """
         ctx = self.ctx
         log.warning(
@@ -178,17 +191,14 @@ class ChunkUpload(ChunkBadAnswers):
             rounds + 1,
             LOST_UPLOAD_ROUNDS,
         )
-        requeue = _can_requeue(ctx)
-        if requeue:
-            ctx.budget.release(len(files), nbytes)
+        ctx.budget.release(len(files), nbytes)
         ctx.sleep(ctx.tuning.storage_backoff[0])
         try:
             if ctx.control.aborting():
                 raise BudgetInterrupted
-            if requeue:
-                ctx.budget.acquire(len(files), nbytes, cancel=ctx.control.cancel)
+            ctx.budget.acquire(len(files), nbytes, cancel=ctx.control.cancel)
         except BudgetInterrupted:
-            raise (SlotsReturned if requeue else ChunkAborted)(self.chunk.chunk_id) from exc
+            raise SlotsReturned(self.chunk.chunk_id) from exc
 
     def _in_doubt(self, files: int, lost_sends: int) -> None:
         """Sends of this upload lost after sending: each may have stored all ``files``, unnamed."""

@@ -111,6 +111,12 @@ class Control:
                 self.busy = exc
         self._stop(abort=False)
 
+    def defer_to_parked(self) -> None:
+        """The account is full while this run's queued (parked) extracts hold part of it: only
+        their collection, after the deferral, frees that. No new chunk starts; the attempt ends
+        and the caller defers."""
+        self._stop(abort=False)
+
     def extract_held(self) -> None:
         """An extract stays uncollected with its files: no new chunk starts, the attempt ends.
 

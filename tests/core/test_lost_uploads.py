@@ -97,10 +97,11 @@ def test_a_lost_upload_is_not_sent_again_when_no_sweep_deletes_its_copies(
     assert summary.files_in_doubt == 10
 
 
-def test_a_deferrable_run_keeps_the_lost_chunks_slots_and_finishes(out: str, tmp_path: Path) -> None:
+def test_a_deferrable_run_leaves_a_lost_upload_to_its_next_attempt(out: str, tmp_path: Path) -> None:
     """A chunk that gave its slots back could see them go to a chunk whose queued extract then
-    parks (keeping them until a later attempt) and wait for ever: in a run that parks extracts
-    the chunk keeps its slots while it waits to send again."""
+    parks (keeping them until a later attempt) and wait for ever; keeping them instead, it could
+    not wait for the sweep through the budget and re-sent at once, piling copies up. A run that
+    parks extracts leaves the chunk to its next attempt (which it makes after the deferral)."""
     refs, _truth = document_archive(tmp_path / "docs", lost=12, a=12, b=12)
     lost = (tmp_path / "docs" / "lost.pdf").read_bytes()
     fake = LosingDocuments(lost, queue_polls=10**6)
@@ -127,7 +128,35 @@ def test_a_deferrable_run_keeps_the_lost_chunks_slots_and_finishes(out: str, tmp
     worker.join(30)
     assert not worker.is_alive(), "the run hung waiting for slots parked extracts hold"
     assert "error" not in done, done.get("error")
-    assert fake.lost_calls == 1
+    summary = done["summary"]
+    assert fake.lost_sent == 1, "not sent again in this attempt"
+    assert summary.waiting_extracts and summary.files_in_doubt == 2, "it defers; the copies are counted"
+
+
+def test_a_deferrable_run_defers_when_the_account_is_full_and_its_own_extracts_wait(
+    out: str, tmp_path: Path
+) -> None:
+    """Another task holds 24 of the 30 files and this run's queued extracts hold the rest: only
+    collecting them (after the deferral) frees room, so the run defers at once instead of
+    waiting out storage_wait_timeout and failing."""
+    refs, _truth = document_archive(tmp_path / "docs", **{f"d{i}": 8 for i in range(8)})  # queued
+    fake = FakeDelix(queue_polls=10**6)
+    for _ in range(24):
+        fake.put_foreign(b"another task's file")
+    started = time.monotonic()
+    summary = run_documents(
+        fake,
+        out,
+        refs,
+        deferrable=True,
+        max_concurrency=4,
+        sleep=time.sleep,
+        storage_backoff=(0.2, 0.4),
+        storage_wait_timeout=30.0,
+    )
+    assert time.monotonic() - started < 10, "deferred, not waited out"
+    assert summary.waiting_extracts and summary.pages_waiting > 0
+    assert fake.storage_full_raised >= 1, "the account did refuse an upload"
 
 
 class LosingDocuments(FakeDelix):
@@ -135,9 +164,11 @@ class LosingDocuments(FakeDelix):
 
     def __init__(self, lost: bytes, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.lost, self.lost_calls = lost, 0
+        self.lost, self.lost_calls, self.lost_sent = lost, 0, 0
 
     def upload_files(self, files: Any) -> Any:
+        if any(bytes(data) == self.lost for _, data in files):
+            self.lost_sent += 1
         if self.lost_calls == 0 and any(bytes(data) == self.lost for _, data in files):
             self.lost_calls += 1
             super().upload_files(files)
