@@ -87,13 +87,22 @@ def orientation(im: Image.Image) -> int:
 
 
 def has_transparency(im: Image.Image) -> bool:
-    """Whether any pixel is actually see-through (an all-opaque alpha channel does not count)."""
-    if im.mode == "P" and "transparency" in im.info:
+    """Whether any pixel is actually see-through (an all-opaque alpha channel does not count).
+
+    Also a PNG's colour key (``tRNS`` in a palette, gray or RGB image): "this colour is
+    transparent", often the white of the page, which a decoder may then show black.
+    """
+    if _keyed(im):
         im = im.convert("RGBA")
     if im.mode not in _ALPHA_MODES:
         return False
     low, _ = _extrema(im.getchannel("A"))
     return low < 255
+
+
+def _keyed(im: Image.Image) -> bool:
+    """A colour-key transparency (PNG ``tRNS`` without an alpha channel)."""
+    return im.mode in ("P", "L", "RGB") and "transparency" in im.info
 
 
 def drop_zero_alpha(im: Image.Image) -> tuple[Image.Image, list[str]]:
@@ -154,15 +163,17 @@ def to_ocr_mode(im: Image.Image) -> tuple[Image.Image, list[str]]:
             im = transposed
             steps.append("exif_rotate")
     mode = im.mode
-    if mode in ("1", "L", "RGB") or (mode == "P" and "transparency" not in im.info):
+    if mode in ("1", "L", "RGB", "P") and not _keyed(im):
         return im, steps
     if mode in _HIGH_DEPTH_MODES:
         steps.append("16bit->8bit" if mode.startswith("I;16") else f"{mode.lower()}->8bit")
         return _to_8bit(im), steps
-    if mode == "P" or mode in _ALPHA_MODES:
+    if _keyed(im) or mode in _ALPHA_MODES:
         if has_transparency(im):
             steps.append("alpha->white")
             return _flatten(im), steps
+        if mode in ("L", "RGB"):  # a colour key no pixel has
+            return im, steps
         return im.convert("L" if mode in ("LA", "La") else "RGB"), steps
     steps.append(f"{mode.lower()}->rgb")  # CMYK, YCbCr, LAB, HSV
     return im.convert("RGB"), steps
@@ -226,23 +237,27 @@ def _label(pre: list[str], source: str, result: str, extra: list[str] | None = N
     return ",".join([*pre, f"{source}->{result}", *(extra or [])])
 
 
-def png_compressed_well(data: bytes) -> bool:
-    """Whether a PNG's pixels were deflated at zlib's default level or above.
+def png_deflated_size(data: bytes) -> int | None:
+    """What a PNG's pixels take, deflated (its IDAT chunks), if at zlib's default level or above.
 
-    The zlib header of the first IDAT chunk says (its FLEVEL bits: 2 = default, 3 = best).
-    Only then does the file's own size stand for what a re-encode at the default level would
-    give; a PNG written with little or no compression (scanners' fast mode, ``compress_level=0``)
-    can shrink tenfold, losslessly, and must not go straight to JPEG.
+    The zlib header of the first IDAT chunk says the level (its FLEVEL bits: 2 = default, 3 =
+    best). Only then does that size stand for what a re-encode at the default level would give:
+    a PNG written with little or no compression (scanners' fast mode, ``compress_level=0``) can
+    shrink tenfold, losslessly, and must not go straight to JPEG. The IDAT chunks, not the file:
+    a small image can carry megabytes of metadata (XMP, text chunks) that a re-encode drops.
+    None for those and for a damaged file (it is re-encoded to find out).
     """
-    offset = 8
-    for _ in range(64):  # IDAT comes after a few header chunks; a damaged file: re-encode
-        if offset + 10 > len(data):
-            return False
+    offset, total, seen = 8, 0, False
+    while offset + 12 <= len(data):
         length, tag = struct.unpack(">I4s", data[offset : offset + 8])
         if tag == b"IDAT":
-            return length >= 2 and data[offset + 9] >> 6 >= 2
+            if not seen and (length < 2 or data[offset + 9] >> 6 < 2):
+                return None
+            seen, total = True, total + length
+        elif tag == b"IEND":
+            break
         offset += 12 + length
-    return False
+    return total + 1024 if seen else None  # and the few header chunks a re-encode writes
 
 
 def encode_page(
@@ -256,7 +271,7 @@ def encode_page(
 
     ``im`` must be in OCR mode (``to_ocr_mode``) with ``pre_steps`` what that did.
     ``original_size`` is the size of the source when it already is a PNG deflated at the default
-    level or above (:func:`png_compressed_well`), with the pixels unchanged: it lets the ladder
+    level or above (:func:`png_deflated_size`), with the pixels unchanged: it lets the ladder
     skip re-encoding at the default level. Raises ``InvalidInputError(too_large)``.
     """
     pre = list(pre_steps or [])
@@ -265,7 +280,7 @@ def encode_page(
     if kind != "jpeg":  # re-encoding a lossy source losslessly only makes it bigger
         reduced, reductions = reduce_lossless(im)
         lossless_size = original_size
-        if reductions or original_size is None:
+        if reductions or original_size is None or original_size <= MAX_IMAGE_BYTES:
             data = _save(reduced, "PNG", dpi)
             if len(data) <= MAX_IMAGE_BYTES:
                 return EncodedPage(data, "png", _label(pre, source, "png"))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -30,7 +31,7 @@ from airflow_provider_delix.core.normalize import (
     drop_zero_alpha,
     encode_page,
     needs_rework,
-    png_compressed_well,
+    png_deflated_size,
     to_ocr_mode,
 )
 from airflow_provider_delix.core.validation import (
@@ -146,9 +147,9 @@ def _single_page_work(im: Image.Image, data: bytes, kind: ImageKind, sha256: str
             im.load()
             page, steps = to_ocr_mode(im)
             unchanged = not steps  # else new pixels (16 -> 8 bit, flattened, rotated)
-    # The file's size stands for a default-level re-encode only for its own pixels, deflated at
-    # the default level or above.
-    original_size = len(data) if unchanged and kind == "png" and png_compressed_well(data) else None
+    # The pixels' deflated size stands for a default-level re-encode only for the source's own
+    # pixels, deflated at the default level or above.
+    original_size = png_deflated_size(data) if unchanged and kind == "png" else None
     with decode_errors("re-encoding failed"):
         encoded = encode_page(page, kind, pre_steps=steps, original_size=original_size)
     return PreparedPage(
@@ -228,6 +229,11 @@ def _frame(
             with decode_errors(f"page {number} does not decode"):
                 check_pixels(im, f"page {number}")
                 steps: list[str] = []
+                if reduction(im.mode, im.size) > 1 and kind == "png" and index > 0:
+                    # The reduced decode reads the PNG's own pixels (its first frame) from the file.
+                    raise InvalidInputError(
+                        Reason.TOO_LARGE, f"frame {number} of an animated PNG is too large to decode"
+                    )
                 if reduction(im.mode, im.size) > 1:  # asked of the header, before anything is decoded
                     page, steps = load_reduced(im, data, kind, f"page {number}")
                 else:
@@ -246,10 +252,31 @@ def _frame(
     return PreparedPage(number, encoded.data, filename, encoded.normalization, None, None), False
 
 
+def animated_png(data: bytes) -> bool:
+    """Whether a PNG is an APNG of more than one frame (an ``acTL`` chunk before the pixels).
+
+    Decoders that do not know APNG show its first frame only; its other frames are pages the
+    OCR would never see, so it is prepared frame by frame, like a GIF.
+    """
+    offset = 8
+    for _ in range(64):  # acTL comes before the first IDAT, after a few header chunks
+        if offset + 12 > len(data):
+            return False
+        length, tag = struct.unpack(">I4s", data[offset : offset + 8])
+        if tag == b"acTL":
+            frames: int = struct.unpack(">I", data[offset + 8 : offset + 12])[0]
+            return length >= 4 and frames > 1
+        if tag == b"IDAT":
+            return False
+        offset += 12 + length
+    return False
+
+
 def _frames(
     data: bytes, kind: ImageKind, sha256: str, done: Callable[[int], bool], source: str
 ) -> Iterator[PreparedPage]:
-    """Every page of a TIFF / frame of a GIF, WebP or HEIC, each converted and released in turn.
+    """Every page of a TIFF / frame of a GIF, WebP, HEIC or animated PNG, each converted and
+    released in turn.
 
     A damaged page becomes an invalid row and the pages before it are kept; a page that cannot
     even be located (broken page chain) ends the source there. Decoder messages are collected
@@ -268,7 +295,7 @@ def _frames(
     try:
         # Seek page by page instead of asking ``n_frames`` first: counting walks the whole page
         # chain, so a file truncated after a few good pages would otherwise lose all of them.
-        for index in range(_MAX_PAGES if kind in _MULTI_PAGE_KINDS else 1):
+        for index in range(_MAX_PAGES if kind in _MULTI_PAGE_KINDS or kind == "png" else 1):
             with collect() as notes:
                 page, last = _frame(im, index, data=data, kind=kind, sha256=sha256, done=done)
             if page is None:
@@ -301,12 +328,13 @@ def prepare_source(
         if detect_kind(data) == "pdf":
             return PreparedSource(ref=ref, sha256=sha256, pages=_pdf_pages(data, sha256))
         kind = check_supported(data)
-        if kind in ("png", "jpeg") and done(1):
+        single = kind == "jpeg" or (kind == "png" and not animated_png(data))
+        if single and done(1):
             pages: tuple[PreparedPage, ...] = (resumed_page(sha256, 1),)
-        elif kind in ("png", "jpeg"):
+        elif single:
             png_or_jpeg = kind
             pages = (_decoded(ref.source, sha256, lambda: _single_page(data, png_or_jpeg, sha256)),)
-        else:
+        else:  # a multi-page format, or an animated PNG: a row per frame, as for a GIF
             pages = tuple(_frames(data, kind, sha256, done, ref.source))
     except InvalidInputError as exc:
         return PreparedSource(ref=ref, sha256=sha256, pages=(_invalid(sha256, 1, exc),))

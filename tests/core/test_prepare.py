@@ -293,3 +293,32 @@ def test_a_png_saved_with_little_compression_stays_lossless() -> None:
     (page,) = _prepared(stored).pages
     assert page.normalization is not None and page.normalization.endswith("png->png")
     assert _decoded(page.data).format == "PNG"
+
+
+def test_a_png_over_2_mb_only_because_of_its_metadata_stays_lossless() -> None:
+    """A small scan carrying megabytes of XMP/text: its pixels fit losslessly, so the page must
+    not go out as a lossy JPEG because the file is large."""
+    from PIL import PngImagePlugin
+
+    scan = _text_scan((1200, 900))
+    info = PngImagePlugin.PngInfo()
+    info.add_text("XML:com.adobe.xmp", "x" * (3 * MAX_IMAGE_BYTES // 2), zip=False)
+    stored = _encode(scan, "PNG", pnginfo=info)
+    assert len(stored) > MAX_IMAGE_BYTES
+    (page,) = _prepared(stored).pages
+    assert page.normalization == "png->png" and _decoded(page.data).format == "PNG"
+    assert len(page.data) < MAX_IMAGE_BYTES // 4, "the metadata is dropped"
+    assert list(_decoded(page.data).getdata()) == list(scan.getdata()), "not lossless"
+
+
+def test_every_frame_of_an_animated_png_gets_its_page() -> None:
+    """An APNG shows its first frame to a decoder that does not know APNG: sent as is, the
+    other frames would be lost without a row. It is read frame by frame, like a GIF."""
+    frames = [_page("frame one"), _page("frame two")]
+    stored = _encode(frames[0], "PNG", save_all=True, append_images=frames[1:])
+    assert prepare.animated_png(stored) and not prepare.animated_png(_encode(frames[0], "PNG"))
+    pages = _prepared(stored).pages
+    assert [p.page_number for p in pages] == [1, 2]
+    for page, frame in zip(pages, frames, strict=True):
+        assert page.error is None and page.normalization == "png->png"
+        assert list(_decoded(page.data).convert("RGB").getdata()) == list(frame.getdata())
