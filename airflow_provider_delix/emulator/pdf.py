@@ -51,13 +51,26 @@ def text_layer(data: bytes, page_number: int) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
+# What a page given to OCR may hold, in pixels: an A3 page at 600 dpi. Past it a scan is
+# rendered at a lower resolution instead of decoded at its own (an A0 scan at 600 dpi is 558
+# million pixels: gigabytes in Pillow and Tesseract, for no better text).
+MAX_OCR_PIXELS = 70_000_000
+
+
 def render_page_pgm(data: bytes, page_number: int, dpi: int = 300) -> bytes:
-    """One page as a grayscale PGM image: Tesseract reads it from stdin with no decoding cost."""
+    """One page as a grayscale PGM image: Tesseract reads it from stdin with no decoding cost.
+
+    At ``dpi``, or lower for a page that would be more than :data:`MAX_OCR_PIXELS`.
+    """
     with _PDFIUM:
         doc = pdfium.PdfDocument(data)
         try:
             page = doc[page_number - 1]
-            bitmap = page.render(scale=dpi / 72, grayscale=True)
+            width_pt, height_pt = page.get_size()
+            scale = dpi / 72
+            if width_pt * height_pt * scale * scale > MAX_OCR_PIXELS:
+                scale = 0.99 * (MAX_OCR_PIXELS / (width_pt * height_pt)) ** 0.5  # PDFium rounds up
+            bitmap = page.render(scale=scale, grayscale=True)
             image = bitmap.to_pil().convert("L")  # copies out of PDFium's buffer while locked
             bitmap.close()
             page.close()
@@ -137,6 +150,9 @@ def page_scan(data: bytes, page_number: int) -> bytes | None:
             image = _scan_image(page)
             if image is None:
                 return None
+            width, height = image.get_px_size()
+            if width * height > MAX_OCR_PIXELS:
+                return None  # rendered at a resolution that fits instead of decoded whole
             rotation = page.get_rotation() % 360
             jpeg = _embedded_jpeg(image) if rotation == 0 else None
             if jpeg is not None:

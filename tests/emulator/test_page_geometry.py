@@ -108,3 +108,17 @@ def test_groundtruth_reads_a_packed_jpeg_only_when_the_page_shows_it(api: Api) -
     texts = [f["pages"][0]["text"] for f in data["files"]]
     assert texts[0] == "shown text"
     assert texts[1] != "hidden text" and len(texts[1].encode()) == 64  # no text layer: the fallback
+
+
+def test_a_scan_past_the_pixel_cap_is_rendered_smaller_not_decoded_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An A0 scan at 600 dpi is 558 million pixels: decoded at its own resolution it takes
+    gigabytes in Pillow and Tesseract. Past MAX_OCR_PIXELS the page is rendered to fit."""
+    data = scan_pdf(encoded(Image.new("L", (400, 300), 255)))
+    assert emulator_pdf.page_scan(data, 1) is not None
+    monkeypatch.setattr(emulator_pdf, "MAX_OCR_PIXELS", 400 * 300 - 1)
+    assert emulator_pdf.page_scan(data, 1) is None, "left to the renderer"
+    pgm = emulator_pdf.render_page_pgm(data, 1, dpi=300)
+    width, height = (int(v) for v in pgm.split(b"\n", 2)[1].split())
+    assert width * height <= 400 * 300 - 1
