@@ -188,7 +188,11 @@ def load_reduced(im: Image.Image, data: bytes, kind: ImageKind, what: str) -> tu
     with no transparency, its DPI divided by the factor, ready for ``to_ocr_mode``/``encode_page``.
     Damaged data raises whatever the decoder raises (the caller maps it to a reason).
     """
-    size, upright = im.size, orientation(im) if kind != "png" else 1
+    size, upright = im.size, 1
+    # Read again once the pixels are loaded: Pillow's TIFF plugin turns the page upright while
+    # loading it (and drops the tag) in recent versions, not in older ones, so only what the
+    # loaded page still carries is left to do; the value before loading only tells that it was.
+    stored = orientation(im) if kind != "png" else 1
     dpi = im.info.get("dpi")
     factor = reduction(im.mode, im.size)
     scaled = 1
@@ -208,8 +212,7 @@ def load_reduced(im: Image.Image, data: bytes, kind: ImageKind, what: str) -> tu
         if decoded_bytes(im.mode, im.size) > WHOLE_BYTES:
             raise _too_large(im, what)
         im.load()
-        if kind == "png":  # an eXIf chunk after the pixels is only seen now
-            upright = orientation(im)
+        upright = orientation(im)  # a PNG's eXIf chunk after the pixels is only seen now, too
         rest = reduction(im.mode, im.size)
         if rest > 1 or im.mode not in ("L", "RGB"):
             page, transparent = _reduce_strips(_whole_strips(im, _rows_per_strip(im, rest)), im.size, rest)
@@ -219,6 +222,7 @@ def load_reduced(im: Image.Image, data: bytes, kind: ImageKind, what: str) -> tu
     steps = [f"reduce_1/{scaled}"]
     if upright in _TRANSPOSE:
         page = page.transpose(_TRANSPOSE[upright])
+    if upright in _TRANSPOSE or stored in _TRANSPOSE:  # turned by us or by Pillow while loading
         steps.insert(0, "exif_rotate")
     if transparent:
         steps.append("alpha->white")

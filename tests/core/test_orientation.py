@@ -1,0 +1,90 @@
+"""Every EXIF/TIFF orientation turns a page upright exactly once, whether decoded whole or reduced.
+
+Pillow's TIFF plugin applies the Orientation tag itself while loading (and drops the tag), JPEG
+and PNG leave it to us: a page read before loading and turned again after came out rotated
+twice. Each stored page here carries a dark block that is in its top-left corner only once the
+page is upright, and the page is taller than wide, so all eight orientations are told apart.
+The work limit is lowered so that a small picture stands in for a page over it.
+"""
+
+from __future__ import annotations
+
+import io
+
+import fsspec
+import pytest
+from PIL import Image
+
+from airflow_provider_delix.core import decode_limits
+from airflow_provider_delix.core.inputs import InputRef
+from airflow_provider_delix.core.prepare import PreparedPage, prepare_source
+
+# How to store an upright page so that a viewer applying each orientation shows it upright
+# (the inverse of what the tag asks for).
+_STORE = {
+    1: None,
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_90,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_270,
+}
+_UPRIGHT = (120, 160)  # portrait: 76,800 decoded bytes in RGB
+
+
+def _stored(orientation: int, fmt: str) -> bytes:
+    page = Image.new("RGB", _UPRIGHT, "white")
+    page.paste((0, 0, 0), (0, 0, _UPRIGHT[0] // 3, _UPRIGHT[1] // 4))
+    turn = _STORE[orientation]
+    stored = page if turn is None else page.transpose(turn)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buffer = io.BytesIO()
+    if fmt == "TIFF":
+        stored.save(buffer, "TIFF", compression="tiff_lzw", tiffinfo={0x0112: orientation})
+    elif fmt == "JPEG":
+        stored.save(buffer, "JPEG", quality=95, exif=exif)
+    else:
+        stored.save(buffer, "PNG", exif=exif)
+    return buffer.getvalue()
+
+
+def _prepare(data: bytes) -> PreparedPage:
+    (page,) = prepare_source(InputRef("x", fsspec.filesystem("memory"), "/x"), data).pages
+    return page
+
+
+def _assert_upright(page: PreparedPage) -> None:
+    assert page.data is not None, page.message
+    im = Image.open(io.BytesIO(page.data)).convert("L")
+    width, height = im.size
+    assert height > width, f"sent {width}x{height}: not portrait ({page.normalization})"
+    corners = {
+        "top-left": (0, 0),
+        "top-right": (width - width // 6, 0),
+        "bottom-left": (0, height - height // 8),
+        "bottom-right": (width - width // 6, height - height // 8),
+    }
+    dark = [name for name, (x, y) in corners.items() if im.getpixel((x + 2, y + 2)) < 80]  # type: ignore[operator]
+    assert dark == ["top-left"], f"dark corners {dark} ({page.normalization})"
+
+
+@pytest.mark.parametrize("fmt", ["TIFF", "JPEG", "PNG"])
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_a_page_within_the_work_limit_is_turned_upright_once(fmt: str, orientation: int) -> None:
+    _assert_upright(_prepare(_stored(orientation, fmt)))
+
+
+@pytest.mark.parametrize("fmt", ["TIFF", "JPEG", "PNG"])
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_a_page_over_the_work_limit_is_turned_upright_once(
+    fmt: str, orientation: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(decode_limits, "WORK_BYTES", 30_000)
+    monkeypatch.setattr(decode_limits, "STRIP_BYTES", 4_000)
+    page = _prepare(_stored(orientation, fmt))
+    _assert_upright(page)
+    assert page.normalization is not None and "reduce_1/" in page.normalization
+    assert ("exif_rotate" in page.normalization) == (orientation != 1)
