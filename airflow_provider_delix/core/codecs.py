@@ -6,6 +6,10 @@ or a JPEG-compressed BMP is fine and only needs another converter (or a libtiff 
 codec). So the compression is read from the file's own header and checked against what Pillow
 and its libtiff can decode; the answer becomes ``unsupported_codec`` with the codec's number
 and name, not ``corrupt_image``.
+
+An arithmetic-coded JPEG (SOF9-SOF15) is the same case: libjpeg's arithmetic decoder cannot
+resume when its input runs out, and Pillow feeds the decoder in 64 KiB blocks, so any such
+file larger than one block fails as a "broken data stream" although ``djpeg`` reads it.
 """
 
 from __future__ import annotations
@@ -16,7 +20,13 @@ from PIL import Image, TiffImagePlugin
 
 from airflow_provider_delix.core.decoder_notes import tiff_codec_configured
 
-__all__ = ["BMP_COMPRESSIONS", "TIFF_COMPRESSIONS", "bmp_codec_problem", "tiff_codec_problem"]
+__all__ = [
+    "BMP_COMPRESSIONS",
+    "TIFF_COMPRESSIONS",
+    "bmp_codec_problem",
+    "jpeg_codec_problem",
+    "tiff_codec_problem",
+]
 
 # TIFF tag 259 values (TIFF 6.0, libtiff's tiff.h, and the registered private ones seen in scans).
 TIFF_COMPRESSIONS: dict[int, str] = {
@@ -123,3 +133,41 @@ def tiff_codec_problem(compression: int | None) -> str | None:
     if tiff_codec_configured(compression) is False:
         return f"TIFF compression {name} is not configured in this Pillow build's libtiff"
     return None
+
+
+# Start-of-frame markers of arithmetic-coded JPEG processes (ITU T.81, table B.1).
+_ARITHMETIC_FRAMES = {0xC9: "SOF9", 0xCA: "SOF10", 0xCB: "SOF11", 0xCD: "SOF13", 0xCE: "SOF14", 0xCF: "SOF15"}
+_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # DHT, JPG and DAC share the range
+_STANDALONE = frozenset({0x01, *range(0xD0, 0xD9)})  # TEM, RSTn, SOI: no length field
+
+
+def jpeg_frame_marker(data: bytes) -> int | None:
+    """The first start-of-frame marker (0xC0-0xCF), read by hand; None if there is none before the scan."""
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            return None  # not a marker where one must be: damage, left to the decoder
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+        elif marker in _STANDALONE:
+            pos += 2
+        elif marker in _SOF:
+            return marker
+        elif marker in (0xDA, 0xD9):  # a scan or the end before any frame header
+            return None
+        else:
+            pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+    return None
+
+
+def jpeg_codec_problem(data: bytes) -> str | None:
+    """Why Pillow cannot decode this JPEG's entropy coding, or None (then it is not the reason)."""
+    marker = jpeg_frame_marker(data)
+    if marker not in _ARITHMETIC_FRAMES:
+        return None
+    return (
+        f"the JPEG uses arithmetic coding ({_ARITHMETIC_FRAMES[marker]}), which Pillow cannot decode "
+        "(libjpeg's arithmetic decoder cannot resume between the blocks Pillow feeds it); the file is "
+        "fine: `jpegtran -outfile fixed.jpg file.jpg` converts it losslessly to Huffman coding"
+    )

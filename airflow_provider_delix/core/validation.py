@@ -257,6 +257,8 @@ def codec_problem(data: bytes, kind: ImageKind, im: Image.Image | None = None) -
         return codecs.bmp_codec_problem(data)
     if kind == "tiff":
         return codecs.tiff_codec_problem(codecs.tiff_compression(data, im))
+    if kind == "jpeg":
+        return codecs.jpeg_codec_problem(data)
     return None
 
 
@@ -266,7 +268,13 @@ def open_image(data: bytes, kind: ImageKind) -> Image.Image:
     with decode_errors(f"not a readable {name}", codec=lambda: codec_problem(data, kind)):
         im = Image.open(io.BytesIO(data), formats=[PIL_FORMATS[kind]])
         check_pixels(im, "the image")
-        return im
+    # Asked before decoding: an arithmetic-coded JPEG opens fine and fails only when decoded,
+    # as a "broken data stream" that would call a sound file damaged.
+    problem = codecs.jpeg_codec_problem(data) if kind == "jpeg" else None
+    if problem is not None:
+        im.close()
+        raise InvalidInputError(Reason.UNSUPPORTED_CODEC, problem)
+    return im
 
 
 def fits_api(data: bytes) -> bool:
