@@ -168,6 +168,7 @@ def jpeg_codec_problem(data: bytes) -> str | None:
         return None
     return (
         f"the JPEG uses arithmetic coding ({_ARITHMETIC_FRAMES[marker]}), which Pillow cannot decode "
-        "(libjpeg's arithmetic decoder cannot resume between the blocks Pillow feeds it); the file is "
-        "fine: `jpegtran -outfile fixed.jpg file.jpg` converts it losslessly to Huffman coding"
+        "past 64 KiB (libjpeg's arithmetic decoder cannot resume between the blocks Pillow feeds it) "
+        "and many decoders not at all, so it is not sent; the file is fine: `jpegtran -outfile "
+        "fixed.jpg file.jpg` converts it losslessly to Huffman coding"
     )

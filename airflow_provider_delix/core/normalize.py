@@ -87,22 +87,13 @@ def orientation(im: Image.Image) -> int:
 
 
 def has_transparency(im: Image.Image) -> bool:
-    """Whether any pixel is actually see-through (an all-opaque alpha channel does not count).
-
-    Also a PNG's colour key (``tRNS`` in a palette, gray or RGB image): "this colour is
-    transparent", often the white of the page, which a decoder may then show black.
-    """
-    if _keyed(im):
+    """Whether any pixel is actually see-through (an all-opaque alpha channel does not count)."""
+    if im.mode == "P" and "transparency" in im.info:
         im = im.convert("RGBA")
     if im.mode not in _ALPHA_MODES:
         return False
     low, _ = _extrema(im.getchannel("A"))
     return low < 255
-
-
-def _keyed(im: Image.Image) -> bool:
-    """A colour-key transparency (PNG ``tRNS`` without an alpha channel)."""
-    return im.mode in ("P", "L", "RGB") and "transparency" in im.info
 
 
 def drop_zero_alpha(im: Image.Image) -> tuple[Image.Image, list[str]]:
@@ -163,17 +154,15 @@ def to_ocr_mode(im: Image.Image) -> tuple[Image.Image, list[str]]:
             im = transposed
             steps.append("exif_rotate")
     mode = im.mode
-    if mode in ("1", "L", "RGB", "P") and not _keyed(im):
+    if mode in ("1", "L", "RGB") or (mode == "P" and "transparency" not in im.info):
         return im, steps
     if mode in _HIGH_DEPTH_MODES:
         steps.append("16bit->8bit" if mode.startswith("I;16") else f"{mode.lower()}->8bit")
         return _to_8bit(im), steps
-    if _keyed(im) or mode in _ALPHA_MODES:
+    if mode == "P" or mode in _ALPHA_MODES:
         if has_transparency(im):
             steps.append("alpha->white")
             return _flatten(im), steps
-        if mode in ("L", "RGB"):  # a colour key no pixel has
-            return im, steps
         return im.convert("L" if mode in ("LA", "La") else "RGB"), steps
     steps.append(f"{mode.lower()}->rgb")  # CMYK, YCbCr, LAB, HSV
     return im.convert("RGB"), steps
@@ -221,6 +210,10 @@ def _save(im: Image.Image, fmt: str, dpi: tuple[float, float] | None, **options:
     buffer = io.BytesIO()
     if dpi:
         options["dpi"] = dpi
+    if fmt == "PNG":
+        # A page in OCR mode is opaque. A source's colour key (tRNS in gray or RGB) would be
+        # written again, and a mode reduction (RGB -> L) moves it onto a colour the page has.
+        options.setdefault("transparency", None)
     im.save(buffer, fmt, **options)
     return buffer.getvalue()
 

@@ -207,6 +207,8 @@ def _frame(
 ) -> tuple[PreparedPage | None, bool]:
     """Page ``index`` converted (or why not) and whether it is the last; ``None`` past the end."""
     number = index + 1
+    if kind == "png" and index > 0 and reduction(im.mode, im.size) > 1:
+        return _large_apng_frame(im, index, sha256)
     try:
         # A page whose compression Pillow does not know fails here, while its tags are read.
         with decode_errors(f"page {number} cannot be located", codec=lambda: codec_problem(data, kind, im)):
@@ -229,11 +231,6 @@ def _frame(
             with decode_errors(f"page {number} does not decode"):
                 check_pixels(im, f"page {number}")
                 steps: list[str] = []
-                if reduction(im.mode, im.size) > 1 and kind == "png" and index > 0:
-                    # The reduced decode reads the PNG's own pixels (its first frame) from the file.
-                    raise InvalidInputError(
-                        Reason.TOO_LARGE, f"frame {number} of an animated PNG is too large to decode"
-                    )
                 if reduction(im.mode, im.size) > 1:  # asked of the header, before anything is decoded
                     page, steps = load_reduced(im, data, kind, f"page {number}")
                 else:
@@ -259,9 +256,7 @@ def animated_png(data: bytes) -> bool:
     OCR would never see, so it is prepared frame by frame, like a GIF.
     """
     offset = 8
-    for _ in range(64):  # acTL comes before the first IDAT, after a few header chunks
-        if offset + 12 > len(data):
-            return False
+    while offset + 12 <= len(data):  # acTL comes before the first IDAT (text chunks may precede it)
         length, tag = struct.unpack(">I4s", data[offset : offset + 8])
         if tag == b"acTL":
             frames: int = struct.unpack(">I", data[offset + 8 : offset + 12])[0]
@@ -270,6 +265,18 @@ def animated_png(data: bytes) -> bool:
             return False
         offset += 12 + length
     return False
+
+
+def _large_apng_frame(im: Image.Image, index: int, sha256: str) -> tuple[PreparedPage | None, bool]:
+    """An APNG frame past the first on a canvas too large to decode whole: not read.
+
+    Its seek would decode the previous frame whole, and the reduced decode reads the file's own
+    pixels (its first frame). The frame count is the ``acTL`` chunk's: nothing is decoded.
+    """
+    if index >= getattr(im, "n_frames", 1):
+        return None, True
+    why = f"frame {index + 1} of an animated PNG is too large to decode"
+    return _invalid(sha256, index + 1, InvalidInputError(Reason.TOO_LARGE, why)), False
 
 
 def _frames(

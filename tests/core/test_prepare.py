@@ -322,3 +322,27 @@ def test_every_frame_of_an_animated_png_gets_its_page() -> None:
     for page, frame in zip(pages, frames, strict=True):
         assert page.error is None and page.normalization == "png->png"
         assert list(_decoded(page.data).convert("RGB").getdata()) == list(frame.getdata())
+
+
+def test_an_apng_is_found_behind_many_text_chunks() -> None:
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    for n in range(100):
+        info.add_text(f"k{n}", "v")
+    frames = [_page("frame one"), _page("frame two")]
+    stored = _encode(frames[0], "PNG", save_all=True, append_images=frames[1:], pnginfo=info)
+    assert prepare.animated_png(stored)
+    assert [p.page_number for p in _prepared(stored).pages] == [1, 2]
+
+
+def test_an_apng_frame_too_large_to_decode_whole_is_not_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its seek would decode the previous frame whole, and the reduced decode reads the file's
+    own first frame: frames past the first on such a canvas get a too_large row each."""
+    from airflow_provider_delix.core import decode_limits
+
+    frames = [_page("frame one"), _page("frame two"), _page("frame three")]
+    stored = _encode(frames[0], "PNG", save_all=True, append_images=frames[1:])
+    monkeypatch.setattr(decode_limits, "WORK_BYTES", 300 * 200 * 4 // 3)
+    pages = _prepared(stored).pages
+    assert [(p.page_number, p.error) for p in pages] == [(1, None), (2, "too_large"), (3, "too_large")]
