@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import io
 import math
-import struct
 from dataclasses import dataclass
 from typing import Any
 
 from PIL import Image, ImageChops, ImageOps
 
 from airflow_provider_delix.api.models import MAX_IMAGE_BYTES
+from airflow_provider_delix.core.png_strips import png_chunks
 from airflow_provider_delix.core.validation import ImageKind, InvalidInputError, Reason
 
 __all__ = [
@@ -240,16 +240,14 @@ def png_deflated_size(data: bytes) -> int | None:
     a small image can carry megabytes of metadata (XMP, text chunks) that a re-encode drops.
     None for those and for a damaged file (it is re-encoded to find out).
     """
-    offset, total, seen = 8, 0, False
-    while offset + 12 <= len(data):
-        length, tag = struct.unpack(">I4s", data[offset : offset + 8])
+    total, seen = 0, False
+    for tag, start, length in png_chunks(data):
+        if start + 4 > len(data):  # a header cut off at the end of the file
+            break
         if tag == b"IDAT":
-            if not seen and (length < 2 or data[offset + 9] >> 6 < 2):
+            if not seen and (length < 2 or data[start + 1] >> 6 < 2):
                 return None
             seen, total = True, total + length
-        elif tag == b"IEND":
-            break
-        offset += 12 + length
     return total + 1024 if seen else None  # and the few header chunks a re-encode writes
 
 

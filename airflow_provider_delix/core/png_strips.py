@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from PIL import Image, PngImagePlugin
 
-__all__ = ["PngLayout", "png_strips", "strip_layout"]
+__all__ = ["PngLayout", "png_chunks", "png_strips", "strip_layout"]
 
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # PNG colour type -> samples per pixel
@@ -57,23 +57,34 @@ class PngLayout:
         return max(1, self.bit_depth * _CHANNELS[self.colour_type] // 8)
 
 
+def png_chunks(data: bytes) -> Iterator[tuple[bytes, int, int]]:
+    """``(type, offset of its data, declared length)`` of each chunk of a PNG, up to ``IEND``.
+
+    Only the chunk headers are read (no CRC check, no copy). A declared length past the end of
+    the file is given as declared: the caller bounds what it reads. The one walk of a PNG's
+    chunks, for the strip decoder here and the checks of ``normalize`` and ``prepare``.
+    """
+    pos = len(_SIGNATURE)
+    while pos + 8 <= len(data):
+        length, tag = struct.unpack_from(">I4s", data, pos)
+        yield tag, pos + 8, length
+        if tag == b"IEND":
+            return
+        pos += 12 + length
+
+
 def strip_layout(data: bytes) -> PngLayout | None:
     """The layout of a PNG that can be decoded in strips, or None (then decode it whole)."""
     if not data.startswith(_SIGNATURE):
         return None
     chunks: dict[bytes, bytes] = {}
     idat: list[bytes] = []
-    pos = len(_SIGNATURE)
-    while pos + 8 <= len(data):
-        length, tag = struct.unpack_from(">I4s", data, pos)
-        body = data[pos + 8 : pos + 8 + length]
-        pos += 12 + length
+    for tag, start, length in png_chunks(data):
+        body = data[start : start + length]
         if tag == b"IDAT":
             idat.append(body)
         elif tag in (b"IHDR", b"PLTE", b"tRNS", b"eXIf") and tag not in chunks:
             chunks[tag] = body
-        elif tag == b"IEND":
-            break
     header = chunks.get(b"IHDR", b"")
     if len(header) != 13 or not idat:
         return None

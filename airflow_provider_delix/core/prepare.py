@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -34,6 +33,7 @@ from airflow_provider_delix.core.normalize import (
     png_deflated_size,
     to_ocr_mode,
 )
+from airflow_provider_delix.core.png_strips import png_chunks
 from airflow_provider_delix.core.validation import (
     ImageKind,
     InvalidInputError,
@@ -255,15 +255,11 @@ def animated_png(data: bytes) -> bool:
     Decoders that do not know APNG show its first frame only; its other frames are pages the
     OCR would never see, so it is prepared frame by frame, like a GIF.
     """
-    offset = 8
-    while offset + 12 <= len(data):  # acTL comes before the first IDAT (text chunks may precede it)
-        length, tag = struct.unpack(">I4s", data[offset : offset + 8])
-        if tag == b"acTL":
-            frames: int = struct.unpack(">I", data[offset + 8 : offset + 12])[0]
-            return length >= 4 and frames > 1
-        if tag == b"IDAT":
+    for tag, start, length in png_chunks(data):  # acTL comes before the first IDAT
+        if start + 4 > len(data) or tag == b"IDAT":
             return False
-        offset += 12 + length
+        if tag == b"acTL":
+            return length >= 4 and int.from_bytes(data[start : start + 4], "big") > 1
     return False
 
 
