@@ -143,18 +143,12 @@ class ChunkUpload(ChunkBadAnswers):
                     delay = window.retry_delay(attempt, first, longest)
                 log.info("Delix storage is full (%s); waiting %.1f s", exc.error, min(delay, left))
                 requeue = window is not None and _can_requeue(ctx)
-                if requeue:
-                    ctx.budget.release(len(files), nbytes)
-                ctx.sleep(min(delay, left))
-                delay = min(delay * 2, longest)
                 try:
-                    if ctx.control.aborting():
-                        raise BudgetInterrupted
-                    if requeue:
-                        ctx.budget.acquire(len(files), nbytes, cancel=ctx.control.cancel)
+                    self._wait(len(files), nbytes, min(delay, left), requeue=requeue)
                 except BudgetInterrupted:
                     ctx.store.uploads.record_uploaded(self.chunk.chunk_id, [])
                     raise (SlotsReturned if requeue else ChunkAborted)(self.chunk.chunk_id) from exc
+                delay = min(delay * 2, longest)
             except (DelixApiError, DelixAuthError) as exc:
                 self._in_doubt(len(files), exc.lost_attempts)
                 ctx.store.uploads.record_uploaded(self.chunk.chunk_id, [])  # refused: nothing stored
@@ -191,14 +185,23 @@ class ChunkUpload(ChunkBadAnswers):
             rounds + 1,
             LOST_UPLOAD_ROUNDS,
         )
-        ctx.budget.release(len(files), nbytes)
-        ctx.sleep(ctx.tuning.storage_backoff[0])
         try:
-            if ctx.control.aborting():
-                raise BudgetInterrupted
-            ctx.budget.acquire(len(files), nbytes, cancel=ctx.control.cancel)
+            self._wait(len(files), nbytes, ctx.tuning.storage_backoff[0], requeue=True)
         except BudgetInterrupted:
             raise SlotsReturned(self.chunk.chunk_id) from exc
+
+    def _wait(self, files: int, nbytes: int, seconds: float, *, requeue: bool) -> None:
+        """Wait before the next upload call; with ``requeue``, without the chunk's slots, which it
+        then queues for again. Raises :class:`BudgetInterrupted` if the run stops meanwhile (the
+        slots given back are then not taken again)."""
+        ctx = self.ctx
+        if requeue:
+            ctx.budget.release(files, nbytes)
+        ctx.sleep(seconds)
+        if ctx.control.aborting():
+            raise BudgetInterrupted
+        if requeue:
+            ctx.budget.acquire(files, nbytes, cancel=ctx.control.cancel)
 
     def _in_doubt(self, files: int, lost_sends: int) -> None:
         """Sends of this upload lost after sending: each may have stored all ``files``, unnamed."""

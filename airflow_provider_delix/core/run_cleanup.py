@@ -129,7 +129,7 @@ class RunCleanup:
     def other_live_writers(self) -> int | None:
         """Live writers on the key besides this run, or None when the registry cannot tell: no
         registry, or files of uploaders it cannot see (``foreign_uploaders``, other hosts)."""
-        if self.registry is None or self.registry.foreign_uploaders:
+        if self.registry is None or not self.sweeps_orphans:
             return None
         try:
             view = self.registry.read()

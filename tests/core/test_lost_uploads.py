@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 from fakes import FakeDelix, images, source
@@ -41,12 +42,18 @@ class LosingUploads(FakeDelix):
             return UploadAnswer(super().upload_files(files), lost_attempts=1)
         if b"ULOSTX" in marker or (b"ULOST2" in marker and self.lost_calls == 0):
             self.lost_calls += 1
-            super().upload_files(files)
-            super().upload_files(files)
-            error = DelixTransientError("a gateway answered 504 twice", maybe_applied=True)
-            error.lost_attempts = 2
-            raise error
+            lose_both_sends(super().upload_files, files)
         return super().upload_files(files)
+
+
+def lose_both_sends(upload: Callable[[Any], Any], files: Any) -> NoReturn:
+    """What the hook does with an upload whose two sends both lose their answer: each send
+    stores the files, then a maybe-applied error with ``lost_attempts == 2`` is raised."""
+    upload(files)
+    upload(files)
+    error = DelixTransientError("a gateway answered 504 twice", maybe_applied=True)
+    error.lost_attempts = 2
+    raise error
 
 
 def test_an_upload_answered_on_its_resend_counts_the_lost_copy_in_doubt(out: str) -> None:
@@ -169,11 +176,7 @@ class LosingDocuments(FakeDelix):
     def upload_files(self, files: Any) -> Any:
         if any(bytes(data) == self.lost for _, data in files):
             self.lost_sent += 1
-        if self.lost_calls == 0 and any(bytes(data) == self.lost for _, data in files):
-            self.lost_calls += 1
-            super().upload_files(files)
-            super().upload_files(files)
-            error = DelixTransientError("a gateway answered 504 twice", maybe_applied=True)
-            error.lost_attempts = 2
-            raise error
+            if self.lost_calls == 0:
+                self.lost_calls += 1
+                lose_both_sends(super().upload_files, files)
         return super().upload_files(files)
