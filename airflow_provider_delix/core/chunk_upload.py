@@ -28,6 +28,7 @@ from airflow_provider_delix.api.errors import (
 from airflow_provider_delix.api.models import ErrorCode, RejectedFile, StoredFile, rejection_message
 from airflow_provider_delix.core.budget import BudgetInterrupted
 from airflow_provider_delix.core.chunk_bad_answers import ChunkBadAnswers
+from airflow_provider_delix.core.codes import PageError
 from airflow_provider_delix.core.pipeline_context import (
     ChunkAborted,
     RunContext,
@@ -64,6 +65,7 @@ class ChunkUpload(ChunkBadAnswers):
             if isinstance(result, StoredFile):
                 slot.uuid = result.uuid
                 uuids.append(result.uuid)
+                self._check_page_count(slot, result)
             else:
                 if slot.file.members:
                     slot.unpack = True
@@ -76,6 +78,36 @@ class ChunkUpload(ChunkBadAnswers):
                 self.ctx.live.update(uuids)
             self._recorded = True
         self.ctx.store.uploads.record_uploaded(self.chunk.chunk_id, uuids)  # the intent is answered
+
+    def _check_page_count(self, slot: Slot, stored: StoredFile) -> None:
+        """A PDF Delix counts other than we do is deleted unread: its pages cannot be matched.
+
+        "All pages" would be charged by Delix's count, and its page k need not be our page k
+        (a parser that counts stray page objects, or misses those in object streams). The file
+        stays in the slot, is deleted with the chunk and never extracted (nothing charged). A
+        pack goes again as images, like a pack Delix refused.
+        """
+        file = slot.file
+        if file.page_map is None or stored.page_count == file.file_pages:
+            return
+        log.warning(
+            "Chunk %s: Delix counts %d page(s) in %s, the client %d; not extracted, deleted.",
+            self.chunk.chunk_id,
+            stored.page_count,
+            file.filename,
+            file.file_pages,
+        )
+        if file.members:
+            slot.unpack = True
+            return
+        why = (
+            f"Delix counted {stored.page_count} page(s) in the uploaded PDF where pypdf counts "
+            f"{file.file_pages}, so its pages cannot be matched to this document's: not extracted "
+            "(nothing charged) and deleted. Re-save the PDF (e.g. qpdf in.pdf out.pdf) and run again."
+        )
+        slot.outcome = FileOutcome(
+            RowStatus.FAILED, None, PageError.PAGE_COUNT_MISMATCH, why, stored.uuid, None
+        )
 
     def _upload_waiting(self, files: list[ChunkFile]) -> list[StoredFile | RejectedFile]:
         """Upload, waiting out a full account (other tasks' files) under the storage window.

@@ -53,6 +53,9 @@ class ChunkFile:
     sync: bool = True
     members: tuple[ChunkFile, ...] = ()  # a pack (core.packing): page i answers member i's rows
     carried: tuple[int, int] = (0, 0)  # per page: credits of lost sends (a refused pack's too)
+    # Pages in the uploaded file, asked for or not (1 for an image): a PDF Delix stores with
+    # another page count is not extracted (``chunk_upload``), its pages could not be matched.
+    file_pages: int = 1
     # A PDF (part): the page maps of identical parts (same bytes, same pages) listed while this
     # one is live; their pages are answered by this file's (ContentIndex.join).
     copies: list[tuple[tuple[int, PageTarget], ...]] = field(default_factory=list)

@@ -46,6 +46,10 @@ class PageError(StrEnum):
     # Failed inside a pack collected by a later attempt, with ``retry_packed_failures``: waiting
     # to be sent alone, as an image (the error message keeps what the pack said).
     FAILED_IN_PACK = "failed_in_pack"
+    # Delix's upload answer counts the stored PDF's pages other than we do: which of its pages is
+    # which of ours is unknown, so the file is deleted unread (nothing charged). Settled: the same
+    # bytes count the same way next time.
+    PAGE_COUNT_MISMATCH = "page_count_mismatch"
 
 
 # What a page that failed inside a pack may have failed of that sending it alone can change.

@@ -97,6 +97,7 @@ def pack_file(members: Sequence[ChunkFile], engine: str) -> ChunkFile:
         engine=engine,
         sync=len(members) <= MAX_SYNC_DOCUMENT_PAGES,
         members=tuple(members),
+        file_pages=len(members),
     )
 
 

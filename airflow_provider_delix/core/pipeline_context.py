@@ -190,6 +190,11 @@ class Slot:
     # PDF, not the images, so its members go again as images instead of getting its error.
     unpack: bool = False
 
+    @property
+    def extractable(self) -> bool:
+        """Stored, and nothing has settled it yet (a page count Delix disagrees with does)."""
+        return self.uuid is not None and self.outcome is None and not self.unpack
+
     def outcome_of(self, page: int) -> FileOutcome | None:
         """What became of a page of this file; None when it got no result."""
         result = self.pages.get(page)

@@ -76,7 +76,7 @@ class ChunkRunner(ChunkUpload, ChunkRows):
                 todo = self._precheck()
                 if todo:
                     self._upload(todo)
-                stored = [s for s in self.slots if s.uuid is not None]
+                stored = [s for s in self.slots if s.extractable]
                 if stored and not ctrl.aborting():
                     self._extract(stored, reupload=True)
         except DelixInsufficientCreditsError as exc:
@@ -206,7 +206,7 @@ class ChunkRunner(ChunkUpload, ChunkRows):
                 )
         elif reupload:
             self._reupload(slots)
-            again = [s for s in slots if s.uuid is not None]
+            again = [s for s in slots if s.extractable]
             if again and not self.ctx.control.aborting():
                 self._extract(again, reupload=False)
         elif len(slots) > 1:

@@ -93,6 +93,8 @@ class PartLike(Protocol):
     def engine(self) -> str: ...
     @property
     def normalization(self) -> str | None: ...
+    @property
+    def page_count(self) -> int: ...  # pages in this file, asked for or not
 
 
 class SourceLike(Protocol):
@@ -269,6 +271,7 @@ class ChunkPlanner:
             selection=selection,
             engine=part.engine,
             sync=len(page_map) <= MAX_SYNC_DOCUMENT_PAGES,
+            file_pages=part.page_count,
         )
         reused = self.index.join(file)
         if reused is None:

@@ -58,6 +58,7 @@ class PreparedPart:
     selection: str | None  # the API's page selector; None = every page of this file
     engine: str
     normalization: str | None  # "split: part k of n" for parts, else None
+    page_count: int  # pages in this file: Delix's upload answer must count as many
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,7 +220,13 @@ def _plan_parts(
                 select = None if len(numbers) == count else page_selector(numbers)
                 parts.append(
                     PreparedPart(
-                        data, f"{sha256[:12]}.pdf", tuple((n, n) for n in numbers), select, engine, None
+                        data,
+                        f"{sha256[:12]}.pdf",
+                        tuple((n, n) for n in numbers),
+                        select,
+                        engine,
+                        None,
+                        page_count=count,
                     )
                 )
             else:
@@ -241,6 +248,7 @@ def _plan_parts(
                         selection=None,
                         engine=engine,
                         normalization=normalization,
+                        page_count=len(group),
                     )
                     for group, written in split.written
                 )

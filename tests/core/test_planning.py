@@ -215,6 +215,7 @@ def test_a_reused_pdf_part_says_which_engine_read_it() -> None:
         selection: str | None = None
         engine: str = "probe"
         normalization: str | None = None
+        page_count: int = 1
 
     @dataclass
     class Document:
