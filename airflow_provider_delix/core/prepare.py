@@ -30,6 +30,7 @@ from airflow_provider_delix.core.normalize import (
     drop_zero_alpha,
     encode_page,
     needs_rework,
+    orientation,
     png_deflated_size,
     to_ocr_mode,
 )
@@ -234,8 +235,11 @@ def _frame(
                 if reduction(im.mode, im.size) > 1:  # asked of the header, before anything is decoded
                     page, steps = load_reduced(im, data, kind, f"page {number}")
                 else:
+                    stored = orientation(im)
                     im.load()
                     page = im
+                    if stored != 1 and orientation(page) == 1:  # Pillow turned a TIFF page upright
+                        steps.append("exif_rotate")
                 if kind == "bmp":
                     page, dropped = drop_zero_alpha(page)
                     steps += dropped
