@@ -168,7 +168,8 @@ class FileIdentifier:
 class StoredFile:
     uuid: str
     extension: str
-    page_count: int
+    # None when the answer leaves it out (or null): nothing to check a PDF's page count against.
+    page_count: int | None
 
     @property
     def status(self) -> str:
@@ -201,6 +202,11 @@ class UploadAnswer(list[UploadResult]):
         self.lost_attempts = lost_attempts
 
 
+def _optional_count(value: Any) -> int | None:
+    """A stored file's ``page_count``: absent or null is unknown, anything else must be a count."""
+    return None if value is None else read_int(value, "page_count", "stored file")
+
+
 def parse_upload_item(item: Any) -> UploadResult:
     entry = _as_mapping(item, "upload entry")
     status = entry.get("status")
@@ -208,7 +214,7 @@ def parse_upload_item(item: Any) -> UploadResult:
         return StoredFile(
             uuid=str(_require(entry, "uuid", "stored file")),
             extension=str(entry.get("extension", "")),
-            page_count=read_int(entry.get("page_count", 1), "page_count", "stored file"),
+            page_count=_optional_count(entry.get("page_count")),
         )
     if status == "rejected":
         return RejectedFile(reason=_enum_or_str(ErrorCode, entry.get("reason", "UNKNOWN")))

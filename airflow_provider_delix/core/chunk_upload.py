@@ -88,8 +88,8 @@ class ChunkUpload(ChunkBadAnswers):
         pack goes again as images, like a pack Delix refused.
         """
         file = slot.file
-        if file.page_map is None or stored.page_count == file.file_pages:
-            return
+        if file.page_map is None or stored.page_count in (None, file.file_pages):
+            return  # an image, or a count that agrees (or none given: nothing to check)
         log.warning(
             "Chunk %s: Delix counts %d page(s) in %s, the client %d; not extracted, deleted.",
             self.chunk.chunk_id,

@@ -59,11 +59,11 @@ OTHER = {"uuid": "u2", "status": "stored", "extension": "png", "page_count": 1}
     [
         {"status": "queued"},
         {"status": "stored"},  # no uuid: that file cannot be named
-        {"uuid": "u3", "status": "stored", "extension": "png", "page_count": None},
+        {"uuid": "u3", "status": "stored", "extension": "png", "page_count": "two"},
         {"uuid": "u3", "status": "stored", "extension": "png", "page_count": [1]},
         "u3",
     ],
-    ids=["unknown-status", "stored-without-uuid", "page-count-null", "page-count-list", "not-an-object"],
+    ids=["unknown-status", "stored-without-uuid", "page-count-text", "page-count-list", "not-an-object"],
 )
 def test_an_upload_answer_with_one_unreadable_entry_names_every_stored_file(bad: Any) -> None:
     """The right number of entries: the readable stored ones are on the account all the same."""
@@ -71,6 +71,13 @@ def test_an_upload_answer_with_one_unreadable_entry_names_every_stored_file(bad:
         parse_upload_response({"data": [STORED, bad, REJECTED, OTHER]}, expected=4)
     stored_anyway = ("u3",) if isinstance(bad, dict) and bad.get("uuid") else ()
     assert info.value.uuids == ("u1", *stored_anyway, "u2")
+
+
+@pytest.mark.parametrize("entry", [{}, {"page_count": None}], ids=["absent", "null"])
+def test_a_stored_file_without_a_page_count_has_none_not_one(entry: dict[str, Any]) -> None:
+    """Read as 1, a PDF's missing count would look like a disagreement with ours (core/chunk_upload)."""
+    (stored,) = parse_upload_response({"data": [{"uuid": "u9", "status": "stored", **entry}]}, expected=1)
+    assert isinstance(stored, StoredFile) and stored.page_count is None
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import fakes
 import pytest
@@ -18,6 +19,7 @@ from test_document_pipeline import archive, assert_clean, charged_once, out, run
 from test_packing import archive as image_archive
 from test_packing import run as run_images
 
+from airflow_provider_delix.api.models import StoredFile
 from airflow_provider_delix.core.codes import PageError
 from airflow_provider_delix.core.table import read_table
 
@@ -87,3 +89,23 @@ def test_a_pack_delix_counts_otherwise_goes_again_as_images(
     assert fake.calls["extract_documents"] == 0, "a pack whose pages cannot be matched was extracted"
     assert summary.credits_charged == 12 * PRICE_PER_PAGE and set(frame.credits_charged) == {PRICE_PER_PAGE}
     assert fake.stored == {}
+
+
+def test_a_stored_pdf_without_a_page_count_is_read_as_usual(
+    monkeypatch: pytest.MonkeyPatch, out: str, tmp_path: Path
+) -> None:
+    """An upload answer that leaves ``page_count`` out gives nothing to check: no mismatch."""
+    refs, truth = archive(tmp_path / "pdfs", three=3)
+    fake = FakeDelix()
+    upload = fake.upload_files
+
+    def without_counts(files: Any) -> list[Any]:
+        return [
+            StoredFile(r.uuid, r.extension, None) if isinstance(r, StoredFile) else r for r in upload(files)
+        ]
+
+    monkeypatch.setattr(fake, "upload_files", without_counts)
+    run(fake, out, refs)
+    assert texts(out) == truth
+    charged_once(fake, 3)
+    assert_clean(fake, out)
