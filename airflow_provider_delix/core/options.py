@@ -56,19 +56,16 @@ def parse_page_selection(selection: str | None) -> tuple[int, ...] | None:
 
 
 def page_selector(pages: Sequence[int]) -> str:
-    """Page numbers as the API's selector, runs folded: [1, 2, 3, 7] -> "1-3,7".
+    """Ascending page numbers as the API's selector: one run as a range, else a list.
 
-    The inverse of :func:`parse_page_selection`."""
-    out: list[str] = []
-    start = prev = pages[0]
-    for n in [*pages[1:], None]:
-        if n is not None and n == prev + 1:
-            prev = n
-            continue
-        out.append(str(start) if start == prev else f"{start}-{prev}")
-        if n is not None:
-            start = prev = n
-    return ",".join(out)
+    [3, 4, 5] -> "3-5", [1, 2, 3, 7] -> "1,2,3,7". The API documents exactly these two forms
+    (``3-16`` and ``1,4,15``); a mix like ``1-3,7`` is ours to accept from users (see
+    :func:`parse_page_selection`), never ours to send. The inverse of that function.
+    """
+    first, last = pages[0], pages[-1]
+    if len(pages) > 1 and last - first + 1 == len(pages):
+        return f"{first}-{last}"
+    return ",".join(str(n) for n in pages)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,7 @@
-"""The ``page`` selector of a FileIdentifier: ``3-16``, ``1,4,15``, or a mix like ``1-3,7``.
+"""The ``page`` selector of a FileIdentifier: a range ``3-16`` or a list ``1,4,15``.
 
+Those are the two forms the API documents; a mix like ``1-3,7`` is refused
+(``INVALID_FILE_PAGE``), so a client that sends one is caught here rather than by Delix.
 Decisions where the spec is silent: an empty string, null or a missing ``page`` means every
 page (spec: "empty means all pages"); a bare integer is accepted as one page; spaces around
 items are allowed; pages come back in ascending order whatever the order asked; a page named
@@ -31,7 +33,10 @@ def select_pages(selector: Any, page_count: int) -> list[int]:
     if not isinstance(selector, str):
         raise InvalidPages("page must be a string")
     chosen: list[int] = []
-    for item in selector.split(","):
+    items = selector.split(",")
+    if len(items) > 1 and "-" in selector:
+        raise InvalidPages("a page selection is a range (3-16) or a list (1,4,15), not a mix")
+    for item in items:
         match = _ITEM.match(item)
         if match is None:
             raise InvalidPages(f"unreadable page item {item!r}")
