@@ -1,7 +1,7 @@
 """Pages that failed for a reason other than their content are done again by the next run.
 
 A ``failed`` row says what happened to a page: most such rows are settled (Delix read the
-page and could not, ``page_failed``; the request for the file was refused). Five are not
+page and could not, ``page_failed``; the request for the file was refused). Six are not
 about the page at all, and a re-run on the same ``output_path`` must not keep them:
 
 * ``file_expired``: the stored file vanished twice (a server restart, expiry) before it was read;
@@ -11,7 +11,10 @@ about the page at all, and a re-run on the same ``output_path`` must not keep th
   (it may have been charged, see ``docs/resume-and-credits.md``);
 * ``failed_in_pack``: the page failed inside a pack that a later attempt collected, and the run
   asked for such pages to be sent again alone (``retry_packed_failures``): the pack did not
-  settle it, its own send as an image will.
+  settle it, its own send as an image will;
+* ``GENERAL_EXCEPTION`` (Delix's own ErrorEnum value): the request for the file alone was
+  refused by an unexpected failure on Delix's side. A refusal applies nothing and costs
+  nothing, and it says nothing about the file, so the next run asks again.
 
 Three ``invalid`` rows describe the run, not the content (:data:`RECHECK_NEXT_RUN`):
 ``not_found`` and ``unreadable`` (where the file was looked for) and ``over_budget`` (the
@@ -41,6 +44,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_delix.api.models import ErrorCode
 from airflow_provider_delix.core.codes import PageError, Reason
 
 if TYPE_CHECKING:
@@ -55,6 +59,7 @@ RETRY_NEXT_RUN = frozenset(
         PageError.NO_RESULT.value,
         PageError.ANSWER_LOST.value,
         PageError.FAILED_IN_PACK.value,
+        ErrorCode.GENERAL_EXCEPTION.value,  # a server failure refused it: free to ask again
     }
 )
 # Invalid rows that describe the run, not the content: where the file was looked for (it was

@@ -12,6 +12,8 @@ from typing import Any
 from fakes import FakeDelix, source
 from test_pipeline import run, table
 
+from airflow_provider_delix.api.errors import DelixApiError
+from airflow_provider_delix.api.models import ErrorCode
 from airflow_provider_delix.core.resume import ResumeIndex
 from airflow_provider_delix.core.supersede import retryable
 
@@ -53,6 +55,8 @@ def test_only_reasons_that_are_not_the_content_are_retried() -> None:
     assert retryable("failed", "no_result")
     assert not retryable("failed", "page_failed") and not retryable("failed", "BAD_INPUT")
     assert not retryable("processed", None) and not retryable("invalid", "corrupt_image")
+    assert retryable("failed", "GENERAL_EXCEPTION"), "a server failure refused it: nothing settled"
+    assert not retryable("rejected", "GENERAL_EXCEPTION")
     rows = [
         ("a", "sha-a", 1, "failed", "danlin", "fa", "file_expired"),
         ("b", "sha-b", 1, "failed", "danlin", "fa", "page_failed"),
@@ -156,3 +160,32 @@ def test_a_row_of_other_settings_lends_no_credits(tmp_path: Any) -> None:
         mine.credits_charged = 100
         store.append("c1", [mine])
     assert int(read_table(out).credits_charged.sum()) == 200
+
+
+class _GeneralException(FakeDelix):
+    """Refuses any extraction naming ``GENEXC`` content with GENERAL_EXCEPTION while ``failing``."""
+
+    failing = True
+
+    def extract_images(self, file_uuids: Any, engine: Any, language: Any) -> Any:
+        with self.lock:
+            datas = [self.stored.get(u, b"") for u in file_uuids]
+        if self.failing and any(d.startswith(b"GENEXC") for d in datas):
+            raise DelixApiError("general", error=ErrorCode.GENERAL_EXCEPTION, status_code=422)
+        return super().extract_images(file_uuids, engine, language)
+
+
+def test_a_file_refused_alone_with_general_exception_is_sent_again_by_the_next_run(out: str) -> None:
+    fake = _GeneralException()
+    first, error, _ = run(fake, out, [*sources()[1:], source("flaky", b"GENEXC")])
+    assert error is None and first is not None
+    rows = table(out).set_index("source")
+    assert rows.loc["flaky", "status"] == "failed" and rows.loc["flaky", "error"] == "GENERAL_EXCEPTION"
+    assert rows.loc["flaky", "credits_charged"] == 0, "a refusal is free"
+
+    fake.failing = False  # Delix recovered
+    again, error, _ = run(fake, out, [*sources()[1:], source("flaky", b"GENEXC")])
+    assert error is None and again is not None
+    assert again.rows["processed"] == 1 and again.pages_resumed == 2
+    frame = table(out)
+    assert len(frame) == 3 and (frame["status"] == "processed").all(), "one row per page, the new one"
