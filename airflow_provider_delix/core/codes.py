@@ -42,7 +42,9 @@ class PageError(StrEnum):
     PAGE_FAILED = "page_failed"  # the extraction reported the page as failed (refunded)
     NO_RESULT = "no_result"  # the extract did not mention the file or the page
     MALFORMED_ANSWER = "malformed_answer"  # Delix's answer could not be read or contradicted itself
-    ANSWER_LOST = "answer_lost"  # the paid request's answer was lost after sending, twice: maybe charged
+    # The paid request's answer was lost after sending, twice (or once, and the re-send was
+    # refused): maybe charged, not sent again in the run.
+    ANSWER_LOST = "answer_lost"
     # Failed inside a pack collected by a later attempt, with ``retry_packed_failures``: waiting
     # to be sent alone, as an image (the error message keeps what the pack said).
     FAILED_IN_PACK = "failed_in_pack"

@@ -15,14 +15,20 @@ such a request at most once (``api/retry.py``). What the run then records:
   price per page of docs/api.md, "Credits" (200 per image page, 100 per PDF page).
 
 * **lost, then refused or unreadable** (the re-send is answered 404, a 422 such as
-  ``NO_SUFFICIENT_CREDITS``, or an answer that cannot be read): the lost send is *carried* by
-  the files' pages (:attr:`~.planning.ChunkFile.carried`), so whatever rows those pages get
-  later in the run include it.
+  ``GENERAL_EXCEPTION`` or ``NO_SUFFICIENT_CREDITS``, or an answer that cannot be read): the
+  lost send is *carried* by the files' pages (:attr:`~.planning.ChunkFile.carried`), so
+  whatever rows those pages get include it. Those pages are **not sent again in this run**
+  (:func:`refused_after_lost_results`): they get ``answer_lost`` rows holding the carried
+  charge, which the next run sends again. Retrying them here -- one by one, or after a
+  re-upload -- would be a new request with a re-send of its own: a lost answer there makes a
+  third paid send of the same page. Not sending them needs no new rule in the hook, and it is
+  what a request lost on both sends already gets.
 
 Either way the lost sends are counted in :class:`~.run_stats.RunStats`: ``requests_in_doubt``
 (sends), ``pages_in_doubt`` (their pages) and ``credits_at_risk`` (the credits the table assumed
-for them: what it over-counts if Delix did not apply them). So a page is paid at most twice per
-run, and the manifest says by how much the table may exceed the real charge.
+for them: what it over-counts if Delix did not apply them). Every request that lost an answer
+ends its pages' part in the run, so a page is paid at most twice per run, and the manifest says
+by how much the table may exceed the real charge.
 """
 
 from __future__ import annotations
@@ -81,6 +87,25 @@ def answer_lost_results(
         )
         for uuid, share in zip(file_uuids, split_credits(credits, len(file_uuids)), strict=True)
     ]
+
+
+def refused_after_lost_results(file_uuids: Sequence[str | None], error: DelixError) -> list[PageResult]:
+    """One ``answer_lost`` result per requested page of a request whose re-send was refused
+    after a lost send (``file_uuids``: each page's stored file), left to the next run.
+
+    The results carry no credits of their own: the lost sends are already on the files
+    (:func:`carry_lost_sends`, which also counted them), and each page's row adds them.
+    """
+    message = (
+        f"{error} An earlier send of this request lost its answer after sending (answer_lost): "
+        f"Delix may have charged it, and the table counts it as charged. Not sent again in this run, "
+        "so no page is paid more than twice; the next run on this output sends these pages again."
+    )
+    outcome = {
+        uuid: FileOutcome(RowStatus.FAILED, None, PageError.ANSWER_LOST, message, uuid, None)
+        for uuid in set(file_uuids)
+    }
+    return [PageResult(outcome[uuid]) for uuid in file_uuids]
 
 
 def carry_lost_sends(files: Sequence[ChunkFile], error: DelixError, kind: str, stats: RunStats) -> None:

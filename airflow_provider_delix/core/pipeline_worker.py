@@ -20,7 +20,9 @@ again once; a full shared account is waited out with exponential back-off; no cr
 refused key or an unexpected error stop the run through :class:`Control`; transient errors
 (already retried by the client) leave the chunk's pages without rows for a re-run, except an
 extraction whose answer was lost after sending (maybe charged): its pages get ``answer_lost``
-rows and every lost send is counted (:mod:`.lost_answers`).
+rows and every lost send is counted (:mod:`.lost_answers`). So do the pages of a request lost
+once and then refused: neither retried one by one nor re-uploaded, they wait for the next run,
+so that no page is paid more than twice in a run.
 
 This module drives a chunk through those steps and holds its extraction (journal, claims,
 refusals, collecting); each other step is a base class in a module of its own: the shared
@@ -55,7 +57,12 @@ from airflow_provider_delix.core.collect import (
     wait_processed,
 )
 from airflow_provider_delix.core.ledger import ExtractRecord, LedgerFile
-from airflow_provider_delix.core.lost_answers import answer_lost_results, carry_lost_sends, charge_lost_sends
+from airflow_provider_delix.core.lost_answers import (
+    answer_lost_results,
+    carry_lost_sends,
+    charge_lost_sends,
+    refused_after_lost_results,
+)
 from airflow_provider_delix.core.pipeline_context import ChunkAborted, KeptExtract, Slot, StorageWaitTimeout
 from airflow_provider_delix.core.planning import FileOutcome
 from airflow_provider_delix.core.table import RowStatus
@@ -185,10 +192,23 @@ class ChunkRunner(ChunkUpload, ChunkRows):
                 charge_lost_sends(pages, extract, self.ctx.stats)
 
     def _refused(self, exc: DelixError, slots: list[Slot], *, reupload: bool) -> None:
-        """An extraction request was refused (nothing charged): settle, retry or re-upload its files."""
+        """An extraction request was refused (nothing charged): settle, retry or re-upload its files.
+
+        Unless an earlier send of it lost its answer (maybe charged, carried by the files): then
+        its pages get ``answer_lost`` rows and wait for the next run. Another request for them
+        here would come with a re-send of its own, and a page could be paid three times.
+        """
         if isinstance(exc, DelixInsufficientCreditsError | DelixAuthError):
             raise exc
-        if isinstance(exc, DelixApiError):
+        if exc.lost_attempts:
+            log.warning(
+                "Chunk %s: %s; a send was lost before: left to the next run.", self.chunk.chunk_id, exc
+            )
+            requested = [(s, n) for s in slots for n in s.file.requested_pages]
+            results = refused_after_lost_results([s.uuid for s, _ in requested], exc)
+            for (slot, number), result in zip(requested, results, strict=True):
+                slot.pages[number] = result
+        elif isinstance(exc, DelixApiError):
             if len(slots) > 1:
                 # One bad file must not sink the others: try each alone (a refusal costs nothing).
                 self._one_by_one(slots, reupload=reupload)

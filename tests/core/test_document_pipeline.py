@@ -234,13 +234,14 @@ def test_a_deferrable_run_parks_a_queued_extract_and_the_next_one_collects_it(
     assert_clean(fake, out)
 
 
-def test_a_parked_extract_keeps_the_credits_its_pages_carry_from_a_lost_send(
+def test_a_document_gone_on_the_resend_of_a_lost_send_waits_for_the_next_run(
     out: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The first send's answer was lost (assumed charged) and the re-send found the file expired:
-    uploaded and sent again, queued, parked. The attempt that collects it puts the lost send's
-    credits on the rows too, so the table adds up to what Delix may have charged."""
-    fake = FakeDelix(queue_polls=10**6)
+    """The first send's answer was lost (assumed charged) and the re-send found the file expired.
+    Uploading and sending it again in the run would be a new request with a re-send of its own
+    (three sends of a page): its pages get answer_lost rows holding the lost send instead, and
+    the attempt that reads them carries it on, so the table adds up to what Delix may have charged."""
+    fake = FakeDelix(queue_polls=0)
     refs, truth = archive(tmp_path / "pdfs", twelve=12)
     queue = fake.extract_documents
     sends = itertools.count()
@@ -253,17 +254,15 @@ def test_a_parked_extract_keeps_the_credits_its_pages_carry_from_a_lost_send(
         return queue(*args)
 
     monkeypatch.setattr(fake, "extract_documents", lost_then_expired)
-    parked = run(fake, out, refs, deferrable=True)
-    assert (
-        parked.waiting and parked.requests_in_doubt == 1 and parked.credits_at_risk == 12 * PRICE_PER_PDF_PAGE
-    )
-    fake.queue_polls = 0
-    resumed = run(fake, out, refs, deferrable=True)
-    assert resumed.extracts_adopted == 1 and texts(out) == truth
-    assert (
-        read_table(out).credits_charged.sum() == 2 * 12 * PRICE_PER_PDF_PAGE
-    )  # the lost send and the paid one
-    assert resumed.credits_charged == 2 * 12 * PRICE_PER_PDF_PAGE
+    first = run(fake, out, refs, deferrable=True)
+    assert not first.waiting and first.rows["failed"] == 12 and fake.calls["upload_files"] == 1
+    assert set(read_table(out).error) == {"answer_lost"}
+    assert first.requests_in_doubt == 1 and first.credits_at_risk == 12 * PRICE_PER_PDF_PAGE
+    again = run(fake, out, refs, deferrable=True)
+    assert again.rows["processed"] == 12 and texts(out) == truth
+    # the lost send and the paid one
+    assert read_table(out).credits_charged.sum() == 2 * 12 * PRICE_PER_PDF_PAGE
+    assert again.credits_charged == 12 * PRICE_PER_PDF_PAGE
 
 
 def test_a_rerun_while_delix_still_works_leaves_the_parked_files_alone(out: str, tmp_path: Path) -> None:

@@ -13,10 +13,13 @@ import hashlib
 from dataclasses import replace
 from typing import Any
 
+import pytest
 from fakes import PRICE_PER_PAGE, FakeDelix, images, source
 from test_pipeline import assert_clean, run, table
 
 from airflow_provider_delix.api.errors import (
+    DelixApiError,
+    DelixError,
     DelixInsufficientCreditsError,
     DelixNotFoundError,
     DelixTransientError,
@@ -25,7 +28,7 @@ from airflow_provider_delix.api.models import ErrorCode
 from airflow_provider_delix.core.manifest import build_manifest
 from airflow_provider_delix.core.progress import ArchiveProgress
 from airflow_provider_delix.core.run_stats import Progress
-from airflow_provider_delix.core.summary import CreditsExhaustedError, PagesLeftError
+from airflow_provider_delix.core.summary import CreditsExhaustedError
 
 
 def _charged(fake: FakeDelix) -> int:
@@ -112,17 +115,88 @@ def test_pages_lost_in_two_runs_keep_every_charge_in_their_one_row(out: str) -> 
 
 
 def test_a_lost_send_whose_resend_is_refused_is_carried_by_the_pages(out: str) -> None:
+    """The chunk's lost send (5 pages) is assumed charged, the re-send refused (BAD_INPUT): its
+    pages are not sent again in the run (a new request would bring a re-send of its own), they
+    get answer_lost rows holding the lost send, and the next run sends them."""
     fake = FakeDelix()
     sources = [*images(4), source("bad", b"LOSTBAD"), *images(5, prefix="tail")]
     summary, error, _ = run(fake, out, sources, max_concurrency=7)
     assert error is None and summary is not None
     rows = table(out).set_index("source")
-    # The chunk's lost send (5 pages), then each file alone: the bad one lost and refused again.
-    assert int(rows["credits_charged"].sum()) == _charged(fake) == 5 * 200 + 9 * 200 + 200
-    bad = rows.loc["bad"]
-    assert bad["status"] == "failed" and bad["error"] == "BAD_INPUT" and bad["credits_charged"] == 400
-    assert (summary.requests_in_doubt, summary.pages_in_doubt, summary.credits_at_risk) == (2, 6, 1200)
+    assert int(rows["credits_charged"].sum()) == _charged(fake) == 5 * 200 + 5 * 200
+    held = rows[~rows.index.str.startswith("tail")]
+    assert len(held) == 5 and set(held["error"]) == {"answer_lost"} and (held["status"] == "failed").all()
+    assert (held["credits_charged"] == 200).all() and held["error_message"].str.contains(
+        "bad input An earlier send"
+    ).all()
+    assert (summary.requests_in_doubt, summary.pages_in_doubt, summary.credits_at_risk) == (1, 5, 1000)
+    assert len(fake.extract_requests) == 2, "the chunk's request and the tail's: nothing sent one by one"
     assert_clean(fake)
+
+
+class _LostThenRefused(FakeDelix):
+    """The hook's side of the rule: the first request naming ``LOSTREF`` content is applied
+    (charged) and its answer lost, and its re-send is refused (``refusal``); every later
+    request naming it is applied and lost on both of its sends (charged twice)."""
+
+    def __init__(self, refusal: str) -> None:
+        super().__init__()
+        self.refusal, self.first = refusal, True
+
+    def extract_images(self, file_uuids: Any, engine: Any, language: Any) -> Any:
+        with self.lock:
+            datas = [self.stored.get(u, b"") for u in file_uuids]
+        if not any(d.startswith(b"LOSTREF") for d in datas):
+            return super().extract_images(file_uuids, engine, language)
+        with self.lock:
+            self.extract_requests.append(list(file_uuids))
+            sends, first, self.first = (1 if self.first else 2), self.first, False
+            for d in datas:
+                self.extracted[hashlib.sha256(d).hexdigest()] += sends
+        error: DelixError
+        if not first:
+            error = DelixTransientError("Delix did not answer (read timeout)", maybe_applied=True)
+            error.lost_attempts = 2
+        elif self.refusal == "404":
+            with self.lock:
+                for u in file_uuids:
+                    self.stored.pop(u, None)  # the re-send finds the files gone
+            error = DelixNotFoundError("404", status_code=404)
+        else:
+            error = DelixApiError("refused", error=self.refusal, status_code=422)
+        error.paid, error.lost_attempts = True, max(error.lost_attempts, 1)
+        raise error
+
+
+@pytest.mark.parametrize("refusal", ["GENERAL_EXCEPTION", "BAD_INPUT", "404"])
+def test_a_page_is_paid_at_most_twice_when_the_resend_of_a_lost_send_is_refused(
+    out: str, refusal: str
+) -> None:
+    """Lost, then refused (one by one next) or gone (re-upload next): a new request for those
+    pages would be re-sent after its own lost answer, and the page paid three times."""
+    fake = _LostThenRefused(refusal)
+    sources = [*images(4), source("lost", b"LOSTREF")]
+    summary, error, _ = run(fake, out, sources, max_concurrency=7, max_failed_ratio=None)  # one chunk
+    assert error is None and summary is not None
+    assert max(fake.extracted.values()) <= 2, f"a page was paid {max(fake.extracted.values())} times"
+    assert len(fake.extract_requests) == 1 and fake.calls["upload_files"] == 1, "nothing sent again"
+    rows = table(out)
+    assert len(rows) == 5 and set(rows["error"]) == {"answer_lost"} and (rows["status"] == "failed").all()
+    assert (rows["credits_charged"] == PRICE_PER_PAGE).all(), "each holds its share of the lost send"
+    assert int(rows["credits_charged"].sum()) == summary.credits_charged == _charged(fake)
+    assert (summary.requests_in_doubt, summary.pages_in_doubt, summary.credits_at_risk) == (1, 5, 1000)
+    assert summary.pages_left == 0 and summary.rows["failed"] == 5
+    assert_clean(fake)
+
+    # The next run sends them again (the service recovered), and each row carries both charges.
+    healed = FakeDelix()
+    again, error, _ = run(
+        healed, out, [*images(4), replace(source("lost", b"fine"), sha256=sources[4].sha256)]
+    )
+    assert error is None and again is not None and again.rows["processed"] == 5
+    final = table(out)
+    assert len(final) == 5 and (final["status"] == "processed").all()
+    assert int(final["credits_charged"].sum()) == _charged(fake) + _charged(healed)
 
 
 def test_a_lost_send_of_pages_that_get_no_answer_stays_on_record(out: str) -> None:
@@ -162,32 +236,6 @@ def test_a_lost_send_of_pages_that_get_no_answer_stays_on_record(out: str) -> No
     final = table(out)
     assert len(final) == 5 and (final["status"] == "processed").all()
     assert int(final["credits_charged"].sum()) == _charged(fake) + _charged(healed)
-
-
-def test_a_page_holding_a_lost_send_but_unanswered_is_still_left_for_a_retry(out: str) -> None:
-    """Lost send, the file gone on the re-send, and Delix down for the re-upload: the page's
-    answer_lost row holds the charge, and the run still fails with the page left, so Airflow's
-    retry sends it (it does not pass as a failed row under max_failed_ratio)."""
-
-    class LostGoneThenDown(FakeDelix):
-        state = 0
-
-        def extract_images(self, file_uuids: Any, engine: Any, language: Any) -> Any:
-            if self.state == 0:
-                self.state = 1
-                gone = DelixNotFoundError("file gone on the re-send", status_code=404)
-                gone.lost_attempts = 1
-                raise gone
-            return super().extract_images(file_uuids, engine, language)
-
-        def upload_files(self, files: Any) -> Any:
-            if self.state == 1:
-                raise DelixTransientError("503", status_code=503)
-            return super().upload_files(files)
-
-    summary, error, _ = run(LostGoneThenDown(), out, [source("a", b"AAAA")], max_failed_ratio=None)
-    assert isinstance(error, PagesLeftError) and summary is not None and summary.pages_left == 1
-    assert table(out)[["error", "credits_charged"]].values.tolist() == [["answer_lost", PRICE_PER_PAGE]]
 
 
 def test_a_request_that_never_reached_delix_is_not_in_doubt(out: str) -> None:

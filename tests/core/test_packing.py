@@ -218,7 +218,9 @@ def test_pages_that_fail_in_a_pack_go_again_as_images_only_when_asked(tmp_path: 
 
 def test_a_page_retried_from_a_pack_keeps_the_packs_lost_send(tmp_path: Path) -> None:
     """The pack's first send was charged and its answer lost (the re-send found the file gone):
-    every page of the re-sent pack carries that send, the one retried as an image too."""
+    its images get answer_lost rows holding that send, not a new request in the run (it could
+    be re-sent too: a third send). The next run's pack carries it on every page, the one
+    retried as an image too."""
     from airflow_provider_delix.api.errors import DelixNotFoundError
 
     class LostThenGone(FakeDelix):
@@ -240,14 +242,19 @@ def test_a_page_retried_from_a_pack_keeps_the_packs_lost_send(tmp_path: Path) ->
     (tmp_path / "scans" / "scan-004.jpg").write_bytes(jpeg(4, comment="PACKFAIL"))
     fake = LostThenGone()
     out = str(tmp_path / "out")
+    first = run(fake, out, refs, packing="pdf", retry_packed_failures=True)
+    assert {v[:1] + v[2:] for v in rows(out).values()} == {("failed", PRICE_PER_PDF_PAGE, 0)}
+    # the refused request is the override's own (not counted): no other extraction, no re-upload
+    assert set(read_table(out).error) == {"answer_lost"}
+    assert fake.calls == {"upload_files": 1, "delete_file": 1}
+    assert first.credits_charged == first.credits_at_risk == 6 * PRICE_PER_PDF_PAGE
+
     summary = run(fake, out, refs, packing="pdf", retry_packed_failures=True)
     got = rows(out)
     assert got["scan-004.jpg"] == ("processed", text_of(jpeg(4, comment="PACKFAIL")), 100 + 100 + 200, 100)
     assert {v[2] for k, v in got.items() if k != "scan-004.jpg"} == {200}
-    assert (
-        summary.credits_charged == sum(v[2] for v in got.values()) == 12 * PRICE_PER_PDF_PAGE + PRICE_PER_PAGE
-    )
-    assert summary.credits_at_risk == 6 * PRICE_PER_PDF_PAGE
+    assert sum(v[2] for v in got.values()) == 12 * PRICE_PER_PDF_PAGE + PRICE_PER_PAGE
+    assert summary.credits_charged == 6 * PRICE_PER_PDF_PAGE + PRICE_PER_PAGE and summary.credits_at_risk == 0
 
 
 def test_a_page_whose_image_retry_is_never_answered_keeps_the_packs_credits(tmp_path: Path) -> None:

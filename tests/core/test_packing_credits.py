@@ -24,7 +24,8 @@ pytestmark = pytest.mark.timeout(120)
 
 def test_a_refused_pack_hands_its_lost_send_to_its_images(tmp_path: Path) -> None:
     """The pack's first send was charged and its answer lost; the re-send was refused. Its
-    images go again alone, each carrying its share of the lost send."""
+    images are not sent again in the run (that request could be re-sent too: a third send):
+    each gets an answer_lost row with its share of the lost send, which the next run carries on."""
 
     class LostThenRefused(FakeDelix):
         lost = False
@@ -41,10 +42,16 @@ def test_a_refused_pack_hands_its_lost_send_to_its_images(tmp_path: Path) -> Non
     fake = LostThenRefused()
     out = str(tmp_path / "out")
     summary = run(fake, out, refs, packing="pdf")
+    assert {v[:1] + v[2:] for v in rows(out).values()} == {("failed", PRICE_PER_PDF_PAGE, 0)}
+    assert set(read_table(out).error) == {"answer_lost"}
+    # the refused request is the override's own (not counted): nothing else was extracted
+    assert fake.calls["extract_documents"] == 0 and fake.calls["extract_images"] == 0
+    assert summary.credits_charged == summary.credits_at_risk == 6 * PRICE_PER_PDF_PAGE
+
+    again = run(fake, out, refs, packing="pdf")
     got = rows(out)
-    assert {v[:1] + v[2:] for v in got.values()} == {("processed", PRICE_PER_PDF_PAGE + PRICE_PER_PAGE, 0)}
-    assert summary.credits_charged == 6 * (PRICE_PER_PDF_PAGE + PRICE_PER_PAGE)
-    assert summary.credits_at_risk == 6 * PRICE_PER_PDF_PAGE
+    assert {v[:1] + v[2:] for v in got.values()} == {("processed", 2 * PRICE_PER_PDF_PAGE, 0)}
+    assert again.credits_charged == 6 * PRICE_PER_PDF_PAGE and again.credits_at_risk == 0
 
 
 def test_collecting_an_unreadable_pack_counts_only_this_runs_spending(
@@ -107,8 +114,8 @@ def test_a_pack_collected_twice_is_charged_once(
 
 
 def test_a_refused_packs_lost_send_is_on_record_when_its_images_are_never_sent(tmp_path: Path) -> None:
-    """The lost send of a refused pack is held on rows before its images go back to the
-    pipeline: the credits run out first, and the table still says what Delix may have charged."""
+    """The lost send of a refused pack is held on its images' answer_lost rows; the other pack
+    runs out of credits, and the table still says what Delix may have charged."""
     import time
 
     from airflow_provider_delix.api.errors import DelixInsufficientCreditsError
@@ -136,7 +143,7 @@ def test_a_refused_packs_lost_send_is_on_record_when_its_images_are_never_sent(t
     frame = read_table(out)
     assert len(frame) == 6 and set(frame["error"]) == {"answer_lost"}
     assert int(frame.credits_charged.sum()) == summary.credits_charged == summary.credits_at_risk == 600
-    assert summary.pages_left == 12
+    assert summary.pages_left == 6 and summary.rows["failed"] == 6, "the other pack's are left"
 
 
 def test_a_collected_pack_whose_files_cannot_be_deleted_is_not_collected_twice(tmp_path: Path) -> None:
