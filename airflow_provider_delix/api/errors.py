@@ -8,6 +8,7 @@ only travels in the ``Authorization`` header, and response bodies are reduced to
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 
@@ -78,11 +79,32 @@ class DelixNotFoundError(DelixError):
 
 
 class DelixValidationError(DelixError):
-    """422 with ``errors``: the request was malformed (a client bug or a bad argument)."""
+    """422 without an ErrorEnum value: Laravel's validation answer (``errors``, per field), or a
+    bare ``message``. The request was refused, nothing applied: a bad argument, a client bug, or
+    a file uuid the API no longer knows."""
 
     def __init__(self, message: str, *, errors: dict[str, list[str]], **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.errors = errors
+
+    @property
+    def about_engine(self) -> bool:
+        """The engine or its options were refused (``errors.engine...``): the task's settings."""
+        return about_engine(self.errors)
+
+    @property
+    def about_uuids(self) -> bool:
+        """Only file uuids were refused (``errors.files.N.uuid``): Laravel's answer for a uuid
+        that names no stored file, as a 404 says for an expired or deleted one."""
+        return bool(self.errors) and all(_UUID_FIELD.fullmatch(key) for key in self.errors)
+
+
+_UUID_FIELD = re.compile(r"files\.\d+\.uuid")
+
+
+def about_engine(errors: dict[str, list[str]]) -> bool:
+    """Whether a validation answer's ``errors`` name the engine or one of its options."""
+    return any(key == "engine" or key.startswith("engine.") for key in errors)
 
 
 class DelixApiError(DelixError):

@@ -30,6 +30,7 @@ from airflow_provider_delix.api.errors import (
     DelixStorageFullError,
     DelixTransientError,
     DelixValidationError,
+    about_engine,
 )
 from airflow_provider_delix.api.models import ErrorCode
 
@@ -341,6 +342,11 @@ def raise_for_answer(
                 for k, v in errors.items()
             }
         detail = "; ".join(f"{k}: {', '.join(v)}" for k, v in clean.items()) or "no details"
+        if about_engine(clean):
+            detail += (
+                ". Check the engine and language sent (danlin or tiho with fa, en, ar or tr; probe "
+                "without a language, for PDFs only)"
+            )
         raise DelixValidationError(
             f"Delix rejected {what} as invalid (HTTP 422, connection '{conn_id}'): {detail}.{suffix}",
             errors=clean,

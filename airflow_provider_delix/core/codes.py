@@ -52,6 +52,10 @@ class PageError(StrEnum):
     # which of ours is unknown, so the file is deleted unread (nothing charged). Settled: the same
     # bytes count the same way next time.
     PAGE_COUNT_MISMATCH = "page_count_mismatch"
+    # Delix refused the extraction request for the file alone with a 422 that carries no
+    # ErrorEnum value (Laravel's validation answer, or only a message): settled like the
+    # ErrorEnum refusals; the row's message quotes what Delix said.
+    REQUEST_INVALID = "request_invalid"
 
 
 # What a page that failed inside a pack may have failed of that sending it alone can change.

@@ -44,6 +44,7 @@ from airflow_provider_delix.api.errors import (
     DelixNotFoundError,
     DelixResponseError,
     DelixTransientError,
+    DelixValidationError,
 )
 from airflow_provider_delix.api.models import Extract
 from airflow_provider_delix.core.chunk_rows import ChunkRows
@@ -99,6 +100,10 @@ class ChunkRunner(ChunkUpload, ChunkRows):
         except (ChunkAborted, WaitAborted):
             pass
         except DelixAuthError as exc:
+            ctrl.fail(exc, abort=True)
+        except DelixValidationError as exc:
+            # The task's settings (an engine Delix refuses): every chunk would be refused alike.
+            log.error("Chunk %s: %s", self.chunk.chunk_id, exc)
             ctrl.fail(exc, abort=True)
         except Exception as exc:
             log.exception("Chunk %s failed unexpectedly", self.chunk.chunk_id)
@@ -158,7 +163,7 @@ class ChunkRunner(ChunkUpload, ChunkRows):
             results = answer_lost_results([s.uuid for s, _ in requested], exc, intent.kind, self.ctx.stats)
             for (slot, number), result in zip(requested, results, strict=True):
                 slot.pages[number] = result
-        except (DelixApiError, DelixNotFoundError, DelixAuthError) as exc:
+        except (DelixApiError, DelixValidationError, DelixNotFoundError, DelixAuthError) as exc:
             carry_lost_sends([s.file for s in slots], exc, intent.kind, self.ctx.stats)  # re-send refused
             self._journalled.remove(intent.chunk_id)
             self.ctx.store.ledger.forget(intent.chunk_id)  # refused: nothing was charged
@@ -200,6 +205,12 @@ class ChunkRunner(ChunkUpload, ChunkRows):
         """
         if isinstance(exc, DelixInsufficientCreditsError | DelixAuthError):
             raise exc
+        if isinstance(exc, DelixValidationError) and exc.about_engine:
+            raise exc  # the task's engine settings: no file fares better alone
+        # Laravel's answer for a uuid it does not know is a validation error naming the field.
+        gone = isinstance(exc, DelixNotFoundError) or (
+            isinstance(exc, DelixValidationError) and exc.about_uuids
+        )
         if exc.lost_attempts:
             log.warning(
                 "Chunk %s: %s; a send was lost before: left to the next run.", self.chunk.chunk_id, exc
@@ -208,7 +219,7 @@ class ChunkRunner(ChunkUpload, ChunkRows):
             results = refused_after_lost_results([s.uuid for s, _ in requested], exc)
             for (slot, number), result in zip(requested, results, strict=True):
                 slot.pages[number] = result
-        elif isinstance(exc, DelixApiError):
+        elif not gone:  # refused (an ErrorEnum value, or a validation answer): nothing applied
             if len(slots) > 1:
                 # One bad file must not sink the others: try each alone (a refusal costs nothing).
                 self._one_by_one(slots, reupload=reupload)
@@ -220,9 +231,13 @@ class ChunkRunner(ChunkUpload, ChunkRows):
                     exc,
                 )
                 slots[0].unpack = True
-            else:
+            elif isinstance(exc, DelixApiError):
                 slots[0].outcome = FileOutcome(
                     RowStatus.FAILED, None, exc.error, exc.api_message or str(exc), slots[0].uuid, None
+                )
+            else:  # its message quotes the fields Delix named, and what it said
+                slots[0].outcome = FileOutcome(
+                    RowStatus.FAILED, None, PageError.REQUEST_INVALID, str(exc), slots[0].uuid, None
                 )
         elif reupload:
             self._reupload(slots)

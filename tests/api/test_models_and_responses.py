@@ -186,6 +186,23 @@ def test_status_mapping(status: int, body: Any, cls: type[Exception]) -> None:
     assert "<html>" not in str(info.value), "raw bodies never reach a message"
 
 
+def test_a_validation_answer_says_what_it_is_about() -> None:
+    def refusal(errors: Any) -> DelixValidationError:
+        body = {"message": "اطلاعات نامعتبر"} if errors is None else {"message": "x", "errors": errors}
+        with pytest.raises(DelixValidationError) as info:
+            raise_for_status(_response(422, body), conn_id="c", what="a call")
+        return info.value
+
+    engine = refusal({"engine.options.language": ["The selected language is invalid."]})
+    assert engine.about_engine and not engine.about_uuids
+    assert "Check the engine and language" in str(engine)
+    gone = refusal({"files.0.uuid": ["invalid"], "files.3.uuid": ["invalid"]})
+    assert gone.about_uuids and not gone.about_engine and "files.3.uuid: invalid" in str(gone)
+    assert not refusal({"files.0.uuid": ["x"], "files.0.page": ["y"]}).about_uuids
+    bare = refusal(None)
+    assert not bare.about_uuids and not bare.about_engine and "no details" in str(bare)
+
+
 def test_non_json_success_is_a_response_error() -> None:
     with pytest.raises(DelixResponseError, match="not JSON"):
         read_json(_response(200, b"<html>"), conn_id="c", what="a call")
