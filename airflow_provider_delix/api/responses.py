@@ -53,6 +53,9 @@ _ADVICE = {
     "the extraction has finished",
     ErrorCode.INVALID_FILE_PAGE: "the page selection does not fit the file",
     ErrorCode.EXCEEDING_FILE_PAGE: "more pages were requested than this mode allows",
+    ErrorCode.GENERAL_EXCEPTION: "an unexpected failure on Delix's side refused the request, and "
+    "nothing was applied (stored or charged); it may be sent again, its files one by one if "
+    "it named several",
 }
 
 

@@ -12,6 +12,13 @@ not only report them), once the budget has room past them: they hold their slots
 has looked, so the account never holds more than the run's share plus one call's re-send.
 Otherwise nothing would ever delete them (Delix does, after 24 h) and each call could leave 10
 more: the chunk is left to the next try, as before.
+
+An upload refused with ``GENERAL_EXCEPTION`` (Delix's unexpected server failure: nothing
+stored) is first tried again by the hook's retry policy, like a 503. Once the policy gives up
+on a multi-file upload, its files are uploaded one at a time, as the API's decisions say for a
+refused request: one file Delix cannot take must not sink the others, and a refusal costs
+nothing. A file still refused alone gets a ``failed`` row with error ``GENERAL_EXCEPTION``,
+which the next run sends again; the run goes on.
 """
 
 from __future__ import annotations
@@ -60,6 +67,11 @@ class ChunkUpload(ChunkBadAnswers):
             for slot in slots:
                 slot.released = True
             raise
+        except DelixApiError as exc:
+            if exc.error != ErrorCode.GENERAL_EXCEPTION:
+                raise
+            self._upload_refused(slots, exc)
+            return
         uuids: list[str] = []
         for slot, result in zip(slots, results, strict=True):
             if isinstance(result, StoredFile):
@@ -78,6 +90,32 @@ class ChunkUpload(ChunkBadAnswers):
                 self.ctx.live.update(uuids)
             self._recorded = True
         self.ctx.store.uploads.record_uploaded(self.chunk.chunk_id, uuids)  # the intent is answered
+
+    def _upload_refused(self, slots: list[Slot], exc: DelixApiError) -> None:
+        """An upload refused with ``GENERAL_EXCEPTION`` once the retry policy gave up (nothing
+        stored): its files go one at a time; a file refused alone gets its ``failed`` row."""
+        if len(slots) > 1:
+            log.warning(
+                "Chunk %s: Delix refused the upload of %d files (%s); uploading them one at a time.",
+                self.chunk.chunk_id,
+                len(slots),
+                exc.error,
+            )
+            for slot in slots:
+                if self.ctx.control.aborting():
+                    return  # the others were never stored: released with the chunk, left for a re-run
+                self._upload([slot])
+            return
+        slot = slots[0]
+        self._release(slot)
+        if slot.file.members:  # a pack: its images go again alone, as for a pack rejected at upload
+            slot.unpack = True
+            return
+        why = (
+            f"{exc} The upload of this file alone was refused too, after the retries (nothing stored "
+            "or charged). The next run on this output sends it again."
+        )
+        slot.outcome = FileOutcome(RowStatus.FAILED, None, ErrorCode.GENERAL_EXCEPTION, why, None, None)
 
     def _check_page_count(self, slot: Slot, stored: StoredFile) -> None:
         """A PDF Delix counts other than we do is deleted unread: its pages cannot be matched.
