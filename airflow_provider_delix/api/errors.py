@@ -134,8 +134,9 @@ class DelixTransientError(DelixError):
 
     ``maybe_applied`` says whether Delix may have applied the request although its answer is
     lost: True for a read timeout, a connection dropped (or its TLS broken) after the request was
-    sent, and a gateway's 502/504; False for a connection that never reached the server
-    (refused, DNS, connect timeout, TLS handshake) and for 429, 500 and 503. ``paid`` marks a
+    sent, a gateway's 502/504 (and 520-524, 598, 599, any 5xx but 500/501/503); False for a
+    connection that never reached the server (refused, DNS, connect timeout, TLS handshake)
+    and for 429, 500, 501 and 503. ``paid`` marks a
     request that spends credits when applied (the extraction POSTs), ``resend_once`` one whose
     maybe-applied sends are limited (the extractions, and the upload, which stores files), and
     ``lost_attempts`` (on every :class:`DelixError`) counts the attempts of this call, this one

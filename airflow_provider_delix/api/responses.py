@@ -35,8 +35,15 @@ from airflow_provider_delix.api.errors import (
 from airflow_provider_delix.api.models import ErrorCode
 
 _MESSAGE_LIMIT = 300
-# Statuses a gateway answers when it lost Delix's answer: the request may have been applied.
-GATEWAY_LOST = (502, 504)
+# Statuses a gateway or proxy answers when it gave up waiting for Delix, or lost its answer:
+# 502/504, Cloudflare's 520-524 (524: "a timeout occurred") and the 598/599 some proxies use
+# for a network read timeout. The request may have reached Delix and been applied.
+GATEWAY_LOST = (502, 504, 520, 521, 522, 523, 524, 598, 599)
+# The 5xx that say the request was not applied: 500 (a project decision: Delix's own failure,
+# before it charged), 501 (not implemented) and 503 (unavailable: refused, may say Retry-After).
+# Every other 5xx is read as GATEWAY_LOST is: an extraction re-sent after an applied one is
+# paid twice, while treating a refused one as maybe applied only costs one retry less.
+NOT_APPLIED_5XX = (500, 501, 503)
 
 _ADVICE = {
     ErrorCode.STORAGE_COUNT_EXCEEDED: "the account already stores 30 files; delete some or wait for "
@@ -355,10 +362,12 @@ def raise_for_answer(
             errors=clean,
             **common,
         )
-    if status in GATEWAY_LOST:
-        # A gateway gave up waiting for Delix (502/504): Delix may have applied the request.
+    if status >= 500 and status not in NOT_APPLIED_5XX:
+        # A gateway gave up waiting for Delix, or a 5xx that does not say the request was
+        # refused: Delix may have applied it (the retry policy re-sends a paid one at most once).
+        who = "A gateway in front of Delix" if status in GATEWAY_LOST else "Delix or a gateway in front of it"
         raise DelixTransientError(
-            f"A gateway in front of Delix answered HTTP {status} to {what} (connection '{conn_id}'): "
+            f"{who} answered HTTP {status} to {what} (connection '{conn_id}'): "
             "the answer is lost and Delix may have applied the request.",
             retry_after=parse_retry_after(retry_after_header),
             maybe_applied=True,

@@ -14,12 +14,13 @@ spending wall time.
 
 Paid requests (the extraction POSTs) follow one more rule (docs/api.md, "Decisions where the
 vendor is silent": retries against the credits rule): a failure that Delix may have applied
-(``maybe_applied``: a read timeout, a connection dropped after sending, a gateway's 502/504) is
+(``maybe_applied``: a read timeout, a connection dropped after sending, a gateway's 502/504,
+a CDN's 524, any 5xx but 500/501/503: ``api/responses.py``) is
 re-sent at most once per call (:data:`MAX_LOST_RESENDS`); the next such failure is raised at
 once, with ``lost_attempts`` telling the caller how many sends may have been charged. Uploads
 follow the same rule (``resend_once``): they cost no credits, but each applied send stores up
 to 5 files that no answer names, on the 30 files every task on the key shares; unbounded
-re-sends filled the account. Failures that never reached Delix, and 429/500/503, keep the
+re-sends filled the account. Failures that never reached Delix, and 429/500/501/503, keep the
 ordinary policy. The history is counted by the caller on the error (``lost_attempts``), so the
 rule is a plain predicate and one ``Retrying`` serves every call.
 """

@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--lost-after-apply-kinds",
         default=EmulatorConfig.lost_after_apply_kinds,
-        help="comma list: drop (close the connection), 502, 504 (a gateway's HTML error page)",
+        help="comma list: drop (close the connection), 502, 504, 524 (a gateway's HTML error page)",
     )
     p.add_argument(
         "--lost-after-apply-on",

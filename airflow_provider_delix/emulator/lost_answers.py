@@ -2,14 +2,16 @@
 
 The HTTP faults of :mod:`.faults` hit a request before it is handled (nothing changes on the
 account), which is what a refused or reset connection looks like. Real networks also lose
-answers on the way back: a gateway times out waiting for Delix and answers 502 or 504, or the
+answers on the way back: a gateway times out waiting for Delix and answers 502, 504 or (a CDN
+such as Cloudflare) 524, or the
 connection breaks while the answer travels. The request was applied anyway, and a client that
 re-sends it pays twice (an extraction) or leaves a file behind (an upload). One seeded RNG
 draws once per successful upload or extraction; ``rate_lost_after_apply`` is the chance that its
 answer is lost, in one of the ``lost_after_apply_kinds`` chosen at random:
 
 * ``drop``: the connection is closed without a byte of the answer;
-* ``502`` / ``504``: a gateway's error page (HTML, not JSON) instead of the answer.
+* ``502`` / ``504`` / ``524``: a gateway's error page (HTML, not JSON) instead of the answer
+  (``524`` is not in the default kinds: it is opted into, to exercise a CDN's timeout status).
 
 ``lost_after_apply_on`` limits it to ``upload`` (``POST /files``) and/or ``extraction`` (both
 extraction endpoints). ``lost_after_apply_every`` (n > 0) replaces the rate with a count: every
@@ -28,7 +30,7 @@ import threading
 from airflow_provider_delix.emulator.config import EmulatorConfig
 
 DROP = "drop"
-KINDS = (DROP, "502", "504")
+KINDS = (DROP, "502", "504", "524")
 ENDPOINTS: dict[str, tuple[str, ...]] = {
     "upload": ("POST /files",),
     "extraction": ("POST /image-extraction", "POST /document-extraction"),
@@ -66,7 +68,7 @@ class LostAnswers:
             self._applied = 0
 
     def draw(self, endpoint: str, config: EmulatorConfig) -> str | None:
-        """How the answer of this applied request is lost (``drop``, ``502``, ``504``), or None."""
+        """How the answer of this applied request is lost (``drop`` or a status), or None."""
         if config.rate_lost_after_apply <= 0 and config.lost_after_apply_every <= 0:
             return None
         on = _parse(config.lost_after_apply_on, ENDPOINTS, "lost_after_apply_on")

@@ -38,7 +38,7 @@ def _calls(emulator: Any, endpoint: str) -> dict[str, int]:
     return dict(emulator.stats()["calls_by_status"].get(endpoint, {}))
 
 
-@pytest.mark.parametrize("kind", ["drop", "502", "504"])
+@pytest.mark.parametrize("kind", ["drop", "502", "504", "524"])  # 524: Cloudflare's "a timeout occurred"
 def test_an_extraction_lost_after_apply_is_sent_twice_then_raised(
     emulator: Any, connect: Callable[..., str], sleeps: Any, kind: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -203,7 +203,10 @@ def test_classification_of_failures() -> None:
     assert not transport_error(refused, "http://x/v1", "w", 9, conn_id="c").maybe_applied
     assert transport_error(requests.ReadTimeout(), "http://x/v1", "w", 9, conn_id="c").maybe_applied
     assert not transport_error(requests.ConnectTimeout(), "http://x/v1", "w", 9, conn_id="c").maybe_applied
-    for status, applied in ((502, True), (504, True), (500, False), (503, False), (429, False)):
+    gateways = (502, 504, 520, 521, 522, 523, 524, 598, 599)  # a gateway or proxy gave up waiting
+    other_5xx = (505, 507, 508, 511)  # nothing says the request was refused: read as maybe applied
+    refused = (500, 501, 503, 429)  # 500: a project decision; 503/429: refused, come back later
+    for status, applied in [*((s, True) for s in (*gateways, *other_5xx)), *((s, False) for s in refused)]:
         with pytest.raises(DelixTransientError) as info:
             raise_for_answer(status, None, None, conn_id="c", what="w")
         assert info.value.maybe_applied is applied, status
