@@ -125,6 +125,23 @@ def json_or_none(content: bytes) -> Any:
         return None
 
 
+def error_json(content: bytes) -> Any:
+    """The parsed body of an error answer, or None when it is empty or not JSON.
+
+    Unlike a success body (whose text must never be silently altered), an error body that is
+    not valid UTF-8 -- a server or gateway answering in a legacy encoding such as cp1256 -- is
+    decoded with its bad bytes replaced: the ErrorEnum values are ASCII, so the ``error`` code
+    survives and decides what the caller does, and the message is shown mangled, not dropped.
+    """
+    payload = json_or_none(content)
+    if payload is None and content.strip():
+        try:
+            payload = json.loads(content.decode("utf-8", errors="replace").lstrip("\ufeff"))
+        except ValueError:
+            return None
+    return payload
+
+
 def read_json_bytes(content: bytes, status: int, *, conn_id: str, what: str) -> Any:
     """The parsed body of a successful answer from its bytes (any HTTP client); ``{}`` when empty."""
     payload = json_or_none(content)
@@ -301,7 +318,7 @@ def raise_for_status(response: HttpAnswer, *, conn_id: str, what: str) -> None:
         return
     raise_for_answer(
         response.status_code,
-        json_or_none(response.content),
+        error_json(response.content),
         response.headers.get("Retry-After"),
         conn_id=conn_id,
         what=what,
@@ -312,12 +329,15 @@ def raise_for_answer(
     status: int, body: Any, retry_after_header: str | None, *, conn_id: str, what: str
 ) -> None:
     """:func:`raise_for_status` from the parts of an answer: status, parsed JSON body (or None)
-    and the ``Retry-After`` header, so every HTTP client maps errors the same way."""
+    and the ``Retry-After`` header, so every HTTP client maps errors the same way. Parse the
+    body with :func:`error_json`, which keeps the ``error`` code of a body that is not UTF-8."""
     if 200 <= status < 300:
         return
     fields = body if isinstance(body, Mapping) else {}
     api_message = _clip(fields.get("message"))
     suffix = f" Delix said: {api_message}" if api_message else ""
+    if api_message and "\ufffd" in api_message:  # error_json replaced bytes that were not UTF-8
+        suffix += " (the message was not valid UTF-8: its unreadable characters are shown as \ufffd)"
     common: dict[str, Any] = {"conn_id": conn_id, "status_code": status, "api_message": api_message}
 
     if status in (401, 403):

@@ -44,7 +44,7 @@ from airflow_provider_delix.api.base_url import base_url_from_connection
 from airflow_provider_delix.api.errors import DelixResponseError
 from airflow_provider_delix.api.models import Extract
 from airflow_provider_delix.api.responses import (
-    json_or_none,
+    error_json,
     raise_for_answer,
     read_json_bytes,
     timeout_error,
@@ -284,7 +284,7 @@ class DelixAsyncHook(BaseHook):
                     settings.base_url, what, error, conn_id=conn_id, maybe_applied=sent
                 ) from None
             if not 200 <= status < 300:
-                raise_for_answer(status, json_or_none(content), retry_after, conn_id=conn_id, what=what)
+                raise_for_answer(status, error_json(content), retry_after, conn_id=conn_id, what=what)
             return read_json_bytes(content, status, conn_id=conn_id, what=what)
 
         retrying = settings.retry_policy.async_retrying(sleep=self._sleep, describe=f"Delix {what}")

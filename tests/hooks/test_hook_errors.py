@@ -322,3 +322,25 @@ def test_every_other_requests_failure_is_a_final_delix_error_naming_the_connecti
         assert "connection 'delix_" in str(error) and SECRET not in str(error) and SECRET not in repr(error)
     assert "TooManyRedirects" in str(loop.value) and "InvalidJSONError" in str(body.value)
     assert "InvalidURL" in str(url.value)
+
+
+def _cp1256_busy(sock: socket.socket, request_line: str) -> None:
+    """A 422 whose Persian message is in cp1256, as a server on a legacy code page answers."""
+    body = '{"message": "خطا", "error": "FILE_UNDER_PROCESSING"}'.encode("cp1256")
+    head = f"HTTP/1.1 422 X\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+    sock.sendall(head.encode() + b"Connection: close\r\n\r\n" + body)
+
+
+@pytest.mark.parametrize("path", ["lean", "session"])  # the session's path: a trust_env extra
+def test_an_error_body_not_in_utf8_keeps_its_code_and_says_its_message_is_mangled(
+    connect: Callable[..., str], sleeps: Any, path: str
+) -> None:
+    """The ErrorEnum value is ASCII: it must decide the error class whatever the body's encoding."""
+    session_only = {"trust_env": True} if path == "session" else {}
+    with RawServer(_cp1256_busy) as server:
+        hook = DelixHook(connect(SimpleNamespace(base_url=server.base_url, api_key=SECRET), **session_only))
+        with pytest.raises(DelixApiError) as info:
+            hook.delete_file("u1")
+    assert info.value.error == "FILE_UNDER_PROCESSING"
+    assert "Delix said: " in str(info.value) and "not valid UTF-8" in str(info.value)
+    assert info.value.api_message and "\ufffd" in info.value.api_message
