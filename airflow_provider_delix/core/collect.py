@@ -92,14 +92,14 @@ def page_results(
     credits stays on its row.
     """
     wanted = [(uuid, n, single) for uuid, numbers, single in requested for n in numbers]
+    numbered = {uuid: _by_number(extract.uuid, uuid, answered) for uuid, answered in pages.items()}
     results: dict[tuple[str, int], PageResult] = {}
     failed: list[PageResult] = []
     for (uuid, number, single), share in zip(
         wanted, split_credits(extract.initial_cost, len(wanted)), strict=True
     ):
         answered = pages.get(uuid, [])
-        by_number = {p.number: p for p in answered}
-        page = by_number.get(number)
+        page = numbered.get(uuid, {}).get(number)
         odd = _odd_answer(page, answered, single)
         if odd is not None:
             odd += f" (extract {extract.uuid}, {answer_source(client)})"
@@ -148,6 +148,33 @@ def page_results(
             extract.returned_credits,
         )
     return results
+
+
+def _by_number(
+    extract_uuid: str, file_uuid: str, answered: Sequence[ExtractFilePage]
+) -> dict[int, ExtractFilePage]:
+    """Each answered page by its number. An answer naming a page twice keeps its best entry:
+    processed over failed over any other status, the first among equals. Keeping the last one
+    lost the text of a processed page followed by a failed duplicate, with nothing said. The
+    credits do not change: they are split over the requested pages, never over the entries."""
+    rank: dict[str, int] = {PageStatus.PROCESSED: 0, PageStatus.FAILED: 1}
+    chosen: dict[int, ExtractFilePage] = {}
+    twice: set[int] = set()
+    for page in answered:
+        held = chosen.get(page.number)
+        if held is not None:
+            twice.add(page.number)
+        if held is None or rank.get(page.status, 2) < rank.get(held.status, 2):
+            chosen[page.number] = page
+    if twice:
+        log.warning(
+            "Extract %s answered page(s) %s of file %s more than once; each keeps its processed "
+            "entry if it has one (else the first).",
+            extract_uuid,
+            ", ".join(map(str, sorted(twice))),
+            file_uuid,
+        )
+    return chosen
 
 
 def _odd_answer(

@@ -53,3 +53,25 @@ def test_a_refund_goes_to_the_failed_pages_we_asked_for() -> None:
         _extract(answered, cost=200, refund=100), {"f-1": answered}, [("f-1", [1, 2], False)]
     )
     assert (results["f-1", 1].refunded, results["f-1", 2].refunded) == (0, 100)
+
+
+def test_a_page_answered_twice_keeps_its_processed_entry_and_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A processed page followed by a failed duplicate lost its text when the last entry won."""
+    answered = [
+        ExtractFilePage(2, "processed", "page two"),
+        ExtractFilePage(1, "processed", "one"),
+        ExtractFilePage(2, "failed", None),
+        ExtractFilePage(1, "failed", None),
+    ]
+    extract = _extract(answered, cost=200, refund=100)
+    with caplog.at_level(logging.WARNING):
+        results = page_results(extract, {"f-1": answered}, [("f-1", [1, 2], False)])
+    assert [(r.outcome.status, r.outcome.text) for r in results.values()] == [
+        ("processed", "one"),
+        ("processed", "page two"),
+    ]
+    assert sum(r.charged for r in results.values()) == 200, "charged once per requested page"
+    assert sum(r.refunded for r in results.values()) == 100, "Delix's refund stays in the table, once"
+    assert "Extract x-1 answered page(s) 1, 2 of file f-1 more than once" in caplog.text
