@@ -8,6 +8,7 @@ these are what the queued document path adds on top of the request path: they on
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
@@ -24,6 +25,8 @@ from airflow_provider_delix.api.models import (
     read_int,
 )
 from airflow_provider_delix.hooks._files import RequestingHook
+
+log = logging.getLogger(__name__)
 
 DocumentItem = str | FileIdentifier | tuple[str, str | None]
 
@@ -98,10 +101,14 @@ class ExtractEndpoints:
         """All pages of one file of a finished asynchronous extract, following the pagination.
 
         Pages are fetched by number from this connection's host; the absolute ``next`` links in
-        the answer are not followed, so the key is never sent to a host the answer names.
+        the answer are not followed, so the key is never sent to a host the answer names. The
+        paginator's own word (``meta.last_page``, else ``links.next``) is not trusted alone: an
+        inflated ``last_page`` made one request per promised page, through empty ones (see
+        :func:`_past_the_end`).
         """
         endpoint = f"extracts/{extract_uuid}/files/{file_uuid}/contents"
         page = 1
+        read = 0
         while True:
             what = f"page {page} of the contents of file {file_uuid} in extract {extract_uuid}"
             payload = self._call("GET", endpoint, what, params={"page": page})
@@ -113,8 +120,20 @@ class ExtractEndpoints:
             with self._reading(what):
                 pages = [ExtractFilePage.from_api(item) for item in payload["data"]]
                 more = _has_next_page(payload, page)
+            read += len(pages)
             yield from pages
             if not more:
+                return
+            if _past_the_end(payload, pages, read):
+                log.warning(
+                    "Delix's pagination of file %s in extract %s promised more pages than it holds "
+                    "(meta %s); stopped after page %d with %d entries read.",
+                    file_uuid,
+                    extract_uuid,
+                    _meta_summary(payload),
+                    page,
+                    read,
+                )
                 return
             page += 1
 
@@ -126,6 +145,42 @@ def _has_next_page(payload: Mapping[str, Any], page: int) -> bool:
         return page < read_int(meta["last_page"], "meta.last_page", "contents page")
     links = payload.get("links")
     return isinstance(links, Mapping) and links.get("next") is not None
+
+
+def _optional_meta(payload: Mapping[str, Any], key: str) -> int | None:
+    """A paginator count used only as a stop hint: absent or unreadable is None, never an error."""
+    meta = payload.get("meta")
+    value = meta.get(key) if isinstance(meta, Mapping) else None
+    if value is None:
+        return None
+    try:
+        return read_int(value, f"meta.{key}", "contents page")
+    except DelixResponseError:
+        return None
+
+
+def _past_the_end(payload: Mapping[str, Any], pages: Sequence[ExtractFilePage], read: int) -> bool:
+    """Whether a page the paginator says is not the last is the last all the same.
+
+    A paginator fills every page but the last, so: an empty page is past the end, and a short
+    page (fewer entries than ``meta.per_page``) once ``meta.total`` entries are read is the end.
+    A full page (or one of unknown size) is never taken as the end, even once ``total`` is
+    reached: a ``total`` below what the pages hold must not lose entries, and the next request
+    tells (empty, or more). So an inflated ``last_page`` costs at most one request more.
+    """
+    if not pages:
+        return True
+    total = _optional_meta(payload, "total")
+    if total is None or read < total:
+        return False
+    per_page = _optional_meta(payload, "per_page")
+    return per_page is not None and len(pages) < per_page
+
+
+def _meta_summary(payload: Mapping[str, Any]) -> str:
+    meta = payload.get("meta")
+    shown = {k: meta.get(k) for k in ("last_page", "total", "per_page")} if isinstance(meta, Mapping) else {}
+    return ", ".join(f"{k}={v!r}" for k, v in shown.items()) or "none"
 
 
 def _identifier(item: DocumentItem) -> FileIdentifier:
