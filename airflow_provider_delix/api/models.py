@@ -5,10 +5,12 @@ operator builds one per page, hundreds of thousands per run), mypy checks them s
 the explicit ``from_api`` parsers are the one place that tolerates what the spec says may vary
 (an upload answer with or without ``data``, ``text`` missing on failed pages, ``pages`` as an
 array or as a URL). Unknown enum values from the server are kept as plain strings instead of
-crashing: the vendor documents its enums loosely. Anything else that does not fit (a count that
+crashing: the vendor documents its enums loosely. Anything else that does not fit (a charge that
 is not a number, ``files`` that is not a list, a required field missing or null) raises
 :class:`DelixResponseError`, never a bare ``TypeError``: the hook names the request and the
-connection on that class only, and the pipeline handles a malformed answer by it.
+connection on that class only, and the pipeline handles a malformed answer by it. An extract's
+counts are the exception: it answers a paid request, so what the client does not need of it
+never throws the text away (see :meth:`Extract.from_api`).
 """
 
 from __future__ import annotations
@@ -29,10 +31,15 @@ MAX_PDF_BYTES = 8 * 1000 * 1000
 MAX_PDF_PAGES = 150
 MAX_SYNC_DOCUMENT_PAGES = 5
 # Credits per page (docs/api.md, "Credits": "the examples suggest" these; there is no price list).
-# Only used where Delix's own ``initial_cost`` is unknown: the emulator's prices, and the
-# charge assumed for a paid request whose answer was lost.
+# Only used where Delix's own ``initial_cost`` is unknown: the emulator's prices, the charge
+# assumed for a paid request whose answer was lost, and an extract that does not say its cost.
 IMAGE_PAGE_PRICE = 200
 PDF_PAGE_PRICE = 100
+
+
+def page_price(kind: str) -> int:
+    """Credits per page of a request of ``kind`` (``images`` or ``documents``, packs included)."""
+    return IMAGE_PAGE_PRICE if kind == "images" else PDF_PAGE_PRICE
 
 
 class Engine(StrEnum):
@@ -322,10 +329,12 @@ class Extract:
     file_type: str
     engine: str
     language: str | None
-    total_files: int
-    total_file_pages: int
-    total_processing_pages: int
-    initial_cost: int
+    # Informational: None when the answer leaves them out, null or unreadable.
+    total_files: int | None
+    total_file_pages: int | None
+    total_processing_pages: int | None
+    # None: the answer did not say (missing or null); the collector then records an estimate.
+    initial_cost: int | None
     failed_pages: int | None
     returned_credits: int | None
     files: tuple[ExtractFile, ...]
@@ -339,7 +348,13 @@ class Extract:
 
     @classmethod
     def from_api(cls, payload: Any) -> Extract:
-        """Parse an Extract, wrapped in ``data`` or bare (the docs show both)."""
+        """Parse an Extract, wrapped in ``data`` or bare (the docs show both).
+
+        It answers a paid request: ``initial_cost`` missing or null is None (unknown: the
+        collector records an estimate and says so), not an error that threw the text and the
+        extract uuid away, nor a 0 that hid the charge. The ``total_*`` counts are never used:
+        missing, null or unreadable, they are None. A non-number cost is still malformed.
+        """
         if isinstance(payload, Mapping) and "data" in payload and isinstance(payload["data"], Mapping):
             payload = payload["data"]
         entry = _as_mapping(payload, "extract")
@@ -348,8 +363,11 @@ class Extract:
             value = entry.get(key)
             return None if value is None else read_int(value, key, "extract")
 
-        def count(key: str) -> int:
-            return read_int(entry.get(key, 0), key, "extract")
+        def informational(key: str) -> int | None:
+            try:
+                return optional_int(key)
+            except DelixResponseError:
+                return None
 
         files = entry.get("files") or ()
         if not isinstance(files, Sequence) or isinstance(files, str | bytes):
@@ -361,10 +379,10 @@ class Extract:
             file_type=str(entry.get("file_type", "")),
             engine=str(entry.get("engine", "")),
             language=None if language is None else str(language),
-            total_files=count("total_files"),
-            total_file_pages=count("total_file_pages"),
-            total_processing_pages=count("total_processing_pages"),
-            initial_cost=count("initial_cost"),
+            total_files=informational("total_files"),
+            total_file_pages=informational("total_file_pages"),
+            total_processing_pages=informational("total_processing_pages"),
+            initial_cost=optional_int("initial_cost"),
             failed_pages=optional_int("failed_pages"),
             returned_credits=optional_int("returned_credits"),
             files=tuple(ExtractFile.from_api(f) for f in files),

@@ -35,15 +35,21 @@ from airflow_provider_delix.api.errors import (
     DelixResponseError,
     DelixTransientError,
 )
-from airflow_provider_delix.api.models import Extract
+from airflow_provider_delix.api.models import Extract, page_price
 from airflow_provider_delix.core.adopt_claims import AdoptionClaims
 from airflow_provider_delix.core.adopt_rows import WrittenRows, all_written, record_rows, written_rows
 from airflow_provider_delix.core.chunks import FileOutcome
 from airflow_provider_delix.core.client import DelixClient
 from airflow_provider_delix.core.codes import PageError
-from airflow_provider_delix.core.collect import PageResult, file_pages, page_results, wait_processed
+from airflow_provider_delix.core.collect import (
+    PageResult,
+    extract_charge,
+    file_pages,
+    page_results,
+    wait_processed,
+)
 from airflow_provider_delix.core.ledger import ExtractRecord
-from airflow_provider_delix.core.lost_answers import charge_lost_sends, page_price
+from airflow_provider_delix.core.lost_answers import charge_lost_sends
 from airflow_provider_delix.core.options import RunOptions
 from airflow_provider_delix.core.resume import ResumeIndex
 from airflow_provider_delix.core.run_stats import RunStats
@@ -216,7 +222,9 @@ class _Adopter:
             aborting=self.aborting,
         )
         try:
-            results = page_results(extract, file_pages(client, extract), _requested(record), client)
+            results = page_results(
+                extract, file_pages(client, extract), _requested(record), client, kind=record.kind
+            )
         except DelixResponseError as exc:
             # Read again on every attempt, the same unreadable answer would stop each one here.
             # It was paid, and its cost is known: malformed_answer rows hold it (split over its
@@ -301,7 +309,10 @@ def _gone(record: ExtractRecord, message: str) -> dict[tuple[str, int], PageResu
 def _unreadable(record: ExtractRecord, extract: Extract, message: str) -> dict[tuple[str, int], PageResult]:
     """Every requested page as ``malformed_answer``, with its share of the extract's cost."""
     return _every_page(
-        record, PageError.MALFORMED_ANSWER, message, lambda pages: split_credits(extract.initial_cost, pages)
+        record,
+        PageError.MALFORMED_ANSWER,
+        message,
+        lambda pages: split_credits(extract_charge(extract, pages, record.kind), pages),
     )
 
 

@@ -11,11 +11,10 @@ from __future__ import annotations
 import logging
 
 from airflow_provider_delix.api.errors import DelixResponseError
-from airflow_provider_delix.api.models import Extract
+from airflow_provider_delix.api.models import Extract, page_price
 from airflow_provider_delix.core.chunk_deletes import ChunkDeletes
 from airflow_provider_delix.core.codes import PageError
-from airflow_provider_delix.core.collect import PageResult
-from airflow_provider_delix.core.lost_answers import page_price
+from airflow_provider_delix.core.collect import PageResult, extract_charge
 from airflow_provider_delix.core.pipeline_context import Slot
 from airflow_provider_delix.core.planning import FileOutcome
 from airflow_provider_delix.core.table import RowStatus, split_credits
@@ -73,7 +72,10 @@ class ChunkBadAnswers(ChunkDeletes):
         of contents went wrong), the extract's charge is split over the pages as usual.
         """
         requested = [(s, n) for s in slots for n in s.file.requested_pages]
-        charge = extract.initial_cost if extract is not None else page_price(kind) * len(requested)
+        if extract is None:
+            charge = page_price(kind) * len(requested)
+        else:
+            charge = extract_charge(extract, len(requested), kind)
         shares = split_credits(charge, len(requested))
         message = f"{exc}. The request was paid; these pages are not read (malformed_answer)."
         log.warning("Chunk %s: %s", self.chunk.chunk_id, message)

@@ -5,7 +5,10 @@ credits are computed one way whether the run that paid for the extract is still 
 
 Credits: the API charges ``initial_cost`` per request and refunds ``returned_credits`` for
 failed pages; the table is per page, so the charge is split over the requested pages and the
-refund over the failed ones, and summing the columns gives back exactly what was spent.
+refund over the failed ones, and summing the columns gives back exactly what was spent. An
+extract that does not say its cost (``initial_cost`` missing or null) or, once processed, its
+refund, is still collected: the table records the vendor's example price per page instead
+(:func:`extract_charge`, :func:`extract_refund`) and a warning says it is an estimate.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from airflow_provider_delix.api.models import Extract, ExtractFilePage, PageStatus
+from airflow_provider_delix.api.models import Extract, ExtractFilePage, PageStatus, page_price
 from airflow_provider_delix.core.client import DelixClient
 from airflow_provider_delix.core.codes import PageError
 from airflow_provider_delix.core.planning import FileOutcome
@@ -78,26 +81,67 @@ def file_pages(client: DelixClient, extract: Extract) -> dict[str, list[ExtractF
     return pages
 
 
+def extract_charge(extract: Extract, pages: int, kind: str) -> int:
+    """The extract's ``initial_cost``; when its answer did not say, ``pages`` at the vendor's
+    example price for ``kind`` (the text is kept: the request was paid all the same)."""
+    if extract.initial_cost is not None:
+        return extract.initial_cost
+    estimate = page_price(kind) * pages
+    log.warning(
+        "Extract %s did not say what it cost ('initial_cost' missing or null): the table records "
+        "%d credits for its %d page(s), an estimate at the vendor's example price of %d per page.",
+        extract.uuid,
+        estimate,
+        pages,
+        page_price(kind),
+    )
+    return estimate
+
+
+def extract_refund(extract: Extract, failed: int, kind: str, charge: int) -> int:
+    """The processed extract's ``returned_credits``; when its answer did not say, its failed pages
+    (``failed_pages``, else ``failed`` counted in the answer) at the vendor's example price,
+    never more than ``charge``."""
+    if extract.returned_credits is not None or not extract.is_processed:
+        return extract.returned_credits or 0
+    pages = extract.failed_pages if extract.failed_pages is not None else failed
+    estimate = min(page_price(kind) * pages, charge)
+    if estimate:
+        log.warning(
+            "Extract %s did not say what it refunded ('returned_credits' missing or null): the "
+            "table records %d credits for %d failed page(s), an estimate at the vendor's example "
+            "price of %d per page.",
+            extract.uuid,
+            estimate,
+            pages,
+            page_price(kind),
+        )
+    return estimate
+
+
 def page_results(
     extract: Extract,
     pages: dict[str, list[ExtractFilePage]],
     requested: Sequence[tuple[str, Sequence[int], bool]],
     client: object = None,
+    *,
+    kind: str | None = None,
 ) -> dict[tuple[str, int], PageResult]:
     """Outcome and credit shares of each requested ``(file uuid, page)``.
 
     ``requested`` lists ``(file uuid, pages asked for, single_page)`` in request order. An
     answer that contradicts the request (a one-page image answered with page 7, a page without
     a status) fails only that page, as ``malformed_answer``: it is paid, so its share of the
-    credits stays on its row.
+    credits stays on its row. ``kind`` (``images`` or ``documents``; the extract's ``file_type``
+    when None) prices the estimate of a cost or refund the answer does not say.
     """
+    kind = kind or extract.file_type
     wanted = [(uuid, n, single) for uuid, numbers, single in requested for n in numbers]
     numbered = {uuid: _by_number(extract.uuid, uuid, answered) for uuid, answered in pages.items()}
     results: dict[tuple[str, int], PageResult] = {}
     failed: list[PageResult] = []
-    for (uuid, number, single), share in zip(
-        wanted, split_credits(extract.initial_cost, len(wanted)), strict=True
-    ):
+    charge = extract_charge(extract, len(wanted), kind)
+    for (uuid, number, single), share in zip(wanted, split_credits(charge, len(wanted)), strict=True):
         answered = pages.get(uuid, [])
         page = numbered.get(uuid, {}).get(number)
         odd = _odd_answer(page, answered, single)
@@ -132,9 +176,11 @@ def page_results(
     # we did not ask for (Delix read more pages than we listed): the extract's pages share it as
     # they share its cost, so the table's sums stay what Delix charged.
     holders = failed or list(results.values())
-    for result, refund in zip(
-        holders, split_credits(extract.returned_credits or 0, len(holders)), strict=True
-    ):
+    said_failed = sum(
+        p.status == PageStatus.FAILED for entries in numbered.values() for p in entries.values()
+    )
+    refunded = extract_refund(extract, said_failed, kind, charge)
+    for result, refund in zip(holders, split_credits(refunded, len(holders)), strict=True):
         result.refunded = refund
     unasked = sum(1 for uuid, answered in pages.items() for p in answered if (uuid, p.number) not in results)
     if unasked:
@@ -143,9 +189,9 @@ def page_results(
             "shared by the %d requested page(s), and its refund (%s) too unless one of them failed.",
             extract.uuid,
             unasked,
-            extract.initial_cost,
+            charge,
             len(results),
-            extract.returned_credits,
+            refunded,
         )
     return results
 

@@ -6,7 +6,8 @@ API has no way to ask (no balance endpoint, no extract found by its files). The 
 such a request at most once (``api/retry.py``). What the run then records:
 
 * **answered on the re-send**: the pages get their rows as usual, and their credits also carry
-  the lost send, assumed charged at the answered extract's ``initial_cost``: read timeouts,
+  the lost send, assumed charged at the answered extract's ``initial_cost`` (or at the estimate
+  its pages carry when it does not say, see ``core/collect.py``): read timeouts,
   drops after sending and gateway errors usually mean Delix did the work, so the table then
   equals Delix's ledger;
 * **lost on both sends** (or lost once and then refused until the policy gave up): the pages
@@ -36,17 +37,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from airflow_provider_delix.api.errors import DelixError, DelixTransientError
-from airflow_provider_delix.api.models import IMAGE_PAGE_PRICE, PDF_PAGE_PRICE, Extract
+from airflow_provider_delix.api.models import Extract, page_price
 from airflow_provider_delix.core.codes import PageError
 from airflow_provider_delix.core.collect import PageResult
 from airflow_provider_delix.core.planning import ChunkFile, FileOutcome
 from airflow_provider_delix.core.run_stats import RunStats
 from airflow_provider_delix.core.table import RowStatus, split_credits
-
-
-def page_price(kind: str) -> int:
-    """Credits per page of a request of ``kind`` (``images`` or ``documents``, packs included)."""
-    return IMAGE_PAGE_PRICE if kind == "images" else PDF_PAGE_PRICE
 
 
 def charge_lost_sends(
@@ -59,7 +55,10 @@ def charge_lost_sends(
     sends = extract.lost_attempts if lost is None else lost
     if sends <= 0 or not results:
         return 0
-    credits = sends * extract.initial_cost
+    # One send cost what the answered one did: its initial_cost, or the estimate its pages
+    # carry when the answer did not say (core/collect.py's extract_charge).
+    per_send = extract.initial_cost if extract.initial_cost is not None else sum(r.charged for r in results)
+    credits = sends * per_send
     for result, share in zip(results, split_credits(credits, len(results)), strict=True):
         result.charged += share
     stats.add_lost_answers(sends, len(results), credits)

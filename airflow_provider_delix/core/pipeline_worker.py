@@ -179,7 +179,7 @@ class ChunkRunner(ChunkUpload, ChunkRows):
                 raise
             stored = [s for s in self.slots if s.uuid is not None]
             try:
-                self._collect(extract, slots, may_park=len(slots) == len(stored))
+                self._collect(extract, slots, intent.kind, may_park=len(slots) == len(stored))
             except DelixResponseError as exc:
                 if not extract.is_processed:
                     # The answer to a GET of a queued extract: reading it again is free, and
@@ -304,7 +304,7 @@ class ChunkRunner(ChunkUpload, ChunkRows):
                 self._release(slot)  # its budget slot is free at once
         return [s for s in self.slots if s.aside is None]
 
-    def _collect(self, extract: Extract, slots: list[Slot], *, may_park: bool) -> None:
+    def _collect(self, extract: Extract, slots: list[Slot], kind: str, *, may_park: bool) -> None:
         ctx = self.ctx
         if not extract.is_processed and ctx.options.deferrable and may_park:
             self.parked = True
@@ -322,7 +322,7 @@ class ChunkRunner(ChunkUpload, ChunkRows):
         )
         pages = file_pages(ctx.client, extract)
         requested = [(s.uuid or "", s.file.requested_pages, s.file.page_map is None) for s in slots]
-        results = page_results(extract, pages, requested, ctx.client)
+        results = page_results(extract, pages, requested, ctx.client, kind=kind)
         for slot in slots:
             slot.pages = {n: results[(slot.uuid or "", n)] for n in slot.file.requested_pages}
 

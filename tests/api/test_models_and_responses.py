@@ -83,9 +83,7 @@ def test_a_stored_file_without_a_page_count_has_none_not_one(entry: dict[str, An
 @pytest.mark.parametrize(
     ("field", "value"),
     [
-        ("initial_cost", None),
-        ("total_files", "many"),
-        ("total_processing_pages", [2]),
+        ("initial_cost", "free"),
         ("failed_pages", "x"),
         ("returned_credits", {}),
         ("initial_cost", float("inf")),
@@ -100,6 +98,18 @@ def test_an_extract_that_does_not_fit_is_a_response_error(field: str, value: Any
     payload = {"uuid": "e1", "status": "processed", "initial_cost": 200, "files": [], field: value}
     with pytest.raises(DelixResponseError, match=field):
         Extract.from_api({"data": payload})
+
+
+@pytest.mark.parametrize("drop", ["null", "missing"])
+def test_an_extract_that_does_not_say_its_counts_is_kept_with_them_unknown(drop: str) -> None:
+    """It answers a paid request: its text and uuid must not be thrown away, nor its cost read as 0."""
+    counts = ("initial_cost", "total_files", "total_file_pages", "total_processing_pages")
+    payload: dict[str, Any] = {"uuid": "e1", "status": "processed", "files": []}
+    payload.update({key: None for key in counts} if drop == "null" else {})
+    extract = Extract.from_api({"data": payload})
+    assert [getattr(extract, key) for key in counts] == [None] * 4
+    odd = Extract.from_api({"data": {**payload, "total_files": "many", "total_processing_pages": [2]}})
+    assert (odd.total_files, odd.total_processing_pages) == (None, None), "informational: never fatal"
 
 
 def test_a_parse_error_names_a_connection_whose_id_is_in_its_text() -> None:

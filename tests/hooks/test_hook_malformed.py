@@ -78,7 +78,10 @@ STORED = {"uuid": "A", "status": "stored", "extension": "png", "page_count": 1}
 # What a server that is not quite Delix (a new API version, a buggy gateway) might answer.
 ODD_ANSWERS: dict[str, tuple[int, Any]] = {
     "POST /v1/files": (207, {"data": [STORED, {"uuid": "B", "status": "stored", "page_count": "one"}]}),
-    "POST /v1/image-extraction": (201, {"data": {"uuid": "E", "status": "processed", "initial_cost": None}}),
+    "POST /v1/image-extraction": (
+        201,
+        {"data": {"uuid": "E", "status": "processed", "initial_cost": "free"}},
+    ),
     "GET /v1/extracts/E": (200, {"data": {"uuid": "E", "status": "processed", "files": 5}}),
     "GET /v1/files": (200, {"data": [STORED, {"uuid": "B", "status": "stored", "page_count": "two"}]}),
     "GET /v1/extracts/E/files/F/contents?page=1": (200, {"data": [], "meta": {"last_page": "many"}}),
