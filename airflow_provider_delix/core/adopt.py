@@ -6,7 +6,8 @@ triggerer -- lists its extracts and, for each stored file, the rows its pages an
 * ``GET /extracts/{uuid}``: still ``processing`` -> wait for it (or, in a deferrable run, leave
   it for the trigger and defer again); ``processed`` -> read every page (inline or paginated),
   write the rows that are not in the table yet, delete the files, drop the record;
-* 404: Delix no longer has it. The planner sends its pages again (paid twice, counted as
+* 404, for the extract or for a page of its contents: Delix no longer has it (read again, it
+  would fail every later attempt the same way). The planner sends its pages again (paid twice, counted as
   ``extracts_lost`` and logged); until their rows come, ``answer_lost`` rows hold the first
   charge at the published price per page (counted in ``credits_at_risk``);
 * ``processed`` but unreadable, or pages it did not settle (left out; failed inside a pack
@@ -187,26 +188,7 @@ class _Adopter:
         try:
             extract = client.get_extract(extract_uuid)
         except DelixNotFoundError:
-            # Paid (Delix answered with its uuid), the cost unknown now: answer_lost rows hold
-            # the published price per page, counted at risk, while the pages are sent again.
-            log.warning(
-                "Delix no longer has extract %s paid for by an earlier attempt: its pages are sent "
-                "again (paid twice); the first charge, assumed at the published price per page, "
-                "stays on their answer_lost rows (credits_at_risk).",
-                extract_uuid,
-            )
-            result.lost += 1
-            gone = _gone(
-                record, f"Delix no longer has extract {extract_uuid} (404), which paid for this page"
-            )
-            written, held = self._write(record, gone)
-            held = [*written, *held]  # another settings' rows are written as they are
-            if held:  # not when every page already had its row (a page's first row holds it)
-                pages = {resume_key(r.source_sha256, r.source, r.page_number) for r in held}
-                charge = sum(r.credits_charged for r in held)
-                self.stats.add_lost_answers(1 + record.lost_sends, len(pages), charge)
-            _drop(client, store, record)
-            return "lost"
+            return self._lost(record, f"extract {extract_uuid}")
         if not extract.is_processed and self.options.deferrable:
             result.waiting.append(extract_uuid)
             result.waiting_files.update(record.file_uuids)
@@ -225,6 +207,10 @@ class _Adopter:
             results = page_results(
                 extract, file_pages(client, extract), _requested(record), client, kind=record.kind
             )
+        except DelixNotFoundError:
+            # The extract answered, its contents did not (removed since, or never kept): the
+            # same 404 on every later attempt, so it is lost like the extract itself.
+            return self._lost(record, f"the contents of extract {extract_uuid}")
         except DelixResponseError as exc:
             # Read again on every attempt, the same unreadable answer would stop each one here.
             # It was paid, and its cost is known: malformed_answer rows hold it (split over its
@@ -251,6 +237,30 @@ class _Adopter:
             log.exception("Could not drop the record of collected extract %s (kept)", extract.uuid)
             return "kept"
         return "collected" if dropped else "kept"
+
+    def _lost(self, record: ExtractRecord, what: str) -> Outcome:
+        """Delix answers 404 for ``what`` (the extract, or its contents): its pages cannot be read.
+
+        Paid (Delix answered with its uuid), the cost unknown now: answer_lost rows hold the
+        published price per page, counted at risk, while the pages are sent again. The record
+        goes: read again, it would fail every later attempt the same way.
+        """
+        log.warning(
+            "Delix no longer has %s paid for by an earlier attempt: its pages are sent again (paid "
+            "twice); the first charge, assumed at the published price per page, stays on their "
+            "answer_lost rows (credits_at_risk).",
+            what,
+        )
+        self.result.lost += 1
+        gone = _gone(record, f"Delix no longer has {what} (404), which paid for this page")
+        written, held = self._write(record, gone)
+        held = [*written, *held]  # another settings' rows are written as they are
+        if held:  # not when every page already had its row (a page's first row holds it)
+            pages = {resume_key(r.source_sha256, r.source, r.page_number) for r in held}
+            charge = sum(r.credits_charged for r in held)
+            self.stats.add_lost_answers(1 + record.lost_sends, len(pages), charge)
+        _drop(self.client, self.store, record)
+        return "lost"
 
     def _write(
         self, record: ExtractRecord, results: dict[tuple[str, int], PageResult]
