@@ -310,7 +310,8 @@ def _gone(record: ExtractRecord, message: str) -> dict[tuple[str, int], PageResu
     """Every requested page as ``answer_lost``: the extract is gone, its charge assumed per page.
 
     The request and each of its sends whose answer was lost are assumed charged, at the
-    published price per page (section 7 of the API notes: 200 per image page, 100 per PDF page).
+    price per page the vendor's examples give (200 per image page, 100 per PDF page; there is no
+    price list).
     """
     price = page_price(record.kind) * (1 + record.lost_sends)
     return _every_page(record, PageError.ANSWER_LOST, message, lambda pages: [price] * pages)

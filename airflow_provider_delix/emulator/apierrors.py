@@ -1,7 +1,8 @@
 """The emulator's error answers, raised as exceptions so a handler stops at the first refusal.
 
-Every refusal is raised before any state is changed; the shapes are the two 422 bodies of the
-spec (section 6), the 404 ``{}`` and the 401 of Laravel's auth middleware. Messages are in
+Every refusal is raised before any state is changed; the shapes are the two 422 bodies Delix
+documents (``{"message", "errors"}`` for validation, ``{"message", "error"}`` with an ErrorEnum
+value), the 404 ``{}`` and the 401 of Laravel's auth middleware. Messages are in
 Persian, like the real service's, with the English in parentheses for readers of test logs.
 """
 
