@@ -8,11 +8,12 @@ set aside (core/claims.py). The chunk's ledger records go once its rows are dura
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from airflow_provider_delix.core.chunks import ChunkFile, FileOutcome, PageTarget
 from airflow_provider_delix.core.codes import RETRY_ALONE
 from airflow_provider_delix.core.pipeline_context import ChunkState, Slot
-from airflow_provider_delix.core.rows import failed_in_pack, page_rows, unanswered
+from airflow_provider_delix.core.rows import failed_in_pack, left_from_pack, page_rows, unanswered
 from airflow_provider_delix.core.table import PageRow, RowStatus, resume_key
 
 
@@ -69,6 +70,12 @@ class ChunkRows(ChunkState):
         rows: list[PageRow] = []
         for number, result in sorted(slot.pages.items()):
             if result.outcome.status == RowStatus.FAILED and result.outcome.error in RETRY_ALONE:
+                if result.lost_sends or slot.file.carried != (0, 0):
+                    # A send of the pack lost its answer (maybe charged): no other request for
+                    # the page in this run (core.lost_answers). Its row, holding those credits,
+                    # is one the next run sends again alone.
+                    slot.pages[number] = replace(result, outcome=left_from_pack(result.outcome))
+                    continue
                 member = slot.file.members[number - 1]
                 again.add(number)
                 members.append(member)

@@ -41,6 +41,7 @@ class PageResult:
     outcome: FileOutcome
     charged: int = 0
     refunded: int = 0
+    lost_sends: int = 0  # sends of its request whose answer was lost (core.lost_answers)
 
 
 def wait_processed(

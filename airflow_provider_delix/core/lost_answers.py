@@ -61,6 +61,7 @@ def charge_lost_sends(
     credits = sends * per_send
     for result, share in zip(results, split_credits(credits, len(results)), strict=True):
         result.charged += share
+        result.lost_sends += sends
     stats.add_lost_answers(sends, len(results), credits)
     return credits
 

@@ -75,6 +75,17 @@ def invalid_row(page: InvalidPage, *, engine: str, language: str, run_id: str) -
     return outcome_row(page.target, out, engine=engine, language=language, run_id=run_id)
 
 
+def left_from_pack(out: FileOutcome) -> FileOutcome:
+    """A page that failed inside a pack one of whose sends lost its answer: not sent again in
+    this run (a page is paid at most twice per run); the next run sends it alone."""
+    return replace(
+        out,
+        error=PageError.FAILED_IN_PACK.value,
+        error_message=f"{out.error}: {out.error_message or 'failed inside the pack'}; a send of the "
+        "pack lost its answer (maybe charged), so the next run on this output sends it alone as an image",
+    )
+
+
 def failed_in_pack(out: FileOutcome) -> FileOutcome:
     """A page that failed inside a pack and is sent again alone (``retry_packed_failures``):
     its row until the image's own row replaces it, saying what the pack said."""

@@ -6,6 +6,7 @@ count only what it spent, and every image keeps one row.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,44 @@ def test_a_refused_pack_hands_its_lost_send_to_its_images(tmp_path: Path) -> Non
     got = rows(out)
     assert {v[:1] + v[2:] for v in got.values()} == {("processed", 2 * PRICE_PER_PDF_PAGE, 0)}
     assert again.credits_charged == 6 * PRICE_PER_PDF_PAGE and again.credits_at_risk == 0
+
+
+def test_a_page_that_failed_in_a_pack_answered_on_its_resend_waits_for_the_next_run(tmp_path: Path) -> None:
+    """The pack's first send was charged and its answer lost; the re-send was answered, with one
+    page failed. With ``retry_packed_failures`` that page is not sent alone in the same run (its
+    request could be re-sent too: a third charge for it); its ``failed_in_pack`` row holds both
+    sends and the next run sends it alone."""
+
+    class LostOnceThenAnswered(FakeDelix):
+        lost = False
+
+        def extract_documents(self, files: Any, engine: Any, language: Any) -> Any:
+            extract = super().extract_documents(files, engine, language)
+            if not self.lost:  # the first send was applied and its answer lost; the re-send answered
+                self.lost = True
+                extract = dataclasses.replace(
+                    super().extract_documents(files, engine, language), lost_attempts=1
+                )
+            return extract
+
+    refs = archive(tmp_path / "scans", 6)
+    (tmp_path / "scans" / "scan-004.jpg").write_bytes(jpeg(4, comment="PACKFAIL"))
+    fake = LostOnceThenAnswered(queue_polls=0)  # the lost send's extract finishes too: its file frees
+    out = str(tmp_path / "out")
+    first = run(fake, out, refs, packing="pdf", retry_packed_failures=True)
+    got = rows(out)
+    assert fake.calls["extract_images"] == 0, "a page of a pack that lost an answer was sent again"
+    assert got["scan-004.jpg"][0] == "failed" and got["scan-004.jpg"][2:] == (2 * PRICE_PER_PDF_PAGE, 100)
+    assert set(read_table(out).query("status == 'failed'").error) == {"failed_in_pack"}
+    assert first.credits_charged == 12 * PRICE_PER_PDF_PAGE
+
+    again = run(fake, out, refs, packing="pdf", retry_packed_failures=True)
+    got = rows(out)
+    assert fake.calls["extract_images"] == 1 and fake.calls["extract_documents"] == 2
+    assert got["scan-004.jpg"][0] == "processed" and got["scan-004.jpg"][1]
+    assert got["scan-004.jpg"][2:] == (2 * PRICE_PER_PDF_PAGE + PRICE_PER_PAGE, 100)
+    assert again.credits_charged == PRICE_PER_PAGE
+    assert sum(v[2] for v in got.values()) == 12 * PRICE_PER_PDF_PAGE + PRICE_PER_PAGE
 
 
 def test_collecting_an_unreadable_pack_counts_only_this_runs_spending(
