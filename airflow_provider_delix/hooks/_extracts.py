@@ -109,6 +109,7 @@ class ExtractEndpoints:
         endpoint = f"extracts/{extract_uuid}/files/{file_uuid}/contents"
         page = 1
         read = 0
+        empty = 0  # empty pages in a row
         while True:
             what = f"page {page} of the contents of file {file_uuid} in extract {extract_uuid}"
             payload = self._call("GET", endpoint, what, params={"page": page})
@@ -121,10 +122,11 @@ class ExtractEndpoints:
                 pages = [ExtractFilePage.from_api(item) for item in payload["data"]]
                 more = _has_next_page(payload, page)
             read += len(pages)
+            empty = 0 if pages else empty + 1
             yield from pages
             if not more:
                 return
-            if _past_the_end(payload, pages, read):
+            if _past_the_end(payload, pages, read, empty):
                 log.warning(
                     "Delix's pagination of file %s in extract %s promised more pages than it holds "
                     "(meta %s); stopped after page %d with %d entries read.",
@@ -136,6 +138,10 @@ class ExtractEndpoints:
                 )
                 return
             page += 1
+
+
+# Empty contents pages in a row after which a read that ``meta.total`` says is unfinished stops.
+MAX_EMPTY_PAGES = 3
 
 
 def _has_next_page(payload: Mapping[str, Any], page: int) -> bool:
@@ -159,18 +165,25 @@ def _optional_meta(payload: Mapping[str, Any], key: str) -> int | None:
         return None
 
 
-def _past_the_end(payload: Mapping[str, Any], pages: Sequence[ExtractFilePage], read: int) -> bool:
+def _past_the_end(
+    payload: Mapping[str, Any], pages: Sequence[ExtractFilePage], read: int, empty: int
+) -> bool:
     """Whether a page the paginator says is not the last is the last all the same.
 
-    A paginator fills every page but the last, so: an empty page is past the end, and a short
-    page (fewer entries than ``meta.per_page``) once ``meta.total`` entries are read is the end.
-    A full page (or one of unknown size) is never taken as the end, even once ``total`` is
-    reached: a ``total`` below what the pages hold must not lose entries, and the next request
-    tells (empty, or more). So an inflated ``last_page`` costs at most one request more.
+    A paginator fills every page but the last, so: an empty page once ``meta.total`` entries
+    are read (or with no ``total``) is past the end, and so is a short page (fewer entries than
+    ``meta.per_page``) once ``total`` entries are read. While ``total`` says entries are still
+    to come, an empty page is a glitch, not the end: stopping there would leave paid pages
+    without text (``no_result``, paid again by the next run); the read goes on to ``last_page``,
+    or gives up after ``MAX_EMPTY_PAGES`` empty pages in a row (a paginator with only ``next``
+    links could otherwise lead on for ever). A full page (or one of unknown size) is never taken
+    as the end, even once ``total`` is reached: a ``total`` below what the pages hold must not
+    lose entries, and the next request tells (empty, or more). So an inflated ``last_page``
+    costs at most one request more.
     """
-    if not pages:
-        return True
     total = _optional_meta(payload, "total")
+    if not pages:
+        return total is None or read >= total or empty >= MAX_EMPTY_PAGES
     if total is None or read < total:
         return False
     per_page = _optional_meta(payload, "per_page")

@@ -16,16 +16,21 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from loopback_servers import RawServer, answer_json
 
+from airflow_provider_delix.hooks._extracts import MAX_EMPTY_PAGES
 from airflow_provider_delix.hooks.delix import DelixHook
 
 
-def _paginator(entries: int, *, per_page: int, last_page: int, total: int) -> Callable[..., None]:
-    """Answers ``?page=N`` with that slice of ``entries`` pages, and the (lying) meta given."""
+def _paginator(
+    entries: int, *, per_page: int, last_page: int, total: int, empty: frozenset[int] = frozenset()
+) -> Callable[..., None]:
+    """Answers ``?page=N`` with that slice of ``entries`` pages, and the (lying) meta given;
+    the pages in ``empty`` come back empty (a glitch of the server)."""
 
     def reply(sock: socket.socket, request_line: str) -> None:
         target = request_line.split(" ")[1]
         page = int(parse_qs(urlsplit(target).query)["page"][0])
         numbers = range((page - 1) * per_page + 1, min(page * per_page, entries) + 1)
+        numbers = range(0) if page in empty else numbers
         data = [{"number": n, "status": "processed", "text": f"p{n}"} for n in numbers]
         meta = {"current_page": page, "last_page": last_page, "per_page": per_page, "total": total}
         answer_json(sock, 200, {"data": data, "links": {"next": "http://elsewhere.example/x"}, "meta": meta})
@@ -59,11 +64,21 @@ def test_a_total_below_the_entries_present_loses_none_of_them(
     assert requests == 2
 
 
-def test_an_inflated_last_page_with_an_inflated_total_stops_at_the_first_empty_page(
+def test_an_inflated_last_page_with_an_inflated_total_stops_after_a_few_empty_pages(
     connect: Callable[..., str],
 ) -> None:
     numbers, requests = _read(connect, _paginator(30, per_page=15, last_page=40, total=99))
-    assert numbers == list(range(1, 31)) and requests == 3, "two full pages, then one empty page"
+    assert numbers == list(range(1, 31))
+    assert requests == 2 + MAX_EMPTY_PAGES, "two full pages, then a few empty ones, not 38"
+
+
+def test_an_empty_page_before_total_entries_are_read_does_not_end_the_read(
+    connect: Callable[..., str],
+) -> None:
+    """An honest paginator whose page 2 came back empty: pages 3 and 4 still hold paid text."""
+    reply = _paginator(50, per_page=15, last_page=4, total=50, empty=frozenset({2}))
+    numbers, requests = _read(connect, reply)
+    assert numbers == [*range(1, 16), *range(31, 51)] and requests == 4
 
 
 def test_an_honest_paginator_is_read_to_its_last_page(connect: Callable[..., str]) -> None:
