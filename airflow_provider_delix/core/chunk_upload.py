@@ -18,7 +18,11 @@ stored) is first tried again by the hook's retry policy, like a 503. Once the po
 on a multi-file upload, its files are uploaded one at a time, as the API's decisions say for a
 refused request: one file Delix cannot take must not sink the others, and a refusal costs
 nothing. A file still refused alone gets a ``failed`` row with error ``GENERAL_EXCEPTION``,
-which the next run sends again; the run goes on.
+which the next run sends again; the run goes on. A 422 without an ErrorEnum value (Laravel's
+validation answer, e.g. a file type it will not take) is a refusal too: the files go one at a
+time and one refused alone gets a settled ``request_invalid`` row. Where a send of the refused
+upload lost its answer first, it may have stored copies no answer names: the chunk is then
+sent again only as a lost upload is (below), else left to the next try.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from airflow_provider_delix.api.errors import (
     DelixResponseError,
     DelixStorageFullError,
     DelixTransientError,
+    DelixValidationError,
 )
 from airflow_provider_delix.api.models import ErrorCode, RejectedFile, StoredFile, rejection_message
 from airflow_provider_delix.core.budget import BudgetInterrupted
@@ -67,9 +72,17 @@ class ChunkUpload(ChunkBadAnswers):
             for slot in slots:
                 slot.released = True
             raise
-        except DelixApiError as exc:
-            if exc.error != ErrorCode.GENERAL_EXCEPTION:
+        except (DelixApiError, DelixValidationError) as exc:
+            if isinstance(exc, DelixApiError) and exc.error != ErrorCode.GENERAL_EXCEPTION:
                 raise
+            if exc.lost_attempts and not (self.ctx.lost_copies_swept and _can_requeue(self.ctx)):
+                # A send lost its answer before the refusal: copies may be stored under uuids
+                # nobody knows, which no sweep of this run deletes. Left, as a lost upload is.
+                raise DelixTransientError(
+                    f"{exc} A send of this upload lost its answer first and may have stored copies "
+                    "the orphan sweep has to find: the chunk is left to the next try.",
+                    conn_id=exc.conn_id,
+                ) from exc
             self._upload_refused(slots, exc)
             return
         uuids: list[str] = []
@@ -91,15 +104,17 @@ class ChunkUpload(ChunkBadAnswers):
             self._recorded = True
         self.ctx.store.uploads.record_uploaded(self.chunk.chunk_id, uuids)  # the intent is answered
 
-    def _upload_refused(self, slots: list[Slot], exc: DelixApiError) -> None:
-        """An upload refused with ``GENERAL_EXCEPTION`` once the retry policy gave up (nothing
-        stored): its files go one at a time; a file refused alone gets its ``failed`` row."""
+    def _upload_refused(self, slots: list[Slot], exc: DelixApiError | DelixValidationError) -> None:
+        """An upload refused with ``GENERAL_EXCEPTION`` once the retry policy gave up, or with a
+        validation answer (nothing stored): its files go one at a time; a file refused alone gets
+        its ``failed`` row."""
+        code = exc.error if isinstance(exc, DelixApiError) else PageError.REQUEST_INVALID
         if len(slots) > 1:
             log.warning(
                 "Chunk %s: Delix refused the upload of %d files (%s); uploading them one at a time.",
                 self.chunk.chunk_id,
                 len(slots),
-                exc.error,
+                code,
             )
             for slot in slots:
                 if self.ctx.control.aborting():
@@ -111,11 +126,14 @@ class ChunkUpload(ChunkBadAnswers):
         if slot.file.members:  # a pack: its images go again alone, as for a pack rejected at upload
             slot.unpack = True
             return
-        why = (
-            f"{exc} The upload of this file alone was refused too, after the retries (nothing stored "
-            "or charged). The next run on this output sends it again."
-        )
-        slot.outcome = FileOutcome(RowStatus.FAILED, None, ErrorCode.GENERAL_EXCEPTION, why, None, None)
+        if isinstance(exc, DelixApiError):  # GENERAL_EXCEPTION: Delix's own failure, worth a re-try
+            why = (
+                f"{exc} The upload of this file alone was refused too, after the retries (nothing "
+                "stored or charged). The next run on this output sends it again."
+            )
+        else:
+            why = f"{exc} The upload of this file alone was refused (nothing stored or charged)."
+        slot.outcome = FileOutcome(RowStatus.FAILED, None, str(code), why, None, None)
 
     def _check_page_count(self, slot: Slot, stored: StoredFile) -> None:
         """A PDF Delix counts other than we do is deleted unread: its pages cannot be matched.
@@ -219,7 +237,7 @@ class ChunkUpload(ChunkBadAnswers):
                     ctx.store.uploads.record_uploaded(self.chunk.chunk_id, [])
                     raise (SlotsReturned if requeue else ChunkAborted)(self.chunk.chunk_id) from exc
                 delay = min(delay * 2, longest)
-            except (DelixApiError, DelixAuthError) as exc:
+            except (DelixApiError, DelixAuthError, DelixValidationError) as exc:
                 self._in_doubt(len(files), exc.lost_attempts)
                 ctx.store.uploads.record_uploaded(self.chunk.chunk_id, [])  # refused: nothing stored
                 raise
