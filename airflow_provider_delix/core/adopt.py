@@ -210,7 +210,7 @@ class _Adopter:
         except DelixNotFoundError:
             # The extract answered, its contents did not (removed since, or never kept): the
             # same 404 on every later attempt, so it is lost like the extract itself.
-            return self._lost(record, f"the contents of extract {extract_uuid}")
+            return self._lost(record, f"the contents of extract {extract_uuid}", extract)
         except DelixResponseError as exc:
             # Read again on every attempt, the same unreadable answer would stop each one here.
             # It was paid, and its cost is known: malformed_answer rows hold it (split over its
@@ -238,12 +238,14 @@ class _Adopter:
             return "kept"
         return "collected" if dropped else "kept"
 
-    def _lost(self, record: ExtractRecord, what: str) -> Outcome:
+    def _lost(self, record: ExtractRecord, what: str, extract: Extract | None = None) -> Outcome:
         """Delix answers 404 for ``what`` (the extract, or its contents): its pages cannot be read.
 
-        Paid (Delix answered with its uuid), the cost unknown now: answer_lost rows hold the
-        published price per page, counted at risk, while the pages are sent again. The record
-        goes: read again, it would fail every later attempt the same way.
+        Paid (Delix answered with its uuid). The extract itself gone, its cost is unknown:
+        answer_lost rows hold the published price per page, counted at risk, while the pages are
+        sent again. Only its contents gone (``extract`` answered), the cost is the extract's own
+        and certain: the rows hold it, and only the sends whose answer was lost are at risk. The
+        record goes: read again, it would fail every later attempt the same way.
         """
         log.warning(
             "Delix no longer has %s paid for by an earlier attempt: its pages are sent again (paid "
@@ -252,13 +254,15 @@ class _Adopter:
             what,
         )
         self.result.lost += 1
-        gone = _gone(record, f"Delix no longer has {what} (404), which paid for this page")
+        gone = _gone(record, f"Delix no longer has {what} (404), which paid for this page", extract)
         written, held = self._write(record, gone)
         held = [*written, *held]  # another settings' rows are written as they are
-        if held:  # not when every page already had its row (a page's first row holds it)
+        sends = 1 + record.lost_sends
+        in_doubt = sends if extract is None else record.lost_sends  # an answered send is certain
+        if held and in_doubt:  # not when every page already had its row (a page's first row holds it)
             pages = {resume_key(r.source_sha256, r.source, r.page_number) for r in held}
             charge = sum(r.credits_charged for r in held)
-            self.stats.add_lost_answers(1 + record.lost_sends, len(pages), charge)
+            self.stats.add_lost_answers(in_doubt, len(pages), charge * in_doubt // sends)
         _drop(self.client, self.store, record)
         return "lost"
 
@@ -306,14 +310,24 @@ class _Adopter:
         )
 
 
-def _gone(record: ExtractRecord, message: str) -> dict[tuple[str, int], PageResult]:
-    """Every requested page as ``answer_lost``: the extract is gone, its charge assumed per page.
+def _gone(
+    record: ExtractRecord, message: str, extract: Extract | None = None
+) -> dict[tuple[str, int], PageResult]:
+    """Every requested page as ``answer_lost``: the extract's contents are gone.
 
-    The request and each of its sends whose answer was lost are assumed charged, at the
-    price per page the vendor's examples give (200 per image page, 100 per PDF page; there is no
-    price list).
+    The request and each of its sends whose answer was lost are assumed charged: at the
+    extract's own cost when it answered (split over its pages), else at the price per page the
+    vendor's examples give (200 per image page, 100 per PDF page; there is no price list).
     """
-    price = page_price(record.kind) * (1 + record.lost_sends)
+    sends = 1 + record.lost_sends
+    if extract is not None:
+        return _every_page(
+            record,
+            PageError.ANSWER_LOST,
+            message,
+            lambda pages: split_credits(extract_charge(extract, pages, record.kind) * sends, pages),
+        )
+    price = page_price(record.kind) * sends
     return _every_page(record, PageError.ANSWER_LOST, message, lambda pages: [price] * pages)
 
 

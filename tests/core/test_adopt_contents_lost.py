@@ -44,15 +44,18 @@ def test_contents_delix_no_longer_has_send_the_pages_again_instead_of_failing_ev
     fake = ContentsGone(queue_polls=0, clock=clock)
     lost, kept = paid(fake, "lost", 7), paid(fake, "kept", 6)  # over 5 pages: queued, read by contents
     fake.gone.add(lost.extract_uuid or "")
+    fake.extracts[lost.extract_uuid or ""].cost = 7 * 150  # not the example price: its own, known
     dead_writer(out, lost, kept)
     adoption, stats = adopt(fake, out, clock=clock)
     assert (adoption.adopted, adoption.lost) == (1, 1)
     frame = read_table(out).set_index("source")
     assert set(frame.loc["kept.pdf", "status"]) == {"processed"}
     lost_rows = frame.loc["lost.pdf"]
-    assert list(lost_rows["error"]) == ["answer_lost"] * 7 and lost_rows.credits_charged.sum() == 7 * 100
+    assert list(lost_rows["error"]) == ["answer_lost"] * 7
+    assert lost_rows.credits_charged.sum() == 7 * 150, "the extract answered: its own cost, not a guess"
     assert "contents of extract" in lost_rows["error_message"].iloc[0]
-    assert (stats.requests_in_doubt, stats.pages_in_doubt, stats.credits_at_risk) == (1, 7, 700)
+    # charged for certain (the extract answered): nothing of it is at risk
+    assert (stats.requests_in_doubt, stats.pages_in_doubt, stats.credits_at_risk) == (0, 0, 0)
     assert records_left(out) == [] and fake.ours_left() == set(), "its record and files are gone"
     again, _ = adopt(fake, out, clock=clock, tag="third")
     assert (again.adopted, again.lost) == (0, 0), "nothing left to fail on"
