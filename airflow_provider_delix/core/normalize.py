@@ -78,12 +78,33 @@ class EncodedPage:
 
 
 def orientation(im: Image.Image) -> int:
-    """EXIF orientation (1 = upright); a broken EXIF block counts as upright, not as corrupt."""
+    """EXIF orientation (1 = upright); a broken EXIF block counts as upright, not as corrupt.
+
+    Only an EXIF block (a JPEG's APP1, a PNG's or WebP's ``eXIf``) or a TIFF's own tag counts.
+    Pillow also reads an orientation from XMP and from ImageMagick's "Raw profile type exif"
+    text chunk; viewers and browsers ignore both and show the pixels as stored, so turning the
+    page by them sent scans upside down (a tester's real files).
+    """
     try:
         value = im.getexif().get(_ORIENTATION_TAG, 1)
-        return int(value) if value in range(1, 9) else 1
+        if value not in range(2, 9):
+            return 1
+        return int(value) if _in_exif_block(im) else 1
     except Exception:
         return 1
+
+
+def _in_exif_block(im: Image.Image) -> bool:
+    """Whether the image's own EXIF block (or TIFF tags) holds an orientation, not only XMP."""
+    tags = getattr(im, "tag_v2", None)
+    if tags is not None and _ORIENTATION_TAG in tags:
+        return True
+    raw = im.info.get("exif")
+    if not raw:
+        return False
+    exif = Image.Exif()
+    exif.load(raw)
+    return _ORIENTATION_TAG in exif
 
 
 def has_transparency(im: Image.Image) -> bool:

@@ -13,7 +13,7 @@ import io
 
 import fsspec
 import pytest
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from airflow_provider_delix.core import decode_limits
 from airflow_provider_delix.core.inputs import InputRef
@@ -91,3 +91,40 @@ def test_a_page_over_the_work_limit_is_turned_upright_once(
     _assert_upright(page)
     assert page.normalization is not None and "reduce_1/" in page.normalization
     assert ("exif_rotate" in page.normalization) == (orientation != 1)
+
+
+def _upright_with_unused_orientation(fmt: str, where: str) -> bytes:
+    """An upright page whose only orientation (3, upside down) sits where viewers ignore it."""
+    page = Image.new("RGB", _UPRIGHT, "white")
+    page.paste((0, 0, 0), (0, 0, _UPRIGHT[0] // 3, _UPRIGHT[1] // 4))
+    xmp = (
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-'
+        'syntax-ns#"><rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="3"/>'
+        "</rdf:RDF></x:xmpmeta>"
+    )
+    buffer = io.BytesIO()
+    if fmt == "JPEG":
+        page.save(buffer, "JPEG", quality=95, xmp=xmp.encode())
+    else:
+        info = PngImagePlugin.PngInfo()
+        if where == "xmp":
+            info.add_itxt("XML:com.adobe.xmp", xmp)
+        else:  # ImageMagick's text chunk: the EXIF block as hex, after three header lines
+            exif = Image.Exif()
+            exif[0x0112] = 3
+            hexed = exif.tobytes().hex()
+            info.add_text("Raw profile type exif", f"\nexif\n{len(exif.tobytes())}\n{hexed}", zip=True)
+        page.save(buffer, "PNG", pnginfo=info)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(("fmt", "where"), [("JPEG", "xmp"), ("PNG", "xmp"), ("PNG", "raw-profile")], ids=str)
+def test_an_orientation_viewers_ignore_does_not_turn_the_page(fmt: str, where: str) -> None:
+    """XMP's tiff:Orientation and ImageMagick's raw EXIF text are not EXIF: the page is sent as
+    stored (a viewer shows it so), not turned upside down and re-encoded."""
+    data = _upright_with_unused_orientation(fmt, where)
+    with Image.open(io.BytesIO(data)) as im:
+        assert im.getexif().get(0x0112) == 3, "Pillow reads the orientation: the case is real"
+    page = _prepare(data)
+    _assert_upright(page)
+    assert page.data == data and page.normalization is None, page.normalization
