@@ -172,3 +172,32 @@ def jpeg_codec_problem(data: bytes) -> str | None:
         "and many decoders not at all, so it is not sent; the file is fine: `jpegtran -outfile "
         "fixed.jpg file.jpg` converts it losslessly to Huffman coding"
     )
+
+
+def jpeg_header_flaw(data: bytes) -> str | None:
+    """What breaks the JPEG's marker syntax before its scan, or None when nothing does.
+
+    libjpeg reads past stray bytes between header segments (and an ``FF 00`` where a marker
+    should be) with only a warning ("Corrupt JPEG data: 4 extraneous bytes before marker"),
+    which Pillow does not pass on; stricter decoders refuse the file (Leptonica did, for a
+    tester's real files). Such a file is re-encoded rather than sent as it is.
+    """
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            start = pos
+            while pos < len(data) and data[pos] != 0xFF:
+                pos += 1
+            return f"{pos - start} stray byte(s) between header segments at offset {start}"
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+        elif marker == 0x00:
+            return f"an FF 00 where a header marker should be, at offset {pos}"
+        elif marker in _STANDALONE:
+            pos += 2
+        elif marker in (0xDA, 0xD9):  # the scan (or the end): the header is sound
+            return None
+        else:
+            pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+    return None

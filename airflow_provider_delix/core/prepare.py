@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from PIL import Image
 
 from airflow_provider_delix.api.models import MAX_IMAGE_BYTES
+from airflow_provider_delix.core.codecs import jpeg_header_flaw
 from airflow_provider_delix.core.codes import Reason
 from airflow_provider_delix.core.decode_limits import large_page, load_reduced, reduction
 from airflow_provider_delix.core.decoder_notes import collect
@@ -129,13 +130,14 @@ def _single_page(data: bytes, kind: ImageKind, sha256: str) -> PreparedPage:
 
 def _single_page_work(im: Image.Image, data: bytes, kind: ImageKind, sha256: str) -> PreparedPage:
     unchanged = False  # the source's pixels, as they are, go to the ladder
+    flaw = jpeg_header_flaw(data) if kind == "jpeg" else None
     with decode_errors(f"the {kind.upper()} does not decode"):
         if reduction(im.mode, im.size) > 1:  # asked of the header, before anything is decoded
             page, steps = load_reduced(im, data, kind, "the image")
             page, more = to_ocr_mode(page)
             steps += more
         # Checking for transparency decodes a PNG; a truncated one must fail in here.
-        elif len(data) <= MAX_IMAGE_BYTES and not needs_rework(im):
+        elif len(data) <= MAX_IMAGE_BYTES and not needs_rework(im) and not flaw:
             if kind == "jpeg":
                 # Decoding at 1/8 scale still runs the whole entropy-coded stream, so a
                 # truncated or damaged file fails here, at a fraction of the cost.
@@ -148,6 +150,8 @@ def _single_page_work(im: Image.Image, data: bytes, kind: ImageKind, sha256: str
             im.load()
             page, steps = to_ocr_mode(im)
             unchanged = not steps  # else new pixels (16 -> 8 bit, flattened, rotated)
+            if flaw:  # decodable, but its markers would trip a strict decoder: new bytes
+                steps.insert(0, "jpeg_markers_fixed")
     # The pixels' deflated size stands for a default-level re-encode only for the source's own
     # pixels, deflated at the default level or above.
     original_size = png_deflated_size(data) if unchanged and kind == "png" else None

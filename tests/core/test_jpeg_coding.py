@@ -15,7 +15,7 @@ import fsspec
 import pytest
 from PIL import Image, ImageDraw
 
-from airflow_provider_delix.core.codecs import jpeg_frame_marker
+from airflow_provider_delix.core.codecs import jpeg_frame_marker, jpeg_header_flaw
 from airflow_provider_delix.core.codes import Reason
 from airflow_provider_delix.core.inputs import InputRef
 from airflow_provider_delix.core.prepare import PreparedPage, prepare_source
@@ -93,3 +93,23 @@ def test_a_header_without_a_frame_is_left_to_the_decoder() -> None:
     assert jpeg_frame_marker(b"\xff\xd8\xff\xda\x00\x08") is None
     assert jpeg_frame_marker(b"\xff\xd8\x00\x00\x00\x00") is None
     assert jpeg_frame_marker(b"\xff\xd8\xff\xe0\x7f\xff") is None  # a length past the end
+
+
+@pytest.mark.parametrize(
+    ("flaw", "said"),
+    [(b"junk!", "stray byte(s)"), (b"\xff\x00\x00\x02", "FF 00")],
+    ids=["stray-bytes", "ff00-pseudo-marker"],
+)
+def test_a_jpeg_whose_header_only_libjpeg_forgives_is_re_encoded(flaw: bytes, said: str) -> None:
+    """Pillow decodes past stray bytes between header segments (libjpeg only warns, and Pillow
+    does not pass that on); stricter decoders refuse such a file. It is re-encoded, not sent as is."""
+    sound = _jpeg()
+    at = sound.index(b"\xff\xdb")  # before the quantisation table, after APP0
+    flawed = sound[:at] + flaw + sound[at:]
+    assert jpeg_header_flaw(sound) is None and said in (jpeg_header_flaw(flawed) or "")
+    Image.open(io.BytesIO(flawed)).load()  # Pillow reads it: the case is real
+    page = _prepare(flawed)
+    assert page.data is not None and page.data != flawed, page.message
+    assert (page.normalization or "").startswith("jpeg_markers_fixed")
+    assert jpeg_header_flaw(page.data) is None
+    assert _prepare(sound).data == sound, "a sound JPEG still goes as it is"
