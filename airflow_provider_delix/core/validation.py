@@ -119,13 +119,19 @@ _OTHER_SIGNATURES: tuple[tuple[bytes, int, str], ...] = (
     (b"8BPS", 0, "image/vnd.adobe.photoshop"),
     (b"<?xml", 0, "application/xml"),
     (b"<svg", 0, "image/svg+xml"),
+    (b"\xff\x0a", 0, "image/jxl"),  # a bare JPEG XL codestream
+    (b"\x00\x00\x00\x0cJXL \r\n\x87\n", 0, "image/jxl"),  # JPEG XL in its container
+    (b"\x00\x00\x01\x00", 0, "image/vnd.microsoft.icon"),
 )
+_NETPBM = re.compile(rb"P[1-7]\s")
 
 
 def _guess_other_type(data: bytes) -> str:
     for signature, offset, mime in _OTHER_SIGNATURES:
         if data[offset : offset + len(signature)] == signature:
             return mime
+    if _NETPBM.match(data):  # PBM/PGM/PPM/PAM: a magic of two characters and whitespace
+        return "image/x-portable-anymap"
     sample = data[:4096]
     if b"\x00" not in sample:
         try:
@@ -203,10 +209,10 @@ def short_error(exc: BaseException, limit: int = 200) -> str:
     """``Type: message`` on one line, truncated: what a row may carry instead of a traceback.
 
     Object reprs with a memory address (Pillow's "cannot identify image file <_io.BytesIO
-    object at 0x...>") become "the file": the same damage gives the same message on every
-    run, so rows can be grouped by it.
+    object at 0x...>") become "<data>": the same damage gives the same message on every run,
+    so rows can be grouped by it.
     """
-    text = _OBJECT_REPR.sub("the file", " ".join(str(exc).split())) or "no details"
+    text = _OBJECT_REPR.sub("<data>", " ".join(str(exc).split())) or "no details"
     line = f"{type(exc).__name__}: {text}"
     return line if len(line) <= limit else line[: limit - 3] + "..."
 

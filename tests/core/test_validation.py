@@ -62,6 +62,9 @@ def test_empty_file() -> None:
         (b"PK\x03\x04" + b"\x00" * 40, "application/zip"),
         (b"\x00\x00\x00\x18ftypavif" + b"\x00" * 40, "image/avif"),
         (bytes(range(256)), "application/octet-stream"),
+        (b"P5\n128 128\n65535\n" + bytes(range(256)) * 4, "image/x-portable-anymap"),  # 16-bit PGM
+        (b"\xff\x0a\xfa\x7f" + bytes(64), "image/jxl"),
+        (b"\x00\x00\x01\x00\x01\x00" + bytes(64), "image/vnd.microsoft.icon"),
         (b"BM", "text/plain"),  # too short to be a BMP header
     ],
 )
