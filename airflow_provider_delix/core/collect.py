@@ -84,10 +84,11 @@ def file_pages(client: DelixClient, extract: Extract) -> dict[str, list[ExtractF
 
 def extract_charge(extract: Extract, pages: int, kind: str) -> int:
     """The extract's ``initial_cost``; when its answer did not say, ``pages`` at the vendor's
-    example price for ``kind`` (the text is kept: the request was paid all the same)."""
+    example price for ``kind`` (the text is kept: the request was paid all the same), and never
+    less than the ``returned_credits`` it did say (a refund cannot exceed what was charged)."""
     if extract.initial_cost is not None:
         return extract.initial_cost
-    estimate = page_price(kind) * pages
+    estimate = max(page_price(kind) * pages, extract.returned_credits or 0)
     log.warning(
         "Extract %s did not say what it cost ('initial_cost' missing or null): the table records "
         "%d credits for its %d page(s), an estimate at the vendor's example price of %d per page.",

@@ -132,3 +132,20 @@ def test_a_queued_document_extract_without_its_cost_is_priced_per_pdf_page(out: 
     frame = table(out)
     assert frame.extract_uuid.notna().all() and frame.extract_uuid.nunique() == 1
     assert frame.credits_charged.sum() == 8 * PRICE_PER_PDF_PAGE
+
+
+def test_an_estimated_cost_is_never_below_the_refund_the_answer_gives(out: str) -> None:
+    """No cost, but a refund larger than the example price: Delix charged at least that much,
+    so no page ends with a negative net charge."""
+
+    class Dearer(SilentDelix):
+        def extract_images(self, file_uuids: Any, engine: Any, language: Any) -> Extract:
+            extract = super().extract_images(file_uuids, engine, language)
+            return replace(extract, returned_credits=(extract.failed_pages or 0) * 3 * PRICE_PER_PAGE)
+
+    fake = Dearer("initial_cost")
+    summary, error, _ = run(fake, out, [source("f", b"FAILPAGE")])
+    assert error is None and summary is not None
+    frame = table(out)
+    assert frame.credits_refunded.sum() == 3 * PRICE_PER_PAGE
+    assert (frame.credits_charged >= frame.credits_refunded).all(), "a negative net charge"
