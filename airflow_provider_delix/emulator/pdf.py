@@ -17,6 +17,8 @@ import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 from PIL import Image
 
+from .pdf_images import page_images
+
 _PDFIUM = threading.Lock()
 
 
@@ -102,9 +104,12 @@ def _scan_image(page: Any) -> Any | None:
     One test for both readers of scanned pages below, so the Tesseract backend and the
     groundtruth backend agree on which pages are scans. The real API reads a page as a
     renderer shows it; the image's own pixels stand for that only when the image is drawn
-    upright and unmirrored, covers the whole page, and no CropBox hides part of it. Anything
-    else (text, several objects, a crop, a margin, a skewed image) is not a scan: the caller
-    renders the page, or reads its text layer.
+    upright and unmirrored, covers the whole page, with square pixels (as many per point
+    across as down), with no transparency in its graphics state, and no CropBox hides part of
+    it. Anything else (text, several objects, a crop, a margin, a skewed image, a picture
+    stretched to another aspect) is not a scan: the caller renders the page, or reads its text
+    layer. Masks in the image's own dictionary are not visible through PDFium's API:
+    :func:`page_scan` and :func:`page_jpeg` ask :mod:`.pdf_images` about those.
     """
     image = _lone_image(page)
     if image is None:
@@ -115,7 +120,19 @@ def _scan_image(page: Any) -> Any | None:
     crop = page.get_cropbox()
     if not _same_box(crop, page.get_mediabox()) or not _same_box(image.get_bounds(), crop):
         return None
+    if not _square_pixels(image.get_px_size(), (a, d)) or pdfium_c.FPDFPageObj_HasTransparency(image.raw):
+        return None  # shown stretched, or blended with the page: its pixels are not what is shown
     return image
+
+
+# How far the resolutions across and down may differ: writers round page sizes to a point or a
+# millimetre (0.1% on an A4 page), while a stretched picture (fax modes, 200x100 dpi) is 2x.
+_ASPECT_TOLERANCE = 0.01
+
+
+def _square_pixels(pixels: tuple[int, int], points: tuple[float, float]) -> bool:
+    across, down = pixels[0] / points[0], pixels[1] / points[1]
+    return abs(across - down) <= _ASPECT_TOLERANCE * max(across, down)
 
 
 def _embedded_jpeg(image: Any) -> bytes | None:
@@ -140,9 +157,26 @@ def page_scan(data: bytes, page_number: int) -> bytes | None:
     :func:`_scan_image`) is read the way OCR pipelines read scans: at the image's own pixels,
     not re-sampled by rendering, turned the way the page's /Rotate shows it (scanners store a
     landscape page sideways and set /Rotate). An unrotated JPEG comes back as embedded; other
-    images (and rotated JPEGs) decoded to PNG, with their resolution from the page size. Other
-    pages return None: the caller renders them, which applies /Rotate and the CropBox.
+    images (and rotated JPEGs, and JPEGs a /Decode recolours) decoded to PNG, with their
+    resolution from the page size. Other pages return None: the caller renders them, which
+    applies /Rotate, the CropBox and masks. So does an image with a mask (/SMask, /Mask) or
+    drawn as a stencil (/ImageMask): its pixels are not what a viewer shows.
     """
+    found = _read_scan(data, page_number, pass_jpeg=True)
+    if found is None:
+        return None
+    images = page_images(data, [page_number - 1])[page_number - 1]  # pypdf, outside PDFium's lock
+    if images.masked:
+        return None
+    if isinstance(found, bytes) and images.recoded:  # rare: a JPEG whose /Decode recolours it
+        found = _read_scan(data, page_number, pass_jpeg=False)
+    return found if found is None or isinstance(found, bytes) else _png(*found)
+
+
+def _read_scan(
+    data: bytes, page_number: int, *, pass_jpeg: bool
+) -> bytes | tuple[Image.Image, tuple[int, int], int] | None:
+    """The scan's embedded JPEG (``pass_jpeg`` and unrotated), or its pixels, dpi and /Rotate."""
     with _PDFIUM:
         doc = pdfium.PdfDocument(data)
         try:
@@ -154,7 +188,7 @@ def page_scan(data: bytes, page_number: int) -> bytes | None:
             if width * height > MAX_OCR_PIXELS:
                 return None  # rendered at a resolution that fits instead of decoded whole
             rotation = page.get_rotation() % 360
-            jpeg = _embedded_jpeg(image) if rotation == 0 else None
+            jpeg = _embedded_jpeg(image) if rotation == 0 and pass_jpeg else None
             if jpeg is not None:
                 return jpeg
             left, bottom, right, top = image.get_bounds()
@@ -162,7 +196,11 @@ def page_scan(data: bytes, page_number: int) -> bytes | None:
             pil = image.get_bitmap(render=False).to_pil().copy()
         finally:
             doc.close()
-    dpi = (_dpi(pil.width, right - left), _dpi(pil.height, top - bottom))
+    return pil, (_dpi(pil.width, right - left), _dpi(pil.height, top - bottom)), rotation
+
+
+def _png(pil: Image.Image, dpi: tuple[int, int], rotation: int) -> bytes:
+    """The pixels turned as /Rotate shows them, as PNG with their resolution."""
     if rotation in _CLOCKWISE:
         pil = pil.transpose(_CLOCKWISE[rotation])
         dpi = dpi[::-1] if rotation != 180 else dpi
@@ -213,9 +251,12 @@ def _jpeg_pages(data: bytes) -> list[bytes | None]:
         except pdfium.PdfiumError:  # not a PDF PDFium opens: no page is a packed scan
             return []
         try:
-            return [_page_jpeg_or_none(doc, index) for index in range(len(doc))]
+            pages = [_page_jpeg_or_none(doc, index) for index in range(len(doc))]
         finally:
             doc.close()
+    # a masked JPEG is not the page shown, for groundtruth as for page_scan (pypdf, unlocked)
+    images = page_images(data, [index for index, jpeg in enumerate(pages) if jpeg is not None])
+    return [None if index not in images or images[index].masked else jpeg for index, jpeg in enumerate(pages)]
 
 
 def _page_jpeg_or_none(doc: Any, index: int) -> bytes | None:
