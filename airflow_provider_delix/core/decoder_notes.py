@@ -11,7 +11,10 @@ Three channels carry such messages, and each is routed to the thread that decode
   the previous ``showwarning``, so nothing else changes. Python's default filter still shows an
   identical warning from the same place only once, so a repeat may go unrecorded.
 * Pillow's loggers (``PIL.*``, WARNING and above): a logger filter keeps the record for the
-  collecting thread (and drops it there, it is reported with the file name instead).
+  collecting thread (and drops it there, it is reported with the file name instead). pypdf's
+  loggers (``pypdf.*``) get the same filter, for the PDF path (``pdf_notes``). pypdf makes a
+  module's logger only when that module first warns (``logging.getLogger(__name__)`` inside
+  ``logger_warning``), too late for a filter, so one is made for every imported pypdf module.
 * libtiff, which reports errors through ``TIFFError`` to C ``stderr`` (Pillow silences its
   warnings itself before each decode, ``TIFFSetWarningHandler(NULL)``, and exposes no hook for
   errors; OpenJPEG and libjpeg messages already end up in Pillow's exception text or nowhere).
@@ -26,13 +29,14 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import sys
 import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
 
-__all__ = ["collect", "libtiff", "tiff_codec_configured"]
+__all__ = ["Note", "collect", "libtiff", "tiff_codec_configured"]
 
 _local = threading.local()
 _install_lock = threading.Lock()
@@ -81,7 +85,7 @@ class _State:
 
     installed = False
     previous_show: Any = warnings.showwarning
-    loggers = -1  # how many loggers existed when the filter was last added
+    loggers = (-1, -1)  # how many loggers and modules existed when the filter was last added
 
 
 _state = _State()
@@ -97,21 +101,39 @@ def _install_warning_hook() -> None:
 # ------------------------------------------------------------------ Pillow's loggers
 
 
-class _PillowRecords(logging.Filter):
+class Note(str):
+    """A logged message as said, and ``form``: the same before its values were put in.
+
+    pypdf says one thing in many forms (``Ignoring final token of odd-length line b'0003'``,
+    ``... b'2000'``, 52 of them for one CMap): ``pdf_notes`` counts them by form. A ``str``,
+    so a note reads as before everywhere else.
+    """
+
+    form: str
+
+    def __new__(cls, text: str, form: str) -> Note:
+        note = super().__new__(cls, text)
+        note.form = form
+        return note
+
+
+class _DecoderRecords(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         sink = _sink()
         if sink is None or record.levelno < logging.WARNING:
             return True
-        sink.append(f"{record.name}: {record.getMessage()}")
+        sink.append(Note(f"{record.name}: {record.getMessage()}", f"{record.name}: {record.msg}"))
         return False
 
 
-_PIL_FILTER = _PillowRecords()
+_PIL_FILTER = _DecoderRecords()
 
 
 def _install_log_filter() -> None:
     # Logger filters apply where a record is made, not to children: each PIL module has its own.
-    names = [
+    # pypdf's loggers are named after its modules and made on first use: made here, ahead of it.
+    pypdf = [n for n in list(sys.modules) if n == "pypdf" or n.startswith("pypdf.")]
+    names = pypdf + [
         n
         for n in list(logging.Logger.manager.loggerDict)
         if n == "PIL" or n.startswith(("PIL.", "pillow_heif"))
@@ -213,7 +235,8 @@ def _install() -> None:
                 lib.install()
             _state.installed = True
         _install_warning_hook()
-        if len(logging.Logger.manager.loggerDict) != _state.loggers:
-            # Again whenever loggers were added: a plugin registered later has its own.
-            _state.loggers = len(logging.Logger.manager.loggerDict)
+        counts = (len(logging.Logger.manager.loggerDict), len(sys.modules))
+        if counts != _state.loggers:
+            # Again whenever loggers or modules were added: a plugin registered later has its own.
+            _state.loggers = counts
             _install_log_filter()

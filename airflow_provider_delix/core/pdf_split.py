@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 
 from airflow_provider_delix.api.models import MAX_PDF_BYTES, MAX_PDF_PAGES
 from airflow_provider_delix.core.codes import Reason
+from airflow_provider_delix.core.pdf_notes import pages_label, place
 from airflow_provider_delix.core.validation import short_error
 
 MAX_UNWRITABLE = 100  # damaged pages in one document before the rest are no longer tried
@@ -169,10 +170,11 @@ def _write_pages(reader: object, numbers: Sequence[int], encrypted: bool) -> byt
     where = f"page {numbers[0]}" if len(numbers) == 1 else f"pages {numbers[0]}-{numbers[-1]}"
     sink = io.BytesIO()
     try:
-        writer = pypdf.PdfWriter()
-        for n in numbers:  # copying a page resolves every object it uses: damage shows here too
-            writer.add_page(reader.pages[n - 1])  # type: ignore[attr-defined]
-        writer.write(sink)
+        with place(pages_label(list(numbers))):  # what pypdf says while copying, about these pages
+            writer = pypdf.PdfWriter()
+            for n in numbers:  # copying a page resolves every object it uses: damage shows here too
+                writer.add_page(reader.pages[n - 1])  # type: ignore[attr-defined]
+            writer.write(sink)
     except DependencyError as exc:
         reason, message = missing_dependency(exc, encrypted)
         if reason == Reason.ENCRYPTED_PDF:

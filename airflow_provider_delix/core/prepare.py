@@ -162,15 +162,18 @@ def _single_page_work(im: Image.Image, data: bytes, kind: ImageKind, sha256: str
     )
 
 
-def _pdf_pages(data: bytes, sha256: str) -> tuple[PreparedPage, ...]:
+def _pdf_pages(data: bytes, sha256: str, source: str) -> tuple[PreparedPage, ...]:
     """A PDF given to image extraction: an invalid row for each of its real pages.
 
     Counted (cheaply, without rendering) so the counts and ``max_failed_ratio`` see every page
-    of work not done, not one row for a 137-page document.
+    of work not done, not one row for a 137-page document. What pypdf says while counting is
+    logged naming the file, as for documents (``pdf_notes``).
     """
+    from airflow_provider_delix.core.pdf_notes import document
     from airflow_provider_delix.core.prepare_pdf import count_pdf_pages  # it imports this module
 
-    counted = count_pdf_pages(data)  # 0: damaged, the document operator says how; one row here
+    with document(source):
+        counted = count_pdf_pages(data)  # 0: damaged, the document operator says how; one row here
     what = f"a PDF of {counted} page(s)" if counted else "a PDF whose pages cannot be counted"
     error = InvalidInputError(
         Reason.PDF_NOT_SUPPORTED,
@@ -337,7 +340,7 @@ def prepare_source(
             data = read_source(ref)
         sha256 = hashlib.sha256(data).hexdigest()
         if detect_kind(data) == "pdf":
-            return PreparedSource(ref=ref, sha256=sha256, pages=_pdf_pages(data, sha256))
+            return PreparedSource(ref=ref, sha256=sha256, pages=_pdf_pages(data, sha256, ref.source))
         kind = check_supported(data)
         single = kind == "jpeg" or (kind == "png" and not animated_png(data))
         if single and done(1):

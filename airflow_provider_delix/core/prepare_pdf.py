@@ -11,6 +11,9 @@ asked for with the API's page selector; a split part holds only pages still to d
 ``engine="auto"`` every page is looked at once: pages with a text layer go to ``probe``
 (cheap, exact), scans to ``danlin`` (OCR) -- two requests on the same stored bytes when a
 document mixes both. Pages that already have a row are skipped before anything is written.
+
+What pypdf logs while a document is prepared (repairs, skipped objects) is kept per document
+and logged as one line naming it (``pdf_notes``): pypdf's own lines name no file.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from airflow_provider_delix.api.models import MAX_PDF_BYTES, MAX_PDF_PAGES, Engi
 from airflow_provider_delix.core.codes import Reason
 from airflow_provider_delix.core.inputs import InputRef
 from airflow_provider_delix.core.options import AUTO_ENGINE, RunOptions, page_selector
+from airflow_provider_delix.core.pdf_notes import document, place
 from airflow_provider_delix.core.pdf_split import (
     CannotDecryptError,
     Opener,
@@ -89,12 +93,13 @@ def prepare_document(
 ) -> PreparedDocument:
     """Validate, select, split; never raises for content (bad content becomes invalid pages)."""
     sha256 = ""
-    try:
-        data = read_source(ref)
-        sha256 = hashlib.sha256(data).hexdigest()
-        return _prepare(ref, data, sha256, options, skip)
-    except InvalidInputError as exc:
-        return PreparedDocument(ref, sha256, _invalid(sha256, [1], exc.reason, exc.message), ())
+    with document(ref.source):
+        try:
+            data = read_source(ref)
+            sha256 = hashlib.sha256(data).hexdigest()
+            return _prepare(ref, data, sha256, options, skip)
+        except InvalidInputError as exc:
+            return PreparedDocument(ref, sha256, _invalid(sha256, [1], exc.reason, exc.message), ())
 
 
 def _prepare(
@@ -337,8 +342,9 @@ def _engines(reader: object, numbers: Sequence[int], engine: str) -> dict[str, l
         return {engine: list(numbers)}
     groups: dict[str, list[int]] = {}
     for n in numbers:
-        page = reader.pages[n - 1]  # type: ignore[attr-defined]
-        chosen = Engine.PROBE.value if _has_text(page) else Engine.DANLIN.value
+        with place(n):  # reading a text layer is where broken fonts and cmaps are found
+            page = reader.pages[n - 1]  # type: ignore[attr-defined]
+            chosen = Engine.PROBE.value if _has_text(page) else Engine.DANLIN.value
         groups.setdefault(chosen, []).append(n)
     return groups
 
