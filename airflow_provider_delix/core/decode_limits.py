@@ -199,9 +199,12 @@ def load_reduced(im: Image.Image, data: bytes, kind: ImageKind, what: str) -> tu
     layout = strip_layout(data) if kind == "png" else None
     if layout is not None:
         if layout.exif:
-            exif = Image.Exif()
-            exif.load(layout.exif)
-            value = exif.get(0x0112, 1)
+            try:
+                exif = Image.Exif()
+                exif.load(layout.exif)
+                value = exif.get(0x0112, 1)
+            except Exception:  # a broken eXIf chunk counts as upright, as orientation() says
+                value = 1
             upright = int(value) if value in range(1, 9) else 1
         strips = png_strips(layout, _rows_per_strip(im, factor))
         page, transparent = _reduce_strips(strips, size, factor)

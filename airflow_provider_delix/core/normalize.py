@@ -83,13 +83,18 @@ def orientation(im: Image.Image) -> int:
     Only an EXIF block (a JPEG's APP1, a PNG's or WebP's ``eXIf``) or a TIFF's own tag counts.
     Pillow also reads an orientation from XMP and from ImageMagick's "Raw profile type exif"
     text chunk; viewers and browsers ignore both and show the pixels as stored, so turning the
-    page by them sent scans upside down (a tester's real files).
+    page by them sent scans upside down (a tester's real files). Such a value is also taken out
+    of Pillow's cached EXIF: its TIFF loader turns the page by that cache while loading.
     """
     try:
-        value = im.getexif().get(_ORIENTATION_TAG, 1)
+        exif = im.getexif()
+        value = exif.get(_ORIENTATION_TAG, 1)
         if value not in range(2, 9):
             return 1
-        return int(value) if _in_exif_block(im) else 1
+        if _in_exif_block(im):
+            return int(value)
+        exif.pop(_ORIENTATION_TAG, None)
+        return 1
     except Exception:
         return 1
 

@@ -10,6 +10,8 @@ The work limit is lowered so that a small picture stands in for a page over it.
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 
 import fsspec
 import pytest
@@ -128,3 +130,54 @@ def test_an_orientation_viewers_ignore_does_not_turn_the_page(fmt: str, where: s
     page = _prepare(data)
     _assert_upright(page)
     assert page.data == data and page.normalization is None, page.normalization
+
+
+_XMP_UPSIDE_DOWN = (
+    b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+    b'<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="3"/>'
+    b"</rdf:RDF></x:xmpmeta>"
+)
+
+
+def _upright_page() -> Image.Image:
+    page = Image.new("RGB", _UPRIGHT, "white")
+    page.paste((0, 0, 0), (0, 0, _UPRIGHT[0] // 3, _UPRIGHT[1] // 4))
+    return page
+
+
+def _png_chunk(tag: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body))
+
+
+@pytest.mark.parametrize("reduced", [False, True], ids=["whole", "reduced"])
+@pytest.mark.parametrize("compression", [None, "tiff_lzw"], ids=["raw", "lzw"])
+def test_a_tiff_whose_only_orientation_is_xmp_is_sent_as_stored(
+    reduced: bool, compression: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pillow's TIFF loader turns the page by its cached EXIF, which holds XMP's value too."""
+    if reduced:
+        monkeypatch.setattr(decode_limits, "WORK_BYTES", 30_000)
+        monkeypatch.setattr(decode_limits, "STRIP_BYTES", 4_000)
+    buffer = io.BytesIO()
+    _upright_page().save(buffer, "TIFF", compression=compression, tiffinfo={700: _XMP_UPSIDE_DOWN})
+    page = _prepare(buffer.getvalue())
+    _assert_upright(page)
+    assert "exif_rotate" not in (page.normalization or "")
+
+
+@pytest.mark.parametrize("reduced", [False, True], ids=["whole", "reduced"])
+def test_a_png_with_a_broken_exif_block_is_sent_on_both_paths(
+    reduced: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A broken eXIf chunk counts as upright, on the strip decoder's path too (not corrupt_image)."""
+    if reduced:
+        monkeypatch.setattr(decode_limits, "WORK_BYTES", 30_000)
+        monkeypatch.setattr(decode_limits, "STRIP_BYTES", 4_000)
+    buffer = io.BytesIO()
+    _upright_page().save(buffer, "PNG")
+    data = buffer.getvalue()
+    at = data.index(b"IDAT") - 4
+    data = data[:at] + _png_chunk(b"eXIf", b"garbage-not-a-tiff-header") + data[at:]
+    page = _prepare(data)
+    assert page.error is None, page.message
+    _assert_upright(page)
