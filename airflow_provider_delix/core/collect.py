@@ -100,6 +100,20 @@ def extract_charge(extract: Extract, pages: int, kind: str) -> int:
     return estimate
 
 
+def _cover_refunds(results: list[PageResult]) -> None:
+    """Move estimated charge from pages with some to spare to pages refunded more than they were
+    charged; the request's total stays what it was (it is at least its refund)."""
+    spare = [r for r in results if r.charged > r.refunded]
+    for result in results:
+        while result.refunded > result.charged and spare:
+            donor = spare[-1]
+            give = min(result.refunded - result.charged, donor.charged - donor.refunded)
+            donor.charged -= give
+            result.charged += give
+            if donor.charged <= donor.refunded:
+                spare.pop()
+
+
 def extract_refund(extract: Extract, failed: int, kind: str, charge: int) -> int:
     """The processed extract's ``returned_credits``; when its answer did not say, its failed pages
     (``failed_pages``, else ``failed`` counted in the answer) at the vendor's example price,
@@ -184,6 +198,8 @@ def page_results(
     refunded = extract_refund(extract, said_failed, kind, charge)
     for result, refund in zip(holders, split_credits(refunded, len(holders)), strict=True):
         result.refunded = refund
+    if extract.initial_cost is None:  # an estimate spread evenly: no page refunded past its charge
+        _cover_refunds(list(results.values()))
     unasked = sum(1 for uuid, answered in pages.items() for p in answered if (uuid, p.number) not in results)
     if unasked:
         log.warning(

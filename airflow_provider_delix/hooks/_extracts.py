@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from airflow_provider_delix.api.errors import DelixError, DelixResponseError
 from airflow_provider_delix.api.models import (
     MAX_FILES_PER_REQUEST,
+    MAX_PDF_PAGES,
     Engine,
     Extract,
     ExtractFilePage,
@@ -110,6 +111,7 @@ class ExtractEndpoints:
         page = 1
         read = 0
         empty = 0  # empty pages in a row
+        seen: set[int] = set()  # page numbers read so far
         while True:
             what = f"page {page} of the contents of file {file_uuid} in extract {extract_uuid}"
             payload = self._call("GET", endpoint, what, params={"page": page})
@@ -123,8 +125,23 @@ class ExtractEndpoints:
                 more = _has_next_page(payload, page)
             read += len(pages)
             empty = 0 if pages else empty + 1
+            repeated = bool(pages) and all(p.number in seen for p in pages)
+            seen.update(p.number for p in pages)
             yield from pages
             if not more:
+                return
+            if repeated or page >= MAX_CONTENT_PAGES:
+                # A server (or proxy) that ignores ``?page=`` answers the same entries again: no
+                # PDF has more pages than the API's 150, so neither can its contents.
+                log.warning(
+                    "Delix's pagination of file %s in extract %s answered page %d with %s; stopped "
+                    "with %d entries read.",
+                    file_uuid,
+                    extract_uuid,
+                    page,
+                    "entries already read" if repeated else "more pages than a document can have",
+                    read,
+                )
                 return
             if _past_the_end(payload, pages, read, empty):
                 log.warning(
@@ -142,6 +159,8 @@ class ExtractEndpoints:
 
 # Empty contents pages in a row after which a read that ``meta.total`` says is unfinished stops.
 MAX_EMPTY_PAGES = 3
+# Contents pages after which a read stops whatever the paginator says: a file holds at most 150.
+MAX_CONTENT_PAGES = MAX_PDF_PAGES + MAX_EMPTY_PAGES
 
 
 def _has_next_page(payload: Mapping[str, Any], page: int) -> bool:

@@ -149,3 +149,23 @@ def test_an_estimated_cost_is_never_below_the_refund_the_answer_gives(out: str) 
     frame = table(out)
     assert frame.credits_refunded.sum() == 3 * PRICE_PER_PAGE
     assert (frame.credits_charged >= frame.credits_refunded).all(), "a negative net charge"
+
+
+def test_an_estimated_cost_leaves_no_page_refunded_past_its_charge(out: str) -> None:
+    """The estimate spread evenly, the refund on the failed page: moved so no row is net negative."""
+
+    class Dearer(SilentDelix):
+        def extract_images(self, file_uuids: Any, engine: Any, language: Any) -> Extract:
+            extract = super().extract_images(file_uuids, engine, language)
+            return replace(extract, returned_credits=(extract.failed_pages or 0) * 3 * PRICE_PER_PAGE)
+
+    fake = Dearer("initial_cost")
+    summary, error, _ = run(fake, out, [source("ok", b"fine"), source("f", b"FAILPAGE")])
+    assert error is None and summary is not None
+    frame = table(out).set_index("source")
+    assert frame.extract_uuid.nunique() == 1, "one request for both"
+    assert (frame.credits_charged >= frame.credits_refunded).all(), "a negative net charge"
+    assert (
+        frame.credits_charged.sum() == 3 * PRICE_PER_PAGE
+        and frame.credits_refunded.sum() == 3 * PRICE_PER_PAGE
+    )

@@ -84,3 +84,16 @@ def test_an_empty_page_before_total_entries_are_read_does_not_end_the_read(
 def test_an_honest_paginator_is_read_to_its_last_page(connect: Callable[..., str]) -> None:
     numbers, requests = _read(connect, _paginator(30, per_page=15, last_page=2, total=30))
     assert numbers == list(range(1, 31)) and requests == 2
+
+
+def test_a_server_that_ignores_the_page_number_does_not_lead_the_read_on_for_ever(
+    connect: Callable[..., str],
+) -> None:
+    """The same full page again and again, ``links.next`` always set, no ``last_page``."""
+
+    def same_page(sock: socket.socket, request_line: str) -> None:
+        data = [{"number": n, "status": "processed", "text": f"p{n}"} for n in range(1, 16)]
+        answer_json(sock, 200, {"data": data, "links": {"next": "http://elsewhere.example/x"}})
+
+    numbers, requests = _read(connect, same_page)
+    assert requests == 2 and numbers == [*range(1, 16)] * 2, "stopped once a page brought nothing new"
