@@ -321,12 +321,16 @@ def _gone(
     """
     sends = 1 + record.lost_sends
     if extract is not None:
-        return _every_page(
+        gone = _every_page(
             record,
             PageError.ANSWER_LOST,
             message,
             lambda pages: split_credits(extract_charge(extract, pages, record.kind) * sends, pages),
         )
+        refunds = split_credits(extract.returned_credits or 0, len(gone))  # which pages: unknown now
+        for result, refund in zip(gone.values(), refunds, strict=True):
+            result.refunded = refund
+        return gone
     price = page_price(record.kind) * sends
     return _every_page(record, PageError.ANSWER_LOST, message, lambda pages: [price] * pages)
 

@@ -45,6 +45,7 @@ def test_contents_delix_no_longer_has_send_the_pages_again_instead_of_failing_ev
     lost, kept = paid(fake, "lost", 7), paid(fake, "kept", 6)  # over 5 pages: queued, read by contents
     fake.gone.add(lost.extract_uuid or "")
     fake.extracts[lost.extract_uuid or ""].cost = 7 * 150  # not the example price: its own, known
+    fake.extracts[lost.extract_uuid or ""].refund = 2 * 150  # and what it says it gave back
     dead_writer(out, lost, kept)
     adoption, stats = adopt(fake, out, clock=clock)
     assert (adoption.adopted, adoption.lost) == (1, 1)
@@ -53,6 +54,7 @@ def test_contents_delix_no_longer_has_send_the_pages_again_instead_of_failing_ev
     lost_rows = frame.loc["lost.pdf"]
     assert list(lost_rows["error"]) == ["answer_lost"] * 7
     assert lost_rows.credits_charged.sum() == 7 * 150, "the extract answered: its own cost, not a guess"
+    assert lost_rows.credits_refunded.sum() == 2 * 150, "and its stated refund"
     assert "contents of extract" in lost_rows["error_message"].iloc[0]
     # charged for certain (the extract answered): nothing of it is at risk
     assert (stats.requests_in_doubt, stats.pages_in_doubt, stats.credits_at_risk) == (0, 0, 0)
