@@ -46,6 +46,12 @@ def text_pdf(pages: list[str], *, pad: int = 0, page_pad: int | list[int] = 0) -
     objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
     if pad:
         objects.append(b"<< /Length %d >>\nstream\n" % pad + b"\0" * pad + b"\nendstream")
+    return raw_pdf(objects)
+
+
+def raw_pdf(objects: list[bytes], *, startxref_off: int = 0) -> bytes:
+    """Objects 1..n (1 the catalog) written out with an xref table; ``startxref_off`` moves the
+    pointer to it, for a broken ``startxref`` that readers have to repair."""
     out = bytearray(b"%PDF-1.4\n")
     offsets = []
     for number, body in enumerate(objects, start=1):
@@ -55,5 +61,7 @@ def text_pdf(pages: list[str], *, pad: int = 0, page_pad: int | list[int] = 0) -
     out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
     for offset in offsets:
         out += f"{offset:010d} 00000 n \n".encode()
-    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
-    return bytes(out)
+    trailer = (
+        f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref + startxref_off}\n%%EOF\n"
+    )
+    return bytes(out + trailer.encode())

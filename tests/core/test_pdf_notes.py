@@ -14,6 +14,7 @@ from pathlib import Path
 
 import fsspec
 import pytest
+from pdfs import raw_pdf
 
 from airflow_provider_delix.core.inputs import InputRef
 from airflow_provider_delix.core.options import RunOptions
@@ -24,22 +25,6 @@ from airflow_provider_delix.core.prepare_pdf import PreparedDocument, prepare_do
 NOTES_LOG = "airflow_provider_delix.core.pdf_notes"
 AUTO = RunOptions(kind="documents", engine="auto")  # reads every page's text layer, and its CMap
 DANLIN = RunOptions(kind="documents", engine="danlin")
-
-
-def raw_pdf(objects: list[bytes], *, startxref_off: int = 0) -> bytes:
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
-    xref = len(out)
-    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
-    for offset in offsets:
-        out += f"{offset:010d} 00000 n \n".encode()
-    trailer = (
-        f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref + startxref_off}\n%%EOF\n"
-    )
-    return bytes(out + trailer.encode())
 
 
 def cmap_pdf(pages: int, bad: bytes = b"041", *, startxref_off: int = 0) -> bytes:
