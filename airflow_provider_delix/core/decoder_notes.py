@@ -122,7 +122,11 @@ class _DecoderRecords(logging.Filter):
         sink = _sink()
         if sink is None or record.levelno < logging.WARNING:
             return True
-        sink.append(Note(f"{record.name}: {record.getMessage()}", f"{record.name}: {record.msg}"))
+        try:
+            said = record.getMessage()
+        except Exception:  # arguments that do not fit the format: logging would only print it
+            said = str(record.msg)
+        sink.append(Note(f"{record.name}: {said}", f"{record.name}: {record.msg}"))
         return False
 
 

@@ -22,6 +22,7 @@ DEBUG log with its count: nothing is dropped without a word.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Iterator
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 MAX_MESSAGES = 12  # forms in the one line; the rest are counted there, listed at DEBUG
 MAX_MESSAGE_CHARS = 300  # one message's share of the line
 MAX_PLACES = 8  # places named for one message; the rest are counted
+MAX_TEXTS = 1000  # distinct messages kept for the DEBUG listing; past it they are only counted
 
 Place = int | str  # a page number, "pages 1-75" for a part, "" for the document as a whole
 
@@ -55,6 +57,7 @@ class DocumentNotes:
     def __init__(self) -> None:
         self.said: dict[str, _Said] = {}  # by form (the logger's format string), in the order first said
         self.texts: dict[str, int] = {}  # every distinct message, with how often it was said
+        self.untold = 0  # messages past MAX_TEXTS distinct ones: counted, not kept
 
     def add(self, messages: list[str], where: Place) -> None:
         for message in messages:
@@ -62,9 +65,12 @@ class DocumentNotes:
             form = " ".join(str(getattr(message, "form", message)).split())
             said = self.said.setdefault(form, _Said(text))
             said.count += 1
-            said.texts.add(text)
             said.places[where] = None
-            self.texts[text] = self.texts.get(text, 0) + 1
+            if text in self.texts or len(self.texts) < MAX_TEXTS:  # bounded, however broken the PDF
+                said.texts.add(text)
+                self.texts[text] = self.texts.get(text, 0) + 1
+            else:
+                self.untold += 1
 
     def line(self, source: str) -> str | None:
         """One line naming ``source`` and each form once, with its count and places; None when quiet."""
@@ -81,10 +87,11 @@ class DocumentNotes:
 
     def in_full(self, source: str) -> str | None:
         """Every distinct message and its count, when :meth:`line` had to leave some out."""
-        if len(self.said) <= MAX_MESSAGES and len(self.texts) == len(self.said):
+        if len(self.said) <= MAX_MESSAGES and len(self.texts) == len(self.said) and not self.untold:
             return None
         listed = "; ".join(f"{text} ({n}x)" if n > 1 else text for text, n in self.texts.items())
-        return f"pypdf's messages reading PDF {source}, in full: {listed}"
+        more = f"; and {self.untold} more of other texts, not kept" if self.untold else ""
+        return f"pypdf's messages reading PDF {source}, in full: {listed}{more}"
 
 
 def _describe(said: _Said) -> str:
@@ -119,7 +126,9 @@ def _places(places: list[Place]) -> str:
 @contextmanager
 def document(source: str) -> Iterator[DocumentNotes]:
     """Keep what pypdf says on this thread while the block prepares ``source``; log it at the end."""
-    import pypdf  # noqa: F401  # its loggers must exist before the filter is put on them
+    import pypdf  # its loggers must exist before the filter is put on them
+
+    _import_submodules(pypdf)
 
     notes = DocumentNotes()
     outer = getattr(_local, "notes", None)
@@ -133,6 +142,20 @@ def document(source: str) -> Iterator[DocumentNotes]:
     finally:
         _local.notes = outer
         _log(notes, source)
+
+
+@functools.cache
+def _import_submodules(pypdf: object) -> None:
+    """Every pypdf module, imported once: the filter goes on the loggers of imported modules, and
+    one pypdf imports only when it first needs it (``pypdf.filters``) would warn unnamed."""
+    import importlib
+    import pkgutil
+
+    for module in pkgutil.walk_packages(getattr(pypdf, "__path__", []), "pypdf.", onerror=lambda _: None):
+        try:
+            importlib.import_module(module.name)
+        except Exception as exc:  # an optional part (a crypto provider, a codec) this install lacks
+            log.debug("pypdf module %s not imported: %s", module.name, exc)
 
 
 @contextmanager
@@ -162,6 +185,7 @@ def _log(notes: DocumentNotes, source: str) -> None:
     if line is None:
         return
     log.warning("%s", line)
-    full = notes.in_full(source)
-    if full is not None:
-        log.debug("%s", full)
+    if log.isEnabledFor(logging.DEBUG):
+        full = notes.in_full(source)
+        if full is not None:
+            log.debug("%s", full)

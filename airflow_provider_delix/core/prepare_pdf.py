@@ -93,13 +93,13 @@ def prepare_document(
 ) -> PreparedDocument:
     """Validate, select, split; never raises for content (bad content becomes invalid pages)."""
     sha256 = ""
-    with document(ref.source):
-        try:
-            data = read_source(ref)
-            sha256 = hashlib.sha256(data).hexdigest()
+    try:
+        data = read_source(ref)  # outside the notes: a storage client's warnings are not pypdf's
+        sha256 = hashlib.sha256(data).hexdigest()
+        with document(ref.source):
             return _prepare(ref, data, sha256, options, skip)
-        except InvalidInputError as exc:
-            return PreparedDocument(ref, sha256, _invalid(sha256, [1], exc.reason, exc.message), ())
+    except InvalidInputError as exc:
+        return PreparedDocument(ref, sha256, _invalid(sha256, [1], exc.reason, exc.message), ())
 
 
 def _prepare(

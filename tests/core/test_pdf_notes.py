@@ -164,3 +164,51 @@ def test_the_line_is_bounded_and_says_what_it_leaves_to_the_debug_log(
     assert f"and {30 - pdf_notes.MAX_MESSAGES} more message(s), said 18 time(s) (all at DEBUG)" in line
     (full,) = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG and r.name == NOTES_LOG]
     assert "form number 30" in full
+
+
+_FIRST_DOCUMENT = r"""
+import logging, struct, sys, zlib
+import fsspec
+said = []
+class Keep(logging.Handler):
+    def emit(self, record): said.append((record.name, record.getMessage()))
+logging.getLogger().addHandler(Keep()); logging.getLogger().setLevel(logging.WARNING)
+out = bytearray(b"%PDF-1.5\n"); offsets = {}
+bodies = {1: b"<< /Type /Catalog /Pages 2 0 R >>", 2: b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+          3: b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >>"}
+for n, body in bodies.items():
+    offsets[n] = len(out); out += b"%d 0 obj\n" % n + body + b"\nendobj\n"
+offsets[4] = len(out)
+rows = b"".join(struct.pack(">BIH", *r) for r in [(0, 0, 65535)] + [(1, offsets[n], 0) for n in (1, 2, 3, 4)])
+data = zlib.compress(rows)
+out += (b"4 0 obj\n<< /Type /XRef /Size 5 /W [1 4 2] /Root 1 0 R /Filter /FlateDecode /DecodeParms 7 "
+        b"/Length %d >>\nstream\n" % len(data) + data)
+out += b"\nendstream\nendobj\nstartxref\n%d\n%%%%EOF\n" % offsets[4]
+path = sys.argv[1]
+open(path, "wb").write(bytes(out))
+from airflow_provider_delix.core.inputs import InputRef
+from airflow_provider_delix.core.options import RunOptions
+from airflow_provider_delix.core.prepare_pdf import prepare_document
+prepare_document(InputRef(path, fsspec.filesystem("file"), path), RunOptions(kind="documents"))
+unnamed = [m for n, m in said if n.startswith("pypdf")]
+named = [m for n, m in said if path in m]
+print("unnamed", len(unnamed), "named", len(named))
+"""
+
+
+def test_the_first_document_of_a_process_names_a_module_pypdf_imports_late(tmp_path: Path) -> None:
+    """``pypdf.filters`` is imported only when a stream is first decoded: in a fresh process its
+    warning about the first document's xref stream must be named too, not logged bare."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "xref_stream.pdf"
+    done = subprocess.run(
+        [sys.executable, "-c", _FIRST_DOCUMENT, str(path)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-4:] == ["unnamed", "0", "named", "1"], done.stdout
