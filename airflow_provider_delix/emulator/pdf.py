@@ -11,13 +11,14 @@ import hashlib
 import io
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 from PIL import Image
 
-from .pdf_images import page_images
+from .pdf_images import UNKNOWN, PageImages, page_images
 
 _PDFIUM = threading.Lock()
 
@@ -165,7 +166,7 @@ def page_scan(data: bytes, page_number: int) -> bytes | None:
     found = _read_scan(data, page_number, pass_jpeg=True)
     if found is None:
         return None
-    images = page_images(data, [page_number - 1])[page_number - 1]  # pypdf, outside PDFium's lock
+    images = _document_images(data).get(page_number - 1, UNKNOWN)  # pypdf, outside PDFium's lock
     if images.masked:
         return None
     if isinstance(found, bytes) and images.recoded:  # rare: a JPEG whose /Decode recolours it
@@ -225,23 +226,46 @@ def page_jpeg(data: bytes, page_number: int) -> bytes | None:
     once and kept for the next pages (a pack of 150 pages would otherwise be opened 150 times
     and take the PDFium lock for each).
     """
-    key = hashlib.sha256(data).hexdigest()
-    with _JPEG_LOCK:
-        pages = _JPEG_PAGES.get(key)
-        if pages is not None:
-            _JPEG_PAGES.move_to_end(key)
-    if pages is None:
-        pages = _jpeg_pages(data)
-        with _JPEG_LOCK:
-            _JPEG_PAGES[key] = pages
-            while len(_JPEG_PAGES) > _JPEG_CACHE:
-                _JPEG_PAGES.popitem(last=False)
+    pages = _per_document(_JPEG_PAGES, data, _jpeg_pages)
     return pages[page_number - 1] if 0 < page_number <= len(pages) else None
 
 
-_JPEG_LOCK = threading.Lock()
+_CACHE_LOCK = threading.Lock()
+_DOCUMENTS_KEPT = 64
 _JPEG_PAGES: OrderedDict[str, list[bytes | None]] = OrderedDict()
-_JPEG_CACHE = 64
+_IMAGES: OrderedDict[str, dict[int, PageImages]] = OrderedDict()
+
+
+def _per_document(cache: OrderedDict[str, Any], data: bytes, make: Callable[[bytes], Any]) -> Any:
+    """``make(data)``, kept for the document's next pages (the last 64 documents): a backend
+    reads a document page by page, and reading it whole again for each page made a 150-page
+    scan take seconds."""
+    key = hashlib.sha256(data).hexdigest()
+    with _CACHE_LOCK:
+        found = cache.get(key)
+        if found is not None:
+            cache.move_to_end(key)
+            return found
+    made = make(data)
+    with _CACHE_LOCK:
+        cache[key] = made
+        while len(cache) > _DOCUMENTS_KEPT:
+            cache.popitem(last=False)
+    return made
+
+
+def _document_images(data: bytes) -> dict[int, PageImages]:
+    """How every page of the document paints its images (:mod:`.pdf_images`), read once."""
+
+    def every_page(data: bytes) -> dict[int, PageImages]:
+        try:
+            pages = page_count(data)
+        except PdfError:
+            return {}
+        return page_images(data, range(pages))
+
+    result: dict[int, PageImages] = _per_document(_IMAGES, data, every_page)
+    return result
 
 
 def _jpeg_pages(data: bytes) -> list[bytes | None]:
@@ -255,8 +279,8 @@ def _jpeg_pages(data: bytes) -> list[bytes | None]:
         finally:
             doc.close()
     # a masked JPEG is not the page shown, for groundtruth as for page_scan (pypdf, unlocked)
-    images = page_images(data, [index for index, jpeg in enumerate(pages) if jpeg is not None])
-    return [None if index not in images or images[index].masked else jpeg for index, jpeg in enumerate(pages)]
+    images = _document_images(data)
+    return [None if images.get(index, UNKNOWN).masked else jpeg for index, jpeg in enumerate(pages)]
 
 
 def _page_jpeg_or_none(doc: Any, index: int) -> bytes | None:

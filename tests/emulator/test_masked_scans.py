@@ -181,3 +181,23 @@ def test_tesseract_reads_the_text_a_soft_mask_draws_on_a_stretched_image() -> No
     job = PageJob(data=data, kind="pdf", sha256="aspect", number=1)
     read = TesseractBackend().read(job, "danlin", "en", None)  # type: ignore[arg-type]
     assert read is not None and "perfect circle" in read
+
+
+def test_a_document_is_read_by_pypdf_once_for_all_its_pages(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Tesseract backend asks page by page; a reader per page made a 150-page scan take
+    seconds (its page tree walked for each page)."""
+    import img2pdf
+
+    page = io.BytesIO()
+    Image.new("L", (200, 300), 255).save(page, "PNG")
+    data = img2pdf.convert([page.getvalue()] * 12)
+    calls: list[int] = []
+    real = emulator_pdf.page_images
+
+    def counted(data: bytes, indexes: object) -> object:
+        calls.append(1)
+        return real(data, indexes)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(emulator_pdf, "page_images", counted)
+    scans = [emulator_pdf.page_scan(data, n) for n in range(1, 13)]
+    assert all(scan is not None for scan in scans) and len(calls) == 1
