@@ -19,8 +19,12 @@ of several sources, each as one page, into a PDF and sends it through the docume
   request) and at most 150; while the archive is still being counted, 150. ``bytes``: the
   budget's bytes per file (100 MB / 30 = 3.33 MB by default) and at most 8 MB, so every file
   of the budget can hold a pack at once.
-* **What cannot be packed is sent as an image.** ``img2pdf`` refuses some valid uploads (a
-  PNG with an alpha channel); those members are handed back as plain image files.
+* **What cannot be packed is sent as an image.** ``img2pdf`` refuses some valid uploads; those
+  members are handed back as plain image files. So is a PNG with transparency (an alpha
+  channel or a ``tRNS`` key, even one that hides nothing): img2pdf would decode it and add a
+  soft mask, neither lossless nor the page a scan is, and a renderer may paint it otherwise
+  (the emulator renders such a page rather than reading its pixels: a tester's opaque-alpha
+  scan read worse packed than alone). Alone, the image path sends it as is or flattened.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from dataclasses import dataclass
 
 from airflow_provider_delix.api.models import MAX_PDF_BYTES, MAX_PDF_PAGES, MAX_SYNC_DOCUMENT_PAGES
 from airflow_provider_delix.core.planning import ChunkFile
+from airflow_provider_delix.core.png_strips import png_chunks
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +79,21 @@ def pack_pdf(images: Sequence[bytes]) -> bytes:
         list(images), layout_fun=layout, rotation=img2pdf.Rotation.ifvalid, first_frame_only=True
     )
     return data
+
+
+def png_transparency(image: bytes) -> bool:
+    """Whether a PNG has an alpha channel (colour types 4 and 6) or a ``tRNS`` chunk; read from
+    the chunk headers, nothing decoded."""
+    if not image.startswith(b"\x89PNG\r\n\x1a\n") or len(image) < 26:
+        return False
+    if image[25] in (4, 6):  # IHDR's colour type: gray or RGB with alpha
+        return True
+    for tag, _, _ in png_chunks(image):
+        if tag == b"tRNS":
+            return True
+        if tag == b"IDAT":  # tRNS comes before the image data
+            return False
+    return False
 
 
 def packable(image: bytes) -> bool:
@@ -120,8 +140,8 @@ class Packer:
         plain: list[ChunkFile] = []
         for f in files:
             size = f.size + PAGE_OVERHEAD_BYTES
-            if size + PDF_OVERHEAD_BYTES > self.limits.bytes:
-                plain.append(f)  # bigger than a pack may be: alone it is just an image
+            if size + PDF_OVERHEAD_BYTES > self.limits.bytes or png_transparency(f.data):
+                plain.append(f)  # bigger than a pack may be, or would be masked: just an image
                 continue
             if self._open and self._open_bytes + size > self.limits.bytes:
                 self._emit(packs, plain)
