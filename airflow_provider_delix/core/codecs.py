@@ -15,6 +15,7 @@ file larger than one block fails as a "broken data stream" although ``djpeg`` re
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 
 from PIL import Image, TiffImagePlugin
 
@@ -141,23 +142,33 @@ _SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # DHT, JPG and DAC sha
 _STANDALONE = frozenset({0x01, *range(0xD0, 0xD9)})  # TEM, RSTn, SOI: no length field
 
 
-def jpeg_frame_marker(data: bytes) -> int | None:
-    """The first start-of-frame marker (0xC0-0xCF), read by hand; None if there is none before the scan."""
+def _header_markers(data: bytes) -> Iterator[tuple[int, int | None]]:
+    """``(offset, marker)`` of each marker before the JPEG's scan, read by hand; the scan (0xDA)
+    or the end (0xD9) is the last. A byte other than 0xFF where a marker must be is given as
+    ``(offset, None)`` and ends the walk: damage, or stray bytes libjpeg skips. The one walk of
+    a JPEG's header, for :func:`jpeg_frame_marker` and :func:`jpeg_header_flaw`."""
     pos = 2
     while pos + 4 <= len(data):
         if data[pos] != 0xFF:
-            return None  # not a marker where one must be: damage, left to the decoder
+            yield pos, None
+            return
         marker = data[pos + 1]
         if marker == 0xFF:  # fill byte
             pos += 1
-        elif marker in _STANDALONE:
-            pos += 2
-        elif marker in _SOF:
+            continue
+        yield pos, marker
+        if marker in (0xDA, 0xD9):
+            return
+        pos += 2 if marker in _STANDALONE else 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+
+
+def jpeg_frame_marker(data: bytes) -> int | None:
+    """The first start-of-frame marker (0xC0-0xCF); None if there is none before the scan."""
+    for _, marker in _header_markers(data):
+        if marker in _SOF:
             return marker
-        elif marker in (0xDA, 0xD9):  # a scan or the end before any frame header
-            return None
-        else:
-            pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if marker is None:
+            return None  # not a marker where one must be: damage, left to the decoder
     return None
 
 
@@ -182,22 +193,12 @@ def jpeg_header_flaw(data: bytes) -> str | None:
     which Pillow does not pass on; stricter decoders refuse the file (Leptonica did, for a
     tester's real files). Such a file is re-encoded rather than sent as it is.
     """
-    pos = 2
-    while pos + 4 <= len(data):
-        if data[pos] != 0xFF:
-            start = pos
-            while pos < len(data) and data[pos] != 0xFF:
-                pos += 1
-            return f"{pos - start} stray byte(s) between header segments at offset {start}"
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-        elif marker == 0x00:
+    for pos, marker in _header_markers(data):
+        if marker is None:
+            end = pos
+            while end < len(data) and data[end] != 0xFF:
+                end += 1
+            return f"{end - pos} stray byte(s) between header segments at offset {pos}"
+        if marker == 0x00:
             return f"an FF 00 where a header marker should be, at offset {pos}"
-        elif marker in _STANDALONE:
-            pos += 2
-        elif marker in (0xDA, 0xD9):  # the scan (or the end): the header is sound
-            return None
-        else:
-            pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
     return None
