@@ -142,6 +142,15 @@ def read_int(value: Any, key: str, what: str) -> int:
         raise DelixResponseError(f"Delix answered a {what} whose '{key}' is not a number: {shown}.") from None
 
 
+def hint_int(value: Any) -> int | None:
+    """A count used only as a hint (an extract's totals, a paginator's ``meta``): absent, null
+    or not a number is None, never an error -- nothing the client needs is thrown away for it."""
+    try:
+        return None if value is None else int(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
 def _as_mapping(payload: Any, what: str) -> Mapping[str, Any]:
     if not isinstance(payload, Mapping):
         raise DelixResponseError(f"Delix answered a {what} that is not a JSON object.")
@@ -363,12 +372,6 @@ class Extract:
             value = entry.get(key)
             return None if value is None else read_int(value, key, "extract")
 
-        def informational(key: str) -> int | None:
-            try:
-                return optional_int(key)
-            except DelixResponseError:
-                return None
-
         files = entry.get("files") or ()
         if not isinstance(files, Sequence) or isinstance(files, str | bytes):
             raise DelixResponseError("Delix answered an extract whose 'files' is not a list.")
@@ -379,9 +382,9 @@ class Extract:
             file_type=str(entry.get("file_type", "")),
             engine=str(entry.get("engine", "")),
             language=None if language is None else str(language),
-            total_files=informational("total_files"),
-            total_file_pages=informational("total_file_pages"),
-            total_processing_pages=informational("total_processing_pages"),
+            total_files=hint_int(entry.get("total_files")),
+            total_file_pages=hint_int(entry.get("total_file_pages")),
+            total_processing_pages=hint_int(entry.get("total_processing_pages")),
             initial_cost=optional_int("initial_cost"),
             failed_pages=optional_int("failed_pages"),
             returned_credits=optional_int("returned_credits"),

@@ -23,6 +23,7 @@ from airflow_provider_delix.api.models import (
     FileIdentifier,
     Language,
     engine_body,
+    hint_int,
     read_int,
 )
 from airflow_provider_delix.hooks._files import RequestingHook
@@ -175,13 +176,7 @@ def _has_next_page(payload: Mapping[str, Any], page: int) -> bool:
 def _optional_meta(payload: Mapping[str, Any], key: str) -> int | None:
     """A paginator count used only as a stop hint: absent or unreadable is None, never an error."""
     meta = payload.get("meta")
-    value = meta.get(key) if isinstance(meta, Mapping) else None
-    if value is None:
-        return None
-    try:
-        return read_int(value, f"meta.{key}", "contents page")
-    except DelixResponseError:
-        return None
+    return hint_int(meta.get(key)) if isinstance(meta, Mapping) else None
 
 
 def _past_the_end(
