@@ -249,9 +249,9 @@ class _Adopter:
         """
         log.warning(
             "Delix no longer has %s paid for by an earlier attempt: its pages are sent again (paid "
-            "twice); the first charge, assumed at the published price per page, stays on their "
-            "answer_lost rows (credits_at_risk).",
+            "twice); the first charge, %s, stays on their answer_lost rows.",
             what,
+            "assumed at the published price per page" if extract is None else "its own cost",
         )
         self.result.lost += 1
         gone = _gone(record, f"Delix no longer has {what} (404), which paid for this page", extract)
