@@ -9,31 +9,22 @@ the vendor's example price per page, with a warning that says they are an estima
 from __future__ import annotations
 
 import logging
-import uuid
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fakes import PRICE_PER_PAGE, PRICE_PER_PDF_PAGE, FakeDelix, source, text_of
-from test_document_pipeline import archive, texts
+from test_document_pipeline import archive, out, texts
 from test_document_pipeline import run as run_documents
 from test_pipeline import run, table
 
 from airflow_provider_delix.api.models import Extract
-from airflow_provider_delix.core.table import open_output
 
 pytestmark = pytest.mark.timeout(60)
 
 
-@pytest.fixture
-def out() -> Iterator[str]:
-    url = f"memory://unknown-costs-{uuid.uuid4().hex}"
-    yield url
-    fs, path = open_output(url)
-    if fs.exists(path):
-        fs.rm(path, recursive=True)
+__all__ = ["out"]  # the fixture, shared with test_document_pipeline.py
 
 
 FIELDS = (
