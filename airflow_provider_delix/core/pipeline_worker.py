@@ -35,6 +35,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from functools import partial
 
 from airflow_provider_delix.api.errors import (
     DelixApiError,
@@ -52,6 +54,7 @@ from airflow_provider_delix.core.chunk_upload import ChunkUpload
 from airflow_provider_delix.core.codes import PageError
 from airflow_provider_delix.core.collect import (
     ExtractWaitTimeout,
+    PageResult,
     WaitAborted,
     file_pages,
     page_results,
@@ -159,10 +162,9 @@ class ChunkRunner(ChunkUpload, ChunkRows):
             # A queued request's files stay in use while an extract nobody can name works on
             # them, maybe for minutes: their deletes are not waited for. Sync ones free in seconds.
             self._extract_unknown = any(s.file.queued for s in slots)
-            requested = [(s, n) for s in slots for n in s.file.requested_pages]
-            results = answer_lost_results([s.uuid for s, _ in requested], exc, intent.kind, self.ctx.stats)
-            for (slot, number), result in zip(requested, results, strict=True):
-                slot.pages[number] = result
+            _every_page(
+                slots, partial(answer_lost_results, error=exc, kind=intent.kind, stats=self.ctx.stats)
+            )
         except (DelixApiError, DelixValidationError, DelixNotFoundError, DelixAuthError) as exc:
             carry_lost_sends([s.file for s in slots], exc, intent.kind, self.ctx.stats)  # re-send refused
             self._journalled.remove(intent.chunk_id)
@@ -215,10 +217,7 @@ class ChunkRunner(ChunkUpload, ChunkRows):
             log.warning(
                 "Chunk %s: %s; a send was lost before: left to the next run.", self.chunk.chunk_id, exc
             )
-            requested = [(s, n) for s in slots for n in s.file.requested_pages]
-            results = refused_after_lost_results([s.uuid for s, _ in requested], exc)
-            for (slot, number), result in zip(requested, results, strict=True):
-                slot.pages[number] = result
+            _every_page(slots, partial(refused_after_lost_results, error=exc))
         elif not gone:  # refused (an ErrorEnum value, or a validation answer): nothing applied
             if len(slots) > 1:
                 # One bad file must not sink the others: try each alone (a refusal costs nothing).
@@ -376,3 +375,13 @@ class ChunkRunner(ChunkUpload, ChunkRows):
                 self._delete_now(slot.uuid)
                 slot.uuid = None
         self._upload(slots)
+
+
+def _every_page(slots: list[Slot], results_for: Callable[[list[str | None]], list[PageResult]]) -> None:
+    """Each requested page of ``slots`` gets its result, from ``results_for`` given the stored
+    file of every page in order (the pages of a request that lost its answer, or was refused
+    after a lost send)."""
+    requested = [(s, n) for s in slots for n in s.file.requested_pages]
+    results = results_for([s.uuid for s, _ in requested])
+    for (slot, number), result in zip(requested, results, strict=True):
+        slot.pages[number] = result
